@@ -1,0 +1,72 @@
+"""Built-in encoders and rerankers, registered through the ``m3retriever`` entry-point group
+exactly like a third party's plugin. Importing this module is cheap: model code is imported
+only when a factory is called."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from m3retriever.encoders.base import Encoder, EncoderOptions
+from m3retriever.hookspecs import hookimpl
+from m3retriever.rerankers.base import Reranker, RerankerOptions
+
+
+def _bge_m3(options: EncoderOptions) -> Encoder:
+    from m3retriever.encoders.bge_m3 import BGEM3Encoder
+
+    return BGEM3Encoder(options)
+
+
+def _onnx_dense(options: EncoderOptions) -> Encoder:
+    from m3retriever.encoders.onnx_dense import OnnxDenseEncoder
+
+    return OnnxDenseEncoder(options)
+
+
+def _st_dense(options: EncoderOptions) -> Encoder:
+    from m3retriever.encoders.st_dense import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(options)
+
+
+def _splade(options: EncoderOptions) -> Encoder:
+    from m3retriever.encoders.splade import SpladeEncoder
+
+    return SpladeEncoder(options)
+
+
+def _bm25(options: EncoderOptions) -> Encoder:
+    from m3retriever.encoders.bm25 import BM25Encoder
+
+    return BM25Encoder(options)
+
+
+def _cross_encoder(options: RerankerOptions) -> Reranker:
+    from m3retriever.rerankers.cross_encoder import CrossEncoderReranker
+
+    return CrossEncoderReranker(options)
+
+
+def _onnx_cross_encoder(options: RerankerOptions) -> Reranker:
+    from m3retriever.rerankers.onnx_cross import OnnxCrossEncoderReranker
+
+    return OnnxCrossEncoderReranker(options)
+
+
+@hookimpl
+def register_encoders(register: Callable[[str, Callable[[EncoderOptions], Encoder]], None]) -> None:
+    """Register the built-in encoders."""
+    register("bge-m3", _bge_m3)
+    register("onnx-dense", _onnx_dense)
+    register("sentence-transformers", _st_dense)
+    register("splade", _splade)
+    register("bm25", _bm25)
+
+
+@hookimpl
+def register_rerankers(
+    register: Callable[[str, Callable[[RerankerOptions], Reranker]], None],
+) -> None:
+    """Register the built-in rerankers."""
+    register("cross-encoder", _cross_encoder)
+    register("onnx-cross-encoder", _onnx_cross_encoder)

@@ -1,0 +1,145 @@
+"""The encoder interface every dense or sparse encoder implements."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from m3retriever.types import Distance, Encoding, SparseKind
+
+__all__ = ["EncoderOptions", "EncoderSpec", "Encoder", "resolve_device"]
+
+Pooling = Literal["cls", "mean", "max", "none"]
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """Options every encoder factory accepts.
+
+    Attributes:
+        model: Hub id or local path; ``None`` uses the encoder's default model.
+        batch_size: Texts per forward pass.
+        max_length: Maximum tokens per text (longer texts are truncated by the model).
+        device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        dims: Matryoshka truncation of the dense vector, for models that support it.
+    """
+
+    model: str | None = None
+    batch_size: int = 32
+    max_length: int = 512
+    device: str = "auto"
+    dims: int | None = None
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What an encoder produces and needs; recorded in the collection as its fingerprint.
+
+    Attributes:
+        name: Registered encoder name (``"bge-m3"``, ``"bge-small-onnx"``...).
+        model: The model id or path actually used.
+        dense_dim: Dense dimension, or ``None`` for sparse-only encoders.
+        distance: Distance the dense vectors are meant for.
+        sparse_kind: ``"learned"`` (model weights), ``"bm25"`` (term frequencies) or ``"none"``.
+        sparse_idf: Whether the engine should apply its IDF modifier to the sparse vector.
+        query_instruction: Text prepended to queries (for instruction-tuned models).
+        document_prefix: Text prepended to documents.
+        pooling: How token states become the dense vector.
+        max_length: Maximum tokens per text.
+        matryoshka_dims: Allowed truncation sizes (empty: truncation not supported).
+    """
+
+    name: str
+    model: str
+    dense_dim: int | None
+    distance: Distance = "cosine"
+    sparse_kind: SparseKind = "none"
+    sparse_idf: bool = False
+    query_instruction: str = ""
+    document_prefix: str = ""
+    pooling: Pooling = "none"
+    max_length: int = 512
+    matryoshka_dims: tuple[int, ...] = ()
+
+    @property
+    def produces_dense(self) -> bool:
+        """True when the encoder outputs dense vectors."""
+        return self.dense_dim is not None
+
+    @property
+    def produces_sparse(self) -> bool:
+        """True when the encoder outputs sparse vectors."""
+        return self.sparse_kind != "none"
+
+    def fingerprint(self) -> dict[str, object]:
+        """The fields that must match for a collection to be reusable."""
+        return {
+            "name": self.name,
+            "model": self.model,
+            "dense_dim": self.dense_dim,
+            "distance": self.distance if self.produces_dense else None,
+            "sparse_kind": self.sparse_kind,
+        }
+
+
+class Encoder(abc.ABC):
+    """Turns texts into dense and/or sparse vectors.
+
+    Implementations load their model lazily (on first use) and are safe to share between
+    threads for reading. Query and document encoding are separate because many models use
+    an instruction or prefix on one side only.
+    """
+
+    @property
+    @abc.abstractmethod
+    def spec(self) -> EncoderSpec:
+        """What this encoder produces (dimension, distance, sparse kind...)."""
+
+    @abc.abstractmethod
+    def encode_query(self, texts: Sequence[str]) -> Encoding:
+        """Encode search queries (with the query instruction, if any).
+
+        Args:
+            texts: Query strings.
+
+        Returns:
+            An :class:`~m3retriever.types.Encoding` with one row per query.
+        """
+
+    @abc.abstractmethod
+    def encode_documents(self, texts: Sequence[str]) -> Encoding:
+        """Encode passages for indexing.
+
+        Args:
+            texts: Passage strings.
+
+        Returns:
+            An :class:`~m3retriever.types.Encoding` with one row per passage.
+        """
+
+    @abc.abstractmethod
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the tokens of ``text`` (without special tokens).
+
+        Used by the chunker so chunks are bounded in the encoder's own tokens.
+        """
+
+    def decode_terms(self, ids: Sequence[int]) -> list[str]:
+        """Human-readable terms for sparse indices (for ``matched_terms``).
+
+        The default returns the ids as strings; tokenizer-based encoders override it.
+        """
+        return [str(i) for i in ids]
+
+
+def resolve_device(device: str) -> str:
+    """Map ``"auto"`` to ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if device != "auto":
+        return device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"

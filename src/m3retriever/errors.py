@@ -1,0 +1,63 @@
+"""One exception hierarchy for m3retriever.
+
+Every error the library raises on purpose derives from :class:`M3RetrieverError`, so callers can
+catch one type. Messages name the problem *and* the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "M3RetrieverError",
+    "ConfigError",
+    "InputError",
+    "ModelNotFoundError",
+    "MissingDependencyError",
+    "StoreError",
+    "StoreInUseError",
+    "FingerprintMismatchError",
+    "PluginError",
+]
+
+
+class M3RetrieverError(Exception):
+    """Base class of every error raised by m3retriever."""
+
+
+class ConfigError(M3RetrieverError, ValueError):
+    """A configuration value is invalid or inconsistent."""
+
+
+class InputError(M3RetrieverError, ValueError):
+    """Input data (documents, queries, filters, files) is invalid."""
+
+
+class ModelNotFoundError(M3RetrieverError):
+    """A model could not be loaded from the hub or a local path."""
+
+
+class MissingDependencyError(M3RetrieverError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the '{package}' package, which is not installed. "
+            f"Install it with: pip install 'm3retriever[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class StoreError(M3RetrieverError):
+    """The vector store failed or is in an unexpected state."""
+
+
+class StoreInUseError(StoreError):
+    """Another process holds the embedded store's lock."""
+
+
+class FingerprintMismatchError(StoreError):
+    """The collection was built with a different encoder than the one configured."""
+
+
+class PluginError(M3RetrieverError):
+    """A plugin is missing, duplicated or misbehaves."""

@@ -1,0 +1,101 @@
+"""Plugin hook specifications for m3retriever.
+
+Plugins are found through the ``m3retriever`` entry-point group. A plugin module implements
+one or more of the hooks below with ``@m3retriever.hookimpl``; each hook receives a
+``register`` callback and calls it once per component it provides. Built-in encoders,
+rerankers and adapters are registered exactly this way.
+
+Example (a third-party package's ``pyproject.toml``)::
+
+    [project.entry-points.m3retriever]
+    my_encoder = "my_package.plugin"
+
+and in ``my_package/plugin.py``::
+
+    from m3retriever import hookimpl
+
+    @hookimpl
+    def register_encoders(register):
+        register("my-encoder", MyEncoder)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:
+    from m3retriever.encoders.base import Encoder, EncoderOptions
+    from m3retriever.rerankers.base import Reranker, RerankerOptions
+
+__all__ = [
+    "hookspec",
+    "hookimpl",
+    "EncoderFactory",
+    "RerankerFactory",
+    "AdapterFactory",
+    "register_encoders",
+    "register_rerankers",
+    "register_adapters",
+]
+
+hookspec = pluggy.HookspecMarker("m3retriever")
+hookimpl = pluggy.HookimplMarker("m3retriever")
+
+
+class EncoderFactory(Protocol):
+    """Builds an encoder from :class:`~m3retriever.encoders.base.EncoderOptions`."""
+
+    def __call__(self, options: "EncoderOptions") -> "Encoder": ...
+
+
+class RerankerFactory(Protocol):
+    """Builds a reranker from :class:`~m3retriever.rerankers.base.RerankerOptions`."""
+
+    def __call__(self, options: "RerankerOptions") -> "Reranker": ...
+
+
+class AdapterFactory(Protocol):
+    """Presents a retriever to another framework (LlamaIndex, LangChain, MCP...).
+
+    Called with the shared :class:`~m3retriever.retriever.Retriever` and adapter-specific
+    keyword options; returns the framework's object.
+    """
+
+    def __call__(self, retriever: Any, **options: Any) -> Any: ...
+
+
+@hookspec
+def register_encoders(register: Callable[[str, "EncoderFactory"], None]) -> None:
+    """Register encoders.
+
+    Args:
+        register: Call ``register(name, factory)`` once per encoder. ``name`` is what
+            configurations and profiles refer to (for example ``"bge-m3"``); ``factory``
+            takes an :class:`~m3retriever.encoders.base.EncoderOptions` and returns an
+            :class:`~m3retriever.encoders.base.Encoder`. Factories must not load models:
+            encoders load lazily on first use.
+    """
+
+
+@hookspec
+def register_rerankers(register: Callable[[str, "RerankerFactory"], None]) -> None:
+    """Register rerankers.
+
+    Args:
+        register: Call ``register(name, factory)`` once per reranker; ``factory`` takes a
+            :class:`~m3retriever.rerankers.base.RerankerOptions` and returns a
+            :class:`~m3retriever.rerankers.base.Reranker`.
+    """
+
+
+@hookspec
+def register_adapters(register: Callable[[str, "AdapterFactory"], None]) -> None:
+    """Register framework adapters.
+
+    Args:
+        register: Call ``register(name, factory)`` once per adapter (for example
+            ``"llamaindex"``). ``factory(retriever, **options)`` returns the framework's
+            object wrapping the shared retriever.
+    """

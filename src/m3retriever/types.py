@@ -1,0 +1,224 @@
+"""Plain typed values passed between the stages of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import numpy as np
+
+__all__ = [
+    "SparseVector",
+    "Encoding",
+    "Document",
+    "Chunk",
+    "StageScores",
+    "Hit",
+    "SearchResult",
+    "Distance",
+    "SparseKind",
+]
+
+Distance = Literal["cosine", "dot", "euclid", "manhattan"]
+SparseKind = Literal["none", "learned", "bm25"]
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector as parallel, sorted index and value tuples.
+
+    Attributes:
+        indices: Token ids (or hashed term ids), strictly increasing.
+        values: One non-negative weight per index.
+    """
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.values):
+            raise ValueError("SparseVector indices and values must have the same length")
+
+    @classmethod
+    def from_mapping(cls, weights: Mapping[Any, Any]) -> "SparseVector":
+        """Build from ``{token_id: weight}`` with keys/values of any int/float-like type.
+
+        Zero or negative weights are dropped; duplicate ids are summed.
+        """
+        merged: dict[int, float] = {}
+        for key, value in weights.items():
+            weight = float(value)
+            if weight > 0.0:
+                idx = int(key)
+                merged[idx] = merged.get(idx, 0.0) + weight
+        ordered = sorted(merged.items())
+        return cls(tuple(i for i, _ in ordered), tuple(v for _, v in ordered))
+
+    def as_dict(self) -> dict[int, float]:
+        """Return ``{index: value}``."""
+        return dict(zip(self.indices, self.values))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """The output of one encoder call on a batch of texts.
+
+    Attributes:
+        dense: ``(n, dim)`` float32 array, or ``None`` if the encoder is sparse only.
+        sparse: One :class:`SparseVector` per text, or ``None`` if the encoder is dense only.
+    """
+
+    dense: np.ndarray | None = None
+    sparse: list[SparseVector] | None = None
+
+    def __len__(self) -> int:
+        if self.dense is not None:
+            return int(self.dense.shape[0])
+        return len(self.sparse or [])
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document to ingest.
+
+    Attributes:
+        text: The full text. Must be a non-empty string.
+        doc_id: Stable identifier; re-ingesting the same id replaces the document.
+        metadata: JSON-serialisable user metadata, stored with every chunk and filterable.
+        source: Where the text came from (a path, URL, dataset name).
+    """
+
+    text: str
+    doc_id: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One token-bounded window of a document.
+
+    Attributes:
+        doc_id: Parent document id.
+        chunk_index: Position of the chunk in the document, from 0.
+        text: The chunk's text (a slice of the document).
+        start: Character offset of the chunk in the document.
+        end: Character offset one past the chunk's last character.
+    """
+
+    doc_id: str
+    chunk_index: int
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class StageScores:
+    """Each stage's score and 1-based rank for one hit (``None`` where a stage did not see it).
+
+    Attributes:
+        dense: Dense similarity as computed by the store's distance.
+        dense_rank: Rank in the dense branch.
+        sparse: Learned-sparse dot product (or BM25 score if that is the only sparse branch).
+        sparse_rank: Rank in the sparse branch.
+        bm25: BM25 score (IDF applied by the engine).
+        bm25_rank: Rank in the BM25 branch.
+        fused: Score after fusion (RRF or DBSF) in the engine.
+        fused_rank: Rank after fusion.
+        rerank_logit: Raw cross-encoder logit.
+        rerank: ``sigmoid(rerank_logit)``, the calibrated relevance in [0, 1].
+        rerank_rank: Rank by the cross-encoder alone.
+        final: The score the hit is ordered by.
+        final_rank: Final 1-based rank.
+    """
+
+    dense: float | None = None
+    dense_rank: int | None = None
+    sparse: float | None = None
+    sparse_rank: int | None = None
+    bm25: float | None = None
+    bm25_rank: int | None = None
+    fused: float | None = None
+    fused_rank: int | None = None
+    rerank_logit: float | None = None
+    rerank: float | None = None
+    rerank_rank: int | None = None
+    final: float = 0.0
+    final_rank: int = 0
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """Return the scores as a flat dict (JSON-friendly)."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result.
+
+    Attributes:
+        id: The chunk's point id (UUIDv5 of doc id and chunk index).
+        doc_id: The parent document id.
+        chunk_index: Position of the chunk in its document.
+        text: The chunk text.
+        source: The document's source, if known.
+        metadata: User metadata of the document.
+        scores: Per-stage scores and ranks.
+        matched_terms: Query terms that matched the chunk's sparse vector (decoded tokens).
+    """
+
+    id: str
+    doc_id: str
+    chunk_index: int
+    text: str
+    source: str | None
+    metadata: Mapping[str, Any]
+    scores: StageScores
+    matched_terms: tuple[str, ...] = ()
+
+    @property
+    def score(self) -> float:
+        """The final score (the one the hits are ordered by)."""
+        return self.scores.final
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly representation."""
+        return {
+            "id": self.id,
+            "doc_id": self.doc_id,
+            "chunk_index": self.chunk_index,
+            "text": self.text,
+            "source": self.source,
+            "metadata": dict(self.metadata),
+            "scores": self.scores.as_dict(),
+            "matched_terms": list(self.matched_terms),
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Hits for one query.
+
+    Attributes:
+        query: The query text.
+        hits: Ranked hits, best first.
+        no_confident_match: True when ``min_score`` was set and no hit reached it.
+        timings_ms: Wall time of each stage in milliseconds (encode, search, rerank, total).
+    """
+
+    query: str
+    hits: list[Hit]
+    no_confident_match: bool = False
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, item: int) -> Hit:
+        return self.hits[item]
