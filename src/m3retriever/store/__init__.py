@@ -1,0 +1,62 @@
+"""Vector stores: Qdrant Edge (embedded default) and qdrant-client (server, cluster, local)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from m3retriever.errors import ConfigError
+from m3retriever.store.schema import CollectionSpec, HybridQuery, ScoredRecord, Store, StoredPoint
+
+__all__ = ["open_store", "Store", "CollectionSpec", "HybridQuery", "ScoredRecord", "StoredPoint"]
+
+
+def open_store(
+    location: str | None = None,
+    *,
+    client: Any = None,
+    api_key: str | None = None,
+    shard_number: int | None = None,
+    replication_factor: int | None = None,
+) -> Store:
+    """Open a store from a location or an existing client (one code path for both).
+
+    Args:
+        location: A directory (Qdrant Edge, embedded; the default), ``":memory:"``
+            (qdrant-client's in-process mode) or an ``http(s)://`` URL of a Qdrant server.
+        client: An existing ``qdrant_client.QdrantClient`` (overrides ``location``).
+        api_key: API key for a Qdrant server.
+        shard_number: Shards for new collections on a server or cluster.
+        replication_factor: Replicas for new collections on a cluster.
+
+    Returns:
+        A :class:`Store`.
+    """
+    if client is not None:
+        from m3retriever.store.remote import QdrantClientStore
+
+        return QdrantClientStore(
+            client, shard_number=shard_number, replication_factor=replication_factor
+        )
+    if not location:
+        raise ConfigError(
+            "no store location: pass a directory (embedded Qdrant Edge), ':memory:', "
+            "or a Qdrant server URL such as http://localhost:6333"
+        )
+    if location == ":memory:" or location.startswith(("http://", "https://")):
+        from qdrant_client import QdrantClient
+
+        from m3retriever.store.remote import QdrantClientStore
+
+        if location == ":memory:":
+            qc = QdrantClient(location=":memory:")
+        else:
+            qc = QdrantClient(url=location, api_key=api_key)
+        return QdrantClientStore(
+            qc,
+            shard_number=shard_number,
+            replication_factor=replication_factor,
+            owns_client=True,
+        )
+    from m3retriever.store.edge import EdgeStore
+
+    return EdgeStore(location)

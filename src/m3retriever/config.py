@@ -1,0 +1,277 @@
+"""Frozen, typed configuration from code, a TOML file or ``M3R_*`` environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from m3retriever.errors import ConfigError
+from m3retriever.profiles import Profile, get_profile
+
+__all__ = ["SearchConfig", "Config", "load_config"]
+
+ENV_PREFIX = "M3R_"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a query is run.
+
+    Attributes:
+        top_k: Hits returned.
+        prefetch_limit: Candidates each branch (dense, sparse, BM25) contributes to fusion.
+        rerank_depth: Fused candidates passed to the reranker (``None``: the profile's default).
+        fusion: ``"rrf"`` (default) or ``"dbsf"``.
+        rrf_k: RRF's k, set explicitly (Qdrant's own default is 2).
+        dense_weight: RRF weight of the dense branch (``None``: the profile's).
+        sparse_weight: RRF weight of the learned sparse branch (``None``: the profile's).
+        bm25_weight: RRF weight of the BM25 branch (``None``: the profile's).
+        rerank: Run the rerank stage (when the profile has a reranker).
+        rerank_weight: Weight of the rerank score in the final score, against the fused score
+            (both min-max normalised over the candidates); 1.0 = rerank alone. ``None``: the
+            profile's tuned value.
+        min_score: Minimum calibrated rerank score (sigmoid of the logit) a hit needs; when
+            none reaches it the result is empty and flagged "no confident match".
+        hnsw_ef: HNSW beam for the dense branch (``None``: ``max(128, 2 * prefetch_limit)``).
+        exact: Search exactly instead of through HNSW.
+        stage_scores: Also fetch each branch's own ranking (same batch call) to report
+            per-stage scores and ranks.
+    """
+
+    top_k: int = 10
+    prefetch_limit: int = 100
+    rerank_depth: int | None = None
+    fusion: Literal["rrf", "dbsf"] = "rrf"
+    rrf_k: int = 60
+    dense_weight: float | None = None
+    sparse_weight: float | None = None
+    bm25_weight: float | None = None
+    rerank: bool = True
+    rerank_weight: float | None = None
+    min_score: float | None = None
+    hnsw_ef: int | None = None
+    exact: bool = False
+    stage_scores: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "prefetch_limit", "rrf_k"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"search.{name} must be >= 1, got {getattr(self, name)}")
+        if self.rerank_depth is not None and self.rerank_depth < 1:
+            raise ConfigError(f"search.rerank_depth must be >= 1, got {self.rerank_depth}")
+        if self.fusion not in ("rrf", "dbsf"):
+            raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
+        if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
+            raise ConfigError(f"search.rerank_weight must be in [0, 1], got {self.rerank_weight}")
+        if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
+            raise ConfigError(
+                f"search.min_score is a calibrated probability in [0, 1], got {self.min_score}"
+            )
+        for name in ("dense_weight", "sparse_weight", "bm25_weight"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"search.{name} must be >= 0, got {value}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a :class:`~m3retriever.Retriever` needs, passed explicitly.
+
+    Component fields left ``None`` take the profile's value (see :mod:`m3retriever.profiles`).
+
+    Attributes:
+        location: Store location: a directory (embedded Qdrant Edge), ``":memory:"`` or a
+            Qdrant server URL.
+        collection: Collection name.
+        api_key: API key for a Qdrant server.
+        shard_number: Shards for a new collection on a server/cluster.
+        replication_factor: Replicas for a new collection on a cluster.
+        profile: ``"bge-m3"`` (production) or ``"small"`` (offline English models).
+        dense_encoder: Override the profile's dense encoder (``"none"`` disables the branch).
+        dense_model: Override its model (hub id or local path).
+        sparse_encoder: Override the profile's learned sparse encoder (``"none"`` disables).
+        sparse_model: Override its model.
+        bm25: Override whether a BM25 branch is used.
+        reranker: Override the profile's reranker (``"none"`` disables reranking).
+        reranker_model: Override its model.
+        device: ``"auto"``, ``"cpu"`` or a CUDA device.
+        batch_size: Encoder batch size.
+        max_length: Encoder max tokens per text.
+        dims: Matryoshka truncation of the dense vector (where the model supports it).
+        chunk_tokens: Tokens per chunk.
+        chunk_overlap: Tokens shared by consecutive chunks.
+        indexed_fields: Metadata keys to index for fast filtering.
+        show_progress: Show a progress bar while ingesting.
+        search: Query-time settings.
+    """
+
+    location: str = "./m3r_data"
+    collection: str = "m3retriever"
+    api_key: str | None = None
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    profile: str = "bge-m3"
+    dense_encoder: str | None = None
+    dense_model: str | None = None
+    sparse_encoder: str | None = None
+    sparse_model: str | None = None
+    bm25: bool | None = None
+    reranker: str | None = None
+    reranker_model: str | None = None
+    device: str = "auto"
+    batch_size: int = 32
+    max_length: int = 512
+    dims: int | None = None
+    chunk_tokens: int = 512
+    chunk_overlap: int = 64
+    indexed_fields: tuple[str, ...] = ()
+    show_progress: bool = False
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    def __post_init__(self) -> None:
+        get_profile(self.profile)  # validates the name
+        if not self.collection or not self.collection.replace("-", "_").replace(".", "_").isidentifier():
+            raise ConfigError(
+                f"collection name {self.collection!r} must be letters, digits, '-', '_' or '.'"
+            )
+        if self.batch_size < 1 or self.max_length < 8:
+            raise ConfigError("batch_size must be >= 1 and max_length >= 8")
+        if isinstance(self.indexed_fields, list):
+            object.__setattr__(self, "indexed_fields", tuple(self.indexed_fields))
+
+    @property
+    def profile_obj(self) -> Profile:
+        """The :class:`~m3retriever.profiles.Profile` named by :attr:`profile`."""
+        return get_profile(self.profile)
+
+    def with_search(self, **changes: Any) -> "Config":
+        """A copy with some search settings changed."""
+        return replace(self, search=replace(self.search, **changes))
+
+
+def _coerce(name: str, raw: Any, annotation: Any) -> Any:
+    """Convert a TOML/env value to the field's declared type."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {**typing.__dict__, **globals()})  # noqa: S307 - our own annotations
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if raw is None or (isinstance(raw, str) and raw.lower() in ("", "none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, raw, arg)
+            except (ConfigError, ValueError, TypeError) as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{name}: cannot use {raw!r} ({'; '.join(errors)})")
+    if origin is Literal:
+        if raw not in args:
+            raise ConfigError(f"{name} must be one of {list(args)}, got {raw!r}")
+        return raw
+    if origin is tuple:
+        if isinstance(raw, str):
+            raw = [p.strip() for p in raw.split(",") if p.strip()]
+        return tuple(raw)
+    if annotation is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(raw, str) and raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    if annotation in (int, float):
+        if isinstance(raw, bool):
+            raise ConfigError(f"{name} must be a number, got {raw!r}")
+        try:
+            return annotation(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be {annotation.__name__}, got {raw!r}") from None
+    if annotation is str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{name} must be a string, got {raw!r}")
+        return raw
+    return raw
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown setting {prefix + key!r} (from the config file, an M3R_* variable or "
+                f"an argument); known settings: {sorted(known)}"
+            )
+        f = known[key]
+        factory = f.default_factory
+        if factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory):
+            if not isinstance(raw, Mapping):
+                raise ConfigError(f"{prefix}{key} must be a table")
+            kwargs[key] = _build(factory, raw, f"{prefix}{key}.")  # type: ignore[arg-type]
+        else:
+            kwargs[key] = _coerce(prefix + key, raw, f.type)
+    return cls(**kwargs)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Build a :class:`Config` from a TOML file, then ``M3R_*`` variables, then ``overrides``.
+
+    Later sources win. Environment variables are ``M3R_<FIELD>`` (``M3R_PROFILE=small``) and
+    ``M3R_SEARCH_<FIELD>`` (``M3R_SEARCH_TOP_K=5``). ``overrides`` with value ``None`` are ignored,
+    so CLI options can be passed straight through.
+
+    Args:
+        path: A TOML file with top-level settings and an optional ``[search]`` table.
+        env: Environment to read (default: ``os.environ``).
+        **overrides: Settings given in code; ``search`` may be a mapping or a SearchConfig.
+
+    Raises:
+        ConfigError: for unknown keys, wrong types, or an unreadable file.
+    """
+    values: dict[str, Any] = {}
+    search: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        search.update(data.pop("search", {}) or {})
+        values.update(data)
+    env = os.environ if env is None else env
+    search_prefix = ENV_PREFIX + "SEARCH_"
+    for key, raw in env.items():
+        if key.startswith(search_prefix):
+            search[key[len(search_prefix) :].lower()] = raw
+        elif key.startswith(ENV_PREFIX):
+            values[key[len(ENV_PREFIX) :].lower()] = raw
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "search":
+            if isinstance(value, SearchConfig):
+                search.update({f.name: getattr(value, f.name) for f in fields(SearchConfig)})
+            else:
+                search.update(value)
+        else:
+            values[key] = value
+    if search:
+        values["search"] = search
+    return _build(Config, values, "")

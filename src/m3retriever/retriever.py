@@ -1,0 +1,327 @@
+"""The public entry point: :class:`Retriever`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from m3retriever.branches import EncoderSet
+from m3retriever.chunking import ChunkingConfig
+from m3retriever.components import get_encoder, get_reranker
+from m3retriever.config import Config, SearchConfig, load_config
+from m3retriever.encoders.base import Encoder, EncoderOptions
+from m3retriever.errors import ConfigError, InputError
+from m3retriever.filters import AnyOf, Filter, parse_filter
+from m3retriever.ingest import IngestReport, Ingestor
+from m3retriever.rerankers.base import Reranker, RerankerOptions
+from m3retriever.search import ResolvedSearch, Searcher
+from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
+from m3retriever.store import open_store
+from m3retriever.store.schema import Store
+from m3retriever.types import Document, SearchResult
+
+__all__ = ["Retriever"]
+
+logger = logging.getLogger(__name__)
+
+FilterLike = Filter | Mapping[str, Any] | None
+
+
+def _pick(override: str | None, default: str | None) -> str | None:
+    value = override if override is not None else default
+    return None if value in (None, "", "none") else value
+
+
+class Retriever:
+    """Hybrid retriever: ingest documents, search them, delete them.
+
+    Args:
+        config: The configuration (default: ``Config()``, the ``bge-m3`` profile and an
+            embedded store in ``./m3r_data``).
+        client: An existing ``qdrant_client.QdrantClient`` to use instead of
+            ``config.location``.
+        store: An already-open :class:`~m3retriever.store.Store` (for sharing one store).
+
+    Example::
+
+        from m3retriever import Config, Retriever
+        r = Retriever(Config(location="./data", profile="small"))
+        r.add_texts(["Qdrant is a vector database."], ids=["q1"])
+        for hit in r.search("what is qdrant?"):
+            print(hit.doc_id, hit.scores.final)
+    """
+
+    def __init__(self, config: Config | None = None, *, client: Any = None, store: Store | None = None) -> None:
+        self.config = config or Config()
+        profile = self.config.profile_obj
+        c = self.config
+        enc_opts = dict(batch_size=c.batch_size, max_length=c.max_length, device=c.device)
+        dense_name = _pick(c.dense_encoder, profile.dense_encoder)
+        sparse_name = _pick(c.sparse_encoder, profile.sparse_encoder)
+        dense_model = c.dense_model or (profile.dense_model if c.dense_encoder is None else None)
+        sparse_model = c.sparse_model or (profile.sparse_model if c.sparse_encoder is None else None)
+        dense = (
+            get_encoder(dense_name, EncoderOptions(model=dense_model, **enc_opts)) if dense_name else None
+        )
+        if sparse_name and sparse_name == dense_name and (sparse_model or None) == (dense_model or None):
+            sparse = dense  # one model, one forward pass for both branches
+        else:
+            sparse = (
+                get_encoder(sparse_name, EncoderOptions(model=sparse_model, **enc_opts))
+                if sparse_name
+                else None
+            )
+        use_bm25 = profile.bm25 if c.bm25 is None else c.bm25
+        bm25 = get_encoder("bm25", EncoderOptions(max_length=10**6)) if use_bm25 else None
+        self.encoders = EncoderSet(dense, sparse, bm25, dims=c.dims)
+        reranker_name = _pick(c.reranker, profile.reranker)
+        reranker_model = c.reranker_model or (profile.reranker_model if c.reranker is None else None)
+        self.reranker: Reranker | None = (
+            get_reranker(
+                reranker_name,
+                RerankerOptions(model=reranker_model, device=c.device, max_length=c.max_length),
+            )
+            if reranker_name
+            else None
+        )
+        # Validate search settings now, not at the first query.
+        ResolvedSearch.resolve(c.search, profile, self.reranker is not None)
+        self._owns_store = store is None
+        self.store = store or open_store(
+            c.location,
+            client=client,
+            api_key=c.api_key,
+            shard_number=c.shard_number,
+            replication_factor=c.replication_factor,
+        )
+        self._spec = self.encoders.collection_spec(c.collection, c.indexed_fields)
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        try:
+            if self.store.has_collection(c.collection):
+                self.store.ensure_collection(self._spec)  # fails fast on a fingerprint mismatch
+                self._ready = True
+        except Exception:
+            self.close()
+            raise
+        chunk_tokens = min(c.chunk_tokens, max(8, self.encoders.max_length - 2))
+        self._ingestor = Ingestor(
+            self.store,
+            c.collection,
+            self.encoders,
+            ChunkingConfig(chunk_tokens, min(c.chunk_overlap, chunk_tokens // 2)),
+        )
+        self._searcher = Searcher(self.store, c.collection, self.encoders, self.reranker)
+
+    # -- construction helpers --------------------------------------------------------
+    @classmethod
+    def from_profile(cls, profile: str, location: str = "./m3r_data", **settings: Any) -> "Retriever":
+        """Open a retriever with a named profile; other settings as keyword arguments."""
+        return cls(load_config(env={}, profile=profile, location=location, **settings))
+
+    @property
+    def collection(self) -> str:
+        """The collection name."""
+        return self.config.collection
+
+    @property
+    def dense_encoder(self) -> Encoder | None:
+        """The dense branch's encoder."""
+        return self.encoders.dense
+
+    def _ensure_collection(self) -> None:
+        with self._ready_lock:
+            if not self._ready:
+                self.store.ensure_collection(self._spec)
+                self._ready = True
+
+    # -- ingest ----------------------------------------------------------------------
+    def ingest(self, documents: Iterable[Document | Mapping[str, Any]], *, show_progress: bool | None = None) -> IngestReport:
+        """Chunk, encode and store documents; unchanged documents are skipped.
+
+        Args:
+            documents: :class:`~m3retriever.types.Document` objects or mappings with
+                ``text``, ``doc_id`` and optional ``metadata``/``source``.
+            show_progress: Show a progress bar (default: ``config.show_progress``).
+
+        Returns:
+            An :class:`~m3retriever.ingest.IngestReport`.
+
+        Raises:
+            InputError: for empty text, wrong types or duplicate ids; nothing of the failing
+                batch is written.
+        """
+        if isinstance(documents, (str, bytes, Document)) or isinstance(documents, Mapping):
+            raise InputError(
+                "ingest() takes an iterable of documents; wrap a single document in a list"
+            )
+        self._ensure_collection()
+        total = len(documents) if hasattr(documents, "__len__") else None  # type: ignore[arg-type]
+        progress = self.config.show_progress if show_progress is None else show_progress
+        return self._ingestor.ingest(documents, show_progress=progress, total=total)
+
+    def add_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        source: str | None = None,
+    ) -> IngestReport:
+        """Ingest plain texts. Without ``ids``, ids are the texts' SHA-256 prefixes."""
+        import hashlib
+
+        if isinstance(texts, str):
+            raise InputError("add_texts() takes a list of strings; wrap a single text in a list")
+        texts = list(texts)
+        if ids is not None and len(ids) != len(texts):
+            raise InputError(f"got {len(texts)} texts but {len(ids)} ids; pass one id per text")
+        if metadatas is not None and len(metadatas) != len(texts):
+            raise InputError(f"got {len(texts)} texts but {len(metadatas)} metadatas")
+        docs = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InputError(f"text #{i} must be a string, got {type(text).__name__}")
+            doc_id = ids[i] if ids is not None else hashlib.sha256(text.encode()).hexdigest()[:32]
+            docs.append({"text": text, "doc_id": doc_id, "metadata": (metadatas or [{}] * len(texts))[i] or {}, "source": source})
+        return self.ingest(docs)
+
+    def ingest_path(self, path: str | Path, *, show_progress: bool | None = None) -> IngestReport:
+        """Ingest a folder of .txt/.md files, a JSONL file, or a BEIR dataset folder."""
+        p = Path(path)
+        if p.is_dir():
+            if (p / "corpus.jsonl").exists() or (p / "corpus.jsonl.gz").exists():
+                docs: Iterable[Document] = read_beir_corpus(p)
+            else:
+                docs = read_folder(p)
+        elif p.is_file() and (p.name.endswith(".jsonl") or p.name.endswith(".jsonl.gz")):
+            docs = read_jsonl(p)
+        elif p.exists():
+            raise InputError(f"{path}: pass a folder of .txt/.md files, a .jsonl(.gz) file or a BEIR folder")
+        else:
+            raise InputError(f"{path} does not exist")
+        return self.ingest(docs, show_progress=show_progress)
+
+    # -- search ----------------------------------------------------------------------
+    def _resolve(self, overrides: Mapping[str, Any]) -> ResolvedSearch:
+        s: SearchConfig = self.config.search
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        if changes:
+            try:
+                s = SearchConfig(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, **changes})
+            except TypeError as exc:
+                raise ConfigError(f"unknown search option: {exc}") from None
+        return ResolvedSearch.resolve(s, self.config.profile_obj, self.reranker is not None)
+
+    def search(self, query: str, top_k: int | None = None, filter: FilterLike = None, **options: Any) -> SearchResult:
+        """Search the collection.
+
+        Args:
+            query: The query text.
+            top_k: Hits to return (default: ``config.search.top_k``).
+            filter: A :mod:`~m3retriever.filters` filter or a mapping such as
+                ``{"lang": "en", "year": {"gte": 2020}}``.
+            **options: Any :class:`~m3retriever.config.SearchConfig` field for this call
+                (``rerank=False``, ``min_score=0.5``, ``rerank_depth=20``...).
+
+        Returns:
+            A :class:`~m3retriever.types.SearchResult` (iterable of hits, best first).
+        """
+        return self.search_batch([query], top_k=top_k, filter=filter, **options)[0]
+
+    def search_batch(
+        self, queries: Sequence[str], top_k: int | None = None, filter: FilterLike = None, **options: Any
+    ) -> list[SearchResult]:
+        """Search several queries; they are encoded together and sent in one store call."""
+        if isinstance(queries, str):
+            raise InputError("search_batch() takes a list of queries")
+        resolved = self._resolve({"top_k": top_k, **options})
+        flt = parse_filter(filter)
+        if not self._ready:
+            if not self.store.has_collection(self.collection):
+                return [SearchResult(q, []) for q in queries]
+            self._ensure_collection()
+        return self._searcher.search_many(list(queries), resolved, flt)
+
+    async def asearch(self, query: str, top_k: int | None = None, filter: FilterLike = None, **options: Any) -> SearchResult:
+        """:meth:`search` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.search, query, top_k, filter, **options)
+
+    async def aingest(self, documents: Iterable[Document | Mapping[str, Any]], **kwargs: Any) -> IngestReport:
+        """:meth:`ingest` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.ingest, documents, **kwargs)
+
+    # -- delete / info ---------------------------------------------------------------
+    def delete(self, doc_ids: Sequence[str] | None = None, *, filter: FilterLike = None) -> int:
+        """Delete documents by id and/or every chunk matching a filter.
+
+        Returns:
+            The number of chunks deleted.
+        """
+        if isinstance(doc_ids, str):
+            doc_ids = [doc_ids]
+        flt = parse_filter(filter)
+        if not doc_ids and flt is None:
+            raise InputError("delete() needs doc_ids or a filter; refusing to delete everything")
+        if not self.store.has_collection(self.collection):
+            return 0
+        parts: list[Filter] = []
+        if doc_ids:
+            for d in doc_ids:
+                if not isinstance(d, str) or not d:
+                    raise InputError(f"doc ids must be non-empty strings, got {d!r}")
+            parts.append(AnyOf("doc_id", list(doc_ids)))
+        if flt is not None:
+            parts.append(flt)
+        target: Filter = parts[0] if len(parts) == 1 else parts[0] & parts[1]  # type: ignore[operator]
+        n = self.store.count(self.collection, target)
+        if n:
+            self.store.delete_by_filter(self.collection, target)
+            self.store.flush(self.collection)
+        return n
+
+    def count(self, filter: FilterLike = None) -> int:
+        """Number of chunks (matching ``filter``)."""
+        if not self.store.has_collection(self.collection):
+            return 0
+        return self.store.count(self.collection, parse_filter(filter))
+
+    def optimize(self) -> None:
+        """Build the HNSW and payload indexes after a bulk ingest (Qdrant Edge needs this)."""
+        if self.store.has_collection(self.collection):
+            self.store.optimize(self.collection)
+
+    def info(self) -> dict[str, Any]:
+        """Counts, sizes, models and settings of the collection."""
+        profile = self.config.profile_obj
+        out: dict[str, Any] = {
+            "profile": profile.name,
+            "collection": self.collection,
+            "encoders": self.encoders.fingerprint(),
+            "reranker": (
+                {"name": self.reranker.spec.name, "model": self.reranker.spec.model}
+                if self.reranker
+                else None
+            ),
+        }
+        if self.store.has_collection(self.collection):
+            out.update(self.store.info(self.collection))
+            out["documents"] = self.store.count(self.collection, parse_filter({"chunk_index": 0}))
+        else:
+            out["points"] = 0
+            out["documents"] = 0
+        return out
+
+    def close(self) -> None:
+        """Release the store (and its lock) if this retriever opened it."""
+        if getattr(self, "_owns_store", False) and getattr(self, "store", None) is not None:
+            self.store.close()
+
+    def __enter__(self) -> "Retriever":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

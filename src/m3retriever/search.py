@@ -1,0 +1,287 @@
+"""Query: encode -> one batched Query API call (prefetch per branch, fused in the engine) ->
+rerank -> hits with every stage's score and rank."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from m3retriever.branches import EncoderSet
+from m3retriever.config import SearchConfig
+from m3retriever.errors import ConfigError, InputError
+from m3retriever.filters import Filter
+from m3retriever.profiles import Profile
+from m3retriever.rerankers.base import Reranker
+from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, HybridQuery, ScoredRecord, Store
+from m3retriever.types import Hit, SearchResult, SparseVector, StageScores
+
+__all__ = ["Searcher", "ResolvedSearch", "sigmoid", "minmax"]
+
+logger = logging.getLogger(__name__)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+def minmax(x: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] over the candidates (all ones when every value is equal)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo < 1e-12:
+        return np.ones_like(x)
+    return (x - lo) / (hi - lo)
+
+
+@dataclass(frozen=True)
+class ResolvedSearch:
+    """Search settings with the profile's defaults filled in."""
+
+    top_k: int
+    prefetch_limit: int
+    rerank_depth: int
+    fusion: str
+    rrf_k: int
+    weights: Mapping[str, float]
+    rerank: bool
+    rerank_weight: float
+    min_score: float | None
+    hnsw_ef: int
+    exact: bool
+    stage_scores: bool
+
+    @classmethod
+    def resolve(cls, s: SearchConfig, profile: Profile, has_reranker: bool) -> "ResolvedSearch":
+        rerank = s.rerank and has_reranker
+        if s.min_score is not None and not rerank:
+            raise ConfigError(
+                "min_score applies to the calibrated rerank score, but reranking is off; "
+                "enable a reranker or drop min_score"
+            )
+        return cls(
+            top_k=s.top_k,
+            prefetch_limit=s.prefetch_limit,
+            rerank_depth=s.rerank_depth or profile.rerank_depth,
+            fusion=s.fusion,
+            rrf_k=s.rrf_k,
+            weights={
+                DENSE: profile.dense_weight if s.dense_weight is None else s.dense_weight,
+                SPARSE: profile.sparse_weight if s.sparse_weight is None else s.sparse_weight,
+                BM25: profile.bm25_weight if s.bm25_weight is None else s.bm25_weight,
+            },
+            rerank=rerank,
+            rerank_weight=profile.rerank_weight if s.rerank_weight is None else s.rerank_weight,
+            min_score=s.min_score,
+            hnsw_ef=s.hnsw_ef or max(128, 2 * s.prefetch_limit),
+            exact=s.exact,
+            stage_scores=s.stage_scores,
+        )
+
+
+class Searcher:
+    """Runs queries against one collection.
+
+    Args:
+        store: The store.
+        collection: Collection name.
+        encoders: The retriever's encoders.
+        reranker: The reranker, or ``None``.
+    """
+
+    def __init__(
+        self, store: Store, collection: str, encoders: EncoderSet, reranker: Reranker | None
+    ) -> None:
+        self.store = store
+        self.collection = collection
+        self.encoders = encoders
+        self.reranker = reranker
+
+    def _branches(self, qv: Any, row: int, s: ResolvedSearch) -> list[Branch]:
+        branches = []
+        if qv.dense is not None and s.weights[DENSE] > 0:
+            branches.append(Branch(DENSE, qv.dense[row].tolist(), s.prefetch_limit, s.weights[DENSE]))
+        for name, vectors in ((SPARSE, qv.sparse), (BM25, qv.bm25)):
+            # An empty sparse query (all stopwords, unknown tokens) matches nothing: drop the
+            # branch so the other branches decide alone.
+            if vectors is not None and len(vectors[row]) > 0 and s.weights[name] > 0:
+                branches.append(Branch(name, vectors[row], s.prefetch_limit, s.weights[name]))
+        return branches
+
+    def search_many(
+        self, queries: Sequence[str], s: ResolvedSearch, flt: Filter | None
+    ) -> list[SearchResult]:
+        """Search several queries (encoded together, one store batch call)."""
+        for q in queries:
+            if not isinstance(q, str) or not q.strip():
+                raise InputError(f"query must be a non-empty string, got {q!r}")
+        t0 = time.perf_counter()
+        qv = self.encoders.encode_queries(list(queries))
+        t_enc = time.perf_counter()
+        depth = max(s.rerank_depth, s.top_k) if s.rerank else s.top_k
+        requests: list[HybridQuery] = []
+        layout: list[tuple[int, list[str]]] = []
+        for row in range(len(queries)):
+            branches = self._branches(qv, row, s)
+            if not branches:
+                layout.append((-1, []))
+                continue
+            with_vectors = tuple(b.name for b in branches if b.name in (SPARSE, BM25))
+            first = len(requests)
+            requests.append(
+                HybridQuery(
+                    branches=tuple(branches),
+                    limit=depth,
+                    fusion=s.fusion,  # type: ignore[arg-type]
+                    rrf_k=s.rrf_k,
+                    filter=flt,
+                    hnsw_ef=s.hnsw_ef,
+                    exact=s.exact,
+                    with_vectors=with_vectors,
+                )
+            )
+            names = []
+            if s.stage_scores and len(branches) > 1:
+                for b in branches:
+                    requests.append(
+                        HybridQuery(
+                            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=s.hnsw_ef, exact=s.exact
+                        )
+                    )
+                    names.append(b.name)
+            layout.append((first, names))
+        results = self.store.query(self.collection, requests) if requests else []
+        t_search = time.perf_counter()
+        out = []
+        per_query_enc = (t_enc - t0) * 1000 / max(1, len(queries))
+        per_query_search = (t_search - t_enc) * 1000 / max(1, len(queries))
+        for row, query in enumerate(queries):
+            first, names = layout[row]
+            if first < 0:
+                out.append(SearchResult(query, [], timings_ms={"encode": per_query_enc}))
+                continue
+            fused = results[first]
+            branch_lists = {n: results[first + 1 + i] for i, n in enumerate(names)}
+            if not names:  # single branch: the fused list *is* that branch
+                branch_lists = {requests[first].branches[0].name: fused}
+            t_r0 = time.perf_counter()
+            result = self._finish(query, qv, row, fused, branch_lists, s, single=not names)
+            t_r1 = time.perf_counter()
+            timings = {
+                "encode": per_query_enc,
+                "search": per_query_search,
+                "rerank": (t_r1 - t_r0) * 1000,
+                "total": per_query_enc + per_query_search + (t_r1 - t_r0) * 1000,
+            }
+            out.append(
+                SearchResult(result.query, result.hits, result.no_confident_match, timings)
+            )
+        return out
+
+    def _finish(
+        self,
+        query: str,
+        qv: Any,
+        row: int,
+        fused: list[ScoredRecord],
+        branch_lists: Mapping[str, list[ScoredRecord]],
+        s: ResolvedSearch,
+        single: bool,
+    ) -> SearchResult:
+        # Deterministic order: score, then point id.
+        fused = sorted(fused, key=lambda r: (-r.score, r.id))
+        ranks = {
+            name: {r.id: (i + 1, r.score) for i, r in enumerate(sorted(lst, key=lambda r: (-r.score, r.id)))}
+            for name, lst in branch_lists.items()
+        }
+        fused_scores = np.array([r.score for r in fused], dtype=np.float64)
+        logits = probs = None
+        rerank_rank: dict[int, int] = {}
+        if s.rerank and self.reranker is not None and fused:
+            logits = np.asarray(
+                self.reranker.score(query, [str(r.payload.get("text", "")) for r in fused]),
+                dtype=np.float64,
+            )
+            probs = sigmoid(logits)
+            for rank, idx in enumerate(sorted(range(len(fused)), key=lambda i: (-logits[i], fused[i].id))):
+                rerank_rank[idx] = rank + 1
+            w = s.rerank_weight
+            final = probs if w >= 1.0 else w * minmax(logits) + (1.0 - w) * minmax(fused_scores)
+        else:
+            final = fused_scores
+        order = sorted(range(len(fused)), key=lambda i: (-final[i], -fused_scores[i], fused[i].id))
+        if s.min_score is not None and probs is not None:
+            order = [i for i in order if probs[i] >= s.min_score]
+            if not order:
+                return SearchResult(query, [], no_confident_match=True)
+        hits = []
+        query_terms = self._query_terms(qv, row)
+        for final_rank, i in enumerate(order[: s.top_k], 1):
+            rec = fused[i]
+            d = ranks.get(DENSE, {}).get(rec.id)
+            sp = ranks.get(SPARSE, {}).get(rec.id)
+            bm = ranks.get(BM25, {}).get(rec.id)
+            scores = StageScores(
+                dense=d[1] if d else None,
+                dense_rank=d[0] if d else None,
+                sparse=sp[1] if sp else None,
+                sparse_rank=sp[0] if sp else None,
+                bm25=bm[1] if bm else None,
+                bm25_rank=bm[0] if bm else None,
+                fused=None if single else float(fused_scores[i]),
+                fused_rank=None if single else i + 1,
+                rerank_logit=float(logits[i]) if logits is not None else None,
+                rerank=float(probs[i]) if probs is not None else None,
+                rerank_rank=rerank_rank.get(i),
+                final=float(final[i]),
+                final_rank=final_rank,
+            )
+            p = rec.payload
+            hits.append(
+                Hit(
+                    id=rec.id,
+                    doc_id=str(p.get("doc_id", "")),
+                    chunk_index=int(p.get("chunk_index", 0)),
+                    text=str(p.get("text", "")),
+                    source=p.get("source"),
+                    metadata=dict(p.get("metadata") or {}),
+                    scores=scores,
+                    matched_terms=self._matched(query_terms, rec.vectors),
+                )
+            )
+        return SearchResult(query, hits)
+
+    def _query_terms(self, qv: Any, row: int) -> dict[str, SparseVector]:
+        terms = {}
+        if qv.sparse is not None:
+            terms[SPARSE] = qv.sparse[row]
+        if qv.bm25 is not None:
+            terms[BM25] = qv.bm25[row]
+        return terms
+
+    def _matched(self, query_terms: Mapping[str, SparseVector], vectors: Mapping[str, Any]) -> tuple[str, ...]:
+        out: list[str] = []
+        for name, enc in ((SPARSE, self.encoders.sparse), (BM25, self.encoders.bm25)):
+            qsv = query_terms.get(name)
+            dsv = vectors.get(name)
+            if enc is None or qsv is None or not isinstance(dsv, SparseVector):
+                continue
+            weights = qsv.as_dict()
+            common = sorted(set(weights) & set(dsv.indices), key=lambda t: (-weights[t], t))
+            for term in enc.decode_terms(common):
+                term = term.strip()
+                if term and term not in out:
+                    out.append(term)
+        return tuple(out)

@@ -1,0 +1,382 @@
+"""Qdrant Edge translator: the embedded default (Qdrant's engine in-process, on local disk).
+
+Layout of a store directory::
+
+    <path>/.m3retriever.lock        our inter-process lock (Edge takes none without its WAL
+                                    and only a WAL lock with it; we want a clear error)
+    <path>/<collection>/            the Edge shard (segments, WAL, edge_config.json)
+    <path>/<collection>.m3r.json    our metadata: the encoder fingerprint and the spec
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from m3retriever.errors import FingerprintMismatchError, StoreError, StoreInUseError
+from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range, payload_key
+from m3retriever.store.schema import (
+    BM25,
+    DENSE,
+    INDEXED_FIELDS,
+    SPARSE,
+    CollectionSpec,
+    HybridQuery,
+    ScoredRecord,
+    Store,
+    StoredPoint,
+)
+from m3retriever.types import SparseVector
+
+__all__ = ["EdgeStore"]
+
+logger = logging.getLogger(__name__)
+
+_DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
+
+
+def _edge() -> Any:
+    import qdrant_edge
+
+    return qdrant_edge
+
+
+class _DirLock:
+    """An exclusive, non-blocking advisory lock on a file (released when closed or on exit)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = open(path, "a+")  # noqa: SIM115 - held for the store's lifetime
+        try:
+            import fcntl
+
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._fh.close()
+            raise StoreInUseError(
+                f"the store at {path.parent} is in use by another process or another open "
+                "Retriever (lock file .m3retriever.lock is held). Close the other user first, "
+                "or point this one at a Qdrant server by URL to share a collection."
+            ) from exc
+        except ImportError:  # pragma: no cover - non-POSIX
+            import msvcrt
+
+            try:
+                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
+            except OSError as exc:
+                self._fh.close()
+                raise StoreInUseError(f"the store at {path.parent} is in use") from exc
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(str(os.getpid()))
+        self._fh.flush()
+
+    def release(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+def to_edge_filter(flt: Filter | None) -> Any:
+    """Translate a neutral filter into a ``qdrant_edge.Filter``."""
+    if flt is None:
+        return None
+    q = _edge()
+
+    def cond(f: Filter) -> Any:
+        if isinstance(f, Eq):
+            return q.FieldCondition(payload_key(f.field), match=q.MatchValue(f.value))
+        if isinstance(f, AnyOf):
+            return q.FieldCondition(payload_key(f.field), match=q.MatchAny(list(f.values)))
+        if isinstance(f, Range):
+            return q.FieldCondition(
+                payload_key(f.field), range=q.RangeFloat(gte=f.gte, gt=f.gt, lte=f.lte, lt=f.lt)
+            )
+        if isinstance(f, Not):
+            return q.Filter(must_not=[cond(f.inner)])
+        if isinstance(f, And):
+            return q.Filter(must=[cond(p) for p in f.parts])
+        raise TypeError(f"unknown filter {f!r}")
+
+    top = cond(flt)
+    return top if isinstance(top, q.Filter) else q.Filter(must=[top])
+
+
+def _vector(q: Any, v: Sequence[float] | SparseVector) -> Any:
+    if isinstance(v, SparseVector):
+        return q.SparseVector(list(v.indices), list(v.values))
+    return [float(x) for x in v]
+
+
+def _from_vector(v: Any) -> Any:
+    if hasattr(v, "indices"):
+        return SparseVector(tuple(v.indices), tuple(v.values))
+    return v
+
+
+class EdgeStore(Store):
+    """Collections as Qdrant Edge shards under one directory.
+
+    Args:
+        path: Directory holding the collections (created if missing).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = _DirLock(self.path / ".m3retriever.lock")
+        self._shards: dict[str, Any] = {}
+        self._mutex = threading.RLock()
+
+    # -- collection management -------------------------------------------------------
+    def _meta_path(self, name: str) -> Path:
+        return self.path / f"{name}.m3r.json"
+
+    def collection_fingerprint(self, name: str) -> Mapping[str, Any] | None:
+        meta = self._meta_path(name)
+        if not meta.exists():
+            return None
+        return json.loads(meta.read_text())["fingerprint"]
+
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        with self._mutex:
+            existing = self.collection_fingerprint(spec.name)
+            if existing is not None:
+                if dict(existing) != dict(spec.fingerprint):
+                    raise FingerprintMismatchError(
+                        f"collection {spec.name!r} at {self.path} was built with encoder "
+                        f"{dict(existing)} but the retriever is configured with "
+                        f"{dict(spec.fingerprint)}. Use the same encoder settings, another "
+                        "collection name, or delete the collection and re-ingest."
+                    )
+                self._shard(spec.name)
+                return
+            q = _edge()
+            shard_dir = self.path / spec.name
+            if shard_dir.exists():  # a half-created collection from a crash: start over
+                shutil.rmtree(shard_dir)
+            vectors = {}
+            if spec.dense_dim is not None:
+                vectors[DENSE] = q.EdgeVectorParams(
+                    size=spec.dense_dim, distance=getattr(q.Distance, _DISTANCES[spec.distance])
+                )
+            sparse = {}
+            if spec.sparse:
+                sparse[SPARSE] = q.EdgeSparseVectorParams(
+                    modifier=q.Modifier.Idf if spec.sparse_idf else None
+                )
+            if spec.bm25:
+                sparse[BM25] = q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)
+            config = q.EdgeConfig(
+                vectors=vectors or None,
+                sparse_vectors=sparse or None,
+                hnsw_config=q.HnswIndexConfig(
+                    m=spec.hnsw_m,
+                    ef_construct=spec.hnsw_ef_construct,
+                    full_scan_threshold=spec.full_scan_threshold_kb,
+                ),
+                wal_enabled=True,
+            )
+            shard = q.EdgeShard.create(str(shard_dir), config)
+            for field in INDEXED_FIELDS + tuple(payload_key(f) for f in spec.indexed_fields):
+                shard.update(q.UpdateOperation.create_field_index(field, q.PayloadSchemaType.Keyword))
+            shard.update(
+                q.UpdateOperation.create_field_index("chunk_index", q.PayloadSchemaType.Integer)
+            )
+            shard.flush()
+            self._shards[spec.name] = shard
+            # The metadata file is written last: its presence marks a complete collection.
+            meta = {"fingerprint": dict(spec.fingerprint), "spec": asdict(spec)}
+            tmp = self._meta_path(spec.name).with_suffix(".tmp")
+            tmp.write_text(json.dumps(meta, indent=2, default=list))
+            os.replace(tmp, self._meta_path(spec.name))
+
+    def _shard(self, name: str) -> Any:
+        with self._mutex:
+            if name not in self._shards:
+                if self.collection_fingerprint(name) is None:
+                    raise StoreError(
+                        f"collection {name!r} does not exist at {self.path}; ingest documents first"
+                    )
+                try:
+                    self._shards[name] = _edge().EdgeShard.load(str(self.path / name))
+                except Exception as exc:
+                    raise StoreError(f"cannot open collection {name!r} at {self.path}: {exc}") from exc
+            return self._shards[name]
+
+    def has_collection(self, name: str) -> bool:
+        return self.collection_fingerprint(name) is not None
+
+    # -- writes ----------------------------------------------------------------------
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
+        if not points:
+            return
+        q = _edge()
+        edge_points = []
+        for p in points:
+            vec: dict[str, Any] = {}
+            if p.dense is not None:
+                vec[DENSE] = [float(x) for x in p.dense]
+            if p.sparse is not None:
+                vec[SPARSE] = _vector(q, p.sparse)
+            if p.bm25 is not None:
+                vec[BM25] = _vector(q, p.bm25)
+            edge_points.append(q.Point(p.id, vec, dict(p.payload)))
+        with self._mutex:
+            self._shard(name).update(q.UpdateOperation.upsert_points(edge_points))
+
+    def delete_ids(self, name: str, ids: Sequence[str]) -> None:
+        if ids:
+            with self._mutex:
+                self._shard(name).update(_edge().UpdateOperation.delete_points(list(ids)))
+
+    def delete_by_filter(self, name: str, flt: Filter) -> None:
+        with self._mutex:
+            self._shard(name).update(
+                _edge().UpdateOperation.delete_points_by_filter(to_edge_filter(flt))
+            )
+
+    def flush(self, name: str) -> None:
+        with self._mutex:
+            self._shard(name).flush()
+
+    def optimize(self, name: str) -> None:
+        with self._mutex:
+            self._shard(name).optimize()
+
+    # -- reads -----------------------------------------------------------------------
+    def _request(self, hq: HybridQuery) -> Any:
+        q = _edge()
+        flt = to_edge_filter(hq.filter)
+        params = q.SearchParams(hnsw_ef=hq.hnsw_ef, exact=hq.exact)
+        with_vector = list(hq.with_vectors) if hq.with_vectors else False
+        if len(hq.branches) == 1:
+            b = hq.branches[0]
+            return q.QueryRequest(
+                limit=hq.limit,
+                query=q.Query.Nearest(_vector(q, b.vector), using=b.name),
+                filter=flt,
+                params=params,
+                with_payload=True,
+                with_vector=with_vector,
+            )
+        prefetches = [
+            q.Prefetch(
+                limit=b.limit,
+                query=q.Query.Nearest(_vector(q, b.vector), using=b.name),
+                filter=flt,
+                params=params,
+            )
+            for b in hq.branches
+        ]
+        if hq.fusion == "rrf":
+            weights = [b.weight for b in hq.branches]
+            fusion = q.Fusion.Rrf(
+                k=hq.rrf_k, weights=None if all(w == 1.0 for w in weights) else weights
+            )
+        else:
+            fusion = q.Fusion.Dbsf()
+        return q.QueryRequest(
+            limit=hq.limit,
+            prefetches=prefetches,
+            query=fusion,
+            with_payload=True,
+            with_vector=with_vector,
+        )
+
+    def query(self, name: str, queries: Sequence[HybridQuery]) -> list[list[ScoredRecord]]:
+        q = _edge()
+        shard = self._shard(name)
+        batch = q.QueryBatchRequest([self._request(hq) for hq in queries])
+        results = shard.query_batch(batch)
+        return [
+            [
+                ScoredRecord(
+                    str(p.id),
+                    float(p.score),
+                    p.payload or {},
+                    {k: _from_vector(v) for k, v in (p.vector or {}).items()}
+                    if isinstance(p.vector, dict)
+                    else {},
+                )
+                for p in points
+            ]
+            for points in results
+        ]
+
+    def retrieve(self, name: str, ids: Sequence[str]) -> list[ScoredRecord]:
+        if not ids:
+            return []
+        records = self._shard(name).retrieve(list(ids), with_payload=True, with_vector=False)
+        return [ScoredRecord(str(r.id), 0.0, r.payload or {}) for r in records]
+
+    def scroll(
+        self, name: str, flt: Filter | None = None, *, with_vectors: bool = False, batch: int = 256
+    ) -> Iterator[ScoredRecord]:
+        q = _edge()
+        shard = self._shard(name)
+        offset = None
+        edge_filter = to_edge_filter(flt)
+        while True:
+            records, offset = shard.scroll(
+                q.ScrollRequest(
+                    offset=offset,
+                    limit=batch,
+                    filter=edge_filter,
+                    with_payload=True,
+                    with_vector=with_vectors,
+                )
+            )
+            for r in records:
+                vectors = r.vector if isinstance(r.vector, dict) else {}
+                yield ScoredRecord(
+                    str(r.id), 0.0, r.payload or {}, {k: _from_vector(v) for k, v in vectors.items()}
+                )
+            if offset is None:
+                return
+
+    def count(self, name: str, flt: Filter | None = None) -> int:
+        q = _edge()
+        return int(self._shard(name).count(q.CountRequest(filter=to_edge_filter(flt), exact=True)))
+
+    def info(self, name: str) -> dict[str, Any]:
+        shard = self._shard(name)
+        si = shard.info()
+        disk = sum(f.stat().st_size for f in (self.path / name).rglob("*") if f.is_file())
+        meta = json.loads(self._meta_path(name).read_text())
+        return {
+            "backend": "qdrant-edge",
+            "location": str(self.path),
+            "collection": name,
+            "points": int(si.points_count),
+            "indexed_vectors": int(si.indexed_vectors_count),
+            "segments": int(si.segments_count),
+            "payload_indexes": sorted(si.payload_schema),
+            "disk_bytes": disk,
+            "fingerprint": meta["fingerprint"],
+        }
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and its files."""
+        with self._mutex:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                shard.close()
+            self._meta_path(name).unlink(missing_ok=True)
+            shutil.rmtree(self.path / name, ignore_errors=True)
+
+    def close(self) -> None:
+        with self._mutex:
+            for shard in self._shards.values():
+                try:
+                    shard.flush()
+                    shard.close()
+                except Exception:  # pragma: no cover - best effort on shutdown
+                    logger.exception("closing an Edge shard failed")
+            self._shards.clear()
+            self._lock.release()

@@ -1,0 +1,205 @@
+"""A neutral description of a collection and a hybrid query.
+
+The Edge and qdrant-client translators turn these values into their own request objects, so
+the retriever is written once for both backends.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal, Mapping, Sequence
+
+from m3retriever.filters import Filter
+from m3retriever.types import Distance, SparseVector
+
+__all__ = [
+    "DENSE",
+    "SPARSE",
+    "BM25",
+    "INDEXED_FIELDS",
+    "CollectionSpec",
+    "StoredPoint",
+    "Branch",
+    "HybridQuery",
+    "ScoredRecord",
+    "Store",
+]
+
+DENSE = "dense"
+SPARSE = "sparse"
+BM25 = "bm25"
+
+# Keyword payload indexes created on every collection.
+INDEXED_FIELDS = ("doc_id", "source", "content_hash")
+
+Fusion = Literal["rrf", "dbsf"]
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What a collection holds.
+
+    Attributes:
+        name: Collection name.
+        dense_dim: Size of the ``dense`` vector (``None``: no dense vector).
+        distance: Distance of the dense vector.
+        sparse: Whether a learned ``sparse`` vector exists.
+        sparse_idf: Apply the engine's IDF modifier to ``sparse``.
+        bm25: Whether a ``bm25`` sparse vector (IDF modifier on) exists.
+        fingerprint: Encoder identity recorded with the collection.
+        indexed_fields: Extra metadata keys to index as keywords (``metadata.<key>``).
+        hnsw_m: HNSW graph degree.
+        hnsw_ef_construct: HNSW build beam.
+        full_scan_threshold_kb: Below this many KB of vectors a segment is searched exactly.
+    """
+
+    name: str
+    dense_dim: int | None
+    distance: Distance = "cosine"
+    sparse: bool = True
+    sparse_idf: bool = False
+    bm25: bool = False
+    fingerprint: Mapping[str, Any] = field(default_factory=dict)
+    indexed_fields: tuple[str, ...] = ()
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 128
+    full_scan_threshold_kb: int = 10_000
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    """One chunk as written to the store."""
+
+    id: str
+    payload: Mapping[str, Any]
+    dense: Sequence[float] | None = None
+    sparse: SparseVector | None = None
+    bm25: SparseVector | None = None
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One prefetch of a hybrid query.
+
+    Attributes:
+        name: Vector name (``dense``, ``sparse`` or ``bm25``).
+        vector: Dense list or sparse vector.
+        limit: Candidates this branch contributes.
+        weight: Weight in weighted RRF.
+    """
+
+    name: str
+    vector: Sequence[float] | SparseVector
+    limit: int
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class HybridQuery:
+    """Prefetch each branch (with the filter), then fuse in the engine.
+
+    Attributes:
+        branches: One or more branches; with one branch no fusion happens.
+        limit: Fused candidates to return.
+        fusion: ``rrf`` or ``dbsf``.
+        rrf_k: RRF's k constant.
+        filter: Filter applied in every prefetch.
+        hnsw_ef: HNSW beam for the dense branch.
+        exact: Search exactly instead of through HNSW.
+        with_vectors: Vector names to return with the fused hits.
+    """
+
+    branches: tuple[Branch, ...]
+    limit: int
+    fusion: Fusion = "rrf"
+    rrf_k: int = 60
+    filter: Filter | None = None
+    hnsw_ef: int | None = None
+    exact: bool = False
+    with_vectors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoredRecord:
+    """A point returned by the store, with its score (``0.0`` for scroll/retrieve)."""
+
+    id: str
+    score: float
+    payload: Mapping[str, Any]
+    vectors: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Store(abc.ABC):
+    """The operations the retriever needs from a vector store."""
+
+    @abc.abstractmethod
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        """Create the collection, or check that an existing one matches ``spec``.
+
+        Raises:
+            FingerprintMismatchError: if it exists with another encoder fingerprint.
+        """
+
+    @abc.abstractmethod
+    def collection_fingerprint(self, name: str) -> Mapping[str, Any] | None:
+        """The fingerprint stored with collection ``name`` (``None`` if it doesn't exist)."""
+
+    @abc.abstractmethod
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
+        """Insert or replace points by id."""
+
+    @abc.abstractmethod
+    def delete_ids(self, name: str, ids: Sequence[str]) -> None:
+        """Delete points by id."""
+
+    @abc.abstractmethod
+    def delete_by_filter(self, name: str, flt: Filter) -> None:
+        """Delete every point matching ``flt``."""
+
+    @abc.abstractmethod
+    def query(self, name: str, queries: Sequence[HybridQuery]) -> list[list[ScoredRecord]]:
+        """Run several hybrid queries in one batch call; results in request order."""
+
+    @abc.abstractmethod
+    def retrieve(self, name: str, ids: Sequence[str]) -> list[ScoredRecord]:
+        """Fetch points by id (payload only); missing ids are left out."""
+
+    @abc.abstractmethod
+    def scroll(
+        self, name: str, flt: Filter | None = None, *, with_vectors: bool = False, batch: int = 256
+    ) -> Iterator[ScoredRecord]:
+        """Iterate over the points matching ``flt`` (payload, optionally vectors)."""
+
+    @abc.abstractmethod
+    def count(self, name: str, flt: Filter | None = None) -> int:
+        """Exact number of points matching ``flt``."""
+
+    @abc.abstractmethod
+    def optimize(self, name: str) -> None:
+        """Build indexes after bulk writes (no-op where the engine does it itself)."""
+
+    @abc.abstractmethod
+    def info(self, name: str) -> dict[str, Any]:
+        """Counts, sizes and configuration of the collection."""
+
+    @abc.abstractmethod
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and everything in it."""
+
+    def has_collection(self, name: str) -> bool:
+        """Whether collection ``name`` exists."""
+        return self.collection_fingerprint(name) is not None
+
+    def flush(self, name: str) -> None:
+        """Make acknowledged writes durable (no-op where writes are synchronous)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release resources and locks."""
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
