@@ -1,0 +1,174 @@
+"""Cross-encoder reranker through sentence-transformers' ``CrossEncoder``.
+
+Scores are the model's raw logits (no sigmoid); the pipeline applies ``sigmoid`` itself where it
+needs a calibrated relevance. The model is loaded lazily on first use and shared by every
+:class:`CrossEncoderReranker` of the process that names the same model directory, device and
+precision.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Sequence
+
+import numpy as np
+
+from m3retriever._deps import require
+from m3retriever.encoders.base import resolve_device
+from m3retriever.encoders.bge_m3 import resolve_model_dir
+from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
+from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
+
+__all__ = ["CrossEncoderReranker", "DEFAULT_MODEL"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
+
+_lock = threading.Lock()
+# (model directory, device, fp16) -> (CrossEncoder, lock serialising calls into it)
+_models: dict[tuple[str, str, bool], tuple[Any, threading.Lock]] = {}
+
+
+class CrossEncoderReranker(Reranker):
+    """Reranks passages with a sequence-classification cross-encoder (one logit per pair).
+
+    Args:
+        options: Reranker options. ``options.model`` defaults to ``"BAAI/bge-reranker-v2-m3"``;
+            a local directory with a sequence-classification model and its tokenizer works too.
+            Pairs longer than ``options.max_length`` tokens are truncated, longest side first
+            (in practice the passage).
+
+    Raises:
+        ConfigError: ``batch_size`` or ``max_length`` is not positive.
+    """
+
+    def __init__(self, options: RerankerOptions) -> None:
+        if options.batch_size < 1 or options.max_length < 1:
+            raise ConfigError(
+                f"batch_size and max_length must be positive, got batch_size={options.batch_size}, "
+                f"max_length={options.max_length}"
+            )
+        self._options = options
+        self._model_name = options.model or DEFAULT_MODEL
+        self._spec = RerankerSpec(
+            name="cross-encoder", model=self._model_name, max_length=options.max_length
+        )
+        self._device = resolve_device(options.device)
+        self._fp16 = self._device.startswith("cuda")
+        self._model_dir: str | None = None
+
+    @property
+    def spec(self) -> RerankerSpec:
+        """Name, model and limits of this reranker."""
+        return self._spec
+
+    def _how_to(self) -> str:
+        return (
+            'pass RerankerOptions(model="/path/to/bge-reranker-v2-m3") '
+            "or set the config's reranker_model to that path "
+            "(environment: M3R_RERANKER_MODEL=/path/to/bge-reranker-v2-m3)"
+        )
+
+    def _load(self) -> tuple[Any, threading.Lock]:
+        """Return the shared ``CrossEncoder`` and its call lock, loading it on first use."""
+        if self._model_dir is None:
+            self._model_dir = resolve_model_dir(
+                self._model_name, default_model=DEFAULT_MODEL, how_to=self._how_to()
+            )
+        model_dir = self._model_dir
+        key = (model_dir, self._device, self._fp16)
+        with _lock:
+            entry = _models.get(key)
+            if entry is None:
+                torch = require(
+                    "torch", package="torch", extra="torch", purpose="The cross-encoder reranker"
+                )
+                st = require(
+                    "sentence_transformers",
+                    package="sentence-transformers",
+                    extra="torch",
+                    purpose="The cross-encoder reranker",
+                )
+                logger.info(
+                    "loading cross-encoder from %s on %s (fp16=%s)",
+                    model_dir,
+                    self._device,
+                    self._fp16,
+                )
+                model_kwargs = {"dtype": torch.float16} if self._fp16 else None
+                try:
+                    model = st.CrossEncoder(
+                        model_dir,
+                        device=self._device,
+                        local_files_only=True,
+                        activation_fn=torch.nn.Identity(),
+                        model_kwargs=model_kwargs,
+                    )
+                except OSError as exc:
+                    raise ModelNotFoundError(
+                        f"Model {self._model_name!r} could not be loaded from {model_dir}: {exc}. "
+                        f"Point m3retriever at a working local copy: {self._how_to()}."
+                    ) from exc
+                model.eval()
+                entry = (model, threading.Lock())
+                _models[key] = entry
+        return entry
+
+    @property
+    def model(self) -> Any:
+        """The shared ``sentence_transformers.CrossEncoder`` (loads it if needed)."""
+        return self._load()[0]
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        """Return one raw logit per passage, in the order of ``passages``.
+
+        Pairs are scored longest first, so each batch holds pairs of similar length and needs
+        little padding; the scores are put back in the caller's order.
+
+        Args:
+            query: The search query.
+            passages: Candidate passages.
+
+        Returns:
+            A float32 array of shape ``(len(passages),)``.
+
+        Raises:
+            ModelNotFoundError: The model cannot be found.
+            InputError: ``query`` is not a string, ``passages`` is a single string or holds a
+                non-string.
+        """
+        if not isinstance(query, str):
+            raise InputError(f"query is {type(query).__name__}, expected str")
+        if isinstance(passages, str):
+            raise InputError("pass a list of passages, not a single string")
+        items = list(passages)
+        for i, passage in enumerate(items):
+            if not isinstance(passage, str):
+                raise InputError(f"passage {i} is {type(passage).__name__}, expected str")
+        if not items:
+            return np.zeros((0,), dtype=np.float32)
+
+        model, call_lock = self._load()
+        order = sorted(range(len(items)), key=lambda i: len(items[i]), reverse=True)
+        pairs = [(query, items[i]) for i in order]
+        with call_lock:
+            sorted_scores = model.predict(
+                pairs,
+                batch_size=self._options.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                processing_kwargs={
+                    "text": {"max_length": self._options.max_length, "truncation": "longest_first"}
+                },
+            )
+        sorted_scores = np.asarray(sorted_scores, dtype=np.float32).reshape(-1)
+        if sorted_scores.shape[0] != len(items):
+            raise RuntimeError(
+                f"the cross-encoder returned {sorted_scores.shape[0]} scores for {len(items)} pairs; "
+                "is it a single-label (num_labels=1) model?"
+            )
+        scores = np.empty(len(items), dtype=np.float32)
+        scores[np.asarray(order)] = sorted_scores
+        return scores
