@@ -41,8 +41,8 @@ def chunk_text(
 ) -> list[Chunk]:
     """Cut ``text`` into windows of at most ``config.max_tokens`` tokens.
 
-    Chunks are character slices of the original text (from the first token's start to the
-    last token's end), so no text is rewritten. Consecutive chunks share
+    Chunks are character slices of the original text, so no text is rewritten; a text that
+    fits in one window is one chunk holding the whole text. Consecutive chunks share
     ``config.overlap`` tokens. A text with no tokens (whitespace only) yields no chunks.
 
     Args:
@@ -58,16 +58,19 @@ def chunk_text(
     if not spans:
         return []
     if len(spans) <= config.max_tokens:
-        start, end = spans[0][0], spans[-1][1]
-        return [Chunk(doc_id, 0, text[start:end], start, end)]
+        return [Chunk(doc_id, 0, text, 0, len(text))]
     chunks: list[Chunk] = []
     step = config.max_tokens - config.overlap
     i = 0
     while True:
-        window = spans[i : i + config.max_tokens]
-        start, end = window[0][0], window[-1][1]
+        last = min(i + config.max_tokens, len(spans)) - 1
+        # A chunk runs from its first token (the text's start for chunk 0) up to the next
+        # token after its window (the text's end for the last chunk), so punctuation and
+        # whitespace between tokens are kept.
+        start = 0 if i == 0 else spans[i][0]
+        end = len(text) if last == len(spans) - 1 else spans[last + 1][0]
         chunks.append(Chunk(doc_id, len(chunks), text[start:end], start, end))
-        if i + config.max_tokens >= len(spans):
+        if last == len(spans) - 1:
             break
         i += step
     return chunks

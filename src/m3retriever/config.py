@@ -162,9 +162,10 @@ def _coerce(name: str, raw: Any, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        if raw is None or (isinstance(raw, str) and raw.lower() in ("", "none", "null")):
-            if type(None) in args:
-                return None
+        # Only a real None (TOML has none; code may pass it) means "unset". The string
+        # "none" stays a string: for components it means "disable this stage".
+        if raw is None and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):

@@ -62,7 +62,12 @@ class Retriever:
         dense_name = _pick(c.dense_encoder, profile.dense_encoder)
         sparse_name = _pick(c.sparse_encoder, profile.sparse_encoder)
         dense_model = c.dense_model or (profile.dense_model if c.dense_encoder is None else None)
-        sparse_model = c.sparse_model or (profile.sparse_model if c.sparse_encoder is None else None)
+        if c.sparse_model:
+            sparse_model = c.sparse_model
+        elif sparse_name is not None and sparse_name == dense_name:
+            sparse_model = dense_model  # e.g. a local BGE-M3 copy serves both branches
+        else:
+            sparse_model = profile.sparse_model if c.sparse_encoder is None else None
         dense = (
             get_encoder(dense_name, EncoderOptions(model=dense_model, **enc_opts)) if dense_name else None
         )

@@ -347,7 +347,8 @@ class EdgeStore(Store):
     def info(self, name: str) -> dict[str, Any]:
         shard = self._shard(name)
         si = shard.info()
-        disk = sum(f.stat().st_size for f in (self.path / name).rglob("*") if f.is_file())
+        # Allocated blocks, not apparent sizes: Edge preallocates sparse WAL and mmap files.
+        disk = sum(f.stat().st_blocks * 512 for f in (self.path / name).rglob("*") if f.is_file())
         meta = json.loads(self._meta_path(name).read_text())
         return {
             "backend": "qdrant-edge",
