@@ -1,0 +1,158 @@
+"""``m3retriever eval`` and ``m3retriever tune`` sub-commands.
+
+Only argparse wiring lives here; the work is imported when a command runs, so
+``m3retriever --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+__all__ = ["add_commands"]
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _stages_arg(raw: str | None) -> tuple[str, ...] | None:
+    if not raw:
+        return None
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+
+def add_commands(
+    sub: Any,
+    common: Callable[[argparse.ArgumentParser], None],
+    config_fn: Callable[..., Any],
+) -> None:
+    """Add ``eval`` and ``tune`` to the CLI's sub-parsers.
+
+    Args:
+        sub: The ``add_subparsers()`` object of the main parser.
+        common: Adds --config/--location/--collection/--profile/--device to a parser.
+        config_fn: ``config_fn(args, **overrides)`` returns a :class:`~m3retriever.Config`.
+    """
+    p = sub.add_parser(
+        "eval",
+        help="per-stage quality (nDCG@10, Recall@100, MRR@10) on a BEIR dataset or labelled JSONL",
+        description=(
+            "Ingest a BEIR dataset (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or use an "
+            "already-ingested collection with a JSONL of {\"query\": ..., \"relevant\": [doc ids]}, "
+            "then score every stage (dense, sparse, bm25, fused, rerank) from one ingest."
+        ),
+    )
+    common(p)
+    p.add_argument("dataset", help="BEIR dataset directory, or a JSONL of labelled queries")
+    p.add_argument("--split", default="test", help="qrels split (default: test)")
+    p.add_argument("--baseline", default="fused", help="stage the others are tested against")
+    p.add_argument("--stages", help="comma-separated stages (default: all present)")
+    p.add_argument("--out", help="directory for results.json, results.md and results.png")
+    p.add_argument("--max-queries", type=int, default=None, help="evaluate the first N queries")
+    p.add_argument("--depth", type=int, default=100, help="candidates per stage (default 100)")
+    p.add_argument("--test", default="student", choices=["student", "fisher"], help="significance test")
+    p.add_argument("--no-ingest", action="store_true", help="do not ingest the BEIR corpus")
+    p.add_argument("--json", action="store_true", help="print the JSON report")
+    p.set_defaults(func=lambda args: _cmd_eval(args, config_fn))
+
+    p = sub.add_parser(
+        "tune",
+        help="sweep RRF k, branch weights, prefetch/rerank depth and rerank_weight on labelled data",
+        description=(
+            "Tune search settings on a labelled set (use a TRAIN split, never the test split) "
+            "and report quality against latency."
+        ),
+    )
+    common(p)
+    p.add_argument("dataset", help="BEIR dataset directory, or a JSONL of labelled queries")
+    p.add_argument("--split", default="train", help="qrels split (default: train)")
+    p.add_argument("--metric", default="ndcg@10", help="metric to maximise (default ndcg@10)")
+    p.add_argument("--out", help="directory for tune.json and tune.md")
+    p.add_argument("--max-queries", type=int, default=None)
+    p.add_argument("--rrf-k", default="10,30,60,100", help="comma-separated RRF k values")
+    p.add_argument(
+        "--weights",
+        default="auto",
+        help="branch weight triples dense:sparse:bm25 separated by commas, or 'auto'",
+    )
+    p.add_argument("--prefetch", default="50,100", help="comma-separated prefetch limits")
+    p.add_argument("--rerank-depth", default="10,20,50", help="comma-separated rerank depths")
+    p.add_argument(
+        "--rerank-weight", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", help="rerank weights"
+    )
+    p.add_argument("--no-ingest", action="store_true", help="do not ingest the BEIR corpus")
+    p.set_defaults(func=lambda args: _cmd_tune(args, config_fn))
+
+
+def _cmd_eval(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
+    from m3retriever.evaluation.data import load_dataset
+    from m3retriever.evaluation.runner import evaluate, ingest_corpus
+    from m3retriever.retriever import Retriever
+
+    data = load_dataset(args.dataset, split=args.split, max_queries=args.max_queries)
+    with Retriever(config_fn(args)) as r:
+        if data.corpus_path is not None and not args.no_ingest:
+            ingest_corpus(r, data)
+        report = evaluate(
+            r,
+            data.queries,
+            data.qrels,
+            stages=_stages_arg(args.stages),
+            baseline=args.baseline,
+            depth=args.depth,
+            test=args.test,
+            dataset=data.name,
+        )
+    if args.out:
+        paths = report.write(args.out)
+        _out(report.table())
+        _out("")
+        _out("wrote " + ", ".join(str(p) for p in paths))
+    elif args.json:
+        import json
+
+        _out(json.dumps(report.as_dict(), indent=2))
+    else:
+        _out(report.table())
+    return 0
+
+
+def _floats(raw: str) -> list[float]:
+    return [float(x) for x in raw.split(",") if x.strip()]
+
+
+def _ints(raw: str) -> list[int]:
+    return [int(x) for x in raw.split(",") if x.strip()]
+
+
+def _cmd_tune(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
+    from m3retriever.evaluation.data import load_dataset
+    from m3retriever.evaluation.runner import ingest_corpus
+    from m3retriever.evaluation.tune import tune
+    from m3retriever.retriever import Retriever
+
+    weights = None
+    if args.weights != "auto":
+        weights = [tuple(float(w) for w in t.split(":")) for t in args.weights.split(",")]
+    data = load_dataset(args.dataset, split=args.split, max_queries=args.max_queries)
+    with Retriever(config_fn(args)) as r:
+        if data.corpus_path is not None and not args.no_ingest:
+            ingest_corpus(r, data)
+        result = tune(
+            r,
+            data.queries,
+            data.qrels,
+            metric=args.metric,
+            rrf_ks=_ints(args.rrf_k),
+            weights=weights,
+            prefetch_limits=_ints(args.prefetch),
+            rerank_depths=_ints(args.rerank_depth),
+            rerank_weights=_floats(args.rerank_weight),
+        )
+    _out(result.table())
+    if args.out:
+        paths = result.write(args.out)
+        _out("wrote " + ", ".join(str(p) for p in paths))
+    return 0
