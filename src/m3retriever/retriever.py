@@ -27,6 +27,9 @@ __all__ = ["Retriever"]
 
 logger = logging.getLogger(__name__)
 
+_shared: dict[Config, "Retriever"] = {}
+_shared_lock = threading.Lock()
+
 FilterLike = Filter | Mapping[str, Any] | None
 
 
@@ -55,6 +58,7 @@ class Retriever:
     """
 
     def __init__(self, config: Config | None = None, *, client: Any = None, store: Store | None = None) -> None:
+        self._closed = False
         self.config = config or Config()
         profile = self.config.profile_obj
         c = self.config
@@ -122,6 +126,22 @@ class Retriever:
         self._searcher = Searcher(self.store, c.collection, self.encoders, self.reranker)
 
     # -- construction helpers --------------------------------------------------------
+    @classmethod
+    def shared(cls, config: Config | None = None) -> "Retriever":
+        """The process-wide retriever for ``config`` (created on first call).
+
+        Adapters (LlamaIndex, LangChain, MCP) in one process use this, so they share one
+        open store and one set of warm models. An embedded store can be opened only once at a
+        time, so use this instead of several ``Retriever(...)`` on the same location.
+        """
+        config = config or Config()
+        with _shared_lock:
+            r = _shared.get(config)
+            if r is None or r._closed:
+                r = cls(config)
+                _shared[config] = r
+            return r
+
     @classmethod
     def from_profile(cls, profile: str, location: str = "./m3r_data", **settings: Any) -> "Retriever":
         """Open a retriever with a named profile; other settings as keyword arguments."""
@@ -324,6 +344,7 @@ class Retriever:
         """Release the store (and its lock) if this retriever opened it."""
         if getattr(self, "_owns_store", False) and getattr(self, "store", None) is not None:
             self.store.close()
+        self._closed = True
 
     def __enter__(self) -> "Retriever":
         return self

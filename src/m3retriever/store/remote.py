@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any, Iterator, Mapping, Sequence
 
 from m3retriever.errors import FingerprintMismatchError, StoreError
@@ -138,9 +139,12 @@ class QdrantClientStore(Store):
             ),
             metadata={_FINGERPRINT_KEY: dict(spec.fingerprint)},
         )
-        for field in INDEXED_FIELDS + tuple(payload_key(f) for f in spec.indexed_fields):
-            self.client.create_payload_index(spec.name, field, m.PayloadSchemaType.KEYWORD)
-        self.client.create_payload_index(spec.name, "chunk_index", m.PayloadSchemaType.INTEGER)
+        with warnings.catch_warnings():
+            # qdrant-client's local mode warns that it ignores payload indexes; servers use them.
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+            for field in INDEXED_FIELDS + tuple(payload_key(f) for f in spec.indexed_fields):
+                self.client.create_payload_index(spec.name, field, m.PayloadSchemaType.KEYWORD)
+            self.client.create_payload_index(spec.name, "chunk_index", m.PayloadSchemaType.INTEGER)
 
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
         if not points:

@@ -1,0 +1,298 @@
+"""The ``m3retriever`` command line: ingest, search, delete, info, plugins, demo, serve-mcp,
+eval and tune."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from m3retriever.config import Config, load_config
+from m3retriever.errors import InputError, M3RetrieverError
+from m3retriever.types import SearchResult
+
+__all__ = ["main", "format_hits"]
+
+logger = logging.getLogger("m3retriever.cli")
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML configuration file (M3R_* variables override it)")
+    p.add_argument("--location", help="store: a directory (embedded), ':memory:' or a Qdrant URL")
+    p.add_argument("--collection", help="collection name")
+    p.add_argument("--profile", help="'bge-m3' (production) or 'small' (offline English models)")
+    p.add_argument("--device", help="'auto', 'cpu' or 'cuda'")
+
+
+def _config(args: argparse.Namespace, **extra: Any) -> Config:
+    return load_config(
+        args.config,
+        location=args.location,
+        collection=args.collection,
+        profile=args.profile,
+        device=args.device,
+        **extra,
+    )
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def format_hits(result: SearchResult, width: int = 60) -> str:
+    """A plain-text table of hits with every stage's score (rank in parentheses)."""
+    if result.no_confident_match:
+        return "no confident match (no hit reached min_score)"
+    if not result.hits:
+        return "no hits"
+    rows = [("#", "doc_id", "dense", "sparse", "bm25", "fused", "rerank", "final", "text")]
+    for h in result.hits:
+        s = h.scores
+
+        def cell(v: float | None, r: int | None, digits: int = 3) -> str:
+            return "-" if v is None else f"{v:.{digits}f}({r})"
+
+        text = " ".join(h.text.split())
+        rows.append(
+            (
+                str(s.final_rank),
+                h.doc_id if len(h.doc_id) <= 28 else "…" + h.doc_id[-27:],
+                cell(s.dense, s.dense_rank),
+                cell(s.sparse, s.sparse_rank, 2),
+                cell(s.bm25, s.bm25_rank, 2),
+                cell(s.fused, s.fused_rank, 4),
+                cell(s.rerank, s.rerank_rank),
+                _fmt(s.final),
+                text if len(text) <= width else text[: width - 1] + "…",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _parse_filter_arg(raw: str | None) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"--filter must be JSON such as '{{\"lang\": \"en\", \"year\": {{\"gte\": 2020}}}}' ({exc.msg})"
+        ) from None
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from m3retriever.retriever import Retriever
+
+    with Retriever(_config(args, show_progress=not args.quiet)) as r:
+        for path in args.paths:
+            report = r.ingest_path(path)
+            _out(
+                f"{path}: {report.documents} documents ({report.added} added, {report.updated} "
+                f"updated, {report.skipped} unchanged), {report.chunks_written} chunks written, "
+                f"{report.chunks_deleted} stale chunks removed in {report.seconds:.1f}s"
+            )
+        r.optimize()
+        _out(f"collection {r.collection!r}: {r.count()} chunks")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from m3retriever.retriever import Retriever
+
+    options: dict[str, Any] = {}
+    if args.no_rerank:
+        options["rerank"] = False
+    if args.min_score is not None:
+        options["min_score"] = args.min_score
+    with Retriever(_config(args)) as r:
+        result = r.search(args.query, top_k=args.top_k, filter=_parse_filter_arg(args.filter), **options)
+    if args.json:
+        _out(
+            json.dumps(
+                {
+                    "query": result.query,
+                    "no_confident_match": result.no_confident_match,
+                    "timings_ms": dict(result.timings_ms),
+                    "hits": [h.as_dict() for h in result.hits],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        _out(format_hits(result))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from m3retriever.retriever import Retriever
+
+    with Retriever(_config(args)) as r:
+        n = r.delete(args.doc_id or None, filter=_parse_filter_arg(args.filter))
+    _out(f"deleted {n} chunks")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from m3retriever.retriever import Retriever
+
+    with Retriever(_config(args)) as r:
+        info = r.info()
+    if args.json:
+        _out(json.dumps(info, indent=2, default=str))
+    else:
+        for key, value in info.items():
+            _out(f"{key:16} {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from m3retriever.plugins import list_plugins
+
+    plugins = list_plugins()
+    if args.json:
+        _out(
+            json.dumps(
+                [
+                    {
+                        "name": p.name,
+                        "distribution": p.distribution,
+                        "version": p.version,
+                        "hooks": list(p.hooks),
+                        "components": {k: list(v) for k, v in p.components.items()},
+                    }
+                    for p in plugins
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    for p in plugins:
+        _out(f"{p.name}  ({p.distribution or '?'} {p.version or ''})".rstrip())
+        for hook, names in p.components.items():
+            _out(f"    {hook}: {', '.join(names) or '-'}")
+    return 0
+
+
+def cmd_serve_mcp(args: argparse.Namespace) -> int:
+    from m3retriever.plugins import get_adapter
+    from m3retriever.retriever import Retriever
+
+    retriever = Retriever.shared(_config(args))
+    adapter = get_adapter(
+        "mcp",
+        retriever,
+        writes=args.allow_writes,
+        description=args.description,
+        token=args.token or os.environ.get("M3R_MCP_TOKEN"),
+    )
+    adapter.serve(transport="http" if args.http else "stdio", host=args.host, port=args.port)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from m3retriever.demo import run_demo
+
+    return run_demo(
+        profile=args.profile or "small",
+        location=args.location,
+        corpus=args.corpus,
+        queries=args.query or None,
+        out=_out,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(prog="m3retriever", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="ingest folders of .txt/.md, JSONL files or BEIR corpora")
+    _common(p)
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("search", help="search and print hits with per-stage scores")
+    _common(p)
+    p.add_argument("query")
+    p.add_argument("-k", "--top-k", type=int, default=None)
+    p.add_argument("--filter", help='JSON filter, e.g. \'{"lang": "en", "year": {"gte": 2020}}\'')
+    p.add_argument("--no-rerank", action="store_true")
+    p.add_argument("--min-score", type=float, default=None, help="minimum calibrated rerank score")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("delete", help="delete documents by id or filter")
+    _common(p)
+    p.add_argument("--doc-id", action="append", help="document id (repeatable)")
+    p.add_argument("--filter", help="JSON filter")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("info", help="counts, models and sizes of the collection")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plugins", help="list loaded plugins with versions and hooks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("demo", help="ingest the project's docs and run a few queries")
+    p.add_argument("--profile", help="profile (default: small)")
+    p.add_argument("--location", help="store directory (default: a fresh temporary directory)")
+    p.add_argument("--corpus", help="folder to ingest (default: the project's docs/ and README)")
+    p.add_argument("--query", action="append", help="query to run (repeatable)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve-mcp", help="serve the collection as an MCP tool (stdio or HTTP)")
+    _common(p)
+    p.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--token", help="bearer token required on HTTP (or M3R_MCP_TOKEN)")
+    p.add_argument("--allow-writes", action="store_true", help="also expose ingest and delete tools")
+    p.add_argument("--description", help="what the collection holds, for the agent")
+    p.set_defaults(func=cmd_serve_mcp)
+
+    _add_eval_commands(sub)
+    return parser
+
+
+def _add_eval_commands(sub: Any) -> None:
+    """``eval`` and ``tune`` live in :mod:`m3retriever.evaluation` (their heavy imports are
+    deferred until they run)."""
+    from m3retriever.evaluation.cli import add_commands
+
+    add_commands(sub, _common, _config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except M3RetrieverError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
