@@ -279,3 +279,18 @@ def test_info_reports_counts_and_models(make_retriever, corpus_docs, tiny_bge_m3
     assert info["disk_bytes"] > 0
     assert info["encoders"]["dense"]["model"] == str(tiny_bge_m3_path)
     assert {"doc_id", "source", "content_hash", "chunk_index"} <= set(info["payload_indexes"])
+
+
+def test_edge_and_memory_backends_rank_identically(make_retriever, corpus_docs):
+    edge = make_retriever()
+    mem = make_retriever(location=":memory:")
+    for r in (edge, mem):
+        r.ingest(corpus_docs)
+    assert mem.info()["backend"] == "qdrant-client"
+    for q in QUERIES:
+        a, b = edge.search(q, top_k=8), mem.search(q, top_k=8)
+        assert [h.id for h in a] == [h.id for h in b], q
+        for x, y in zip(a, b):
+            assert x.scores.fused == pytest.approx(y.scores.fused, rel=1e-4)
+            assert x.scores.dense == pytest.approx(y.scores.dense, rel=1e-4)
+            assert x.scores.rerank_logit == pytest.approx(y.scores.rerank_logit, rel=1e-4)
