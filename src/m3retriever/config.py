@@ -17,6 +17,8 @@ from m3retriever.profiles import Profile, get_profile
 __all__ = ["SearchConfig", "Config", "load_config"]
 
 ENV_PREFIX = "M3R_"
+# M3R_* variables read elsewhere, not settings of Config (M3R_MCP_TOKEN: the MCP bearer token).
+NON_CONFIG_PREFIXES = ("M3R_MCP_",)
 
 
 @dataclass(frozen=True)
@@ -259,6 +261,8 @@ def load_config(
     env = os.environ if env is None else env
     search_prefix = ENV_PREFIX + "SEARCH_"
     for key, raw in env.items():
+        if key.startswith(NON_CONFIG_PREFIXES):
+            continue
         if key.startswith(search_prefix):
             search[key[len(search_prefix) :].lower()] = raw
         elif key.startswith(ENV_PREFIX):
