@@ -294,3 +294,35 @@ def test_edge_and_memory_backends_rank_identically(make_retriever, corpus_docs):
             assert x.scores.fused == pytest.approx(y.scores.fused, rel=1e-4)
             assert x.scores.dense == pytest.approx(y.scores.dense, rel=1e-4)
             assert x.scores.rerank_logit == pytest.approx(y.scores.rerank_logit, rel=1e-4)
+
+
+@pytest.mark.parametrize("distance", ["dot", "euclid", "manhattan"])
+def test_dense_distance_is_configurable(make_retriever, corpus_docs, distance):
+    r = make_retriever(distance=distance, sparse_encoder="none")
+    r.ingest(corpus_docs)
+    cosine = make_retriever(location=":memory:", sparse_encoder="none")
+    cosine.ingest(corpus_docs)
+    res = r.search("capital of France", top_k=12, rerank=False)
+    ref = cosine.search("capital of France", top_k=12, rerank=False)
+    scores = [h.scores.dense for h in res]
+    # best first: similarities descend, distances ascend
+    assert scores == (sorted(scores) if distance != "dot" else sorted(scores, reverse=True))
+    if distance != "manhattan":  # on normalised vectors dot and euclid rank like cosine
+        assert [h.doc_id for h in res] == [h.doc_id for h in ref]
+    fingerprint = r.store.info(r.collection)["fingerprint"]
+    assert fingerprint.get("distance") == distance
+    r.close()
+    with pytest.raises(FingerprintMismatchError):  # reopening with another distance is refused
+        make_retriever(location=r.config.location, sparse_encoder="none")
+
+
+def test_encoder_output_of_the_wrong_dimension_is_refused(make_retriever, corpus_docs):
+    from m3retriever.ingest import Ingestor
+
+    r = make_retriever()
+    r.ingest(corpus_docs[:3])
+    before = r.count()
+    wrong = Ingestor(r.store, r.collection, r.encoders, r._ingestor.chunking, dense_dim=r._spec.dense_dim + 1)
+    with pytest.raises(InputError, match="nothing was written"):
+        wrong.ingest(corpus_docs[3:])
+    assert r.count() == before

@@ -92,19 +92,25 @@ class EncoderSet:
             fp["dims"] = self.dims
         return fp
 
-    def collection_spec(self, name: str, indexed_fields: tuple[str, ...] = ()) -> CollectionSpec:
-        """The collection these encoders write to."""
+    def collection_spec(
+        self, name: str, indexed_fields: tuple[str, ...] = (), distance: str | None = None
+    ) -> CollectionSpec:
+        """The collection these encoders write to (``distance`` overrides the encoder's)."""
         dim = None
         if self.dense is not None:
             dim = self.dims or self.dense.spec.dense_dim
+        dist = distance or (self.dense.spec.distance if self.dense else "cosine")
+        fingerprint = self.fingerprint()
+        if self.dense is not None and dist != self.dense.spec.distance:
+            fingerprint["distance"] = dist
         return CollectionSpec(
             name=name,
             dense_dim=dim,
-            distance=self.dense.spec.distance if self.dense else "cosine",
+            distance=dist,  # type: ignore[arg-type]
             sparse=self.sparse is not None,
             sparse_idf=bool(self.sparse and self.sparse.spec.sparse_idf),
             bm25=self.bm25 is not None,
-            fingerprint=self.fingerprint(),
+            fingerprint=fingerprint,
             indexed_fields=indexed_fields,
         )
 

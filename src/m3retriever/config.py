@@ -106,6 +106,7 @@ class Config:
         batch_size: Encoder batch size.
         max_length: Encoder max tokens per text.
         dims: Matryoshka truncation of the dense vector (where the model supports it).
+        distance: Distance of the dense vector (``None``: the one the encoder declares).
         chunk_tokens: Tokens per chunk.
         chunk_overlap: Tokens shared by consecutive chunks.
         indexed_fields: Metadata keys to index for fast filtering.
@@ -130,6 +131,7 @@ class Config:
     batch_size: int = 32
     max_length: int = 512
     dims: int | None = None
+    distance: Literal["cosine", "dot", "euclid", "manhattan"] | None = None
     chunk_tokens: int = 512
     chunk_overlap: int = 64
     indexed_fields: tuple[str, ...] = ()

@@ -102,6 +102,7 @@ class Ingestor:
         encoders: The retriever's encoders.
         chunking: Chunk size and overlap.
         doc_batch: Documents handled per write batch.
+        dense_dim: Dense size of the collection; encoder output of another size is refused.
     """
 
     def __init__(
@@ -111,12 +112,14 @@ class Ingestor:
         encoders: EncoderSet,
         chunking: ChunkingConfig,
         doc_batch: int = 256,
+        dense_dim: int | None = None,
     ) -> None:
         self.store = store
         self.collection = collection
         self.encoders = encoders
         self.chunking = chunking
         self.doc_batch = doc_batch
+        self.dense_dim = dense_dim
         self._salt = json.dumps(
             {"chunking": [chunking.max_tokens, chunking.overlap], "fp": encoders.fingerprint()},
             sort_keys=True,
@@ -191,6 +194,12 @@ class Ingestor:
         if len(vectors) != len(texts):
             raise InputError(
                 f"encoder returned {len(vectors)} vectors for {len(texts)} chunks; check the encoder plugin"
+            )
+        if vectors.dense is not None and self.dense_dim is not None and vectors.dense.shape[1] != self.dense_dim:
+            raise InputError(
+                f"the dense encoder returned {vectors.dense.shape[1]}-d vectors but collection "
+                f"{self.collection!r} holds {self.dense_dim}-d vectors; nothing was written. Use "
+                "the encoder the collection was built with, or another collection."
             )
         points: list[StoredPoint] = []
         row = 0

@@ -106,7 +106,7 @@ class Retriever:
             shard_number=c.shard_number,
             replication_factor=c.replication_factor,
         )
-        self._spec = self.encoders.collection_spec(c.collection, c.indexed_fields)
+        self._spec = self.encoders.collection_spec(c.collection, c.indexed_fields, c.distance)
         self._ready = False
         self._ready_lock = threading.Lock()
         try:
@@ -122,8 +122,11 @@ class Retriever:
             c.collection,
             self.encoders,
             ChunkingConfig(chunk_tokens, min(c.chunk_overlap, chunk_tokens // 2)),
+            dense_dim=self._spec.dense_dim,
         )
-        self._searcher = Searcher(self.store, c.collection, self.encoders, self.reranker)
+        self._searcher = Searcher(
+            self.store, c.collection, self.encoders, self.reranker, distance=self._spec.distance
+        )
 
     # -- construction helpers --------------------------------------------------------
     @classmethod

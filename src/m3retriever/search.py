@@ -19,7 +19,7 @@ from m3retriever.rerankers.base import Reranker
 from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, HybridQuery, ScoredRecord, Store
 from m3retriever.types import Hit, SearchResult, SparseVector, StageScores
 
-__all__ = ["Searcher", "ResolvedSearch", "sigmoid", "minmax"]
+__all__ = ["Searcher", "ResolvedSearch", "sigmoid", "minmax", "tie_break"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,19 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
     ex = np.exp(x[~pos])
     out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+def tie_break(records: Sequence[ScoredRecord]) -> list[ScoredRecord]:
+    """Keep the engine's order but sort runs of equal scores by point id."""
+    out: list[ScoredRecord] = []
+    run: list[ScoredRecord] = []
+    for r in records:
+        if run and abs(r.score - run[0].score) > 1e-9 * max(1.0, abs(r.score)):
+            out.extend(sorted(run, key=lambda x: x.id))
+            run = []
+        run.append(r)
+    out.extend(sorted(run, key=lambda x: x.id))
     return out
 
 
@@ -99,15 +112,22 @@ class Searcher:
         collection: Collection name.
         encoders: The retriever's encoders.
         reranker: The reranker, or ``None``.
+        distance: The collection's dense distance.
     """
 
     def __init__(
-        self, store: Store, collection: str, encoders: EncoderSet, reranker: Reranker | None
+        self,
+        store: Store,
+        collection: str,
+        encoders: EncoderSet,
+        reranker: Reranker | None,
+        distance: str = "cosine",
     ) -> None:
         self.store = store
         self.collection = collection
         self.encoders = encoders
         self.reranker = reranker
+        self.distance = distance
 
     def _branches(self, qv: Any, row: int, s: ResolvedSearch) -> list[Branch]:
         branches = []
@@ -200,13 +220,20 @@ class Searcher:
         s: ResolvedSearch,
         single: bool,
     ) -> SearchResult:
-        # Deterministic order: score, then point id.
-        fused = sorted(fused, key=lambda r: (-r.score, r.id))
+        # Keep the engine's order (best first, whatever the distance's direction) and break
+        # exact score ties by point id, so rankings are deterministic.
+        fused = tie_break(fused)
         ranks = {
-            name: {r.id: (i + 1, r.score) for i, r in enumerate(sorted(lst, key=lambda r: (-r.score, r.id)))}
+            name: {r.id: (i + 1, r.score) for i, r in enumerate(tie_break(lst))}
             for name, lst in branch_lists.items()
         }
         fused_scores = np.array([r.score for r in fused], dtype=np.float64)
+        # Relevance grows with the score, except for a lone euclid/manhattan dense branch,
+        # whose scores are distances.
+        lower_is_better = single and self.encoders.dense is not None and DENSE in branch_lists and (
+            self.distance in ("euclid", "manhattan")
+        )
+        relevance = -fused_scores if lower_is_better else fused_scores
         logits = probs = None
         rerank_rank: dict[int, int] = {}
         if s.rerank and self.reranker is not None and fused:
@@ -215,13 +242,14 @@ class Searcher:
                 dtype=np.float64,
             )
             probs = sigmoid(logits)
-            for rank, idx in enumerate(sorted(range(len(fused)), key=lambda i: (-logits[i], fused[i].id))):
+            for rank, idx in enumerate(sorted(range(len(fused)), key=lambda i: (-logits[i], i))):
                 rerank_rank[idx] = rank + 1
             w = s.rerank_weight
-            final = probs if w >= 1.0 else w * minmax(logits) + (1.0 - w) * minmax(fused_scores)
+            final = probs if w >= 1.0 else w * minmax(logits) + (1.0 - w) * minmax(relevance)
+            order = sorted(range(len(fused)), key=lambda i: (-final[i], i))
         else:
             final = fused_scores
-        order = sorted(range(len(fused)), key=lambda i: (-final[i], -fused_scores[i], fused[i].id))
+            order = list(range(len(fused)))
         if s.min_score is not None and probs is not None:
             order = [i for i in order if probs[i] >= s.min_score]
             if not order:
