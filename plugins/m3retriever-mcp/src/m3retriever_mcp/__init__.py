@@ -1,0 +1,19 @@
+"""MCP server for m3retriever: hybrid search as Model Context Protocol tools.
+
+Tools: ``search`` (read-only, structured output), ``collection_info``, and, only when writes are
+enabled, ``ingest`` and ``delete``. A resource ``m3retriever://collection/info`` mirrors
+``collection_info``. Run it with ``m3retriever serve-mcp`` or ``python -m m3retriever_mcp``.
+
+Example::
+
+    from m3retriever import Retriever, load_config
+    from m3retriever_mcp import create_server
+
+    create_server(Retriever.shared(load_config("m3r.toml"))).serve()  # stdio
+"""
+
+from m3retriever_mcp.server import INFO_RESOURCE_URI, MAX_TOP_K, M3RetrieverMCP, create_server
+
+__all__ = ["M3RetrieverMCP", "create_server", "INFO_RESOURCE_URI", "MAX_TOP_K"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,71 @@
+"""``python -m m3retriever_mcp``: serve a collection over MCP without the core CLI.
+
+Usage::
+
+    python -m m3retriever_mcp --config m3r.toml                 # stdio
+    python -m m3retriever_mcp --config m3r.toml --http --port 8000 --token SECRET
+    python -m m3retriever_mcp --config m3r.toml --allow-writes --description "Our HR policies"
+
+The token may also be given in the ``M3R_MCP_TOKEN`` environment variable (it then does not
+show in the process list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+TOKEN_ENV = "M3R_MCP_TOKEN"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m m3retriever_mcp",
+        description="Serve an m3retriever collection as MCP tools (stdio by default).",
+    )
+    p.add_argument("--config", help="TOML config file (M3R_* environment variables also apply)")
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP interface to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"bearer token HTTP clients must send (default: ${TOKEN_ENV} if set)",
+    )
+    p.add_argument(
+        "--allow-writes", action="store_true", help="also expose the ingest and delete tools"
+    )
+    p.add_argument("--description", default=None, help="what the collection holds (shown to the agent)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from m3retriever import M3RetrieverError, Retriever, load_config
+
+    from m3retriever_mcp.server import create_server
+
+    token = args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
+    try:
+        retriever = Retriever.shared(load_config(args.config))
+    except M3RetrieverError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        adapter = create_server(
+            retriever, writes=args.allow_writes, description=args.description, token=token
+        )
+        adapter.serve("http" if args.http else "stdio", host=args.host, port=args.port)
+    except M3RetrieverError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        retriever.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Typed arguments and results of the MCP tools.
+
+These pydantic models are what the MCP SDK turns into each tool's ``inputSchema`` and
+``outputSchema``, so a client (and the model driving it) sees real JSON schemas rather than
+free-form objects.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from m3retriever.errors import InputError
+from m3retriever.filters import parse_filter
+
+__all__ = [
+    "Scalar",
+    "AnyOfCondition",
+    "RangeCondition",
+    "NotCondition",
+    "FilterCondition",
+    "FilterSpec",
+    "filter_to_mapping",
+    "StageScoresOut",
+    "HitOut",
+    "SearchOutput",
+    "DocumentIn",
+    "IngestOutput",
+    "DeleteOutput",
+    "CollectionInfo",
+]
+
+# Equality works on strings, integers and booleans (floats are compared with a range).
+# Strict types keep `true` a boolean and `"5"` a string instead of coercing between them.
+Scalar = Union[StrictBool, StrictInt, StrictStr]
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AnyOfCondition(_Closed):
+    """The field equals one of these values (all strings or all integers)."""
+
+    any: Annotated[list[StrictStr], Field(min_length=1)] | Annotated[list[StrictInt], Field(min_length=1)] = (
+        Field(description="Accepted values.")
+    )
+
+
+class RangeCondition(_Closed):
+    """Numeric range on the field; give at least one bound."""
+
+    gte: float | None = Field(default=None, description="Greater than or equal to.")
+    gt: float | None = Field(default=None, description="Strictly greater than.")
+    lte: float | None = Field(default=None, description="Less than or equal to.")
+    lt: float | None = Field(default=None, description="Strictly less than.")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "RangeCondition":
+        if self.gte is None and self.gt is None and self.lte is None and self.lt is None:
+            raise ValueError("a range needs at least one of gte, gt, lte, lt")
+        return self
+
+
+class NotCondition(_Closed):
+    """The field is not equal to this value."""
+
+    not_: Scalar = Field(alias="not", description="The excluded value.")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+FilterCondition = Annotated[
+    Union[Scalar, list[StrictStr], list[StrictInt], AnyOfCondition, RangeCondition, NotCondition],
+    Field(
+        description=(
+            "A value (equality), a list or {'any': [...]} (one of), {'gte'|'gt'|'lte'|'lt': number} "
+            "(range) or {'not': value} (inequality)."
+        )
+    ),
+]
+
+
+
+def _precheck_filter(value: Any) -> Any:
+    """Check a filter with m3retriever's own parser first, so a bad filter gets its one clear
+    message ("filter on 'year': unknown operators...") instead of one error per union arm."""
+    if isinstance(value, dict):
+        try:
+            parse_filter(value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+FilterSpec = Annotated[
+    dict[str, FilterCondition],
+    BeforeValidator(_precheck_filter),
+    Field(
+        description=(
+            "Metadata filter; several fields are combined with AND. Field names are metadata keys, "
+            "or 'doc_id', 'source', 'chunk_index'. Example: "
+            '{"lang": "en", "year": {"gte": 2020}, "topic": {"any": ["db", "ir"]}}'
+        )
+    ),
+]
+
+
+def filter_to_mapping(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The validated filter as the plain mapping :func:`m3retriever.parse_filter` reads."""
+    if not spec:
+        return None
+    out: dict[str, Any] = {}
+    for field, cond in spec.items():
+        if isinstance(cond, AnyOfCondition):
+            out[field] = {"any": list(cond.any)}
+        elif isinstance(cond, RangeCondition):
+            out[field] = cond.model_dump(exclude_none=True)
+        elif isinstance(cond, NotCondition):
+            out[field] = {"not": cond.not_}
+        else:
+            out[field] = cond
+    return out
+
+
+class StageScoresOut(BaseModel):
+    """Each stage's score and 1-based rank (null where a stage did not see the hit)."""
+
+    dense: float | None = Field(description="Dense similarity.")
+    dense_rank: int | None
+    sparse: float | None = Field(description="Learned sparse (lexical) score.")
+    sparse_rank: int | None
+    bm25: float | None = Field(description="BM25 score (profiles with a BM25 branch).")
+    bm25_rank: int | None
+    fused: float | None = Field(description="Score after rank fusion.")
+    fused_rank: int | None
+    rerank_logit: float | None = Field(description="Raw cross-encoder logit.")
+    rerank: float | None = Field(description="Calibrated relevance in [0, 1]: sigmoid(rerank_logit).")
+    rerank_rank: int | None
+    final: float = Field(description="The score hits are ordered by.")
+    final_rank: int
+
+
+class HitOut(BaseModel):
+    """One retrieved passage."""
+
+    text: str = Field(description="The passage (a chunk of the document).")
+    source: str | None = Field(description="Where the document came from (path, URL...).")
+    doc_id: str
+    chunk_index: int = Field(description="Position of the chunk in its document, from 0.")
+    id: str = Field(description="The chunk's point id.")
+    metadata: dict[str, Any] = Field(description="The document's metadata.")
+    scores: StageScoresOut
+    matched_terms: list[str] = Field(description="Query terms found in the passage by the sparse branch.")
+
+
+class SearchOutput(BaseModel):
+    """Search results, best first."""
+
+    query: str
+    hits: list[HitOut]
+    no_confident_match: bool = Field(
+        description="True when min_score was set and no passage reached it (hits is then empty)."
+    )
+    min_score: float | None = Field(description="The min_score threshold applied, if any.")
+    timings_ms: dict[str, float] = Field(description="Wall time of each stage in milliseconds.")
+
+
+class DocumentIn(_Closed):
+    """A document to add (re-adding a doc_id replaces that document)."""
+
+    doc_id: str = Field(min_length=1, description="Stable identifier of the document.")
+    text: str = Field(min_length=1, description="The full text; it is split into chunks.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="JSON metadata, filterable.")
+    source: str | None = Field(default=None, description="Where the text came from.")
+
+
+class IngestOutput(BaseModel):
+    """What an ingest call did."""
+
+    documents: int
+    added: int
+    updated: int
+    skipped: int = Field(description="Unchanged documents (same content): nothing written.")
+    chunks_written: int
+    chunks_deleted: int
+    seconds: float
+
+
+class DeleteOutput(BaseModel):
+    """What a delete call did."""
+
+    deleted_chunks: int = Field(description="Chunks removed.")
+
+
+class CollectionInfo(BaseModel):
+    """Counts, sizes and models of the collection."""
+
+    model_config = ConfigDict(extra="allow")
+
+    profile: str
+    collection: str
+    documents: int
+    points: int = Field(description="Chunks stored.")
+    encoders: dict[str, Any] = Field(description="Identity of the dense/sparse/BM25 encoders.")
+    reranker: dict[str, Any] | None = Field(description="The reranker's name and model, if any.")
+    disk_bytes: int | None = Field(default=None, description="Disk used by an embedded store.")
+    description: str | None = Field(default=None, description="What the collection holds, as configured.")

@@ -1,0 +1,419 @@
+"""The MCP server: m3retriever's search (and optionally ingest/delete) as MCP tools.
+
+Built on the MCP Python SDK 2.x (``mcp.server.mcpserver.MCPServer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from typing import Annotated, Any, Literal
+
+from m3retriever import M3RetrieverError, Retriever
+from m3retriever.errors import ConfigError
+from m3retriever.types import SearchResult
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from m3retriever_mcp.models import (
+    CollectionInfo,
+    DeleteOutput,
+    DocumentIn,
+    FilterSpec,
+    IngestOutput,
+    SearchOutput,
+    filter_to_mapping,
+)
+
+__all__ = ["M3RetrieverMCP", "create_server", "MAX_TOP_K", "INFO_RESOURCE_URI"]
+
+logger = logging.getLogger(__name__)
+
+MAX_TOP_K = 50
+MAX_INGEST_DOCUMENTS = 1000
+INFO_RESOURCE_URI = "m3retriever://collection/info"
+SERVER_NAME = "m3retriever"
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class _StaticTokenVerifier:
+    """Accepts exactly one bearer token (compared in constant time)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if hmac.compare_digest(token.encode(), self._token):
+            return AccessToken(token=token, client_id="m3retriever-mcp", scopes=[])
+        return None
+
+
+def _pipeline(retriever: Retriever) -> str:
+    enc = retriever.encoders
+    branches = []
+    if enc.dense is not None:
+        branches.append("dense (semantic)")
+    if enc.sparse is not None:
+        branches.append("learned sparse (lexical)")
+    if enc.bm25 is not None:
+        branches.append("BM25 (keyword)")
+    text = "Hybrid search: " + " + ".join(branches or ["no"]) + " retrieval fused by rank"
+    if retriever.reranker is not None:
+        text += ", then reranked by a cross-encoder"
+    return text + "."
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _summary(result: SearchResult, min_score: float | None) -> str:
+    """A readable rendering of the results for clients that read only text content."""
+    if result.no_confident_match:
+        return (
+            f'No confident match for "{result.query}": no passage reached '
+            f"min_score={min_score}. Try rephrasing the query or lowering min_score."
+        )
+    if not result.hits:
+        return f'No results for "{result.query}".'
+    lines = [f'{len(result.hits)} result(s) for "{result.query}":']
+    for hit in result.hits:
+        s = hit.scores
+        head = f"\n[{s.final_rank}] doc_id={hit.doc_id} chunk={hit.chunk_index} score={_fmt(s.final)}"
+        if s.rerank is not None:
+            head += f" rerank={_fmt(s.rerank)}"
+        if s.fused is not None:
+            head += f" fused={_fmt(s.fused)}"
+        if hit.source:
+            head += f" source={hit.source}"
+        lines.append(head)
+        if hit.metadata:
+            lines.append("metadata: " + json.dumps(dict(hit.metadata), ensure_ascii=False, default=str))
+        if hit.matched_terms:
+            lines.append("matched terms: " + ", ".join(hit.matched_terms))
+        lines.append(hit.text)
+    return "\n".join(lines)
+
+
+def _tool_error(exc: M3RetrieverError) -> ToolError:
+    # InputError/ConfigError (and the library's other deliberate errors) carry a message that
+    # names the problem and the fix: hand it to the model as an isError result.
+    return ToolError(str(exc))
+
+
+class M3RetrieverMCP:
+    """An MCP server wrapping a :class:`~m3retriever.Retriever`.
+
+    Args:
+        retriever: The retriever to serve (usually ``Retriever.shared(config)``). The caller
+            owns it: :meth:`serve` does not close it.
+        writes: Also register the ``ingest`` and ``delete`` tools (off by default).
+        description: What the collection holds; appended to the tool descriptions and the
+            server instructions so an agent knows when to search it.
+        token: A bearer token that HTTP clients must send (``Authorization: Bearer <token>``);
+            requests without it get 401. Not used over stdio.
+
+    Attributes:
+        server: The ``mcp.server.mcpserver.MCPServer``.
+    """
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        writes: bool = False,
+        description: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        if token is not None and not token.strip():
+            raise ConfigError("the MCP bearer token is empty; pass a non-empty --token or none")
+        self.retriever = retriever
+        self.writes = writes
+        self.description = description.strip() if description and description.strip() else None
+        self.token = token
+        auth_kwargs: dict[str, Any] = {}
+        if token is not None:
+            # The SDK's bearer middleware with a static verifier. With no resource_server_url
+            # and no auth server provider, issuer_url is required by the settings model but
+            # not used (no OAuth metadata routes are mounted).
+            auth_kwargs = dict(
+                token_verifier=_StaticTokenVerifier(token),
+                auth=AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None),
+            )
+        self.server: MCPServer = MCPServer(
+            SERVER_NAME,
+            title="m3retriever",
+            instructions=self._instructions(),
+            version=_version(),
+            log_level="WARNING",
+            **auth_kwargs,
+        )
+        self._register()
+
+    # -- descriptions ----------------------------------------------------------------
+    def _about(self) -> str:
+        if self.description:
+            return f"\n\nThe collection holds: {self.description}"
+        return ""
+
+    def _instructions(self) -> str:
+        text = (
+            f"Search the m3retriever collection '{self.retriever.collection}' with the `search` "
+            "tool; `collection_info` tells how many documents it holds and which models it uses."
+        )
+        if self.writes:
+            text += " `ingest` adds or replaces documents; `delete` removes them."
+        return text + self._about()
+
+    # -- tools -----------------------------------------------------------------------
+    def _register(self) -> None:
+        r = self.retriever
+        srv = self.server
+
+        async def search(
+            query: Annotated[str, Field(min_length=1, description="What to look for, in natural language.")],
+            top_k: Annotated[
+                int, Field(ge=1, le=MAX_TOP_K, description="Number of passages to return.")
+            ] = 5,
+            filter: Annotated[FilterSpec | None, Field(description="Optional metadata filter.")] = None,
+            min_score: Annotated[
+                float | None,
+                Field(
+                    ge=0.0,
+                    le=1.0,
+                    description=(
+                        "Optional minimum calibrated relevance (0..1) a passage needs; when none "
+                        "reaches it, no passages are returned and no_confident_match is true."
+                    ),
+                ),
+            ] = None,
+        ) -> Annotated[CallToolResult, SearchOutput]:
+            if not query.strip():
+                raise ToolError("query is empty; pass the text to search for")
+            try:
+                result = await r.asearch(
+                    query, top_k=top_k, filter=filter_to_mapping(filter), min_score=min_score
+                )
+            except M3RetrieverError as exc:
+                raise _tool_error(exc) from exc
+            effective_min = min_score if min_score is not None else r.config.search.min_score
+            out = SearchOutput(
+                query=result.query,
+                hits=[h.as_dict() for h in result.hits],  # type: ignore[misc]
+                no_confident_match=result.no_confident_match,
+                min_score=effective_min,
+                timings_ms=dict(result.timings_ms),
+            )
+            return CallToolResult(
+                content=[TextContent(type="text", text=_summary(result, effective_min))],
+                structured_content=out.model_dump(mode="json"),
+            )
+
+        srv.add_tool(
+            search,
+            name="search",
+            title="Search the document collection",
+            description=(
+                f"Search the collection '{r.collection}' for passages relevant to a query. "
+                f"{_pipeline(r)} Returns the best passages with their text, source, doc_id, "
+                "metadata and every stage's score; use `filter` to restrict by metadata and "
+                "`min_score` to get no_confident_match=true instead of weak passages."
+                + self._about()
+            ),
+            annotations=ToolAnnotations(
+                title="Search the document collection",
+                read_only_hint=True,
+                destructive_hint=False,
+                idempotent_hint=True,
+                open_world_hint=False,
+            ),
+        )
+
+        async def collection_info() -> CollectionInfo:
+            try:
+                return await asyncio.to_thread(self._info)
+            except M3RetrieverError as exc:
+                raise _tool_error(exc) from exc
+
+        srv.add_tool(
+            collection_info,
+            name="collection_info",
+            title="Collection information",
+            description=(
+                f"Counts (documents, chunks), disk size and models of the collection '{r.collection}'."
+                + self._about()
+            ),
+            annotations=ToolAnnotations(
+                title="Collection information",
+                read_only_hint=True,
+                destructive_hint=False,
+                idempotent_hint=True,
+                open_world_hint=False,
+            ),
+        )
+
+        @srv.resource(
+            INFO_RESOURCE_URI,
+            name="collection_info",
+            title="Collection information",
+            description="Counts, sizes and models of the collection, as JSON.",
+            mime_type="application/json",
+        )
+        async def info_resource() -> str:
+            info = await asyncio.to_thread(self._info)
+            return info.model_dump_json(indent=2)
+
+        if self.writes:
+            self._register_writes()
+
+    def _register_writes(self) -> None:
+        r = self.retriever
+        srv = self.server
+
+        async def ingest(
+            documents: Annotated[
+                list[DocumentIn],
+                Field(
+                    min_length=1,
+                    max_length=MAX_INGEST_DOCUMENTS,
+                    description="Documents to add; a doc_id that exists already is replaced.",
+                ),
+            ],
+        ) -> IngestOutput:
+            docs = [d.model_dump() for d in documents]
+            try:
+                report = await r.aingest(docs, show_progress=False)
+            except M3RetrieverError as exc:
+                raise _tool_error(exc) from exc
+            return IngestOutput(
+                documents=report.documents,
+                added=report.added,
+                updated=report.updated,
+                skipped=report.skipped,
+                chunks_written=report.chunks_written,
+                chunks_deleted=report.chunks_deleted,
+                seconds=report.seconds,
+            )
+
+        srv.add_tool(
+            ingest,
+            name="ingest",
+            title="Add documents",
+            description=(
+                f"Add documents to the collection '{r.collection}' (chunked and embedded). "
+                "Re-adding a doc_id replaces that document; unchanged documents are skipped."
+                + self._about()
+            ),
+            annotations=ToolAnnotations(
+                title="Add documents",
+                read_only_hint=False,
+                destructive_hint=True,  # replaces existing documents with the same doc_id
+                idempotent_hint=True,
+                open_world_hint=False,
+            ),
+        )
+
+        async def delete(
+            doc_ids: Annotated[
+                list[Annotated[str, Field(min_length=1)]] | None,
+                Field(description="Ids of the documents to delete."),
+            ] = None,
+            filter: Annotated[
+                FilterSpec | None, Field(description="Delete every document matching this filter.")
+            ] = None,
+        ) -> DeleteOutput:
+            if not doc_ids and not filter:
+                raise ToolError("pass doc_ids and/or a filter; refusing to delete everything")
+            try:
+                n = await asyncio.to_thread(r.delete, doc_ids or None, filter=filter_to_mapping(filter))
+            except M3RetrieverError as exc:
+                raise _tool_error(exc) from exc
+            return DeleteOutput(deleted_chunks=n)
+
+        srv.add_tool(
+            delete,
+            name="delete",
+            title="Delete documents",
+            description=(
+                f"Delete documents from the collection '{r.collection}' by doc_id and/or metadata "
+                "filter (both given: documents matching both). Returns the number of chunks removed."
+            ),
+            annotations=ToolAnnotations(
+                title="Delete documents",
+                read_only_hint=False,
+                destructive_hint=True,
+                idempotent_hint=True,
+                open_world_hint=False,
+            ),
+        )
+
+    def _info(self) -> CollectionInfo:
+        info = dict(self.retriever.info())
+        info.pop("location", None)  # a local path is of no use to a client
+        info.pop("collection", None)
+        return CollectionInfo(collection=self.retriever.collection, description=self.description, **info)
+
+    # -- serving ---------------------------------------------------------------------
+    def _check_transport(self, transport: str, host: str) -> str:
+        if transport == "stdio":
+            return "stdio"
+        if transport in ("http", "streamable-http"):
+            if self.token is None and host not in _LOCAL_HOSTS:
+                logger.warning(
+                    "serving MCP over HTTP on %s without a token: anyone who can reach it can "
+                    "search%s; pass a token",
+                    host,
+                    " and modify the collection" if self.writes else "",
+                )
+            return "http"
+        raise ConfigError(f"unknown MCP transport {transport!r}; use 'stdio' or 'http'")
+
+    def serve(
+        self, transport: Literal["stdio", "http"] | str = "stdio", host: str = "127.0.0.1", port: int = 8000
+    ) -> None:
+        """Serve until the client disconnects (stdio) or the process is interrupted (HTTP).
+
+        Args:
+            transport: ``"stdio"`` or ``"http"`` (streamable HTTP at ``http://host:port/mcp``).
+            host: Interface to bind for HTTP (default: loopback only).
+            port: TCP port for HTTP.
+        """
+        if self._check_transport(transport, host) == "stdio":
+            self.server.run("stdio")
+        else:
+            self.server.run("streamable-http", host=host, port=port)
+
+    async def serve_async(
+        self, transport: Literal["stdio", "http"] | str = "stdio", host: str = "127.0.0.1", port: int = 8000
+    ) -> None:
+        """:meth:`serve` inside a running event loop."""
+        if self._check_transport(transport, host) == "stdio":
+            await self.server.run_stdio_async()
+        else:
+            await self.server.run_streamable_http_async(host=host, port=port)
+
+
+def create_server(
+    retriever: Retriever,
+    *,
+    writes: bool = False,
+    description: str | None = None,
+    token: str | None = None,
+) -> M3RetrieverMCP:
+    """The adapter factory registered as ``"mcp"``: see :class:`M3RetrieverMCP`."""
+    return M3RetrieverMCP(retriever, writes=writes, description=description, token=token)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("m3retriever-mcp")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
