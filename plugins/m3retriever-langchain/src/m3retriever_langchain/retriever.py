@@ -1,0 +1,202 @@
+"""LangChain ``BaseRetriever`` backed by an m3retriever :class:`~m3retriever.Retriever`."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Iterable, Mapping
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document as LCDocument
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field, field_validator
+
+from m3retriever import Config, IngestReport, InputError, Retriever, parse_filter
+from m3retriever.filters import Filter
+from m3retriever.types import Document, Hit, SearchResult
+
+from m3retriever_langchain._metadata import clean_metadata
+
+__all__ = [
+    "M3RetrieverLangChain",
+    "hit_to_document",
+    "to_m3_document",
+    "ingest_langchain",
+    "aingest_langchain",
+    "SCORES_KEY",
+    "MATCHED_TERMS_KEY",
+]
+
+SCORES_KEY = "m3r_scores"
+"""Metadata key of the per-stage scores (:meth:`m3retriever.StageScores.as_dict`)."""
+
+MATCHED_TERMS_KEY = "m3r_matched_terms"
+"""Metadata key of the query terms that matched the chunk's sparse vector."""
+
+
+def hit_to_document(hit: Hit) -> LCDocument:
+    """Convert one m3retriever :class:`~m3retriever.Hit` to a LangChain ``Document``.
+
+    ``Document.id`` is the chunk id; ``metadata`` is the user metadata plus ``doc_id``,
+    ``source``, ``chunk_index``, ``m3r_scores`` (every stage's score and rank, ``final``
+    included) and, when known, ``m3r_matched_terms``.
+    """
+    metadata: dict[str, Any] = dict(hit.metadata)
+    metadata.update(doc_id=hit.doc_id, source=hit.source, chunk_index=hit.chunk_index)
+    metadata[SCORES_KEY] = hit.scores.as_dict()
+    if hit.matched_terms:
+        metadata[MATCHED_TERMS_KEY] = list(hit.matched_terms)
+    return LCDocument(id=hit.id, page_content=hit.text, metadata=metadata)
+
+
+def to_m3_document(doc: LCDocument) -> Document:
+    """Map a LangChain ``Document`` to an m3retriever :class:`~m3retriever.Document`.
+
+    * ``doc_id``: ``metadata["doc_id"]`` if it is a non-empty string, else ``Document.id``,
+      else the first 32 hex digits of the SHA-256 of the text (as ``Retriever.add_texts``).
+    * ``source``: ``metadata["source"]`` if it is a string (what LangChain loaders set).
+    * ``metadata``: cleaned by the rule in :mod:`m3retriever_langchain._metadata` (JSON
+      values only; reserved keys taken out).
+
+    Raises:
+        InputError: for objects that are not LangChain documents.
+    """
+    if not isinstance(doc, LCDocument):
+        raise InputError(f"expected a LangChain Document, got {type(doc).__name__}")
+    raw = dict(doc.metadata or {})
+    explicit = raw.get("doc_id")
+    if isinstance(explicit, str) and explicit.strip():
+        doc_id = explicit
+    elif isinstance(doc.id, str) and doc.id.strip():
+        doc_id = doc.id
+    else:
+        doc_id = hashlib.sha256(doc.page_content.encode("utf-8")).hexdigest()[:32]
+    source = raw.get("source")
+    return Document(
+        text=doc.page_content,
+        doc_id=doc_id,
+        metadata=clean_metadata(raw, where=f"LangChain document {doc_id!r}"),
+        source=source if isinstance(source, str) else None,
+    )
+
+
+def _to_documents(docs: Iterable[LCDocument]) -> list[Document]:
+    if isinstance(docs, (LCDocument, str, bytes, Mapping)):
+        raise InputError(
+            "ingest_langchain() takes a list of LangChain Documents; wrap a single one in a list"
+        )
+    return [to_m3_document(doc) for doc in docs]
+
+
+def ingest_langchain(retriever: Retriever, docs: Iterable[LCDocument]) -> IngestReport:
+    """Ingest LangChain ``Document`` objects into ``retriever`` (see :func:`to_m3_document`).
+
+    Returns:
+        The retriever's :class:`~m3retriever.IngestReport`.
+    """
+    return retriever.ingest(_to_documents(docs))
+
+
+async def aingest_langchain(retriever: Retriever, docs: Iterable[LCDocument]) -> IngestReport:
+    """:func:`ingest_langchain` in a worker thread, so the event loop keeps running."""
+    return await retriever.aingest(_to_documents(docs))
+
+
+def _combine(base: Any, extra: Any) -> Any:
+    """AND two m3retriever filters (mappings or filter objects); either may be ``None``."""
+    if extra is None:
+        return base
+    if base is None:
+        return extra
+    return parse_filter(base) & parse_filter(extra)  # type: ignore[operator]
+
+
+class M3RetrieverLangChain(BaseRetriever):
+    """A LangChain retriever over an m3retriever :class:`~m3retriever.Retriever`.
+
+    Build it with keyword arguments (it is a pydantic model)::
+
+        lc = M3RetrieverLangChain(retriever=Retriever.shared(config), k=5)
+        docs = lc.invoke("what is qdrant?", k=3, filter={"lang": "en"})
+
+    Attributes:
+        retriever: The m3retriever retriever (share one per store: ``Retriever.shared``).
+        k: Documents returned (``None``: the retriever's ``search.top_k``). ``invoke(...,
+            k=3)`` overrides it for one call.
+        filter: An m3retriever filter for every call: a mapping such as
+            ``{"lang": "en", "year": {"gte": 2020}}`` or a :mod:`m3retriever.filters` object.
+            ``invoke(..., filter=...)`` adds a filter for one call; both must match.
+        search_options: Other :class:`~m3retriever.SearchConfig` fields for every call
+            (``{"rerank": False}``...). Per call, pass them as keyword arguments of
+            ``invoke`` (``invoke(q, min_score=0.5)``).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    retriever: Retriever
+    k: int | None = Field(default=None, ge=1)
+    filter: Any = None
+    search_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("filter")
+    @classmethod
+    def _check_filter(cls, value: Any) -> Any:
+        parse_filter(value)  # fail fast: raises InputError for a bad filter
+        return value
+
+    @classmethod
+    def from_config(cls, config: Config | None = None, **fields: Any) -> "M3RetrieverLangChain":
+        """Wrap the process-wide retriever for ``config`` (:meth:`Retriever.shared`)."""
+        return cls(retriever=Retriever.shared(config), **fields)
+
+    # -- ingest ----------------------------------------------------------------------
+    def add_documents(self, documents: Iterable[LCDocument]) -> IngestReport:
+        """Ingest LangChain documents (see :func:`ingest_langchain`)."""
+        return ingest_langchain(self.retriever, documents)
+
+    async def aadd_documents(self, documents: Iterable[LCDocument]) -> IngestReport:
+        """:meth:`add_documents` without blocking the event loop."""
+        return await aingest_langchain(self.retriever, documents)
+
+    # -- retrieval -------------------------------------------------------------------
+    def _search_args(self, k: int | None, filter: Any, options: dict[str, Any]) -> dict[str, Any]:
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        options.pop("verbose", None)  # LangChain's own invoke() option, not a search option
+        return {
+            "top_k": k if k is not None else self.k,
+            "filter": _combine(self.filter, filter),
+            **self.search_options,
+            **options,
+        }
+
+    @staticmethod
+    def _documents(result: SearchResult) -> list[LCDocument]:
+        return [hit_to_document(hit) for hit in result]
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filter: Any = None,
+        **kwargs: Any,
+    ) -> list[LCDocument]:
+        result = self.retriever.search(query, **self._search_args(k, filter, kwargs))
+        return self._documents(result)
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filter: Any = None,
+        **kwargs: Any,
+    ) -> list[LCDocument]:
+        # asearch runs the search in a worker thread: the event loop keeps running.
+        result = await self.retriever.asearch(query, **self._search_args(k, filter, kwargs))
+        return self._documents(result)
