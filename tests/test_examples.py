@@ -30,6 +30,7 @@ EXAMPLES = [
         ],
         id="langchain",
     ),
+    pytest.param("mcp_client.py", ["top hit: paris"], id="mcp"),
 ]
 
 

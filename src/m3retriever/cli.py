@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 from m3retriever.config import Config, load_config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import threading
 from dataclasses import dataclass
@@ -138,9 +137,3 @@ def list_plugins() -> list[PluginInfo]:
         infos.append(PluginInfo(name, dist_name, version, hooks, components))
     return infos
 
-
-def _installed_version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None

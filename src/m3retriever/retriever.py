@@ -8,15 +8,14 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from m3retriever.branches import EncoderSet
 from m3retriever.chunking import ChunkingConfig
-from m3retriever.components import get_encoder, get_reranker
+from m3retriever.components import encoders_for, reranker_for
 from m3retriever.config import Config, SearchConfig, load_config
-from m3retriever.encoders.base import Encoder, EncoderOptions
+from m3retriever.encoders.base import Encoder
 from m3retriever.errors import ConfigError, InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
 from m3retriever.ingest import IngestReport, Ingestor
-from m3retriever.rerankers.base import Reranker, RerankerOptions
+from m3retriever.rerankers.base import Reranker
 from m3retriever.search import ResolvedSearch, Searcher
 from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
 from m3retriever.store import open_store
@@ -31,11 +30,6 @@ _shared: dict[Config, "Retriever"] = {}
 _shared_lock = threading.Lock()
 
 FilterLike = Filter | Mapping[str, Any] | None
-
-
-def _pick(override: str | None, default: str | None) -> str | None:
-    value = override if override is not None else default
-    return None if value in (None, "", "none") else value
 
 
 class Retriever:
@@ -60,42 +54,10 @@ class Retriever:
     def __init__(self, config: Config | None = None, *, client: Any = None, store: Store | None = None) -> None:
         self._closed = False
         self.config = config or Config()
-        profile = self.config.profile_obj
         c = self.config
-        enc_opts = dict(batch_size=c.batch_size, max_length=c.max_length, device=c.device)
-        dense_name = _pick(c.dense_encoder, profile.dense_encoder)
-        sparse_name = _pick(c.sparse_encoder, profile.sparse_encoder)
-        dense_model = c.dense_model or (profile.dense_model if c.dense_encoder is None else None)
-        if c.sparse_model:
-            sparse_model = c.sparse_model
-        elif sparse_name is not None and sparse_name == dense_name:
-            sparse_model = dense_model  # e.g. a local BGE-M3 copy serves both branches
-        else:
-            sparse_model = profile.sparse_model if c.sparse_encoder is None else None
-        dense = (
-            get_encoder(dense_name, EncoderOptions(model=dense_model, **enc_opts)) if dense_name else None
-        )
-        if sparse_name and sparse_name == dense_name and (sparse_model or None) == (dense_model or None):
-            sparse = dense  # one model, one forward pass for both branches
-        else:
-            sparse = (
-                get_encoder(sparse_name, EncoderOptions(model=sparse_model, **enc_opts))
-                if sparse_name
-                else None
-            )
-        use_bm25 = profile.bm25 if c.bm25 is None else c.bm25
-        bm25 = get_encoder("bm25", EncoderOptions(max_length=10**6)) if use_bm25 else None
-        self.encoders = EncoderSet(dense, sparse, bm25, dims=c.dims)
-        reranker_name = _pick(c.reranker, profile.reranker)
-        reranker_model = c.reranker_model or (profile.reranker_model if c.reranker is None else None)
-        self.reranker: Reranker | None = (
-            get_reranker(
-                reranker_name,
-                RerankerOptions(model=reranker_model, device=c.device, max_length=c.max_length),
-            )
-            if reranker_name
-            else None
-        )
+        profile = c.profile_obj
+        self.encoders = encoders_for(c)
+        self.reranker: Reranker | None = reranker_for(c)
         # Validate search settings now, not at the first query.
         ResolvedSearch.resolve(c.search, profile, self.reranker is not None)
         self._owns_store = store is None

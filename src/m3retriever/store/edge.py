@@ -68,7 +68,7 @@ class _DirLock:
             import msvcrt
 
             try:
-                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
+                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
             except OSError as exc:
                 self._fh.close()
                 raise StoreInUseError(f"the store at {path.parent} is in use") from exc
