@@ -1,0 +1,383 @@
+"""Per-stage evaluation from one ingest: dense, sparse, BM25, fused and fused+rerank.
+
+Each stage's ranking comes from the retriever itself:
+
+- ``dense`` / ``sparse`` / ``bm25``: a search with only that branch (the other branch weights
+  set to 0, so the branch is dropped from the query), no rerank, ``top_k = depth``;
+- ``fused``: the configured branches and weights fused in the engine, no rerank;
+- ``rerank``: the configured pipeline (fused, then the top ``rerank_depth`` reranked and
+  interpolated with the fused score as configured); below the rerank depth the fused order
+  follows, so Recall@100 stays comparable.
+
+Chunk hits are aggregated to documents by best rank (the first chunk of a document seen in a
+ranking gives the document its rank), because judgements name documents.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from m3retriever.errors import InputError
+from m3retriever.evaluation.metrics import DEFAULT_METRICS, compare
+from m3retriever.types import Hit
+
+__all__ = [
+    "STAGES",
+    "EvalReport",
+    "evaluate",
+    "stage_runs",
+    "hits_to_run",
+    "ingest_corpus",
+    "available_stages",
+]
+
+logger = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("dense", "sparse", "bm25", "fused", "rerank")
+
+Run = dict[str, dict[str, float]]
+
+
+def ingest_corpus(retriever: Any, data: Any, *, show_progress: bool | None = None) -> Any:
+    """Ingest a BEIR dataset's corpus (unchanged documents are skipped) and optimise."""
+    if data.corpus_path is None:
+        raise InputError(f"{data.name}: no corpus to ingest")
+    report = retriever.ingest_path(data.corpus_path, show_progress=show_progress)
+    retriever.optimize()
+    return report
+
+
+def available_stages(retriever: Any) -> list[str]:
+    """The stages this retriever has (a stage whose branch or reranker is absent is left out)."""
+    enc = retriever.encoders
+    branches = [n for n, e in (("dense", enc.dense), ("sparse", enc.sparse), ("bm25", enc.bm25)) if e is not None]
+    out = list(branches)
+    if len(branches) > 1:
+        out.append("fused")
+    if retriever.reranker is not None:
+        out.append("rerank")
+    return out
+
+
+def hits_to_ranking(hits: Iterable[Hit]) -> list[str]:
+    """Document ids in rank order; a document takes the rank of its best chunk."""
+    seen: dict[str, None] = {}
+    for h in hits:
+        if h.doc_id not in seen:
+            seen[h.doc_id] = None
+    return list(seen)
+
+
+def ranking_to_scores(ranking: Sequence[str]) -> dict[str, float]:
+    """Rank-derived scores (``n - rank + 1``) so that any metric sees exactly this order."""
+    n = len(ranking)
+    return {d: float(n - i) for i, d in enumerate(ranking)}
+
+
+def hits_to_run(results: Mapping[str, Iterable[Hit]]) -> Run:
+    """``{query_id: hits}`` to a ranx-style run ``{query_id: {doc_id: score}}``."""
+    return {q: ranking_to_scores(hits_to_ranking(h)) for q, h in results.items()}
+
+
+def _stage_options(stage: str, depth: int, rerank_depth: int | None) -> dict[str, Any]:
+    common: dict[str, Any] = {"stage_scores": False}
+    if stage in ("dense", "sparse", "bm25"):
+        weights = {f"{b}_weight": (1.0 if b == stage else 0.0) for b in ("dense", "sparse", "bm25")}
+        return {**common, **weights, "rerank": False, "top_k": depth, "prefetch_limit": max(depth, 1)}
+    if stage == "fused":
+        return {**common, "rerank": False, "top_k": depth}
+    if stage == "rerank":
+        opts = {**common, "rerank": True}
+        if rerank_depth is not None:
+            opts["rerank_depth"] = rerank_depth
+        return opts
+    raise InputError(f"unknown stage {stage!r}; choose from {list(STAGES)}")
+
+
+@dataclass
+class StageTiming:
+    """Per-query latency of one stage, in milliseconds (medians over queries)."""
+
+    encode_ms: float = 0.0
+    search_ms: float = 0.0
+    rerank_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+def stage_runs(
+    retriever: Any,
+    queries: Mapping[str, str],
+    stages: Sequence[str] | None = None,
+    *,
+    depth: int = 100,
+    rerank_depth: int | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> tuple[dict[str, Run], dict[str, StageTiming]]:
+    """The document ranking of each stage for each query.
+
+    Args:
+        retriever: An open :class:`~m3retriever.Retriever` holding the corpus.
+        queries: ``{query_id: text}``.
+        stages: Stages to run (default: every stage the retriever has).
+        depth: Documents ranked per stage (100 gives Recall@100).
+        rerank_depth: Override the rerank depth (default: the retriever's setting).
+        batch_size: Queries encoded and searched together.
+        progress: Log progress at INFO level.
+
+    Returns:
+        ``({stage: run}, {stage: timing})``.
+    """
+    have = available_stages(retriever)
+    stages = list(stages) if stages else have
+    for s in stages:
+        if s not in STAGES:
+            raise InputError(f"unknown stage {s!r}; choose from {list(STAGES)}")
+        if s not in have:
+            raise InputError(f"stage {s!r} is not available with this retriever (it has {have})")
+    qids = list(queries)
+    runs: dict[str, Run] = {}
+    timings: dict[str, StageTiming] = {}
+    need_fused_tail = "rerank" in stages
+    fused_needed = [s for s in stages if s != "rerank"] + (
+        ["fused"] if need_fused_tail and "fused" not in stages and "fused" in have else []
+    )
+    for stage in fused_needed + (["rerank"] if "rerank" in stages else []):
+        opts = _stage_options(stage, depth, rerank_depth)
+        per: Run = {}
+        t: dict[str, list[float]] = {"encode": [], "search": [], "rerank": [], "total": []}
+        t0 = time.perf_counter()
+        for start in range(0, len(qids), batch_size):
+            batch = qids[start : start + batch_size]
+            results = retriever.search_batch([queries[q] for q in batch], **opts)
+            for q, res in zip(batch, results):
+                ranking = hits_to_ranking(res.hits)
+                if stage == "rerank":
+                    # Below the rerank depth the pipeline's candidates keep their fused order.
+                    base = runs.get("fused", {}).get(q) or runs.get(have[0], {}).get(q, {})
+                    top = set(ranking)
+                    tail = [d for d in sorted(base, key=lambda d: -base[d]) if d not in top]
+                    ranking = (ranking + tail)[:depth]
+                per[q] = ranking_to_scores(ranking)
+                for key in t:
+                    if key in res.timings_ms:
+                        t[key].append(float(res.timings_ms[key]))
+        runs[stage] = per
+        timings[stage] = StageTiming(**{f"{k}_ms": statistics.median(v) if v else 0.0 for k, v in t.items()})
+        if progress:
+            logger.info("stage %s: %d queries in %.1fs", stage, len(qids), time.perf_counter() - t0)
+    return {s: runs[s] for s in stages}, {s: timings[s] for s in stages}
+
+
+@dataclass
+class EvalReport:
+    """Per-stage metrics of one dataset, with significance against a baseline stage.
+
+    Attributes:
+        dataset: Dataset name.
+        n_queries: Queries evaluated.
+        stages: Stage names, in order.
+        metrics: Metric names.
+        scores: ``{stage: {metric: mean}}``.
+        comparison: ``{stage: {metric: {"score", "p_value", "significant", "win_tie_loss"}}}``.
+        baseline: Stage the others are tested against.
+        test: ``"student"`` (paired t-test) or ``"fisher"`` (paired randomisation test).
+        timings_ms: ``{stage: {"encode", "search", "rerank", "total"}}`` medians per query
+            (queries are searched in batches, so these are per-query shares of a batch).
+        settings: The search settings used.
+        runs: ``{stage: run}`` (not written to JSON unless asked).
+    """
+
+    dataset: str
+    n_queries: int
+    stages: list[str]
+    metrics: list[str]
+    scores: dict[str, dict[str, float]]
+    comparison: dict[str, Any]
+    baseline: str
+    test: str
+    timings_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    runs: dict[str, Run] = field(default_factory=dict, repr=False)
+
+    @property
+    def best_stage(self) -> str:
+        """The stage with the highest first metric (nDCG@10 by default)."""
+        m = self.metrics[0]
+        return max(self.stages, key=lambda s: self.scores[s][m])
+
+    def as_dict(self, *, with_runs: bool = False) -> dict[str, Any]:
+        out = {
+            "dataset": self.dataset,
+            "n_queries": self.n_queries,
+            "stages": self.stages,
+            "metrics": self.metrics,
+            "scores": self.scores,
+            "baseline": self.baseline,
+            "test": self.test,
+            "comparison": self.comparison,
+            "best_stage": self.best_stage,
+            "timings_ms": self.timings_ms,
+            "settings": self.settings,
+        }
+        if with_runs:
+            out["runs"] = self.runs
+        return out
+
+    def _cell(self, stage: str, metric: str) -> str:
+        c = self.comparison.get(stage, {}).get(metric, {})
+        value = f"{self.scores[stage][metric]:.4f}"
+        p = c.get("p_value")
+        if p is None:
+            return value
+        mark = ""
+        if c.get("significant"):
+            mark = "▲" if self.scores[stage][metric] > self.scores[self.baseline][metric] else "▼"
+        return f"{value}{mark} (p={p:.3f})"
+
+    def _rows(self) -> list[list[str]]:
+        head = ["stage"] + self.metrics + ["ms/query"]
+        rows = [head]
+        for s in self.stages:
+            name = s + (" (baseline)" if s == self.baseline else "") + (" *best*" if s == self.best_stage else "")
+            ms = self.timings_ms.get(s, {}).get("total")
+            rows.append([name] + [self._cell(s, m) for m in self.metrics] + ["-" if ms is None else f"{ms:.1f}"])
+        return rows
+
+    def table(self) -> str:
+        """A plain-text table (what the CLI prints)."""
+        rows = self._rows()
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.insert(0, f"{self.dataset}: {self.n_queries} queries; p-values: paired {self._test_name()} vs {self.baseline}")
+        return "\n".join(lines)
+
+    def _test_name(self) -> str:
+        return {"student": "t-test", "fisher": "randomisation test"}.get(self.test, self.test)
+
+    def markdown(self) -> str:
+        """A markdown table with significance markers."""
+        rows = self._rows()
+        out = [
+            f"**{self.dataset}** ({self.n_queries} queries). ▲/▼: significantly better/worse than "
+            f"`{self.baseline}` (paired {self._test_name()}, p < 0.05). Best stage: `{self.best_stage}`.",
+            "",
+            "| " + " | ".join(rows[0]) + " |",
+            "|" + "|".join("---" for _ in rows[0]) + "|",
+        ]
+        out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        return "\n".join(out) + "\n"
+
+    def plot(self, path: str | Path) -> Path:
+        """A grouped bar plot of the metrics per stage (PNG)."""
+        from m3retriever._deps import require
+
+        mpl = require("matplotlib", package="matplotlib", extra="eval", purpose="plotting evaluation results")
+        mpl.use("Agg")
+        plt = require("matplotlib.pyplot", package="matplotlib", extra="eval", purpose="plotting")
+        fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(self.stages), 3.6), dpi=110)
+        width = 0.8 / max(1, len(self.metrics))
+        for j, m in enumerate(self.metrics):
+            xs = [i + (j - (len(self.metrics) - 1) / 2) * width for i in range(len(self.stages))]
+            vals = [self.scores[s][m] for s in self.stages]
+            bars = ax.bar(xs, vals, width, label=m)
+            for b, v in zip(bars, vals):
+                ax.text(b.get_x() + b.get_width() / 2, v + 0.01, f"{v:.3f}", ha="center", fontsize=6, rotation=90)
+        ax.set_xticks(range(len(self.stages)), self.stages)
+        ax.set_ylim(0, 1.12)
+        ax.set_title(f"{self.dataset} ({self.n_queries} queries)")
+        ax.legend(fontsize=7, loc="upper left", ncol=len(self.metrics))
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path)
+        plt.close(fig)
+        return path
+
+    def write(self, out_dir: str | Path, *, with_runs: bool = False) -> list[Path]:
+        """Write ``results.json``, ``results.md`` and ``results.png`` into ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        j = out / "results.json"
+        j.write_text(json.dumps(self.as_dict(with_runs=with_runs), indent=2))
+        md = out / "results.md"
+        md.write_text(self.markdown())
+        png = self.plot(out / "results.png")
+        return [j, md, png]
+
+
+def evaluate(
+    retriever: Any,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    stages: Sequence[str] | None = None,
+    *,
+    baseline: str | None = "fused",
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    depth: int = 100,
+    rerank_depth: int | None = None,
+    test: str = "student",
+    dataset: str = "dataset",
+    batch_size: int = 32,
+) -> EvalReport:
+    """Score each stage of ``retriever`` on labelled queries (the corpus must be ingested).
+
+    Args:
+        retriever: An open :class:`~m3retriever.Retriever`.
+        queries: ``{query_id: text}``.
+        qrels: ``{query_id: {doc_id: relevance}}``.
+        stages: Stages to score (default: every stage present).
+        baseline: Stage for the paired significance tests (default ``fused``; falls back to the
+            first stage when absent).
+        metrics: ranx metric names; the first one picks the best stage.
+        depth: Documents ranked per stage.
+        rerank_depth: Override the rerank depth.
+        test: ``"student"`` (paired t-test) or ``"fisher"`` (paired randomisation test).
+        dataset: Name for the report.
+        batch_size: Queries per search batch.
+
+    Returns:
+        An :class:`EvalReport`.
+    """
+    queries = {q: t for q, t in queries.items() if q in qrels}
+    if not queries:
+        raise InputError("no query has relevance judgements")
+    runs, timings = stage_runs(
+        retriever, queries, stages, depth=depth, rerank_depth=rerank_depth, batch_size=batch_size
+    )
+    names = list(runs)
+    if baseline not in runs:
+        baseline = names[0]
+    judged = {q: dict(qrels[q]) for q in queries}
+    comparison = compare(judged, runs, metrics, baseline=baseline, test=test)
+    scores = {s: {m: comparison[s][m]["score"] for m in metrics} for s in names}
+    resolved = retriever._resolve({"rerank_depth": rerank_depth})
+    settings = {
+        "profile": retriever.config.profile,
+        "depth": depth,
+        "prefetch_limit": resolved.prefetch_limit,
+        "rrf_k": resolved.rrf_k,
+        "fusion": resolved.fusion,
+        "weights": dict(resolved.weights),
+        "rerank_depth": resolved.rerank_depth,
+        "rerank_weight": resolved.rerank_weight,
+    }
+    return EvalReport(
+        dataset=dataset,
+        n_queries=len(queries),
+        stages=names,
+        metrics=list(metrics),
+        scores=scores,
+        comparison={s: comparison[s] for s in names},
+        baseline=baseline,
+        test=test,
+        timings_ms={s: vars(t) for s, t in timings.items()},
+        settings=settings,
+        runs=runs,
+    )
