@@ -1,4 +1,5 @@
-"""Turn a framework document's metadata into m3retriever metadata (JSON only).
+"""Turn a framework document's metadata into m3retriever metadata (JSON only); shared by the
+LlamaIndex and LangChain adapters.
 
 The rule, applied to each top-level key:
 
@@ -20,12 +21,28 @@ import logging
 import math
 from typing import Any, Mapping
 
-__all__ = ["RESERVED_KEYS", "RESERVED_PREFIX", "clean_metadata", "json_value"]
+from m3retriever.types import Hit
+
+__all__ = [
+    "RESERVED_KEYS",
+    "RESERVED_PREFIX",
+    "SCORES_KEY",
+    "MATCHED_TERMS_KEY",
+    "clean_metadata",
+    "json_value",
+    "hit_metadata",
+]
 
 logger = logging.getLogger(__name__)
 
 RESERVED_KEYS = frozenset({"doc_id", "source", "chunk_index"})
 RESERVED_PREFIX = "m3r_"
+
+SCORES_KEY = "m3r_scores"
+"""Metadata key of the per-stage scores (:meth:`m3retriever.StageScores.as_dict`)."""
+
+MATCHED_TERMS_KEY = "m3r_matched_terms"
+"""Metadata key of the query terms that matched the chunk's sparse vector."""
 
 _MISSING = object()
 
@@ -79,3 +96,15 @@ def clean_metadata(metadata: Mapping[str, Any] | None, *, where: str = "document
             ", ".join(dropped),
         )
     return out
+
+
+def hit_metadata(hit: Hit) -> dict[str, Any]:
+    """The flat metadata adapters put on a retrieved document: the user metadata plus
+    ``doc_id``, ``source``, ``chunk_index``, ``m3r_scores`` (every stage's score and rank,
+    ``final`` included) and, when known, ``m3r_matched_terms``."""
+    metadata: dict[str, Any] = dict(hit.metadata)
+    metadata.update(doc_id=hit.doc_id, source=hit.source, chunk_index=hit.chunk_index)
+    metadata[SCORES_KEY] = hit.scores.as_dict()
+    if hit.matched_terms:
+        metadata[MATCHED_TERMS_KEY] = list(hit.matched_terms)
+    return metadata

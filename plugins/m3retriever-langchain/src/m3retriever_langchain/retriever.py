@@ -14,10 +14,9 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
 
 from m3retriever import Config, IngestReport, InputError, Retriever, parse_filter
-from m3retriever.filters import Filter
 from m3retriever.types import Document, Hit, SearchResult
 
-from m3retriever_langchain._metadata import clean_metadata
+from m3retriever.metadata import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
 
 __all__ = [
     "M3RetrieverLangChain",
@@ -29,11 +28,6 @@ __all__ = [
     "MATCHED_TERMS_KEY",
 ]
 
-SCORES_KEY = "m3r_scores"
-"""Metadata key of the per-stage scores (:meth:`m3retriever.StageScores.as_dict`)."""
-
-MATCHED_TERMS_KEY = "m3r_matched_terms"
-"""Metadata key of the query terms that matched the chunk's sparse vector."""
 
 
 def hit_to_document(hit: Hit) -> LCDocument:
@@ -43,11 +37,7 @@ def hit_to_document(hit: Hit) -> LCDocument:
     ``source``, ``chunk_index``, ``m3r_scores`` (every stage's score and rank, ``final``
     included) and, when known, ``m3r_matched_terms``.
     """
-    metadata: dict[str, Any] = dict(hit.metadata)
-    metadata.update(doc_id=hit.doc_id, source=hit.source, chunk_index=hit.chunk_index)
-    metadata[SCORES_KEY] = hit.scores.as_dict()
-    if hit.matched_terms:
-        metadata[MATCHED_TERMS_KEY] = list(hit.matched_terms)
+    metadata = hit_metadata(hit)
     return LCDocument(id=hit.id, page_content=hit.text, metadata=metadata)
 
 
@@ -57,7 +47,7 @@ def to_m3_document(doc: LCDocument) -> Document:
     * ``doc_id``: ``metadata["doc_id"]`` if it is a non-empty string, else ``Document.id``,
       else the first 32 hex digits of the SHA-256 of the text (as ``Retriever.add_texts``).
     * ``source``: ``metadata["source"]`` if it is a string (what LangChain loaders set).
-    * ``metadata``: cleaned by the rule in :mod:`m3retriever_langchain._metadata` (JSON
+    * ``metadata``: cleaned by the rule in :mod:`m3retriever.metadata` (JSON
       values only; reserved keys taken out).
 
     Raises:

@@ -21,7 +21,7 @@ from m3retriever import Config, IngestReport, InputError, Retriever, parse_filte
 from m3retriever.filters import Filter
 from m3retriever.types import Document, Hit
 
-from m3retriever_llamaindex._metadata import clean_metadata
+from m3retriever.metadata import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
 
 __all__ = [
     "M3RetrieverLlamaIndex",
@@ -34,11 +34,6 @@ __all__ = [
     "REF_DOC_ID_KEY",
 ]
 
-SCORES_KEY = "m3r_scores"
-"""Metadata key of the per-stage scores (:meth:`m3retriever.StageScores.as_dict`)."""
-
-MATCHED_TERMS_KEY = "m3r_matched_terms"
-"""Metadata key of the query terms that matched the chunk's sparse vector."""
 
 REF_DOC_ID_KEY = "ref_doc_id"
 """Metadata key holding a node's LlamaIndex ``ref_doc_id`` when nodes are ingested."""
@@ -56,15 +51,7 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
     relationship (``node.ref_doc_id``) is the ingested LlamaIndex ``ref_doc_id`` if the chunk
     came from a node, else the document id. ``score`` is ``hit.scores.final``.
     """
-    metadata: dict[str, Any] = dict(hit.metadata)
-    metadata.update(
-        doc_id=hit.doc_id,
-        source=hit.source,
-        chunk_index=hit.chunk_index,
-    )
-    metadata[SCORES_KEY] = hit.scores.as_dict()
-    if hit.matched_terms:
-        metadata[MATCHED_TERMS_KEY] = list(hit.matched_terms)
+    metadata = hit_metadata(hit)
     ref = hit.metadata.get(REF_DOC_ID_KEY)
     ref_doc_id = ref if isinstance(ref, str) and ref else hit.doc_id
     node = TextNode(
@@ -89,7 +76,7 @@ def to_m3_document(item: BaseNode) -> Document:
       retrieved nodes get it back as their ``ref_doc_id``.
     * ``source``: ``metadata["source"]``, else ``metadata["file_path"]`` (what LlamaIndex
       readers set), if a string.
-    * ``metadata``: cleaned by the rule in :mod:`m3retriever_llamaindex._metadata` (JSON
+    * ``metadata``: cleaned by the rule in :mod:`m3retriever.metadata` (JSON
       values only; reserved keys taken out).
     * ``text``: the node's content without metadata.
 
