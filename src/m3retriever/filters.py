@@ -12,11 +12,22 @@ the document's id, its source and the chunk's position. Filters are translated t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Protocol, Union
 
 from m3retriever.errors import InputError
 
-__all__ = ["Eq", "AnyOf", "Range", "Not", "And", "Filter", "parse_filter", "payload_key"]
+__all__ = [
+    "Eq",
+    "AnyOf",
+    "Range",
+    "Not",
+    "And",
+    "Filter",
+    "FilterBuilder",
+    "parse_filter",
+    "payload_key",
+    "translate",
+]
 
 Scalar = Union[str, int, bool]
 RESERVED_FIELDS = ("doc_id", "source", "chunk_index")
@@ -172,3 +183,44 @@ def parse_filter(spec: "Filter | Mapping[str, Any] | None") -> "Filter | None":
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+class FilterBuilder(Protocol):
+    """Constructors of a store's native filter objects (see :func:`translate`)."""
+
+    def eq(self, key: str, value: Scalar) -> Any: ...
+
+    def any_of(self, key: str, values: list[Scalar]) -> Any: ...
+
+    def range(self, key: str, gte: float | None, gt: float | None, lte: float | None, lt: float | None) -> Any: ...
+
+    def must(self, conditions: list[Any]) -> Any: ...
+
+    def must_not(self, conditions: list[Any]) -> Any: ...
+
+
+def translate(flt: "Filter | None", build: FilterBuilder) -> Any:
+    """Translate a filter into a store's native filter with ``build``'s constructors.
+
+    Field names become payload paths (:func:`payload_key`); the result is always a
+    ``must``/``must_not`` filter object (``None`` for no filter).
+    """
+    if flt is None:
+        return None
+
+    def cond(f: Filter) -> Any:
+        if isinstance(f, Eq):
+            return build.eq(payload_key(f.field), f.value)
+        if isinstance(f, AnyOf):
+            return build.any_of(payload_key(f.field), list(f.values))
+        if isinstance(f, Range):
+            return build.range(payload_key(f.field), f.gte, f.gt, f.lte, f.lt)
+        if isinstance(f, Not):
+            return build.must_not([cond(f.inner)])
+        if isinstance(f, And):
+            return build.must([cond(p) for p in f.parts])
+        raise TypeError(f"unknown filter {f!r}")
+
+    if isinstance(flt, (Not, And)):
+        return cond(flt)
+    return build.must([cond(flt)])

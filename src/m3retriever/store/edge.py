@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from m3retriever.errors import FingerprintMismatchError, StoreError, StoreInUseError
-from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range, payload_key
+from m3retriever.filters import Filter, payload_key, translate
 from m3retriever.store.schema import (
     BM25,
     DENSE,
@@ -31,6 +31,7 @@ from m3retriever.store.schema import (
     ScoredRecord,
     Store,
     StoredPoint,
+    to_record,
 )
 from m3retriever.types import SparseVector
 
@@ -82,29 +83,31 @@ class _DirLock:
             self._fh.close()
 
 
+class _EdgeFilters:
+    """qdrant_edge constructors for :func:`m3retriever.filters.translate`."""
+
+    def __init__(self) -> None:
+        self.q = _edge()
+
+    def eq(self, key: str, value: Any) -> Any:
+        return self.q.FieldCondition(key, match=self.q.MatchValue(value))
+
+    def any_of(self, key: str, values: list[Any]) -> Any:
+        return self.q.FieldCondition(key, match=self.q.MatchAny(values))
+
+    def range(self, key: str, gte: Any, gt: Any, lte: Any, lt: Any) -> Any:
+        return self.q.FieldCondition(key, range=self.q.RangeFloat(gte=gte, gt=gt, lte=lte, lt=lt))
+
+    def must(self, conditions: list[Any]) -> Any:
+        return self.q.Filter(must=conditions)
+
+    def must_not(self, conditions: list[Any]) -> Any:
+        return self.q.Filter(must_not=conditions)
+
+
 def to_edge_filter(flt: Filter | None) -> Any:
     """Translate a neutral filter into a ``qdrant_edge.Filter``."""
-    if flt is None:
-        return None
-    q = _edge()
-
-    def cond(f: Filter) -> Any:
-        if isinstance(f, Eq):
-            return q.FieldCondition(payload_key(f.field), match=q.MatchValue(f.value))
-        if isinstance(f, AnyOf):
-            return q.FieldCondition(payload_key(f.field), match=q.MatchAny(list(f.values)))
-        if isinstance(f, Range):
-            return q.FieldCondition(
-                payload_key(f.field), range=q.RangeFloat(gte=f.gte, gt=f.gt, lte=f.lte, lt=f.lt)
-            )
-        if isinstance(f, Not):
-            return q.Filter(must_not=[cond(f.inner)])
-        if isinstance(f, And):
-            return q.Filter(must=[cond(p) for p in f.parts])
-        raise TypeError(f"unknown filter {f!r}")
-
-    top = cond(flt)
-    return top if isinstance(top, q.Filter) else q.Filter(must=[top])
+    return translate(flt, _EdgeFilters())
 
 
 def _vector(q: Any, v: Sequence[float] | SparseVector) -> Any:
@@ -112,11 +115,6 @@ def _vector(q: Any, v: Sequence[float] | SparseVector) -> Any:
         return q.SparseVector(list(v.indices), list(v.values))
     return [float(x) for x in v]
 
-
-def _from_vector(v: Any) -> Any:
-    if hasattr(v, "indices"):
-        return SparseVector(tuple(v.indices), tuple(v.values))
-    return v
 
 
 class EdgeStore(Store):
@@ -296,14 +294,7 @@ class EdgeStore(Store):
         results = shard.query_batch(batch)
         return [
             [
-                ScoredRecord(
-                    str(p.id),
-                    float(p.score),
-                    p.payload or {},
-                    {k: _from_vector(v) for k, v in (p.vector or {}).items()}
-                    if isinstance(p.vector, dict)
-                    else {},
-                )
+                to_record(p)
                 for p in points
             ]
             for points in results
@@ -313,7 +304,7 @@ class EdgeStore(Store):
         if not ids:
             return []
         records = self._shard(name).retrieve(list(ids), with_payload=True, with_vector=False)
-        return [ScoredRecord(str(r.id), 0.0, r.payload or {}) for r in records]
+        return [to_record(r) for r in records]
 
     def scroll(
         self, name: str, flt: Filter | None = None, *, with_vectors: bool = False, batch: int = 256
@@ -333,10 +324,7 @@ class EdgeStore(Store):
                 )
             )
             for r in records:
-                vectors = r.vector if isinstance(r.vector, dict) else {}
-                yield ScoredRecord(
-                    str(r.id), 0.0, r.payload or {}, {k: _from_vector(v) for k, v in vectors.items()}
-                )
+                yield to_record(r)
             if offset is None:
                 return
 

@@ -7,7 +7,7 @@ import warnings
 from typing import Any, Iterator, Mapping, Sequence
 
 from m3retriever.errors import FingerprintMismatchError, StoreError
-from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range, payload_key
+from m3retriever.filters import Filter, payload_key, translate
 from m3retriever.store.schema import (
     BM25,
     DENSE,
@@ -18,6 +18,7 @@ from m3retriever.store.schema import (
     ScoredRecord,
     Store,
     StoredPoint,
+    to_record,
 )
 from m3retriever.types import SparseVector
 
@@ -34,29 +35,31 @@ def _models() -> Any:
     return models
 
 
+class _ClientFilters:
+    """qdrant-client constructors for :func:`m3retriever.filters.translate`."""
+
+    def __init__(self) -> None:
+        self.m = _models()
+
+    def eq(self, key: str, value: Any) -> Any:
+        return self.m.FieldCondition(key=key, match=self.m.MatchValue(value=value))
+
+    def any_of(self, key: str, values: list[Any]) -> Any:
+        return self.m.FieldCondition(key=key, match=self.m.MatchAny(any=values))
+
+    def range(self, key: str, gte: Any, gt: Any, lte: Any, lt: Any) -> Any:
+        return self.m.FieldCondition(key=key, range=self.m.Range(gte=gte, gt=gt, lte=lte, lt=lt))
+
+    def must(self, conditions: list[Any]) -> Any:
+        return self.m.Filter(must=conditions)
+
+    def must_not(self, conditions: list[Any]) -> Any:
+        return self.m.Filter(must_not=conditions)
+
+
 def to_client_filter(flt: Filter | None) -> Any:
     """Translate a neutral filter into a ``qdrant_client.models.Filter``."""
-    if flt is None:
-        return None
-    m = _models()
-
-    def cond(f: Filter) -> Any:
-        if isinstance(f, Eq):
-            return m.FieldCondition(key=payload_key(f.field), match=m.MatchValue(value=f.value))
-        if isinstance(f, AnyOf):
-            return m.FieldCondition(key=payload_key(f.field), match=m.MatchAny(any=list(f.values)))
-        if isinstance(f, Range):
-            return m.FieldCondition(
-                key=payload_key(f.field), range=m.Range(gte=f.gte, gt=f.gt, lte=f.lte, lt=f.lt)
-            )
-        if isinstance(f, Not):
-            return m.Filter(must_not=[cond(f.inner)])
-        if isinstance(f, And):
-            return m.Filter(must=[cond(p) for p in f.parts])
-        raise TypeError(f"unknown filter {f!r}")
-
-    top = cond(flt)
-    return top if isinstance(top, m.Filter) else m.Filter(must=[top])
+    return translate(flt, _ClientFilters())
 
 
 def _vector(v: Sequence[float] | SparseVector) -> Any:
@@ -64,11 +67,6 @@ def _vector(v: Sequence[float] | SparseVector) -> Any:
         return _models().SparseVector(indices=list(v.indices), values=list(v.values))
     return [float(x) for x in v]
 
-
-def _from_vector(v: Any) -> Any:
-    if hasattr(v, "indices"):
-        return SparseVector(tuple(v.indices), tuple(v.values))
-    return v
 
 
 class QdrantClientStore(Store):
@@ -214,14 +212,7 @@ class QdrantClientStore(Store):
         responses = self.client.query_batch_points(name, [self._request(hq) for hq in queries])
         return [
             [
-                ScoredRecord(
-                    str(p.id),
-                    float(p.score),
-                    p.payload or {},
-                    {k: _from_vector(v) for k, v in (p.vector or {}).items()}
-                    if isinstance(p.vector, dict)
-                    else {},
-                )
+                to_record(p)
                 for p in r.points
             ]
             for r in responses
@@ -231,7 +222,7 @@ class QdrantClientStore(Store):
         if not ids:
             return []
         records = self.client.retrieve(name, list(ids), with_payload=True, with_vectors=False)
-        return [ScoredRecord(str(r.id), 0.0, r.payload or {}) for r in records]
+        return [to_record(r) for r in records]
 
     def scroll(
         self, name: str, flt: Filter | None = None, *, with_vectors: bool = False, batch: int = 256
@@ -248,10 +239,7 @@ class QdrantClientStore(Store):
                 with_vectors=with_vectors,
             )
             for r in records:
-                vectors = r.vector if isinstance(r.vector, dict) else {}
-                yield ScoredRecord(
-                    str(r.id), 0.0, r.payload or {}, {k: _from_vector(v) for k, v in vectors.items()}
-                )
+                yield to_record(r)
             if offset is None:
                 return
 

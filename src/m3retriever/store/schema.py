@@ -24,6 +24,7 @@ __all__ = [
     "HybridQuery",
     "ScoredRecord",
     "Store",
+    "to_record",
 ]
 
 DENSE = "dense"
@@ -128,6 +129,21 @@ class ScoredRecord:
     score: float
     payload: Mapping[str, Any]
     vectors: Mapping[str, Any] = field(default_factory=dict)
+
+
+def to_record(point: Any) -> ScoredRecord:
+    """Convert a point returned by either engine (Edge's ``ScoredPoint``/``Record`` or
+    qdrant-client's models: ``id``, ``payload``, ``vector`` and, when scored, ``score``)."""
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    return ScoredRecord(
+        str(point.id),
+        float(getattr(point, "score", 0.0) or 0.0),
+        point.payload or {},
+        {
+            name: SparseVector(tuple(v.indices), tuple(v.values)) if hasattr(v, "indices") else v
+            for name, v in vectors.items()
+        },
+    )
 
 
 class Store(abc.ABC):
