@@ -93,10 +93,8 @@ def _stage_options(stage: str, depth: int, rerank_depth: int | None) -> dict[str
     if stage == "fused":
         return {**common, "rerank": False, "top_k": depth}
     if stage == "rerank":
-        opts = {**common, "rerank": True}
-        if rerank_depth is not None:
-            opts["rerank_depth"] = rerank_depth
-        return opts
+        # top_k = rerank depth: exactly the pipeline's reranked head (the fused tail follows)
+        return {**common, "rerank": True, "rerank_depth": rerank_depth, "top_k": rerank_depth}
     raise InputError(f"unknown stage {stage!r}; choose from {list(STAGES)}")
 
 
@@ -148,8 +146,9 @@ def stage_runs(
     fused_needed = [s for s in stages if s != "rerank"] + (
         ["fused"] if need_fused_tail and "fused" not in stages and "fused" in have else []
     )
+    resolved_depth = rerank_depth or retriever._resolve({}).rerank_depth
     for stage in fused_needed + (["rerank"] if "rerank" in stages else []):
-        opts = _stage_options(stage, depth, rerank_depth)
+        opts = _stage_options(stage, depth, resolved_depth)
         per: Run = {}
         t: dict[str, list[float]] = {"encode": [], "search": [], "rerank": [], "total": []}
         t0 = time.perf_counter()
