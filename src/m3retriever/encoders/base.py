@@ -6,9 +6,10 @@ import abc
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
+from m3retriever.errors import InputError
 from m3retriever.types import Distance, Encoding, SparseKind
 
-__all__ = ["EncoderOptions", "EncoderSpec", "Encoder", "resolve_device"]
+__all__ = ["EncoderOptions", "EncoderSpec", "Encoder", "resolve_device", "check_texts"]
 
 Pooling = Literal["cls", "mean", "max", "none"]
 
@@ -143,3 +144,18 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:
         return "cpu"
+
+
+def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
+    """Validate a batch of strings (a bare ``str`` is a mistake, not a batch of characters).
+
+    Raises:
+        InputError: naming the offending item.
+    """
+    if isinstance(texts, str):
+        raise InputError(f"{what} must be a sequence of strings, not a single string")
+    out = list(texts)
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise InputError(f"{what}[{i}] must be a str, got {type(text).__name__}")
+    return out

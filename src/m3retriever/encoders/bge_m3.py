@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from m3retriever._deps import require
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, resolve_device
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, check_texts, resolve_device
 from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
 from m3retriever.types import Encoding, SparseVector
 
@@ -338,18 +338,8 @@ class BGEM3Encoder(Encoder):
 
     # -- encoding ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_texts(texts: Sequence[str]) -> list[str]:
-        if isinstance(texts, str):
-            raise InputError("pass a list of strings, not a single string")
-        items = list(texts)
-        for i, text in enumerate(items):
-            if not isinstance(text, str):
-                raise InputError(f"text {i} is {type(text).__name__}, expected str")
-        return items
-
     def _encode(self, texts: Sequence[str], *, query: bool) -> Encoding:
-        items = self._check_texts(texts)
+        items = check_texts(texts)
         if not items:
             return Encoding(dense=np.zeros((0, self._dim), dtype=np.float32), sparse=[])
         model, call_lock = self._load()

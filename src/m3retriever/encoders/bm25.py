@@ -19,8 +19,8 @@ import re
 import threading
 from typing import Iterator, Sequence
 
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
-from m3retriever.errors import ConfigError, InputError
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, check_texts
+from m3retriever.errors import ConfigError
 from m3retriever.types import Encoding, SparseVector
 
 __all__ = [
@@ -191,7 +191,7 @@ class BM25Encoder(Encoder):
             made only of stopwords or punctuation).
         """
         vectors: list[SparseVector] = []
-        for text in _check(texts, "queries"):
+        for text in check_texts(texts, "queries"):
             ids: dict[int, str] = {}
             for term, surface in self.analyze_with_surface(text):
                 ids.setdefault(term_id(term), surface)
@@ -213,7 +213,7 @@ class BM25Encoder(Encoder):
             An :class:`Encoding` with one :class:`SparseVector` per passage.
         """
         vectors: list[SparseVector] = []
-        for text in _check(texts, "documents"):
+        for text in check_texts(texts, "documents"):
             pairs = self.analyze_with_surface(text)
             counts: dict[int, int] = {}
             surfaces: dict[int, str] = {}
@@ -236,12 +236,3 @@ class BM25Encoder(Encoder):
         with self._terms_lock:
             return [self._terms.get(int(i), str(i)) for i in ids]
 
-
-def _check(texts: Sequence[str], what: str) -> list[str]:
-    if isinstance(texts, str):
-        raise InputError(f"{what} must be a sequence of strings, not a single string")
-    out = list(texts)
-    for i, text in enumerate(out):
-        if not isinstance(text, str):
-            raise InputError(f"{what}[{i}] must be a str, got {type(text).__name__}")
-    return out

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling
-from m3retriever.errors import ConfigError, InputError
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling, check_texts
+from m3retriever.errors import ConfigError
 from m3retriever.models import WHEEL_MODELS, bge_small_onnx_dir, local_model_dir
 from m3retriever.types import Encoding
 
@@ -38,7 +38,6 @@ __all__ = [
     "load_tokenizer",
     "is_dynamically_quantized",
     "pad_encodings",
-    "check_texts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -170,17 +169,6 @@ def pad_encodings(
         "attention_mask": attention_mask,
         "token_type_ids": token_type_ids,
     }
-
-
-def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
-    """Validate a batch of strings (a bare ``str`` is a mistake, not a batch of characters)."""
-    if isinstance(texts, str):
-        raise InputError(f"{what} must be a sequence of strings, not a single string")
-    out = list(texts)
-    for i, text in enumerate(out):
-        if not isinstance(text, str):
-            raise InputError(f"{what}[{i}] must be a str, got {type(text).__name__}")
-    return out
 
 
 def clamp_max_length(max_length: int, what: str) -> int:

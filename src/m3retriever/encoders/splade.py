@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from m3retriever._deps import require
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, resolve_device
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, check_texts, resolve_device
 from m3retriever.encoders.st_dense import OffsetsTokenizer
-from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
+from m3retriever.errors import ConfigError, ModelNotFoundError
 from m3retriever.models import WHEEL_MODELS, splade_tiny_dir
 from m3retriever.types import Encoding, SparseVector
 
@@ -135,7 +135,7 @@ class SpladeEncoder(Encoder):
         return self._spec
 
     def _encode(self, texts: Sequence[str], side: str) -> Encoding:
-        items = _check(texts, side)
+        items = check_texts(texts, side)
         if not items:
             return Encoding(sparse=[])
         model = self._model()
@@ -218,12 +218,3 @@ def _row_to_vector(row: Any) -> SparseVector:
     nz = np.flatnonzero(dense > 0)
     return SparseVector(tuple(int(i) for i in nz), tuple(float(dense[i]) for i in nz))
 
-
-def _check(texts: Sequence[str], what: str) -> list[str]:
-    if isinstance(texts, str):
-        raise InputError(f"{what} must be a sequence of strings, not a single string")
-    out = list(texts)
-    for i, text in enumerate(out):
-        if not isinstance(text, str):
-            raise InputError(f"{what}[{i}] must be a str, got {type(text).__name__}")
-    return out

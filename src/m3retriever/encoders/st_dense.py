@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from m3retriever._deps import require
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling, resolve_device
-from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling, check_texts, resolve_device
+from m3retriever.errors import ConfigError, ModelNotFoundError
 from m3retriever.models import WHEEL_MODELS, minilm_dir
 from m3retriever.types import Distance, Encoding
 
@@ -187,7 +187,7 @@ class SentenceTransformerEncoder(Encoder):
         )
 
     def _encode(self, texts: Sequence[str], side: str) -> Encoding:
-        items = _check(texts, side)
+        items = check_texts(texts, side)
         spec = self.spec
         dim = spec.dense_dim or 0
         if not items:
@@ -274,12 +274,3 @@ class OffsetsTokenizer:
         )
         return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
 
-
-def _check(texts: Sequence[str], what: str) -> list[str]:
-    if isinstance(texts, str):
-        raise InputError(f"{what} must be a sequence of strings, not a single string")
-    out = list(texts)
-    for i, text in enumerate(out):
-        if not isinstance(text, str):
-            raise InputError(f"{what}[{i}] must be a str, got {type(text).__name__}")
-    return out

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from m3retriever.encoders.base import check_texts
 from m3retriever.encoders.onnx_dense import (
-    check_texts,
     clamp_max_length,
     get_onnx_session,
     is_dynamically_quantized,
