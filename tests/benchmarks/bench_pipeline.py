@@ -43,15 +43,15 @@ def scifact_subset(root: Path, n_queries: int, n_docs: int, split: str = "test")
     from m3retriever.evaluation.data import load_beir
 
     data = load_beir(root, split, max_queries=n_queries)
+    from m3retriever.sources import read_beir_corpus
+
     wanted = {d for rel in data.qrels.values() for d in rel}
     docs = []
-    with gzip.open(root / "corpus.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            o = json.loads(line)
-            if o["_id"] in wanted or len(docs) < n_docs:
-                docs.append({"doc_id": o["_id"], "text": f"{o['title'].strip()}\n{o['text']}" if o.get("title") else o["text"]})
-            if len(docs) >= n_docs and wanted <= {d["doc_id"] for d in docs}:
-                break
+    # the same Document objects `ingest_path` makes (metadata, source), so a store filled by
+    # `m3retriever ingest` is reused through the content-hash skip
+    for i, doc in enumerate(read_beir_corpus(root)):
+        if i < n_docs or doc.doc_id in wanted:
+            docs.append(doc)
     return docs, data
 
 
@@ -268,9 +268,9 @@ def quality(
     if peers:
         models = CachedModels(retriever)
         n = models.load_from_store()
-        if docs is None:
-            docs = [{"doc_id": rec.payload["doc_id"], "text": rec.payload["text"]} for rec in retriever.store.scroll(retriever.collection)]
-            log(f"[quality] reused {n} stored vectors for the peers")
+        # the peers index exactly the chunks our collection holds
+        docs = [{"doc_id": rec.payload["doc_id"], "text": rec.payload["text"]} for rec in retriever.store.scroll(retriever.collection)]
+        log(f"[quality] reused {n} stored vectors for the peers")
         for name, build in (("LangChain QdrantVectorStore HYBRID", langchain_peer), ("LlamaIndex QdrantVectorStore hybrid", llamaindex_peer)):
             try:
                 t = time.perf_counter()
