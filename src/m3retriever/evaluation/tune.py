@@ -10,6 +10,11 @@ pipeline does (``w * minmax(logit) + (1 - w) * minmax(fused)`` over the reranked
 The best setting is then checked through the real pipeline (``verify``), and latency is
 measured through the real pipeline for each (prefetch limit, rerank depth) pair.
 
+Known gap: the local formula matches the engine exactly for equal branch weights (tested), but
+not for unequal weights (Qdrant's weighted RRF scores differ from ``sum w / (k + pos)``), so rows
+with unequal weights are approximations until that formula is pinned down; ``verified`` (the best
+row re-run through the engine) is the authoritative figure.
+
 Use a TRAIN split for tuning and report the test split once, with the tuned values.
 """
 
