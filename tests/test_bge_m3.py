@@ -126,7 +126,7 @@ def test_model_loaded_once_for_two_instances(tiny_bge_m3_path: Path, encoder: BG
     assert other.model is encoder.model
     # another spelling of the same directory shares the model too
     assert other.model is BGEM3Encoder(EncoderOptions(model=str(tiny_bge_m3_path) + "/", device="cpu")).model
-    keys = [k for k in bge_m3._models if k[0] == str(tiny_bge_m3_path)]
+    keys = [k for k in bge_m3._models.keys() if k[0] == str(tiny_bge_m3_path)]
     assert keys == [(str(tiny_bge_m3_path), "cpu", False)]
 
 
@@ -150,7 +150,7 @@ def test_spec_without_loading_weights(tmp_path: Path, tiny_bge_m3_path: Path) ->
     assert BGEM3Encoder(EncoderOptions()).spec.model == "BAAI/bge-m3"
     # token_offsets loaded the tokenizer only
     assert enc.token_offsets("hello world")
-    assert not [k for k in bge_m3._models if k[0] == str(copy)]
+    assert not [k for k in bge_m3._models.keys() if k[0] == str(copy)]
 
 
 def test_dims_not_supported(tiny_bge_m3_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_max_length_truncates_like_cross_encoder(tiny_reranker_path: Path, reran
 def test_model_loaded_once_for_two_instances(tiny_reranker_path: Path, reranker: CrossEncoderReranker) -> None:
     other = CrossEncoderReranker(RerankerOptions(model=str(tiny_reranker_path), device="cpu", batch_size=5))
     assert other.model is reranker.model
-    keys = [k for k in cross_encoder._models if k[0] == str(tiny_reranker_path)]
+    keys = [k for k in cross_encoder._models.keys() if k[0] == str(tiny_reranker_path)]
     assert keys == [(str(tiny_reranker_path), "cpu", False)]
 
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from m3retriever._deps import require
+from m3retriever._shared import SharedModels
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, check_texts, resolve_device
 from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
 from m3retriever.types import Encoding, SparseVector
@@ -40,13 +41,12 @@ WEIGHT_FILES = (
 )
 M3_HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt")
 
-_lock = threading.Lock()
 # (model directory, device, fp16) -> (BGEM3FlagModel, lock serialising calls into it)
-_models: dict[tuple[str, str, bool], tuple[Any, threading.Lock]] = {}
+_models: SharedModels[tuple[Any, threading.Lock]] = SharedModels()
 # model directory -> (tokenizer for token_offsets / decode_terms, lock serialising calls into it).
 # Deliberately not the model's own tokenizer: FlagEmbedding switches that one's truncation and
 # padding state on every call, which a concurrent call from another thread would trip over.
-_tokenizers: dict[str, tuple[Any, threading.Lock]] = {}
+_tokenizers: SharedModels[tuple[Any, threading.Lock]] = SharedModels()
 
 
 def _hub_offline() -> bool:
@@ -246,38 +246,37 @@ class BGEM3Encoder(Encoder):
         """Return the shared ``BGEM3FlagModel`` and its call lock, loading it on first use."""
         model_dir = self._resolve()
         key = (model_dir, self._device, self._fp16)
-        with _lock:
-            entry = _models.get(key)
-            if entry is None:
-                flag = require(
-                    "FlagEmbedding",
-                    package="FlagEmbedding",
-                    extra="bge-m3",
-                    purpose="The bge-m3 encoder",
+
+        def load() -> tuple[Any, threading.Lock]:
+            flag = require(
+                "FlagEmbedding",
+                package="FlagEmbedding",
+                extra="bge-m3",
+                purpose="The bge-m3 encoder",
+            )
+            logger.info(
+                "loading BGE-M3 from %s on %s (fp16=%s)", model_dir, self._device, self._fp16
+            )
+            try:
+                model = flag.BGEM3FlagModel(
+                    model_dir,
+                    use_fp16=self._fp16,
+                    devices=self._device,
+                    normalize_embeddings=True,
+                    pooling_method="cls",
                 )
-                logger.info(
-                    "loading BGE-M3 from %s on %s (fp16=%s)", model_dir, self._device, self._fp16
-                )
-                try:
-                    model = flag.BGEM3FlagModel(
-                        model_dir,
-                        use_fp16=self._fp16,
-                        devices=self._device,
-                        normalize_embeddings=True,
-                        pooling_method="cls",
+            except OSError as exc:
+                raise ModelNotFoundError(
+                    _not_found_message(
+                        self._model_name,
+                        f"loading {model_dir} failed ({exc})",
+                        default_model=DEFAULT_MODEL,
+                        how_to=self._how_to(),
                     )
-                except OSError as exc:
-                    raise ModelNotFoundError(
-                        _not_found_message(
-                            self._model_name,
-                            f"loading {model_dir} failed ({exc})",
-                            default_model=DEFAULT_MODEL,
-                            how_to=self._how_to(),
-                        )
-                    ) from exc
-                entry = (model, threading.Lock())
-                _models[key] = entry
-        return entry
+                ) from exc
+            return (model, threading.Lock())
+
+        return _models.get(key, load)
 
     @property
     def model(self) -> Any:
@@ -287,29 +286,28 @@ class BGEM3Encoder(Encoder):
     def _tokenizer(self) -> tuple[Any, threading.Lock]:
         """The model's tokenizer (loaded without the weights) and its call lock."""
         model_dir = self._resolve()
-        with _lock:
-            entry = _tokenizers.get(model_dir)
-            if entry is None:
-                transformers = require(
-                    "transformers",
-                    package="transformers",
-                    extra="bge-m3",
-                    purpose="The bge-m3 tokenizer",
-                )
-                try:
-                    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
-                except OSError as exc:
-                    raise ModelNotFoundError(
-                        _not_found_message(
-                            self._model_name,
-                            f"loading the tokenizer from {model_dir} failed ({exc})",
-                            default_model=DEFAULT_MODEL,
-                            how_to=self._how_to(),
-                        )
-                    ) from exc
-                entry = (tokenizer, threading.Lock())
-                _tokenizers[model_dir] = entry
-        return entry
+
+        def load() -> tuple[Any, threading.Lock]:
+            transformers = require(
+                "transformers",
+                package="transformers",
+                extra="bge-m3",
+                purpose="The bge-m3 tokenizer",
+            )
+            try:
+                tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+            except OSError as exc:
+                raise ModelNotFoundError(
+                    _not_found_message(
+                        self._model_name,
+                        f"loading the tokenizer from {model_dir} failed ({exc})",
+                        default_model=DEFAULT_MODEL,
+                        how_to=self._how_to(),
+                    )
+                ) from exc
+            return (tokenizer, threading.Lock())
+
+        return _tokenizers.get(model_dir, load)
 
     def _max_length(self, model: Any) -> int:
         """``options.max_length`` capped at what the position embeddings allow (warns once)."""

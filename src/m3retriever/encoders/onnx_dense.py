@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from m3retriever._shared import SharedModels
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling, check_texts
 from m3retriever.errors import ConfigError
 from m3retriever.models import WHEEL_MODELS, bge_small_onnx_dir, local_model_dir
@@ -48,8 +49,7 @@ BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages
 MAX_POSITIONS = 512
 """Position limit of the BERT-style models used here; ``max_length`` is clamped to it."""
 
-_SESSIONS: dict[tuple[str, tuple[str, ...]], "onnxruntime.InferenceSession"] = {}
-_SESSIONS_LOCK = threading.Lock()
+_SESSIONS: SharedModels["onnxruntime.InferenceSession"] = SharedModels()
 
 
 def usable_cpu_count() -> int:
@@ -100,23 +100,22 @@ def get_onnx_session(model_path: Path, device: str = "auto") -> "onnxruntime.Inf
     import onnxruntime as ort
     providers = _providers(device)
     key = (str(Path(model_path).resolve()), tuple(providers))
-    with _SESSIONS_LOCK:
-        session = _SESSIONS.get(key)
-        if session is None:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = usable_cpu_count()
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            provider_options: list[Any] = list(providers)
-            if device.startswith("cuda:"):
-                provider_options = [
-                    ("CUDAExecutionProvider", {"device_id": int(device.split(":", 1)[1])}),
-                    "CPUExecutionProvider",
-                ]
-            logger.info("Loading ONNX model %s (providers %s)", key[0], providers)
-            session = ort.InferenceSession(key[0], sess_options=options, providers=provider_options)
-            _SESSIONS[key] = session
-    return session
+
+    def load() -> "onnxruntime.InferenceSession":
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = usable_cpu_count()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        provider_options: list[Any] = list(providers)
+        if device.startswith("cuda:"):
+            provider_options = [
+                ("CUDAExecutionProvider", {"device_id": int(device.split(":", 1)[1])}),
+                "CPUExecutionProvider",
+            ]
+        logger.info("Loading ONNX model %s (providers %s)", key[0], providers)
+        return ort.InferenceSession(key[0], sess_options=options, providers=provider_options)
+
+    return _SESSIONS.get(key, load)
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,13 +10,13 @@ fill-mask ``Transformer`` followed by ``SpladePooling`` (max over tokens of
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from m3retriever._deps import require
+from m3retriever._shared import SharedModels
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, check_texts, resolve_device
 from m3retriever.encoders.st_dense import OffsetsTokenizer
 from m3retriever.errors import ConfigError, ModelNotFoundError
@@ -30,45 +30,42 @@ __all__ = ["SpladeEncoder"]
 
 logger = logging.getLogger(__name__)
 
-_MODELS: dict[tuple[str, str, int], "SparseEncoder"] = {}
-_MODELS_LOCK = threading.Lock()
+_MODELS: SharedModels["SparseEncoder"] = SharedModels()
 
 
 def _load_model(model: str, device: str, max_length: int) -> "SparseEncoder":
     """Load (once per process) a ``SparseEncoder``, assembling it for bare MLM checkpoints."""
-    key = (model, device, max_length)
-    with _MODELS_LOCK:
-        cached = _MODELS.get(key)
-        if cached is not None:
-            return cached
-        st = require(
-            "sentence_transformers",
-            package="sentence-transformers",
-            extra="torch",
-            purpose="The SPLADE encoder",
-        )
-        from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
+    return _MODELS.get((model, device, max_length), lambda: _build_splade(model, device, max_length))
 
-        path = Path(model)
-        logger.info("Loading SPLADE model %s on %s", model, device)
-        try:
-            if path.is_dir() and not (path / "modules.json").is_file():
-                mlm = Transformer(str(path), transformer_task="fill-mask", max_seq_length=max_length)
-                pooling = SpladePooling(pooling_strategy="max", activation_function="relu")
-                loaded = st.SparseEncoder(modules=[mlm, pooling], device=device)
-            else:
-                loaded = st.SparseEncoder(model, device=device)
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(
-                f"Could not load the SPLADE model {model!r}: {exc}. Pass a hub id reachable from "
-                "this machine, a sentence-transformers SparseEncoder folder or a local "
-                "BertForMaskedLM checkpoint."
-            ) from exc
-        limit = loaded.max_seq_length
-        loaded.max_seq_length = min(max_length, limit) if limit else max_length
-        loaded.eval()
-        _MODELS[key] = loaded
-        return loaded
+
+def _build_splade(model: str, device: str, max_length: int) -> "SparseEncoder":
+    st = require(
+        "sentence_transformers",
+        package="sentence-transformers",
+        extra="torch",
+        purpose="The SPLADE encoder",
+    )
+    from sentence_transformers.sparse_encoder.modules import SpladePooling, Transformer
+
+    path = Path(model)
+    logger.info("Loading SPLADE model %s on %s", model, device)
+    try:
+        if path.is_dir() and not (path / "modules.json").is_file():
+            mlm = Transformer(str(path), transformer_task="fill-mask", max_seq_length=max_length)
+            pooling = SpladePooling(pooling_strategy="max", activation_function="relu")
+            loaded = st.SparseEncoder(modules=[mlm, pooling], device=device)
+        else:
+            loaded = st.SparseEncoder(model, device=device)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(
+            f"Could not load the SPLADE model {model!r}: {exc}. Pass a hub id reachable from "
+            "this machine, a sentence-transformers SparseEncoder folder or a local "
+            "BertForMaskedLM checkpoint."
+        ) from exc
+    limit = loaded.max_seq_length
+    loaded.max_seq_length = min(max_length, limit) if limit else max_length
+    loaded.eval()
+    return loaded
 
 
 class SpladeEncoder(Encoder):

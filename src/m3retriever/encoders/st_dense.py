@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from m3retriever._deps import require
+from m3retriever._shared import SharedModels
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling, check_texts, resolve_device
 from m3retriever.errors import ConfigError, ModelNotFoundError
 from m3retriever.models import WHEEL_MODELS, minilm_dir
@@ -50,36 +51,33 @@ _POOLINGS: dict[str, Pooling] = {
     "max": "max",
 }
 
-_MODELS: dict[tuple[str, str, int], "SentenceTransformer"] = {}
-_MODELS_LOCK = threading.Lock()
+_MODELS: SharedModels["SentenceTransformer"] = SharedModels()
 
 
 def _load_model(model: str, device: str, max_length: int) -> "SentenceTransformer":
     """Load (once per process) a SentenceTransformer with ``max_seq_length`` capped."""
-    key = (model, device, max_length)
-    with _MODELS_LOCK:
-        cached = _MODELS.get(key)
-        if cached is not None:
-            return cached
-        st = require(
-            "sentence_transformers",
-            package="sentence-transformers",
-            extra="torch",
-            purpose="The sentence-transformers encoder",
-        )
-        logger.info("Loading sentence-transformers model %s on %s", model, device)
-        try:
-            loaded = st.SentenceTransformer(model, device=device)
-        except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(
-                f"Could not load the sentence-transformers model {model!r}: {exc}. Pass a hub id "
-                "reachable from this machine or a local sentence-transformers folder."
-            ) from exc
-        limit = loaded.max_seq_length
-        loaded.max_seq_length = min(max_length, limit) if limit else max_length
-        loaded.eval()
-        _MODELS[key] = loaded
-        return loaded
+    return _MODELS.get((model, device, max_length), lambda: _build_sentence_transformer(model, device, max_length))
+
+
+def _build_sentence_transformer(model: str, device: str, max_length: int) -> "SentenceTransformer":
+    st = require(
+        "sentence_transformers",
+        package="sentence-transformers",
+        extra="torch",
+        purpose="The sentence-transformers encoder",
+    )
+    logger.info("Loading sentence-transformers model %s on %s", model, device)
+    try:
+        loaded = st.SentenceTransformer(model, device=device)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(
+            f"Could not load the sentence-transformers model {model!r}: {exc}. Pass a hub id "
+            "reachable from this machine or a local sentence-transformers folder."
+        ) from exc
+    limit = loaded.max_seq_length
+    loaded.max_seq_length = min(max_length, limit) if limit else max_length
+    loaded.eval()
+    return loaded
 
 
 class SentenceTransformerEncoder(Encoder):

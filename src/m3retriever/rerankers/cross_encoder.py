@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from m3retriever._deps import require
+from m3retriever._shared import SharedModels
 from m3retriever.encoders.base import resolve_device
 from m3retriever.encoders.bge_m3 import resolve_model_dir
 from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
@@ -26,9 +27,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "BAAI/bge-reranker-v2-m3"
 
-_lock = threading.Lock()
 # (model directory, device, fp16) -> (CrossEncoder, lock serialising calls into it)
-_models: dict[tuple[str, str, bool], tuple[Any, threading.Lock]] = {}
+_models: SharedModels[tuple[Any, threading.Lock]] = SharedModels()
 
 
 class CrossEncoderReranker(Reranker):
@@ -79,42 +79,41 @@ class CrossEncoderReranker(Reranker):
             )
         model_dir = self._model_dir
         key = (model_dir, self._device, self._fp16)
-        with _lock:
-            entry = _models.get(key)
-            if entry is None:
-                torch = require(
-                    "torch", package="torch", extra="torch", purpose="The cross-encoder reranker"
-                )
-                st = require(
-                    "sentence_transformers",
-                    package="sentence-transformers",
-                    extra="torch",
-                    purpose="The cross-encoder reranker",
-                )
-                logger.info(
-                    "loading cross-encoder from %s on %s (fp16=%s)",
+
+        def load() -> tuple[Any, threading.Lock]:
+            torch = require(
+                "torch", package="torch", extra="torch", purpose="The cross-encoder reranker"
+            )
+            st = require(
+                "sentence_transformers",
+                package="sentence-transformers",
+                extra="torch",
+                purpose="The cross-encoder reranker",
+            )
+            logger.info(
+                "loading cross-encoder from %s on %s (fp16=%s)",
+                model_dir,
+                self._device,
+                self._fp16,
+            )
+            model_kwargs = {"dtype": torch.float16} if self._fp16 else None
+            try:
+                model = st.CrossEncoder(
                     model_dir,
-                    self._device,
-                    self._fp16,
+                    device=self._device,
+                    local_files_only=True,
+                    activation_fn=torch.nn.Identity(),
+                    model_kwargs=model_kwargs,
                 )
-                model_kwargs = {"dtype": torch.float16} if self._fp16 else None
-                try:
-                    model = st.CrossEncoder(
-                        model_dir,
-                        device=self._device,
-                        local_files_only=True,
-                        activation_fn=torch.nn.Identity(),
-                        model_kwargs=model_kwargs,
-                    )
-                except OSError as exc:
-                    raise ModelNotFoundError(
-                        f"Model {self._model_name!r} could not be loaded from {model_dir}: {exc}. "
-                        f"Point m3retriever at a working local copy: {self._how_to()}."
-                    ) from exc
-                model.eval()
-                entry = (model, threading.Lock())
-                _models[key] = entry
-        return entry
+            except OSError as exc:
+                raise ModelNotFoundError(
+                    f"Model {self._model_name!r} could not be loaded from {model_dir}: {exc}. "
+                    f"Point m3retriever at a working local copy: {self._how_to()}."
+                ) from exc
+            model.eval()
+            return (model, threading.Lock())
+
+        return _models.get(key, load)
 
     @property
     def model(self) -> Any:
