@@ -326,3 +326,9 @@ def test_encoder_output_of_the_wrong_dimension_is_refused(make_retriever, corpus
     with pytest.raises(InputError, match="nothing was written"):
         wrong.ingest(corpus_docs[3:])
     assert r.count() == before
+
+
+def test_rerank_max_length_is_separate_from_the_encoders(make_retriever):
+    r = make_retriever(rerank_max_length=32)
+    assert r.reranker.spec.max_length == 32
+    assert r.encoders.dense.spec.max_length == 128

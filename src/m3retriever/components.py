@@ -114,4 +114,5 @@ def reranker_for(config: "Config") -> Reranker | None:
     if name is None:
         return None
     model = c.reranker_model or (profile.reranker_model if c.reranker is None else None)
-    return get_reranker(name, RerankerOptions(model=model, device=c.device, max_length=c.max_length))
+    max_length = c.rerank_max_length or profile.rerank_max_length or c.max_length
+    return get_reranker(name, RerankerOptions(model=model, device=c.device, max_length=max_length))

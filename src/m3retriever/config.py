@@ -105,6 +105,8 @@ class Config:
         device: ``"auto"``, ``"cpu"`` or a CUDA device.
         batch_size: Encoder batch size.
         max_length: Encoder max tokens per text.
+        rerank_max_length: Reranker max tokens per (query, passage) pair; passages are cut to
+            fit (``None``: the profile's, else ``max_length``).
         dims: Matryoshka truncation of the dense vector (where the model supports it).
         distance: Distance of the dense vector (``None``: the one the encoder declares).
         chunk_tokens: Tokens per chunk.
@@ -130,6 +132,7 @@ class Config:
     device: str = "auto"
     batch_size: int = 32
     max_length: int = 512
+    rerank_max_length: int | None = None
     dims: int | None = None
     distance: Literal["cosine", "dot", "euclid", "manhattan"] | None = None
     chunk_tokens: int = 512

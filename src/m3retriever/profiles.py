@@ -27,6 +27,7 @@ class Profile:
         rerank_weight: Default weight of the rerank score against the fused score (1.0 = rerank
             alone decides the order).
         rerank_depth: Default number of fused candidates to rerank.
+        rerank_max_length: Default max tokens per reranked (query, passage) pair.
         dense_weight: RRF weight of the dense branch.
         sparse_weight: RRF weight of the learned sparse branch.
         bm25_weight: RRF weight of the BM25 branch.
@@ -43,6 +44,7 @@ class Profile:
     reranker_model: str | None
     rerank_weight: float = 1.0
     rerank_depth: int = 50
+    rerank_max_length: int | None = None
     dense_weight: float = 1.0
     sparse_weight: float = 1.0
     bm25_weight: float = 1.0
