@@ -194,10 +194,8 @@ def test_local_rrf_in_tune_matches_the_engine(tmp_path, make_retriever):
     r = make_retriever(bm25=True)
     r.ingest_path(root)
     cache = BranchCache(r, data.queries, depth=12)
-    # Equal weights only: with unequal weights the engine's weighted RRF does not match
-    # sum(w / (k + pos)) (seen: 0.263 vs 0.317 at k=10, weights 1/0.5/2); tune() re-runs its
-    # best setting through the engine (``verified``) for that reason. Known gap, see tune.py.
-    for k, w in ((60, (1.0, 1.0, 1.0)), (10, (1.0, 1.0, 1.0))):
+    # equal and unequal weights: Qdrant's weighted RRF is 1 / ((rank0 + 1) / w + k - 1)
+    for k, w in ((60, (1.0, 1.0, 1.0)), (10, (1.0, 1.0, 1.0)), (10, (1.0, 0.5, 2.0)), (60, (2.0, 1.0, 0.5))):
         for q, text in data.queries.items():
             engine = r.search(
                 text, top_k=12, prefetch_limit=12, rrf_k=k, rerank=False,

@@ -4,16 +4,13 @@ depth and rerank weight (interpolation of the rerank score with the fused score)
 Sweeping through the engine for every combination would cost one search (and one rerank) per
 query per combination. Instead each branch's ranking is fetched once per query at the largest
 prefetch limit, weighted RRF is recomputed locally with the engine's formula
-(``sum_b w_b / (k + position_b)`` with 0-based positions, as Qdrant computes it), rerank logits
-are computed once per (query, chunk) and cached, and the final score is recomputed as the
-pipeline does (``w * minmax(logit) + (1 - w) * minmax(fused)`` over the reranked candidates).
-The best setting is then checked through the real pipeline (``verify``), and latency is
-measured through the real pipeline for each (prefetch limit, rerank depth) pair.
-
-Known gap: the local formula matches the engine exactly for equal branch weights (tested), but
-not for unequal weights (Qdrant's weighted RRF scores differ from ``sum w / (k + pos)``), so rows
-with unequal weights are approximations until that formula is pinned down; ``verified`` (the best
-row re-run through the engine) is the authoritative figure.
+(``sum_b 1 / ((position_b + 1) / w_b + k - 1)`` with 0-based positions, which is
+``1 / (k + position)`` for weight 1, as Qdrant computes it; a test checks equal and unequal
+weights against the engine), rerank logits are computed once per (query, chunk) and cached, and
+the final score is recomputed as the pipeline does (``w * minmax(logit) + (1 - w) *
+minmax(fused)`` over the reranked candidates). The best setting is then checked through the real
+pipeline (``verify``), and latency is measured through the real pipeline for each (prefetch
+limit, rerank depth) pair.
 
 Use a TRAIN split for tuning and report the test split once, with the tuned values.
 """
@@ -107,7 +104,9 @@ class BranchCache:
             if w <= 0 or b not in c.branches:
                 continue
             for pos, (pid, _) in enumerate(c.branches[b][:prefetch]):
-                scores[pid] = scores.get(pid, 0.0) + w / (k + pos)
+                # Qdrant's weighted RRF: 1 / ((rank0 + 1) / w + k - 1), i.e. 1 / (k + rank0)
+                # when w == 1 (ranks counted from 0)
+                scores[pid] = scores.get(pid, 0.0) + 1.0 / ((pos + 1) / w + k - 1)
         return sorted(scores.items(), key=lambda x: (-x[1], x[0]))
 
     def logits(self, q: str, pids: Sequence[int]) -> np.ndarray:
