@@ -56,6 +56,9 @@ def default_weight_grid(present: Sequence[str]) -> list[tuple[float, ...]]:
     return out
 
 
+DEFAULT_RERANK_WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+"""0.0, 0.1, ..., 1.0."""
+
 @dataclass
 class _QueryCache:
     text: str
@@ -245,7 +248,7 @@ def tune(
     weights: Sequence[Sequence[float]] | None = None,
     prefetch_limits: Sequence[int] = (50, 100),
     rerank_depths: Sequence[int] = (10, 20, 50),
-    rerank_weights: Sequence[float] = tuple(round(0.1 * i, 1) for i in range(11)),
+    rerank_weights: Sequence[float] = DEFAULT_RERANK_WEIGHTS,
     include_no_rerank: bool = True,
     latency_queries: int = 20,
     verify: bool = True,
