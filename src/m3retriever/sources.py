@@ -11,7 +11,14 @@ from typing import IO, Any, Iterator, Mapping
 from m3retriever.errors import InputError
 from m3retriever.types import Document
 
-__all__ = ["read_folder", "read_jsonl", "read_beir_corpus", "open_text", "coerce_document"]
+__all__ = [
+    "read_folder",
+    "read_jsonl",
+    "read_beir_corpus",
+    "open_text",
+    "iter_jsonl_objects",
+    "coerce_document",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +93,30 @@ def coerce_document(item: Any, *, where: str = "input") -> Document:
     return doc
 
 
+def iter_jsonl_objects(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``("file:line", object)`` for each non-blank line of a JSONL file (``.gz`` too).
+
+    Raises:
+        InputError: if the file is missing, or naming the file and line of a line that is not a
+            JSON object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist or is not a file")
+    with open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise InputError(f"{where}: each line must be a JSON object")
+            yield where, obj
+
+
 def read_folder(folder: str | Path, *, suffixes: tuple[str, ...] = TEXT_SUFFIXES) -> Iterator[Document]:
     """Yield one document per text file under ``folder`` (recursively, sorted).
 
@@ -130,36 +161,23 @@ def read_jsonl(path: str | Path, *, text_field: str = "text", id_field: str = "d
     Raises:
         InputError: naming the file and line of a malformed record.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist or is not a file")
-    with open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{where}: each line must be a JSON object")
-            doc_id = obj.get(id_field, obj.get("doc_id", obj.get("id", obj.get("_id"))))
-            if isinstance(doc_id, int) and not isinstance(doc_id, bool):
-                doc_id = str(doc_id)
-            text = obj.get(text_field)
-            title = obj.get("title")
-            if isinstance(title, str) and title.strip() and isinstance(text, str):
-                text = f"{title.strip()}\n{text}"
-            reserved = {text_field, id_field, "doc_id", "id", "_id", "title", "metadata", "source"}
-            metadata = dict(obj.get("metadata") or {})
-            metadata.update({k: v for k, v in obj.items() if k not in reserved})
-            if isinstance(title, str) and title.strip():
-                metadata.setdefault("title", title.strip())
-            yield coerce_document(
-                {"text": text, "doc_id": doc_id, "metadata": metadata, "source": obj.get("source", str(path))},
-                where=where,
-            )
+    for where, obj in iter_jsonl_objects(path):
+        doc_id = obj.get(id_field, obj.get("doc_id", obj.get("id", obj.get("_id"))))
+        if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+            doc_id = str(doc_id)
+        text = obj.get(text_field)
+        title = obj.get("title")
+        if isinstance(title, str) and title.strip() and isinstance(text, str):
+            text = f"{title.strip()}\n{text}"
+        reserved = {text_field, id_field, "doc_id", "id", "_id", "title", "metadata", "source"}
+        metadata = dict(obj.get("metadata") or {})
+        metadata.update({k: v for k, v in obj.items() if k not in reserved})
+        if isinstance(title, str) and title.strip():
+            metadata.setdefault("title", title.strip())
+        yield coerce_document(
+            {"text": text, "doc_id": doc_id, "metadata": metadata, "source": obj.get("source", str(path))},
+            where=where,
+        )
 
 
 def read_beir_corpus(folder: str | Path) -> Iterator[Document]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Mapping
 
 from m3retriever.errors import InputError
-from m3retriever.sources import open_text
+from m3retriever.sources import iter_jsonl_objects, open_text
 
 __all__ = ["EvalData", "load_dataset", "load_beir", "load_jsonl_queries", "Qrels", "Queries"]
 
@@ -123,38 +123,27 @@ def load_jsonl_queries(path: str | Path, max_queries: int | None = None) -> Eval
     be in the collection (ingest them first with ``m3retriever ingest``).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} does not exist")
     queries: Queries = {}
     qrels: Qrels = {}
-    with open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{where}: each line must be a JSON object")
-            text = obj.get("query", obj.get("text"))
-            if not isinstance(text, str) or not text.strip():
-                raise InputError(f"{where}: needs a non-empty 'query' string")
-            rel = obj.get("relevant", obj.get("relevant_ids"))
-            if isinstance(rel, (list, tuple)):
-                judged = {str(d): 1 for d in rel}
-            elif isinstance(rel, Mapping):
-                judged = {str(d): int(v) for d, v in rel.items()}
-            else:
-                raise InputError(f"{where}: 'relevant' must be a list of doc ids (or {{doc id: grade}})")
-            if not judged:
-                raise InputError(f"{where}: 'relevant' is empty")
-            qid = str(obj.get("id", obj.get("_id", f"q{lineno}")))
-            if qid in queries:
-                raise InputError(f"{where}: duplicate query id {qid!r}")
-            queries[qid] = text
-            qrels[qid] = judged
+    for where, obj in iter_jsonl_objects(path):
+        lineno = int(where.rsplit(":", 1)[1])
+        text = obj.get("query", obj.get("text"))
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"{where}: needs a non-empty 'query' string")
+        rel = obj.get("relevant", obj.get("relevant_ids"))
+        if isinstance(rel, (list, tuple)):
+            judged = {str(d): 1 for d in rel}
+        elif isinstance(rel, Mapping):
+            judged = {str(d): int(v) for d, v in rel.items()}
+        else:
+            raise InputError(f"{where}: 'relevant' must be a list of doc ids (or {{doc id: grade}})")
+        if not judged:
+            raise InputError(f"{where}: 'relevant' is empty")
+        qid = str(obj.get("id", obj.get("_id", f"q{lineno}")))
+        if qid in queries:
+            raise InputError(f"{where}: duplicate query id {qid!r}")
+        queries[qid] = text
+        qrels[qid] = judged
     queries, qrels = _limit(queries, qrels, max_queries)
     if not queries:
         raise InputError(f"{path} holds no labelled queries")

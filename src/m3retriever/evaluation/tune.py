@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from m3retriever.errors import InputError
+from m3retriever.search import minmax
 from m3retriever.evaluation.metrics import DEFAULT_METRICS, score
 from m3retriever.evaluation.runner import hits_to_ranking, ranking_to_scores
 
@@ -128,15 +129,6 @@ class BranchCache:
         return {pid: d for lst in c.branches.values() for pid, d in lst}
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    if x.size == 0:
-        return x
-    lo, hi = float(x.min()), float(x.max())
-    if hi - lo < 1e-12:
-        return np.ones_like(x)
-    return (x - lo) / (hi - lo)
-
-
 def _final_ranking(
     cache: BranchCache, q: str, fused: list[tuple[int, float]], depth: int, weight: float | None, top: int
 ) -> list[str]:
@@ -148,7 +140,7 @@ def _final_ranking(
     pids = [p for p, _ in head]
     fs = np.array([s for _, s in head], dtype=np.float64)
     lg = cache.logits(q, pids)
-    final = lg if weight >= 1.0 else weight * _minmax(lg) + (1.0 - weight) * _minmax(fs)
+    final = lg if weight >= 1.0 else weight * minmax(lg) + (1.0 - weight) * minmax(fs)
     order = sorted(range(len(head)), key=lambda i: (-final[i], -fs[i], pids[i]))
     ranked = [pids[i] for i in order] + [p for p, _ in fused[depth:top]]
     return hits_to_ranking_ids(ranked, doc)
