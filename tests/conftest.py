@@ -16,6 +16,10 @@ import pytest  # noqa: E402
 
 from tinymodels import build_tiny_bge_m3, build_tiny_reranker  # noqa: E402
 
+# tests/benchmarks/ holds `make bench` scripts, not tests (no conftest.py of its own there:
+# a second conftest module would shadow this one for `from conftest import ...`).
+collect_ignore = ["benchmarks"]
+
 
 @pytest.fixture(scope="session")
 def tiny_bge_m3_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
