@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator, Sequence
 
 from tqdm.auto import tqdm
@@ -32,7 +32,7 @@ from m3retriever.sources import coerce_document
 from m3retriever.store.schema import Store, StoredPoint
 from m3retriever.types import Chunk, Document
 
-__all__ = ["IngestReport", "point_id", "content_hash", "Ingestor"]
+__all__ = ["IngestReport", "point_id", "text_id", "content_hash", "Ingestor"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,12 @@ _NAMESPACE = uuid.UUID("6f1c8a52-4d0e-5b7a-9c3e-2a1d0b9e7f10")
 def point_id(doc_id: str, chunk_index: int) -> str:
     """The point id of a chunk: UUIDv5 of (doc id, chunk index)."""
     return str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x1f{chunk_index}"))
+
+
+def text_id(text: str) -> str:
+    """A document id derived from its text (for texts given without one): the first 32 hex
+    digits of the text's SHA-256."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def content_hash(doc: Document, salt: str) -> str:
@@ -159,15 +165,7 @@ class Ingestor:
         finally:
             bar.close()
         self.store.flush(self.collection)
-        return IngestReport(
-            report.documents,
-            report.added,
-            report.updated,
-            report.skipped,
-            report.chunks_written,
-            report.chunks_deleted,
-            time.perf_counter() - start,
-        )
+        return replace(report, seconds=time.perf_counter() - start)
 
     def _ingest_batch(self, docs: Sequence[Document]) -> IngestReport:
         existing = {

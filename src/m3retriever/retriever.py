@@ -14,7 +14,7 @@ from m3retriever.config import Config, SearchConfig, load_config
 from m3retriever.encoders.base import Encoder
 from m3retriever.errors import ConfigError, InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
-from m3retriever.ingest import IngestReport, Ingestor
+from m3retriever.ingest import IngestReport, Ingestor, text_id
 from m3retriever.rerankers.base import Reranker
 from m3retriever.search import ResolvedSearch, Searcher
 from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
@@ -161,9 +161,7 @@ class Retriever:
         metadatas: Sequence[Mapping[str, Any]] | None = None,
         source: str | None = None,
     ) -> IngestReport:
-        """Ingest plain texts. Without ``ids``, ids are the texts' SHA-256 prefixes."""
-        import hashlib
-
+        """Ingest plain texts. Without ``ids``, ids are derived from the texts (:func:`text_id`)."""
         if isinstance(texts, str):
             raise InputError("add_texts() takes a list of strings; wrap a single text in a list")
         texts = list(texts)
@@ -175,7 +173,7 @@ class Retriever:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InputError(f"text #{i} must be a string, got {type(text).__name__}")
-            doc_id = ids[i] if ids is not None else hashlib.sha256(text.encode()).hexdigest()[:32]
+            doc_id = ids[i] if ids is not None else text_id(text)
             docs.append({"text": text, "doc_id": doc_id, "metadata": (metadatas or [{}] * len(texts))[i] or {}, "source": source})
         return self.ingest(docs)
 

@@ -207,9 +207,6 @@ class EdgeStore(Store):
                     raise StoreError(f"cannot open collection {name!r} at {self.path}: {exc}") from exc
             return self._shards[name]
 
-    def has_collection(self, name: str) -> bool:
-        return self.collection_fingerprint(name) is not None
-
     # -- writes ----------------------------------------------------------------------
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
         if not points:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Iterable, Mapping
 
 from langchain_core.callbacks import (
@@ -16,6 +15,7 @@ from pydantic import ConfigDict, Field, field_validator
 from m3retriever import Config, IngestReport, InputError, Retriever, parse_filter
 from m3retriever.types import Document, Hit, SearchResult
 
+from m3retriever.ingest import text_id
 from m3retriever.metadata import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
 
 __all__ = [
@@ -45,7 +45,7 @@ def to_m3_document(doc: LCDocument) -> Document:
     """Map a LangChain ``Document`` to an m3retriever :class:`~m3retriever.Document`.
 
     * ``doc_id``: ``metadata["doc_id"]`` if it is a non-empty string, else ``Document.id``,
-      else the first 32 hex digits of the SHA-256 of the text (as ``Retriever.add_texts``).
+      else :func:`m3retriever.ingest.text_id` of the text (as ``Retriever.add_texts``).
     * ``source``: ``metadata["source"]`` if it is a string (what LangChain loaders set).
     * ``metadata``: cleaned by the rule in :mod:`m3retriever.metadata` (JSON
       values only; reserved keys taken out).
@@ -62,7 +62,7 @@ def to_m3_document(doc: LCDocument) -> Document:
     elif isinstance(doc.id, str) and doc.id.strip():
         doc_id = doc.id
     else:
-        doc_id = hashlib.sha256(doc.page_content.encode("utf-8")).hexdigest()[:32]
+        doc_id = text_id(doc.page_content)
     source = raw.get("source")
     return Document(
         text=doc.page_content,
