@@ -105,6 +105,20 @@ def test_query_and_document_paths(encoder: BGEM3Encoder) -> None:
     assert np.allclose(q.dense, d.dense, atol=1e-5)
 
 
+def test_query_instruction_is_prepended_to_queries(tiny_bge_m3_path: Path, encoder: BGEM3Encoder) -> None:
+    instructed = BGEM3Encoder(
+        EncoderOptions(model=str(tiny_bge_m3_path), device="cpu", batch_size=2, query_instruction="q: ")
+    )
+    got = instructed.encode_query(["where is the cat?"])
+    want = encoder.encode_query(["q: where is the cat?"])
+    np.testing.assert_allclose(got.dense, want.dense, atol=1e-6)
+    assert got.sparse == want.sparse
+    np.testing.assert_allclose(
+        instructed.encode_documents(["a cat"]).dense, encoder.encode_documents(["a cat"]).dense, atol=1e-6
+    )
+    assert instructed.spec.query_instruction == "q: "
+
+
 def test_empty_input(tiny_bge_m3_path: Path) -> None:
     enc = BGEM3Encoder(EncoderOptions(model=str(tiny_bge_m3_path), device="cpu"))
     for out in (enc.encode_query([]), enc.encode_documents([])):

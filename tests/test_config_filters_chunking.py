@@ -159,5 +159,16 @@ def test_read_jsonl_and_beir(tmp_path):
 
 
 def test_search_config_defaults():
+    from m3retriever.profiles import get_profile
+    from m3retriever.search import ResolvedSearch
+
     s = SearchConfig()
-    assert (s.fusion, s.rrf_k, s.prefetch_limit) == ("rrf", 60, 100)
+    assert (s.fusion, s.rrf_k, s.prefetch_limit) == ("rrf", None, 100)
+    # RRF k and the branch weights come from the profile unless set
+    small = get_profile("small")
+    assert ResolvedSearch.resolve(s, get_profile("bge-m3"), True).rrf_k == 60
+    got = ResolvedSearch.resolve(s, small, True)
+    assert got.rrf_k == small.rrf_k and got.weights["dense"] == small.dense_weight
+    assert ResolvedSearch.resolve(SearchConfig(rrf_k=7), small, True).rrf_k == 7
+    with pytest.raises(ConfigError, match="rrf_k must be >= 1"):
+        SearchConfig(rrf_k=0)

@@ -213,21 +213,31 @@ def test_local_rrf_in_tune_matches_the_engine(tmp_path, make_retriever):
 
 
 def test_tune_sweeps_and_verifies(tmp_path, make_retriever):
-    from m3retriever.evaluation.tune import tune
+    from m3retriever.evaluation.tune import default_weight_grid, tune
 
     root = write_beir(tmp_path / "ds", gz=False)
     data = load_beir(root, "test")
     r = make_retriever()
     r.ingest_path(root)
     result = tune(
-        r, data.queries, data.qrels, rrf_ks=[10, 60], prefetch_limits=[5, 10],
-        rerank_depths=[5], rerank_weights=[0.0, 0.5, 1.0], latency_queries=2,
+        r, data.queries, data.qrels, rrf_ks=[10, 60], prefetch_limits=[5, 100],
+        rerank_depths=[5], rerank_weights=[0.0, 0.5, 1.0], latency_queries=2, rerank_top_settings=3,
     )
-    # weights grid over 2 branches x 2 k x 2 prefetch x (no rerank + 3 rerank weights)
-    assert len(result.rows) == len(result.rows) and len(result.rows) % 16 == 0
+    plain = [row for row in result.rows if not row["rerank"]]
+    reranked = [row for row in result.rows if row["rerank"]]
+    # stage 1: every fusion setting (weight grid over dense + sparse x 2 k x 2 prefetch)
+    assert len(plain) == len(default_weight_grid(["dense", "sparse"])) * 2 * 2
+    # stage 2: 3 rerank weights on the 3 best fusion settings (+ the configured one if not among them)
+    fusion_key = lambda row: (row["rrf_k"], row["dense_weight"], row["sparse_weight"], row["prefetch_limit"])  # noqa: E731
+    best3 = [fusion_key(row) for row in sorted(plain, key=lambda row: -row["ndcg@10"])[:3]]
+    assert set(best3) <= {fusion_key(row) for row in reranked}
+    assert len(reranked) in (9, 12) and all(row["rerank_depth"] == 5 for row in reranked)
+    # the configured fusion setting (k 60, weights 1:1, prefetch 100) is reranked too, even
+    # when it is not among the best
+    assert (60, 1.0, 1.0, 100) in {fusion_key(row) for row in reranked}
     assert result.best["ndcg@10"] == max(row["ndcg@10"] for row in result.rows)
     assert result.verified is not None and "ndcg@10" in result.verified
-    assert {row["prefetch_limit"] for row in result.latency_ms} == {5, 10}
+    assert {row["prefetch_limit"] for row in result.latency_ms} == {5, 100}
     paths = result.write(tmp_path / "tune")
     assert json.loads(paths[0].read_text())["best"] == result.best
 

@@ -197,6 +197,35 @@ def test_bge_rejects_dims_and_bad_input() -> None:
         OnnxDenseEncoder(EncoderOptions()).encode_query("not a list")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
+def test_bge_query_instruction_is_configurable(bge) -> None:  # type: ignore[no-untyped-def]
+    from m3retriever.encoders.onnx_dense import OnnxDenseEncoder
+
+    d = bge.encode_documents([CAT, "claim: " + CAT]).dense
+    plain = OnnxDenseEncoder(EncoderOptions(device="cpu", query_instruction=""))
+    np.testing.assert_allclose(plain.encode_query([CAT]).dense[0], d[0], atol=1e-6)
+    assert plain.spec.query_instruction == ""
+    custom = OnnxDenseEncoder(EncoderOptions(device="cpu", query_instruction="claim: "))
+    np.testing.assert_allclose(custom.encode_query([CAT]).dense[0], d[1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_config_query_instruction_reaches_the_dense_encoder() -> None:
+    from m3retriever import Config
+    from m3retriever.components import encoders_for
+    from m3retriever.encoders.onnx_dense import BGE_QUERY_INSTRUCTION
+    from m3retriever.profiles import get_profile
+
+    _need(models.bge_small_onnx_dir)
+    small = encoders_for(Config(profile="small", device="cpu"))
+    assert small.dense.spec.query_instruction == (get_profile("small").query_instruction or "")
+    own = encoders_for(Config(profile="small", device="cpu", query_instruction="q: "))
+    assert own.dense.spec.query_instruction == "q: "
+    # another dense encoder than the profile's: the profile's instruction does not apply
+    swapped = encoders_for(Config(profile="small", device="cpu", dense_encoder="onnx-dense", dense_model=None))
+    assert swapped.dense.spec.query_instruction == BGE_QUERY_INSTRUCTION
+
+
 # -- all-MiniLM-L6-v2 (sentence-transformers) ---------------------------------------------------
 
 
@@ -206,6 +235,18 @@ def minilm():  # type: ignore[no-untyped-def]
 
     _need(models.minilm_dir)
     return SentenceTransformerEncoder(EncoderOptions(device="cpu"))
+
+
+@pytest.mark.slow
+def test_minilm_query_instruction_overrides_the_prompt() -> None:
+    from m3retriever.encoders.st_dense import SentenceTransformerEncoder
+
+    _need(models.minilm_dir)
+    enc = SentenceTransformerEncoder(EncoderOptions(device="cpu", query_instruction="query: "))
+    np.testing.assert_allclose(
+        enc.encode_query([CAT]).dense[0], enc.encode_documents(["query: " + CAT]).dense[0], atol=1e-5
+    )
+    assert enc.spec.query_instruction == "query: "
 
 
 @pytest.mark.slow

@@ -83,8 +83,14 @@ def encoders_for(config: "Config") -> EncoderSet:
     c = config
     profile = c.profile_obj
 
-    def options(model: str | None) -> EncoderOptions:
-        return EncoderOptions(model=model, batch_size=c.batch_size, max_length=c.max_length, device=c.device)
+    def options(model: str | None, query_instruction: str | None = None) -> EncoderOptions:
+        return EncoderOptions(
+            model=model,
+            batch_size=c.batch_size,
+            max_length=c.max_length,
+            device=c.device,
+            query_instruction=query_instruction,
+        )
 
     dense_name = _pick(c.dense_encoder, profile.dense_encoder)
     sparse_name = _pick(c.sparse_encoder, profile.sparse_encoder)
@@ -96,7 +102,10 @@ def encoders_for(config: "Config") -> EncoderSet:
         sparse_model = dense_model  # e.g. a local BGE-M3 copy serves both branches
     else:
         sparse_model = profile.sparse_model if c.sparse_encoder is None else None
-    dense = get_encoder(dense_name, options(dense_model)) if dense_name else None
+    instruction = c.query_instruction
+    if instruction is None and c.dense_encoder is None:
+        instruction = profile.query_instruction
+    dense = get_encoder(dense_name, options(dense_model, instruction)) if dense_name else None
     if sparse_name and sparse_name == dense_name and sparse_model == dense_model:
         sparse = dense
     else:

@@ -30,7 +30,7 @@ class SearchConfig:
         prefetch_limit: Candidates each branch (dense, sparse, BM25) contributes to fusion.
         rerank_depth: Fused candidates passed to the reranker (``None``: the profile's default).
         fusion: ``"rrf"`` (default) or ``"dbsf"``.
-        rrf_k: RRF's k, set explicitly (Qdrant's own default is 2).
+        rrf_k: RRF's k, always sent explicitly (``None``: the profile's; Qdrant's own default is 2).
         dense_weight: RRF weight of the dense branch (``None``: the profile's).
         sparse_weight: RRF weight of the learned sparse branch (``None``: the profile's).
         bm25_weight: RRF weight of the BM25 branch (``None``: the profile's).
@@ -50,7 +50,7 @@ class SearchConfig:
     prefetch_limit: int = 100
     rerank_depth: int | None = None
     fusion: Literal["rrf", "dbsf"] = "rrf"
-    rrf_k: int = 60
+    rrf_k: int | None = None
     dense_weight: float | None = None
     sparse_weight: float | None = None
     bm25_weight: float | None = None
@@ -63,8 +63,9 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         for name in ("top_k", "prefetch_limit", "rrf_k"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"search.{name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"search.{name} must be >= 1, got {value}")
         if self.rerank_depth is not None and self.rerank_depth < 1:
             raise ConfigError(f"search.rerank_depth must be >= 1, got {self.rerank_depth}")
         if self.fusion not in ("rrf", "dbsf"):
@@ -107,6 +108,9 @@ class Config:
         max_length: Encoder max tokens per text.
         rerank_max_length: Reranker max tokens per (query, passage) pair; passages are cut to
             fit (``None``: the profile's, else ``max_length``).
+        query_instruction: Text the dense encoder prepends to queries (``None``: the profile's,
+            else the encoder's default for its model; ``""``: none). Queries only: changing it
+            needs no re-ingest.
         dims: Matryoshka truncation of the dense vector (where the model supports it).
         distance: Distance of the dense vector (``None``: the one the encoder declares).
         chunk_tokens: Tokens per chunk.
@@ -133,6 +137,7 @@ class Config:
     batch_size: int = 32
     max_length: int = 512
     rerank_max_length: int | None = None
+    query_instruction: str | None = None
     dims: int | None = None
     distance: Literal["cosine", "dot", "euclid", "manhattan"] | None = None
     chunk_tokens: int = 512

@@ -89,7 +89,7 @@ class ResolvedSearch:
             prefetch_limit=s.prefetch_limit,
             rerank_depth=s.rerank_depth or profile.rerank_depth,
             fusion=s.fusion,
-            rrf_k=s.rrf_k,
+            rrf_k=profile.rrf_k if s.rrf_k is None else s.rrf_k,
             weights={
                 DENSE: profile.dense_weight if s.dense_weight is None else s.dense_weight,
                 SPARSE: profile.sparse_weight if s.sparse_weight is None else s.sparse_weight,

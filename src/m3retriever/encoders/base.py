@@ -24,6 +24,9 @@ class EncoderOptions:
         max_length: Maximum tokens per text (longer texts are truncated by the model).
         device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         dims: Matryoshka truncation of the dense vector, for models that support it.
+        query_instruction: Text prepended to every query by dense encoders that take one
+            (``None``: the encoder's default for its model; ``""``: none). Stored vectors do
+            not depend on it, so it can change without re-ingesting.
     """
 
     model: str | None = None
@@ -31,6 +34,7 @@ class EncoderOptions:
     max_length: int = 512
     device: str = "auto"
     dims: int | None = None
+    query_instruction: str | None = None
 
 
 @dataclass(frozen=True)

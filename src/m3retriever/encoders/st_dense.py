@@ -177,7 +177,11 @@ class SentenceTransformerEncoder(Encoder):
             dense_dim=int(dim),
             distance=distance,
             sparse_kind="none",
-            query_instruction=prompts.get("query") or "",
+            query_instruction=(
+                prompts.get("query") or ""
+                if self._options.query_instruction is None
+                else self._options.query_instruction
+            ),
             document_prefix=prompts.get("document") or "",
             pooling=pooling,
             max_length=int(model.max_seq_length or self._options.max_length),
@@ -199,6 +203,8 @@ class SentenceTransformerEncoder(Encoder):
             "truncate_dim": self._options.dims,
         }
         if side == "queries":
+            if self._options.query_instruction is not None:
+                kwargs["prompt"] = self._options.query_instruction  # overrides the model's prompt
             vectors = model.encode_query(items, **kwargs)
         else:
             vectors = model.encode_document(items, **kwargs)
@@ -209,7 +215,8 @@ class SentenceTransformerEncoder(Encoder):
         return Encoding(dense=dense.astype(np.float32, copy=False))
 
     def encode_query(self, texts: Sequence[str]) -> Encoding:
-        """Encode queries with the model's ``"query"`` prompt (if any).
+        """Encode queries with the model's ``"query"`` prompt (if any), or the configured
+        ``query_instruction`` instead.
 
         Args:
             texts: Query strings.

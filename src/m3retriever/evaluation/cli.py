@@ -71,7 +71,7 @@ def add_commands(
     p.add_argument("--metric", default="ndcg@10", help="metric to maximise (default ndcg@10)")
     p.add_argument("--out", help="directory for tune.json and tune.md")
     p.add_argument("--max-queries", type=int, default=None)
-    p.add_argument("--rrf-k", default="10,30,60,100", help="comma-separated RRF k values")
+    p.add_argument("--rrf-k", default="5,10,30,60,100", help="comma-separated RRF k values")
     p.add_argument(
         "--weights",
         default="auto",
@@ -81,6 +81,12 @@ def add_commands(
     p.add_argument("--rerank-depth", default="10,20,50", help="comma-separated rerank depths")
     p.add_argument(
         "--rerank-weight", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", help="rerank weights"
+    )
+    p.add_argument(
+        "--rerank-top",
+        type=int,
+        default=5,
+        help="try rerank depths/weights on the N best fusion settings only (0: on all of them)",
     )
     p.add_argument("--no-ingest", action="store_true", help="do not ingest the BEIR corpus")
     p.set_defaults(func=lambda args: _cmd_tune(args, config_fn))
@@ -150,6 +156,7 @@ def _cmd_tune(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
             prefetch_limits=_ints(args.prefetch),
             rerank_depths=_ints(args.rerank_depth),
             rerank_weights=_floats(args.rerank_weight),
+            rerank_top_settings=args.rerank_top or None,
         )
     _out(result.table())
     if args.out:

@@ -219,6 +219,26 @@ class TuneResult:
         return [j, md]
 
 
+def _matching(
+    rows: Sequence[dict[str, Any]], resolved: Any, present: Sequence[str], *, rerank: bool
+) -> dict[str, Any] | None:
+    """The row with the retriever's configured settings (``None`` if it was not swept)."""
+    weights = tuple(resolved.weights[b] if b in present else 0.0 for b in BRANCHES)
+    for r in rows:
+        if (
+            r["rrf_k"] == resolved.rrf_k
+            and (r["dense_weight"], r["sparse_weight"], r["bm25_weight"]) == weights
+            and r["prefetch_limit"] == resolved.prefetch_limit
+            and r["rerank"] == rerank
+            and (
+                not rerank
+                or (r["rerank_depth"] == resolved.rerank_depth and r["rerank_weight"] == resolved.rerank_weight)
+            )
+        ):
+            return r
+    return None
+
+
 def _latency(retriever: Any, texts: Sequence[str], **opts: Any) -> tuple[float, float]:
     times = []
     for t in texts:
@@ -236,12 +256,13 @@ def tune(
     *,
     metric: str = "ndcg@10",
     metrics: Sequence[str] = DEFAULT_METRICS,
-    rrf_ks: Sequence[int] = (10, 30, 60, 100),
+    rrf_ks: Sequence[int] = (5, 10, 30, 60, 100),
     weights: Sequence[Sequence[float]] | None = None,
     prefetch_limits: Sequence[int] = (50, 100),
     rerank_depths: Sequence[int] = (10, 20, 50),
     rerank_weights: Sequence[float] = DEFAULT_RERANK_WEIGHTS,
     include_no_rerank: bool = True,
+    rerank_top_settings: int | None = 5,
     latency_queries: int = 20,
     verify: bool = True,
 ) -> TuneResult:
@@ -258,7 +279,11 @@ def tune(
         prefetch_limits: Candidates per branch.
         rerank_depths: Fused candidates reranked.
         rerank_weights: Rerank-score weights (1.0 = rerank alone, 0.0 = fused order).
-        include_no_rerank: Also try the pipeline without reranking.
+        include_no_rerank: Report the settings without reranking too (they are always
+            computed: they rank the fusion settings).
+        rerank_top_settings: Try the rerank depths and weights only on this many fusion
+            settings, the best by ``metric`` without reranking (``None``: on every one). Each
+            new candidate costs a cross-encoder call, so a full cross product is slow on CPU.
         latency_queries: Queries timed through the pipeline per (prefetch, depth) pair (0: skip).
         verify: Re-run the best setting through the real pipeline.
 
@@ -278,51 +303,54 @@ def tune(
         weights = default_weight_grid(present) if len(present) > 1 else [tuple(1.0 if b in present else 0.0 for b in BRANCHES)]
     weights = [tuple(float(x) for x in w) + (0.0,) * (3 - len(w)) for w in weights]
     has_rr = retriever.reranker is not None
-    rerank_opts: list[tuple[int, float] | None] = []
-    if include_no_rerank or not has_rr:
-        rerank_opts.append(None)
-    if has_rr:
-        rerank_opts += [(d, w) for d in rerank_depths for w in rerank_weights]
+    rerank_opts: list[tuple[int, float]] = (
+        [(d, w) for d in rerank_depths for w in rerank_weights] if has_rr else []
+    )
     top = 100
-    rows: list[dict[str, Any]] = []
     qids = list(queries)
-    for k, w, pf in itertools.product(rrf_ks, weights, prefetch_limits):
-        fused = {q: cache.fuse(q, k, w, pf) for q in qids}
-        for ro in rerank_opts:
-            run = {}
-            for q in qids:
-                if ro is None:
-                    ranking = _final_ranking(cache, q, fused[q], 0, None, top)
-                else:
-                    ranking = _final_ranking(cache, q, fused[q], ro[0], ro[1], top)
-                run[q] = ranking_to_scores(ranking)
-            values = score(judged, run, metrics)
-            rows.append(
-                {
-                    "rrf_k": k,
-                    "dense_weight": w[0],
-                    "sparse_weight": w[1],
-                    "bm25_weight": w[2],
-                    "prefetch_limit": pf,
-                    "rerank": ro is not None,
-                    "rerank_depth": ro[0] if ro else None,
-                    "rerank_weight": ro[1] if ro else None,
-                    **values,
-                }
-            )
-    best = max(rows, key=lambda r: (r[metric], -(r["rerank_depth"] or 0)))
     resolved = retriever._resolve({})
-    default = None
-    for r in rows:
-        if (
-            r["rrf_k"] == resolved.rrf_k
-            and (r["dense_weight"], r["sparse_weight"], r["bm25_weight"])
-            == tuple(resolved.weights[b] if b in present else 0.0 for b in BRANCHES)
-            and r["prefetch_limit"] == resolved.prefetch_limit
-            and r["rerank"] == resolved.rerank
-            and (not r["rerank"] or (r["rerank_depth"] == resolved.rerank_depth and r["rerank_weight"] == resolved.rerank_weight))
-        ):
-            default = r
+
+    def evaluate_setting(k: int, w: tuple[float, ...], pf: int, ro: tuple[int, float] | None) -> dict[str, Any]:
+        run = {}
+        for q in qids:
+            fused = cache.fuse(q, k, w, pf)
+            if ro is None:
+                ranking = _final_ranking(cache, q, fused, 0, None, top)
+            else:
+                ranking = _final_ranking(cache, q, fused, ro[0], ro[1], top)
+            run[q] = ranking_to_scores(ranking)
+        return {
+            "rrf_k": k,
+            "dense_weight": w[0],
+            "sparse_weight": w[1],
+            "bm25_weight": w[2],
+            "prefetch_limit": pf,
+            "rerank": ro is not None,
+            "rerank_depth": ro[0] if ro else None,
+            "rerank_weight": ro[1] if ro else None,
+            **score(judged, run, metrics),
+        }
+
+    # Stage 1: every fusion setting without reranking (cheap: local RRF over cached rankings).
+    fusion_rows = [
+        evaluate_setting(k, w, pf, None)
+        for k, w, pf in itertools.product(rrf_ks, weights, prefetch_limits)
+    ]
+    rows: list[dict[str, Any]] = list(fusion_rows) if (include_no_rerank or not has_rr) else []
+    # Stage 2: rerank depths and weights on the best fusion settings only.
+    if rerank_opts:
+        ranked = sorted(fusion_rows, key=lambda r: -r[metric])
+        chosen = ranked if rerank_top_settings is None else ranked[: max(1, rerank_top_settings)]
+        current = _matching(fusion_rows, resolved, present, rerank=False)
+        if current is not None and current not in chosen:
+            chosen.append(current)  # the configured setting is always measured with rerank too
+        logger.info("tune: reranking %d of %d fusion settings", len(chosen), len(fusion_rows))
+        for fr in chosen:
+            w = (fr["dense_weight"], fr["sparse_weight"], fr["bm25_weight"])
+            for ro in rerank_opts:
+                rows.append(evaluate_setting(fr["rrf_k"], w, fr["prefetch_limit"], ro))
+    best = max(rows, key=lambda r: (r[metric], -(r["rerank_depth"] or 0)))
+    default = _matching(rows, resolved, present, rerank=resolved.rerank)
     latency = []
     if latency_queries > 0:
         texts = [queries[q] for q in qids[:latency_queries]]
@@ -336,8 +364,6 @@ def tune(
                 latency.append({"prefetch_limit": pf, "rerank_depth": d, "p50_ms": p50, "p95_ms": p95})
     verified = None
     if verify:
-        from m3retriever.evaluation.runner import stage_runs
-
         opts = {
             "rrf_k": best["rrf_k"],
             "dense_weight": best["dense_weight"],
@@ -348,14 +374,12 @@ def tune(
         }
         if best["rerank"]:
             opts.update(rerank_depth=best["rerank_depth"], rerank_weight=best["rerank_weight"])
-        res = retriever.search_batch([queries[q] for q in qids[:1]], top_k=top, **opts)  # validates
         run = {}
         for start in range(0, len(qids), 32):
             batch = qids[start : start + 32]
             for q, r in zip(batch, retriever.search_batch([queries[x] for x in batch], top_k=top if not best["rerank"] else max(10, best["rerank_depth"]), stage_scores=False, **opts)):
                 run[q] = ranking_to_scores(hits_to_ranking(r.hits))
         verified = {"settings": opts, metric: score(judged, run, [metric])[metric]}
-        del res, stage_runs
     return TuneResult(
         metric=metric,
         n_queries=len(queries),
