@@ -40,6 +40,8 @@ def test_run_all_smoke_writes_every_table(tmp_path):
         assert "| docs | chunks | end-to-end chunks/s | raw encoders chunks/s | ratio |" in text
         assert "## End-to-end query latency (small profile)" in text
         assert "| rerank depth | encode | search | rerank | total |" in text
+        assert "## Cross-encoder cost against pair length (small profile's reranker)" in text
+        assert "| max tokens per pair | p50 ms | p95 ms | pairs/s (p50) |" in text
     else:
         assert "SciFact not found" in text
     assert out.with_suffix(".json").is_file()

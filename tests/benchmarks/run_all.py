@@ -4,7 +4,8 @@
     python tests/benchmarks/run_all.py --smoke --out /tmp/bench-smoke.md   # tiny, well under a minute
 
 Sections: SciFact quality (our stages and peer pipelines), store speed (synthetic vectors,
-Qdrant Edge vs qdrant-client local mode), ingest throughput, end-to-end query latency.
+Qdrant Edge vs qdrant-client local mode), ingest throughput, end-to-end query latency, and the
+cross-encoder's cost against the pair length.
 ``--only`` picks sections. The SciFact collection is cached in ``--store`` (content-hash skip
 makes re-runs cheap); SciFact is read from ``../shared/data/scifact`` (``--scifact``).
 """
@@ -31,7 +32,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import bench_pipeline  # noqa: E402
 import bench_store  # noqa: E402
 
-SECTIONS = ("quality", "store", "ingest", "latency")
+SECTIONS = ("quality", "store", "ingest", "latency", "rerank")
 
 
 def log(msg: str) -> None:
@@ -121,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         ingest_docs = args.ingest_docs
         peers = not args.no_peers
 
-    need_scifact = any(s in sections for s in ("quality", "ingest", "latency"))
+    need_scifact = any(s in sections for s in ("quality", "ingest", "latency", "rerank"))
     if need_scifact and not have_data:
         msg = f"SciFact not found at {scifact} (pass --scifact): quality, ingest and latency sections skipped."
         out_parts.append(f"## SciFact sections\n\n{msg}\n")
         sections = [s for s in sections if s == "store"]
 
-    if any(s in sections for s in ("quality", "latency")):
+    if any(s in sections for s in ("quality", "latency", "rerank")):
         from m3retriever.evaluation.data import load_beir
 
         r = make(store_loc)
@@ -152,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                 md, res = bench_pipeline.query_latency(r, qs, depths, command + "  # section: latency", log)
                 out_parts.append(md)
                 results["latency"] = res
+            if "rerank" in sections:
+                qs = list(data.queries.values())[:lat_q]
+                md, res = bench_pipeline.rerank_lengths(
+                    r, qs, [64] if args.smoke else [512, 256, 192, 128], 2 if args.smoke else 20,
+                    command + "  # section: rerank", log,
+                )
+                out_parts.append(md)
+                results["rerank"] = res
         finally:
             r.close()
 
