@@ -106,6 +106,10 @@ def get_onnx_session(model_path: Path, device: str = "auto") -> "onnxruntime.Inf
         options.intra_op_num_threads = usable_cpu_count()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No busy-waiting between calls: a query runs several small sessions back to back (dense
+        # encoder, then the cross-encoder) on few cores, and threads spinning in one pool starve
+        # the next (dense query encoding: 82 -> 26 ms p50 on 2 cores, docs/benchmarks.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         provider_options: list[Any] = list(providers)
         if device.startswith("cuda:"):
             provider_options = [
