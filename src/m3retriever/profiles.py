@@ -81,7 +81,7 @@ PROFILES: dict[str, Profile] = {
         reranker_model=None,
         # Tuned on SciFact *train* qrels (809 queries; never on test): see docs/benchmarks.md.
         # Dense counts most: RRF k=2 with sparse and BM25 at a quarter and a half of its weight
-        # (0.771 nDCG@10 vs 0.741 with k=60 and equal weights), and bge-small without its query
+        # (0.771 nDCG@10 vs 0.747 with k=60 and equal weights), and bge-small without its query
         # instruction (dense alone 0.754 vs 0.747 with it). The web-trained MiniLM reranker
         # alone lowers SciFact (0.725 at 512 tokens vs 0.773 fused, 300 train queries), so its
         # score gets a 0.2 share against the fused score (0.776). Cutting pairs to 128 tokens
