@@ -35,6 +35,10 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
+TIE_MARGIN = 8
+"""Extra fused candidates fetched beyond the depth, so ties at the cut are broken by id."""
+
+
 def tie_break(records: Sequence[ScoredRecord]) -> list[ScoredRecord]:
     """Keep the engine's order but sort runs of equal scores by point id."""
     out: list[ScoredRecord] = []
@@ -75,6 +79,11 @@ class ResolvedSearch:
     hnsw_ef: int
     exact: bool
     stage_scores: bool
+
+    @property
+    def depth(self) -> int:
+        """Fused candidates kept: the rerank depth when reranking (at least ``top_k``), else ``top_k``."""
+        return max(self.rerank_depth, self.top_k) if self.rerank else self.top_k
 
     @classmethod
     def resolve(cls, s: SearchConfig, profile: Profile, has_reranker: bool) -> "ResolvedSearch":
@@ -150,7 +159,7 @@ class Searcher:
         t0 = time.perf_counter()
         qv = self.encoders.encode_queries(list(queries))
         t_enc = time.perf_counter()
-        depth = max(s.rerank_depth, s.top_k) if s.rerank else s.top_k
+        depth = s.depth
         requests: list[HybridQuery] = []
         layout: list[tuple[int, list[str]]] = []
         for row in range(len(queries)):
@@ -163,7 +172,7 @@ class Searcher:
             requests.append(
                 HybridQuery(
                     branches=tuple(branches),
-                    limit=depth,
+                    limit=depth + TIE_MARGIN,
                     fusion=s.fusion,  # type: ignore[arg-type]
                     rrf_k=s.rrf_k,
                     filter=flt,
@@ -221,8 +230,10 @@ class Searcher:
         single: bool,
     ) -> SearchResult:
         # Keep the engine's order (best first, whatever the distance's direction) and break
-        # exact score ties by point id, so rankings are deterministic.
-        fused = tie_break(fused)
+        # exact score ties by point id, so rankings are deterministic. The engine was asked for
+        # TIE_MARGIN extra candidates, so which of several tied candidates makes the cut is
+        # decided here by id, not by the engine's internal order.
+        fused = tie_break(fused)[: s.depth]
         ranks = {
             name: {r.id: (i + 1, r.score) for i, r in enumerate(tie_break(lst))}
             for name, lst in branch_lists.items()

@@ -310,15 +310,15 @@ def tune(
     qids = list(queries)
     resolved = retriever._resolve({})
 
-    def evaluate_setting(k: int, w: tuple[float, ...], pf: int, ro: tuple[int, float] | None) -> dict[str, Any]:
-        run = {}
-        for q in qids:
-            fused = cache.fuse(q, k, w, pf)
-            if ro is None:
-                ranking = _final_ranking(cache, q, fused, 0, None, top)
-            else:
-                ranking = _final_ranking(cache, q, fused, ro[0], ro[1], top)
-            run[q] = ranking_to_scores(ranking)
+    def evaluate_setting(
+        k: int, w: tuple[float, ...], pf: int, ro: tuple[int, float] | None, fused: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        run = {
+            q: ranking_to_scores(
+                _final_ranking(cache, q, fused[q], ro[0] if ro else 0, ro[1] if ro else None, top)
+            )
+            for q in qids
+        }
         return {
             "rrf_k": k,
             "dense_weight": w[0],
@@ -332,8 +332,11 @@ def tune(
         }
 
     # Stage 1: every fusion setting without reranking (cheap: local RRF over cached rankings).
+    def fuse_all(k: int, w: tuple[float, ...], pf: int) -> dict[str, Any]:
+        return {q: cache.fuse(q, k, w, pf) for q in qids}
+
     fusion_rows = [
-        evaluate_setting(k, w, pf, None)
+        evaluate_setting(k, w, pf, None, fuse_all(k, w, pf))
         for k, w, pf in itertools.product(rrf_ks, weights, prefetch_limits)
     ]
     rows: list[dict[str, Any]] = list(fusion_rows) if (include_no_rerank or not has_rr) else []
@@ -347,8 +350,9 @@ def tune(
         logger.info("tune: reranking %d of %d fusion settings", len(chosen), len(fusion_rows))
         for fr in chosen:
             w = (fr["dense_weight"], fr["sparse_weight"], fr["bm25_weight"])
+            fused = fuse_all(fr["rrf_k"], w, fr["prefetch_limit"])  # once per fusion setting
             for ro in rerank_opts:
-                rows.append(evaluate_setting(fr["rrf_k"], w, fr["prefetch_limit"], ro))
+                rows.append(evaluate_setting(fr["rrf_k"], w, fr["prefetch_limit"], ro, fused))
     best = max(rows, key=lambda r: (r[metric], -(r["rerank_depth"] or 0)))
     default = _matching(rows, resolved, present, rerank=resolved.rerank)
     latency = []
