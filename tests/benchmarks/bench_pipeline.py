@@ -227,6 +227,15 @@ def llamaindex_peer(models: CachedModels, docs: list[dict], depth: int) -> Any:
     return search
 
 
+def reranker_at(retriever: Any, max_length: int) -> Any:
+    """The retriever's own reranker (same component and model resolution) at another pair length."""
+    from dataclasses import replace
+
+    from m3retriever.components import reranker_for
+
+    return reranker_for(replace(retriever.config, rerank_max_length=max_length))
+
+
 def run_peer(name: str, search: Any, queries: dict[str, str]) -> tuple[dict, dict, list[float]]:
     from m3retriever.evaluation.runner import ranking_to_scores
 
@@ -267,14 +276,7 @@ def quality(
     runs = {f"ours: {s}": report.runs[s] for s in report.stages}
     notes = []
     if peers:
-        from m3retriever.components import get_reranker
-        from m3retriever.rerankers.base import RerankerOptions
-
-        ours = retriever.reranker
-        peer_reranker = get_reranker(
-            ours.spec.name, RerankerOptions(model=retriever.config.reranker_model, max_length=PEER_RERANK_MAX_LENGTH)
-        )
-        models = CachedModels(retriever, peer_reranker)
+        models = CachedModels(retriever, reranker_at(retriever, PEER_RERANK_MAX_LENGTH))
         n = models.load_from_store()
         # the peers index exactly the chunks our collection holds
         docs = [{"doc_id": rec.payload["doc_id"], "text": rec.payload["text"]} for rec in retriever.store.scroll(retriever.collection)]
@@ -408,9 +410,6 @@ def rerank_lengths(
 ) -> tuple[str, dict]:
     """Cross-encoder cost per query against the max pair length, on the pipeline's own
     candidates (the fused top ``depth`` of each query), one timed ``score`` call per query."""
-    from m3retriever.components import get_reranker
-    from m3retriever.rerankers.base import RerankerOptions
-
     if retriever.reranker is None:
         return "", {}
     cands = []
@@ -419,9 +418,7 @@ def rerank_lengths(
         cands.append((q, [h.text for h in hits]))
     rows = {}
     for length in lengths:
-        rr = get_reranker(
-            retriever.reranker.spec.name, RerankerOptions(model=retriever.config.reranker_model, max_length=length)
-        )
+        rr = reranker_at(retriever, length)
         rr.score("warm up", ["warm up"])
         times = []
         for q, passages in cands:
