@@ -79,9 +79,25 @@ def format_hits(result: SearchResult, width: int = 60) -> str:
     return "\n".join(lines)
 
 
+def _check_utf8(name: str, value: str) -> str:
+    """Refuse an argument holding bytes that were not UTF-8 (Python keeps them as lone
+    surrogates, which no encoder or store accepts)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        byte = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else repr(bad)
+        raise InputError(
+            f"the {name} is not valid UTF-8 text ({byte} at position {exc.start}); pass UTF-8 "
+            "text (check that your terminal and locale use UTF-8, e.g. LANG=C.UTF-8)"
+        ) from None
+    return value
+
+
 def _parse_filter_arg(raw: str | None) -> Any:
     if not raw:
         return None
+    _check_utf8("--filter", raw)
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -95,12 +111,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     with Retriever(_config(args, show_progress=not args.quiet)) as r:
         for path in args.paths:
-            report = r.ingest_path(path)
+            report = r.ingest_path(path, strict=args.strict)
             _out(
                 f"{path}: {report.documents} documents ({report.added} added, {report.updated} "
                 f"updated, {report.skipped} unchanged), {report.chunks_written} chunks written, "
                 f"{report.chunks_deleted} stale chunks removed in {report.seconds:.1f}s"
             )
+            if report.skipped_files:
+                _out(f"{path}: skipped {len(report.skipped_files)} files:")
+                for entry in report.skipped_files:
+                    _out(f"  {entry}")
         r.optimize()
         _out(f"collection {r.collection!r}: {r.count()} chunks")
     return 0
@@ -114,6 +134,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         options["rerank"] = False
     if args.min_score is not None:
         options["min_score"] = args.min_score
+    _check_utf8("query", args.query)
     with Retriever(_config(args)) as r:
         result = r.search(args.query, top_k=args.top_k, filter=_parse_filter_arg(args.filter), **options)
     if args.json:
@@ -222,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("paths", nargs="+")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on a file of a folder that cannot be read (default: skip it and list it)",
+    )
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="search and print hits with per-stage scores")
@@ -290,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except M3RetrieverError as exc:
         sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except OSError as exc:  # last line of defence: a file or disk problem we did not foresee
+        logger.debug("unexpected OS error", exc_info=True)
+        sys.stderr.write(f"error: {exc} (run with -v for details)\n")
         return 2
 
 

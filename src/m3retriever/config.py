@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 import tomllib
 import types
@@ -62,24 +64,60 @@ class SearchConfig:
     stage_scores: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("top_k", "prefetch_limit", "rrf_k"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"search.{name} must be >= 1, got {value}")
-        if self.rerank_depth is not None and self.rerank_depth < 1:
-            raise ConfigError(f"search.rerank_depth must be >= 1, got {self.rerank_depth}")
+        for name, (low, high, optional) in _INT_FIELDS.items():
+            object.__setattr__(self, name, _check_int(name, getattr(self, name), low, high, optional))
+        for name in ("rerank", "exact", "stage_scores"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
         if self.fusion not in ("rrf", "dbsf"):
             raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
-        if self.rerank_weight is not None and not 0.0 <= self.rerank_weight <= 1.0:
-            raise ConfigError(f"search.rerank_weight must be in [0, 1], got {self.rerank_weight}")
-        if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
-            raise ConfigError(
-                f"search.min_score is a calibrated probability in [0, 1], got {self.min_score}"
-            )
-        for name in ("dense_weight", "sparse_weight", "bm25_weight"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ConfigError(f"search.{name} must be >= 0, got {value}")
+        for name, high in _FLOAT_FIELDS.items():
+            object.__setattr__(self, name, _check_float(name, getattr(self, name), high))
+
+
+MAX_LIMIT = 10_000
+"""Largest top_k, prefetch_limit and rerank_depth accepted."""
+
+# name -> (lowest, highest, may be None); hnsw_ef 0 or None means "the default".
+_INT_FIELDS = {
+    "top_k": (1, MAX_LIMIT, False),
+    "prefetch_limit": (1, MAX_LIMIT, False),
+    "rerank_depth": (1, MAX_LIMIT, True),
+    "rrf_k": (1, 1_000_000, True),
+    "hnsw_ef": (0, 100_000, True),
+}
+# name -> highest (lowest is 0); all may be None.
+_FLOAT_FIELDS = {
+    "dense_weight": 1e6,
+    "sparse_weight": 1e6,
+    "bm25_weight": 1e6,
+    "rerank_weight": 1.0,
+    "min_score": 1.0,
+}
+
+
+def _check_int(name: str, value: Any, low: int, high: int, optional: bool) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"search.{name} must be a whole number, got {value!r:.40}")
+    if not low <= value <= high:
+        raise ConfigError(f"search.{name} must be between {low} and {high}, got {value}")
+    return int(value)
+
+
+def _check_float(name: str, value: Any, high: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"search.{name} must be a number, got {value!r:.40}")
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
+    if not 0.0 <= out <= high:  # also refuses NaN
+        raise ConfigError(f"search.{name} must be between 0 and {high:g}, got {value!r:.40}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -108,6 +146,11 @@ class Config:
         max_length: Encoder max tokens per text.
         rerank_max_length: Reranker max tokens per (query, passage) pair; passages are cut to
             fit (``None``: the profile's, else ``max_length``).
+        max_query_tokens: Tokens of a query the models read: a longer query is cut to this many
+            tokens (of the chunking encoder's tokenizer) before any model sees it (``None``:
+            ``max_length``). Queries longer than 100,000 characters are refused outright.
+        max_document_chars: Longest document text accepted, in characters; a longer one is
+            refused with an error before anything is written (``None``: no limit).
         query_instruction: Text the dense encoder prepends to queries (``None``: the profile's,
             else the encoder's default for its model; ``""``: none). Queries only: changing it
             needs no re-ingest.
@@ -138,6 +181,8 @@ class Config:
     max_length: int = 512
     rerank_max_length: int | None = None
     query_instruction: str | None = None
+    max_query_tokens: int | None = None
+    max_document_chars: int | None = 2_000_000
     dims: int | None = None
     distance: Literal["cosine", "dot", "euclid", "manhattan"] | None = None
     chunk_tokens: int = 512
@@ -154,6 +199,10 @@ class Config:
             )
         if self.batch_size < 1 or self.max_length < 8:
             raise ConfigError("batch_size must be >= 1 and max_length >= 8")
+        if self.max_query_tokens is not None and self.max_query_tokens < 1:
+            raise ConfigError(f"max_query_tokens must be >= 1, got {self.max_query_tokens}")
+        if self.max_document_chars is not None and self.max_document_chars < 1:
+            raise ConfigError(f"max_document_chars must be >= 1, got {self.max_document_chars}")
         if isinstance(self.indexed_fields, list):
             object.__setattr__(self, "indexed_fields", tuple(self.indexed_fields))
 

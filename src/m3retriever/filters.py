@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Union
 
 from m3retriever.errors import InputError
+from m3retriever.validation import RESERVED_FIELDS, check_field, check_finite, check_int64, check_string
 
 __all__ = [
     "Eq",
@@ -30,7 +31,6 @@ __all__ = [
 ]
 
 Scalar = Union[str, int, bool]
-RESERVED_FIELDS = ("doc_id", "source", "chunk_index")
 
 
 def payload_key(field: str) -> str:
@@ -41,13 +41,17 @@ def payload_key(field: str) -> str:
 
 
 def _check_field(field: object) -> str:
-    if not isinstance(field, str) or not field or field.startswith(".") or ".." in field:
-        raise InputError(f"filter field must be a non-empty metadata key, got {field!r}")
-    return field
+    return check_field(field)
 
 
 def _check_scalar(field: str, value: object) -> Scalar:
-    if isinstance(value, float) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return check_string(value, f"filter on {field!r}: value")
+    if isinstance(value, int):
+        return check_int64(value, f"filter on {field!r}")
+    if isinstance(value, float):
         raise InputError(
             f"filter on {field!r}: equality on a float ({value!r}) is unreliable; "
             f"use Range({field!r}, gte=..., lte=...) instead"
@@ -116,9 +120,10 @@ class Range(_Combinable):
         bounds = (self.gte, self.gt, self.lte, self.lt)
         if all(b is None for b in bounds):
             raise InputError(f"Range({self.field!r}) needs at least one of gte, gt, lte, lt")
-        for b in bounds:
-            if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float))):
-                raise InputError(f"Range({self.field!r}) bounds must be numbers, got {b!r}")
+        for name in ("gte", "gt", "lte", "lt"):
+            bound = getattr(self, name)
+            if bound is not None:
+                object.__setattr__(self, name, check_finite(bound, f"Range({self.field!r}) bound {name}"))
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ class IngestReport:
         chunks_written: Chunks encoded and upserted.
         chunks_deleted: Stale chunks removed.
         seconds: Wall time.
+        skipped_files: ``"path: reason"`` for each file a folder ingest skipped (unreadable or
+            empty).
     """
 
     documents: int = 0
@@ -81,6 +83,7 @@ class IngestReport:
     chunks_written: int = 0
     chunks_deleted: int = 0
     seconds: float = 0.0
+    skipped_files: tuple[str, ...] = ()
 
     def __add__(self, other: "IngestReport") -> "IngestReport":
         return IngestReport(
@@ -109,6 +112,7 @@ class Ingestor:
         chunking: Chunk size and overlap.
         doc_batch: Documents handled per write batch.
         dense_dim: Dense size of the collection; encoder output of another size is refused.
+        max_document_chars: Longest document text accepted (``None``: no limit).
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class Ingestor:
         chunking: ChunkingConfig,
         doc_batch: int = 256,
         dense_dim: int | None = None,
+        max_document_chars: int | None = None,
     ) -> None:
         self.store = store
         self.collection = collection
@@ -126,6 +131,7 @@ class Ingestor:
         self.chunking = chunking
         self.doc_batch = doc_batch
         self.dense_dim = dense_dim
+        self.max_document_chars = max_document_chars
         self._salt = json.dumps(
             {"chunking": [chunking.max_tokens, chunking.overlap], "fp": encoders.fingerprint()},
             sort_keys=True,
@@ -145,27 +151,70 @@ class Ingestor:
     def ingest(
         self, documents: Iterable[Any], *, show_progress: bool = False, total: int | None = None
     ) -> IngestReport:
-        """Ingest documents (``Document`` objects or mappings); see the module docstring."""
+        """Ingest documents (``Document`` objects or mappings); see the module docstring.
+
+        A list or tuple is validated whole before anything is written, so bad input anywhere
+        in it leaves the store as it was. A stream (a generator, a file reader) is validated
+        batch by batch: an error names the document and says how many documents before it
+        were already written (re-running after fixing the input skips them).
+        """
         start = time.perf_counter()
         report = IngestReport()
+        if isinstance(documents, Sequence):
+            documents = self.validate(documents)
         seen: set[str] = set()
         bar = tqdm(total=total, unit="doc", desc="ingest", disable=not show_progress)
         try:
             for batch in _batched(documents, self.doc_batch):
-                docs = [coerce_document(item, where=f"document #{report.documents + i}") for i, item in enumerate(batch)]
-                for d in docs:
-                    if d.doc_id in seen:
+                try:
+                    docs = self._coerce_batch(batch, report.documents, seen)
+                    report = report + self._ingest_batch(docs)
+                except InputError as exc:
+                    if report.documents:
                         raise InputError(
-                            f"doc_id {d.doc_id!r} appears twice in this ingest call; doc ids "
-                            "must be unique (re-ingesting an id replaces the document)"
-                        )
-                    seen.add(d.doc_id)
-                report = report + self._ingest_batch(docs)
+                            f"{exc} ({report.documents} documents before this batch were "
+                            "already written; fix the input and re-run: unchanged documents "
+                            "are skipped, so nothing is duplicated)"
+                        ) from exc
+                    raise
                 bar.update(len(docs))
         finally:
             bar.close()
-        self.store.flush(self.collection)
+            if report.documents:
+                self.store.flush(self.collection)
         return replace(report, seconds=time.perf_counter() - start)
+
+    def validate(self, documents: Sequence[Any]) -> list[Document]:
+        """Check every document (fields, duplicates, tokens) without writing anything.
+
+        Raises:
+            InputError: naming the first invalid document.
+        """
+        docs = self._coerce_batch(documents, 0, set())
+        for doc in docs:
+            self._check_has_tokens(doc)
+        return docs
+
+    def _coerce_batch(self, batch: Sequence[Any], offset: int, seen: set[str]) -> list[Document]:
+        docs = []
+        for i, item in enumerate(batch):
+            where = f"document #{offset + i}"
+            doc = coerce_document(item, where=where, max_chars=self.max_document_chars)
+            if doc.doc_id in seen:
+                raise InputError(
+                    f"{where}: doc_id {doc.doc_id!r} appears twice in this ingest call; doc ids "
+                    "must be unique (re-ingesting an id replaces the document)"
+                )
+            seen.add(doc.doc_id)
+            docs.append(doc)
+        return docs
+
+    def _check_has_tokens(self, doc: Document) -> None:
+        # Any letter or digit gives a token; only texts of symbols/controls need a look.
+        if not any(c.isalnum() for c in doc.text) and not self.encoders.chunking_encoder.token_offsets(doc.text):
+            raise InputError(
+                f"document {doc.doc_id!r} has no tokens after tokenization; give it real text"
+            )
 
     def _ingest_batch(self, docs: Sequence[Document]) -> IngestReport:
         existing = {

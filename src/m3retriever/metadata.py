@@ -3,25 +3,26 @@ LlamaIndex and LangChain adapters.
 
 The rule, applied to each top-level key:
 
-* keys must be non-empty strings without ``.`` (m3retriever filters address nested fields
-  with dots); other keys are dropped;
+* keys must follow :mod:`m3retriever.validation`'s key rule (letters, digits, ``_``, ``-``:
+  the keys filters can address); other keys are dropped;
 * ``doc_id``, ``source``, ``chunk_index`` and keys starting with ``m3r_`` are the fields the
   adapters *add* to retrieved documents; they are taken out (``doc_id`` and ``source`` are
   used as the document's id and source where the adapter says so), so that re-ingesting
   retrieved documents does not store stale scores;
-* a value is kept only if it is entirely JSON: ``str``, ``bool``, ``int``, finite ``float``,
-  ``None``, or a list/tuple/dict (string keys) made only of such values, at any depth;
-  tuples become lists. Anything else (``datetime``, ``Path``, objects, ``NaN``, bytes...)
-  drops the whole key, and the dropped keys are logged at WARNING level.
+* a value is kept only if :func:`m3retriever.validation.check_metadata` accepts it (JSON
+  only, 64-bit integers, finite floats, valid keys at every depth, bounded depth); tuples
+  become lists. Anything else (``datetime``, ``Path``, objects, ``NaN``, bytes...) drops the
+  whole key, and the dropped keys are logged at WARNING level.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Mapping
 
+from m3retriever.errors import InputError
 from m3retriever.types import Hit
+from m3retriever.validation import check_metadata, is_valid_key
 
 __all__ = [
     "RESERVED_KEYS",
@@ -29,7 +30,6 @@ __all__ = [
     "SCORES_KEY",
     "MATCHED_TERMS_KEY",
     "clean_metadata",
-    "json_value",
     "hit_metadata",
 ]
 
@@ -44,51 +44,20 @@ SCORES_KEY = "m3r_scores"
 MATCHED_TERMS_KEY = "m3r_matched_terms"
 """Metadata key of the query terms that matched the chunk's sparse vector."""
 
-_MISSING = object()
-
-
-def json_value(value: Any) -> Any:
-    """``value`` as plain JSON data, or a sentinel (``_MISSING``) if any part is not JSON."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else _MISSING
-    if isinstance(value, (list, tuple)):
-        out = []
-        for item in value:
-            item = json_value(item)
-            if item is _MISSING:
-                return _MISSING
-            out.append(item)
-        return out
-    if isinstance(value, Mapping):
-        obj = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return _MISSING
-            item = json_value(item)
-            if item is _MISSING:
-                return _MISSING
-            obj[key] = item
-        return obj
-    return _MISSING
-
-
 def clean_metadata(metadata: Mapping[str, Any] | None, *, where: str = "document") -> dict[str, Any]:
     """Apply the module's rule to ``metadata``; returns a new dict."""
     out: dict[str, Any] = {}
     dropped: list[str] = []
     for key, value in (metadata or {}).items():
-        if not isinstance(key, str) or not key or "." in key:
+        if not is_valid_key(key):
             dropped.append(repr(key))
             continue
         if key in RESERVED_KEYS or key.startswith(RESERVED_PREFIX):
             continue
-        clean = json_value(value)
-        if clean is _MISSING:
+        try:
+            out[key] = check_metadata({key: value}, where)[key]
+        except InputError:
             dropped.append(f"{key!r} ({type(value).__name__})")
-            continue
-        out[key] = clean
     if dropped:
         logger.warning(
             "%s: dropped metadata keys that are not JSON or not valid field names: %s",

@@ -21,6 +21,7 @@ from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
 from m3retriever.store import open_store
 from m3retriever.store.schema import Store
 from m3retriever.types import Document, SearchResult
+from m3retriever.validation import check_doc_id, check_string
 
 __all__ = ["Retriever"]
 
@@ -85,9 +86,15 @@ class Retriever:
             self.encoders,
             ChunkingConfig(chunk_tokens, min(c.chunk_overlap, chunk_tokens // 2)),
             dense_dim=self._spec.dense_dim,
+            max_document_chars=c.max_document_chars,
         )
         self._searcher = Searcher(
-            self.store, c.collection, self.encoders, self.reranker, distance=self._spec.distance
+            self.store,
+            c.collection,
+            self.encoders,
+            self.reranker,
+            distance=self._spec.distance,
+            max_query_tokens=c.max_query_tokens,
         )
 
     # -- construction helpers --------------------------------------------------------
@@ -144,10 +151,13 @@ class Retriever:
             InputError: for empty text, wrong types or duplicate ids; nothing of the failing
                 batch is written.
         """
-        if isinstance(documents, (str, bytes, Document)) or isinstance(documents, Mapping):
+        if isinstance(documents, (str, bytes, Document, Mapping)) or not isinstance(documents, Iterable):
             raise InputError(
-                "ingest() takes an iterable of documents; wrap a single document in a list"
+                "ingest() takes an iterable of documents (a list, a generator...), got "
+                f"{type(documents).__name__}; wrap a single document in a list"
             )
+        if isinstance(documents, Sequence):
+            documents = self._ingestor.validate(documents)  # all of it, before any write
         self._ensure_collection()
         total = len(documents) if hasattr(documents, "__len__") else None  # type: ignore[arg-type]
         progress = self.config.show_progress if show_progress is None else show_progress
@@ -162,9 +172,12 @@ class Retriever:
         source: str | None = None,
     ) -> IngestReport:
         """Ingest plain texts. Without ``ids``, ids are derived from the texts (:func:`text_id`)."""
-        if isinstance(texts, str):
+        if isinstance(texts, str) or not isinstance(texts, Iterable):
             raise InputError("add_texts() takes a list of strings; wrap a single text in a list")
         texts = list(texts)
+        for name, values in (("ids", ids), ("metadatas", metadatas)):
+            if values is not None and (isinstance(values, (str, Mapping)) or not isinstance(values, Sequence)):
+                raise InputError(f"add_texts(): {name} must be a list with one entry per text")
         if ids is not None and len(ids) != len(texts):
             raise InputError(f"got {len(texts)} texts but {len(ids)} ids; pass one id per text")
         if metadatas is not None and len(metadatas) != len(texts):
@@ -173,25 +186,45 @@ class Retriever:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InputError(f"text #{i} must be a string, got {type(text).__name__}")
-            doc_id = ids[i] if ids is not None else text_id(text)
+            doc_id = ids[i] if ids is not None else text_id(check_string(text, f"text #{i}"))
             docs.append({"text": text, "doc_id": doc_id, "metadata": (metadatas or [{}] * len(texts))[i] or {}, "source": source})
         return self.ingest(docs)
 
-    def ingest_path(self, path: str | Path, *, show_progress: bool | None = None) -> IngestReport:
-        """Ingest a folder of .txt/.md files, a JSONL file, or a BEIR dataset folder."""
+    def ingest_path(
+        self, path: str | Path, *, show_progress: bool | None = None, strict: bool = False
+    ) -> IngestReport:
+        """Ingest a folder of .txt/.md files, a JSONL file, or a BEIR dataset folder.
+
+        Args:
+            path: The folder or file.
+            show_progress: Show a progress bar (default: ``config.show_progress``).
+            strict: For a folder, fail on the first unreadable file (not UTF-8, permission
+                denied) instead of skipping it with a warning.
+
+        Returns:
+            The report; ``skipped_files`` lists the folder's files that were skipped, with why.
+
+        Raises:
+            InputError: if the path is missing or of the wrong kind, a JSONL record or file is
+                malformed, or (``strict``) a file of the folder cannot be read.
+        """
+        from dataclasses import replace
+
         p = Path(path)
+        skipped: list[str] = []
         if p.is_dir():
             if (p / "corpus.jsonl").exists() or (p / "corpus.jsonl.gz").exists():
                 docs: Iterable[Document] = read_beir_corpus(p)
             else:
-                docs = read_folder(p)
+                docs = read_folder(p, strict=strict, skipped=skipped)
         elif p.is_file() and (p.name.endswith(".jsonl") or p.name.endswith(".jsonl.gz")):
             docs = read_jsonl(p)
         elif p.exists():
             raise InputError(f"{path}: pass a folder of .txt/.md files, a .jsonl(.gz) file or a BEIR folder")
         else:
             raise InputError(f"{path} does not exist")
-        return self.ingest(docs, show_progress=show_progress)
+        report = self.ingest(docs, show_progress=show_progress)
+        return replace(report, skipped_files=tuple(skipped))
 
     # -- search ----------------------------------------------------------------------
     def _resolve(self, overrides: Mapping[str, Any]) -> ResolvedSearch:
@@ -224,8 +257,10 @@ class Retriever:
         self, queries: Sequence[str], top_k: int | None = None, filter: FilterLike = None, **options: Any
     ) -> list[SearchResult]:
         """Search several queries; they are encoded together and sent in one store call."""
-        if isinstance(queries, str):
-            raise InputError("search_batch() takes a list of queries")
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise InputError(
+                f"search_batch() takes a list of query strings, got {type(queries).__name__}"
+            )
         resolved = self._resolve({"top_k": top_k, **options})
         flt = parse_filter(filter)
         if not self._ready:
@@ -251,6 +286,8 @@ class Retriever:
         """
         if isinstance(doc_ids, str):
             doc_ids = [doc_ids]
+        if doc_ids is not None and not isinstance(doc_ids, Sequence):
+            raise InputError(f"delete() takes a list of doc ids, got {type(doc_ids).__name__}")
         flt = parse_filter(filter)
         if not doc_ids and flt is None:
             raise InputError("delete() needs doc_ids or a filter; refusing to delete everything")
@@ -259,8 +296,7 @@ class Retriever:
         parts: list[Filter] = []
         if doc_ids:
             for d in doc_ids:
-                if not isinstance(d, str) or not d:
-                    raise InputError(f"doc ids must be non-empty strings, got {d!r}")
+                check_doc_id(d, "delete()")
             parts.append(AnyOf("doc_id", list(doc_ids)))
         if flt is not None:
             parts.append(flt)
@@ -297,6 +333,7 @@ class Retriever:
         }
         if self.store.has_collection(self.collection):
             out.update(self.store.info(self.collection))
+            out["points"] = self.store.count(self.collection)  # exact; the engine's is an estimate
             out["documents"] = self.store.count(self.collection, parse_filter({"chunk_index": 0}))
         else:
             out["points"] = 0

@@ -12,12 +12,13 @@ import numpy as np
 
 from m3retriever.branches import EncoderSet
 from m3retriever.config import SearchConfig
-from m3retriever.errors import ConfigError, InputError
+from m3retriever.errors import ConfigError
 from m3retriever.filters import Filter
 from m3retriever.profiles import Profile
 from m3retriever.rerankers.base import Reranker
 from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, HybridQuery, ScoredRecord, Store
 from m3retriever.types import Hit, SearchResult, SparseVector, StageScores
+from m3retriever.validation import check_query
 
 __all__ = ["Searcher", "ResolvedSearch", "sigmoid", "minmax", "tie_break"]
 
@@ -122,6 +123,8 @@ class Searcher:
         encoders: The retriever's encoders.
         reranker: The reranker, or ``None``.
         distance: The collection's dense distance.
+        max_query_tokens: Tokens of a query the models read (``None``: the encoders' max
+            length); a longer query is cut before any model sees it.
     """
 
     def __init__(
@@ -131,12 +134,29 @@ class Searcher:
         encoders: EncoderSet,
         reranker: Reranker | None,
         distance: str = "cosine",
+        max_query_tokens: int | None = None,
     ) -> None:
+        self.max_query_tokens = max_query_tokens or encoders.max_length
         self.store = store
         self.collection = collection
         self.encoders = encoders
         self.reranker = reranker
         self.distance = distance
+
+    def cut_query(self, query: str) -> str:
+        """``query`` cut to :attr:`max_query_tokens` tokens of the chunking encoder's tokenizer.
+
+        A query is read by the dense and sparse encoders and, once per candidate, by the
+        reranker: cutting it once here bounds the work and memory of every stage.
+        """
+        limit = self.max_query_tokens
+        if len(query) <= limit:  # a token spans at least one character
+            return query
+        spans = [(a, b) for a, b in self.encoders.chunking_encoder.token_offsets(query) if b > a]
+        if len(spans) <= limit:
+            return query
+        logger.info("query cut from %d to %d tokens", len(spans), limit)
+        return query[: spans[limit - 1][1]]
 
     def _branches(self, qv: Any, row: int, s: ResolvedSearch) -> list[Branch]:
         branches = []
@@ -153,11 +173,9 @@ class Searcher:
         self, queries: Sequence[str], s: ResolvedSearch, flt: Filter | None
     ) -> list[SearchResult]:
         """Search several queries (encoded together, one store batch call)."""
-        for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise InputError(f"query must be a non-empty string, got {q!r}")
         t0 = time.perf_counter()
-        qv = self.encoders.encode_queries(list(queries))
+        cut = [self.cut_query(check_query(q)) for q in queries]
+        qv = self.encoders.encode_queries(cut)
         t_enc = time.perf_counter()
         depth = s.depth
         requests: list[HybridQuery] = []
@@ -199,14 +217,14 @@ class Searcher:
         for row, query in enumerate(queries):
             first, names = layout[row]
             if first < 0:
-                out.append(SearchResult(query, [], timings_ms={"encode": per_query_enc}))
+                out.append(SearchResult(cut[row], [], timings_ms={"encode": per_query_enc}))
                 continue
             fused = results[first]
             branch_lists = {n: results[first + 1 + i] for i, n in enumerate(names)}
             if not names:  # single branch: the fused list *is* that branch
                 branch_lists = {requests[first].branches[0].name: fused}
             t_r0 = time.perf_counter()
-            result = self._finish(query, qv, row, fused, branch_lists, s, single=not names)
+            result = self._finish(cut[row], qv, row, fused, branch_lists, s, single=not names)
             t_r1 = time.perf_counter()
             timings = {
                 "encode": per_query_enc,

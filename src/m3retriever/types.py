@@ -203,7 +203,7 @@ class SearchResult:
     """Hits for one query.
 
     Attributes:
-        query: The query text.
+        query: The query text as searched (cut to ``Config.max_query_tokens`` tokens).
         hits: Ranked hits, best first.
         no_confident_match: True when ``min_score`` was set and no hit reached it.
         timings_ms: Wall time of each stage in milliseconds (encode, search, rerank, total).

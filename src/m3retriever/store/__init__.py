@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from m3retriever.errors import ConfigError
@@ -11,7 +12,7 @@ __all__ = ["open_store", "Store", "CollectionSpec", "HybridQuery", "ScoredRecord
 
 
 def open_store(
-    location: str | None = None,
+    location: str | os.PathLike[str] | None = None,
     *,
     client: Any = None,
     api_key: str | None = None,
@@ -30,6 +31,12 @@ def open_store(
 
     Returns:
         A :class:`Store`.
+
+    Raises:
+        ConfigError: if there is no location or it is not a string or path.
+        StoreError: if the embedded store's directory cannot be created or locked (a file in
+            the way, no permission), naming the path and the fix.
+        StoreInUseError: if another process or open retriever holds the embedded store.
     """
     if client is not None:
         from m3retriever.store.remote import QdrantClientStore
@@ -42,6 +49,12 @@ def open_store(
             "no store location: pass a directory (embedded Qdrant Edge), ':memory:', "
             "or a Qdrant server URL such as http://localhost:6333"
         )
+    if not isinstance(location, (str, os.PathLike)):
+        raise ConfigError(
+            f"store location must be a string or a path, got {type(location).__name__}; pass a "
+            "directory, ':memory:' or a Qdrant server URL"
+        )
+    location = os.fspath(location)
     if location == ":memory:" or location.startswith(("http://", "https://")):
         from qdrant_client import QdrantClient
 

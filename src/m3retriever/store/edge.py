@@ -17,9 +17,11 @@ import shutil
 import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import IO, Any, Iterator, Mapping, Sequence
 
-from m3retriever.errors import FingerprintMismatchError, StoreError, StoreInUseError
+import numpy as np
+
+from m3retriever.errors import StoreError, StoreInUseError
 from m3retriever.filters import Filter, payload_key, translate
 from m3retriever.store.schema import (
     BM25,
@@ -31,6 +33,7 @@ from m3retriever.store.schema import (
     ScoredRecord,
     Store,
     StoredPoint,
+    check_fingerprint,
     to_record,
 )
 from m3retriever.types import SparseVector
@@ -48,39 +51,145 @@ def _edge() -> Any:
     return qdrant_edge
 
 
+def _in_use_message(directory: Path, why: str) -> str:
+    return (
+        f"the store at {directory} is in use by another process or another open Retriever "
+        f"({why}). Close the other user first, or point this one at a Qdrant server by URL to "
+        "share a collection."
+    )
+
+
 class _DirLock:
-    """An exclusive, non-blocking advisory lock on a file (released when closed or on exit)."""
+    """An exclusive, non-blocking advisory lock on a file (released when closed or on exit).
+
+    Raises:
+        StoreInUseError: if another process (or another open store in this one) holds it.
+        StoreError: if the lock file cannot be opened or locked, naming the path and the fix.
+    """
+
+    _ATTEMPTS = 5
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh = open(path, "a+")  # noqa: SIM115 - held for the store's lifetime
+        for _ in range(self._ATTEMPTS):
+            fh = self._open()
+            self._acquire(fh)
+            if self._is_current(fh):
+                break
+            # Deleted or replaced between our open and our lock: we hold a lock nobody else
+            # will see. Drop it and lock the file that is there now.
+            fh.close()
+        else:
+            raise StoreError(
+                f"the lock file {path} was deleted or replaced {self._ATTEMPTS} times while this "
+                "process was locking it; stop whatever removes .m3retriever.lock (never delete "
+                "it while the store is in use) and retry"
+            )
+        self._fh = fh
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+        except OSError:  # the pid is informational; the lock is what matters
+            logger.debug("could not write the pid into %s", path, exc_info=True)
+
+    def _open(self) -> IO[str]:
+        try:
+            return open(self.path, "a+")  # noqa: SIM115 - held for the store's lifetime
+        except PermissionError:
+            raise StoreError(
+                f"cannot create or open the lock file {self.path}: permission denied. The "
+                "embedded store writes into its directory: make "
+                f"{self.path.parent} writable by this user, or pick a writable --location "
+                "(M3R_LOCATION)"
+            ) from None
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create or open the lock file {self.path} ({exc.strerror or exc}); "
+                "remove whatever is at that path, or pick another --location (M3R_LOCATION)"
+            ) from None
+
+    def _acquire(self, fh: IO[str]) -> None:
         try:
             import fcntl
 
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            self._fh.close()
+            fh.close()
             raise StoreInUseError(
-                f"the store at {path.parent} is in use by another process or another open "
-                "Retriever (lock file .m3retriever.lock is held). Close the other user first, "
-                "or point this one at a Qdrant server by URL to share a collection."
+                _in_use_message(self.path.parent, "lock file .m3retriever.lock is held")
             ) from exc
         except ImportError:  # pragma: no cover - non-POSIX
             import msvcrt
 
             try:
-                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
             except OSError as exc:
-                self._fh.close()
-                raise StoreInUseError(f"the store at {path.parent} is in use") from exc
-        self._fh.seek(0)
-        self._fh.truncate()
-        self._fh.write(str(os.getpid()))
-        self._fh.flush()
+                fh.close()
+                raise StoreInUseError(
+                    _in_use_message(self.path.parent, "lock file .m3retriever.lock is held")
+                ) from exc
+        except OSError as exc:
+            fh.close()
+            raise StoreError(
+                f"cannot lock {self.path} ({exc.strerror or exc}); the file system may not "
+                "support locks: put the store on a local disk, or use a Qdrant server by URL"
+            ) from None
+
+    def _is_current(self, fh: IO[str]) -> bool:
+        """Whether ``self.path`` still names the file we locked."""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fh.fileno())
+        return (held.st_ino, held.st_dev) == (now.st_ino, now.st_dev)
 
     def release(self) -> None:
         if not self._fh.closed:
             self._fh.close()
+
+
+def _store_dir(path: str | os.PathLike[str]) -> Path:
+    """Resolve and create the directory of an embedded store.
+
+    Raises:
+        StoreError: if it is a file, lies under a file, or cannot be created; naming the path
+            and the fix.
+    """
+    where = Path(path).expanduser().resolve()
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(
+            f"the store location {where} is a file, not a directory; pass a directory for the "
+            "embedded store (created if missing), ':memory:' or a Qdrant URL"
+        ) from None
+    except NotADirectoryError:
+        blocker = next((a for a in where.parents if a.exists() and not a.is_dir()), None)
+        raise StoreError(
+            f"cannot create the store directory {where}: {blocker or 'a parent'} is a file, not "
+            "a directory; pass a location whose parent folders are directories"
+        ) from None
+    except PermissionError as exc:
+        raise StoreError(
+            f"cannot create the store directory {where}: permission denied on "
+            f"{exc.filename or where}; pick a writable --location (M3R_LOCATION) or fix the "
+            "permissions"
+        ) from None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the store directory {where} ({exc.strerror or exc}); pick another "
+            "--location (M3R_LOCATION)"
+        ) from None
+    return where
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    """Whether an engine error says the shard's WAL is locked by someone else."""
+    text = str(exc).lower()
+    return "wal" in text and any(w in text for w in ("wouldblock", "lock", "temporarily unavailable"))
 
 
 class _EdgeFilters:
@@ -90,6 +199,11 @@ class _EdgeFilters:
         self.q = _edge()
 
     def eq(self, key: str, value: Any) -> Any:
+        # The binding reads a Python bool as the integer 0/1 (bool is an int subclass), so
+        # {"flag": True} would match the integer 1 and never the boolean; numpy's bool is
+        # not an int and arrives as a JSON boolean.
+        if isinstance(value, bool):
+            value = np.bool_(value)
         return self.q.FieldCondition(key, match=self.q.MatchValue(value))
 
     def any_of(self, key: str, values: list[Any]) -> Any:
@@ -125,8 +239,7 @@ class EdgeStore(Store):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path).expanduser().resolve()
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path = _store_dir(path)
         self._lock = _DirLock(self.path / ".m3retriever.lock")
         self._shards: dict[str, Any] = {}
         self._mutex = threading.RLock()
@@ -145,13 +258,7 @@ class EdgeStore(Store):
         with self._mutex:
             existing = self.collection_fingerprint(spec.name)
             if existing is not None:
-                if dict(existing) != dict(spec.fingerprint):
-                    raise FingerprintMismatchError(
-                        f"collection {spec.name!r} at {self.path} was built with encoder "
-                        f"{dict(existing)} but the retriever is configured with "
-                        f"{dict(spec.fingerprint)}. Use the same encoder settings, another "
-                        "collection name, or delete the collection and re-ingest."
-                    )
+                check_fingerprint(spec.name, str(self.path), existing, spec.fingerprint)
                 self._shard(spec.name)
                 return
             q = _edge()
@@ -204,6 +311,14 @@ class EdgeStore(Store):
                 try:
                     self._shards[name] = _edge().EdgeShard.load(str(self.path / name))
                 except Exception as exc:
+                    if _is_lock_error(exc):
+                        raise StoreInUseError(
+                            _in_use_message(
+                                self.path,
+                                f"collection {name!r} is open elsewhere; was .m3retriever.lock "
+                                "deleted while the store was in use?",
+                            )
+                        ) from exc
                     raise StoreError(f"cannot open collection {name!r} at {self.path}: {exc}") from exc
             return self._shards[name]
 

@@ -6,7 +6,7 @@ import logging
 import warnings
 from typing import Any, Iterator, Mapping, Sequence
 
-from m3retriever.errors import FingerprintMismatchError, StoreError
+from m3retriever.errors import StoreError
 from m3retriever.filters import Filter, payload_key, translate
 from m3retriever.store.schema import (
     BM25,
@@ -18,6 +18,7 @@ from m3retriever.store.schema import (
     ScoredRecord,
     Store,
     StoredPoint,
+    check_fingerprint,
     to_record,
 )
 from m3retriever.types import SparseVector
@@ -104,12 +105,7 @@ class QdrantClientStore(Store):
     def ensure_collection(self, spec: CollectionSpec) -> None:
         existing = self.collection_fingerprint(spec.name)
         if existing is not None:
-            if dict(existing) != dict(spec.fingerprint):
-                raise FingerprintMismatchError(
-                    f"collection {spec.name!r} was built with encoder {dict(existing)} but the "
-                    f"retriever is configured with {dict(spec.fingerprint)}. Use the same "
-                    "encoder settings, another collection name, or delete the collection."
-                )
+            check_fingerprint(spec.name, "the Qdrant server", existing, spec.fingerprint)
             return
         m = _models()
         vectors = {}

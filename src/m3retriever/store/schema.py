@@ -10,6 +10,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Mapping, Sequence
 
+from m3retriever.errors import FingerprintMismatchError
 from m3retriever.filters import Filter
 from m3retriever.types import Distance, SparseVector
 
@@ -25,6 +26,7 @@ __all__ = [
     "ScoredRecord",
     "Store",
     "to_record",
+    "check_fingerprint",
 ]
 
 DENSE = "dense"
@@ -35,6 +37,39 @@ BM25 = "bm25"
 INDEXED_FIELDS = ("doc_id", "source", "content_hash")
 
 Fusion = Literal["rrf", "dbsf"]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> None:
+    """Raise :class:`FingerprintMismatchError` naming each setting that differs.
+
+    Args:
+        name: Collection name.
+        where: The store's location, for the message.
+        stored: The fingerprint the collection was built with.
+        wanted: The configured encoders' fingerprint.
+    """
+    old, new = _flatten(dict(stored)), _flatten(dict(wanted))
+    diffs = [
+        f"{key}: built with {old.get(key, '(unset)')!r}, configured {new.get(key, '(unset)')!r}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
+    if diffs:
+        raise FingerprintMismatchError(
+            f"collection {name!r} at {where} was built with other encoder settings: "
+            + "; ".join(diffs)
+            + ". Use the settings it was built with, another collection name, or delete the "
+            "collection and re-ingest."
+        )
 
 
 @dataclass(frozen=True)
