@@ -8,7 +8,7 @@ import math
 import pytest
 
 from m3retriever import Retriever, load_config
-from m3retriever.errors import ConfigError, FingerprintMismatchError, InputError, M3RetrieverError
+from m3retriever.errors import ConfigError, FingerprintMismatchError, InputError
 from m3retriever.validation import MAX_METADATA_DEPTH, MAX_QUERY_CHARS
 
 
@@ -212,3 +212,19 @@ def test_fingerprint_mismatch_names_the_setting_that_differs(make_retriever, tmp
     assert "dense" not in message  # only what differs
     assert len(message) < 900
 
+
+
+def test_a_dependency_that_fails_to_import_names_the_versions_that_work(tmp_path, monkeypatch):
+    """A package that is installed but whose import breaks (as FlagEmbedding 1.4.2 does under
+    transformers 5.24) is not reported as missing: the error says what works."""
+    from m3retriever._deps import require
+    from m3retriever.errors import BrokenDependencyError, MissingDependencyError
+
+    pkg = tmp_path / "brokenpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from transformers import modeling_attn_mask_utils_gone\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(BrokenDependencyError, match="installed but fails to import.*Known to work"):
+        require("brokenpkg", package="brokenpkg", extra="bge-m3", purpose="A test")
+    with pytest.raises(MissingDependencyError, match=r"m3retriever\[bge-m3\]"):
+        require("no_such_package_here", package="nope", extra="bge-m3", purpose="A test")

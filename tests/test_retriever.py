@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 
 import pytest
 
@@ -159,12 +158,12 @@ def test_delete_by_id_and_by_filter(make_retriever, corpus_docs):
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ([{"doc_id": "x", "text": ""}], "empty text"),
-        ([{"doc_id": "x", "text": "   "}], "empty text"),
+        ([{"doc_id": "x", "text": ""}], "text is empty"),
+        ([{"doc_id": "x", "text": "   "}], "text is empty"),
         ([{"doc_id": "x", "text": 42}], "must be a string"),
         ([{"doc_id": "", "text": "hello"}], "doc_id must be a non-empty string"),
-        ([{"doc_id": "x", "text": "hi", "metadata": {"when": object()}}], "not JSON-serialisable"),
-        ([{"doc_id": "x", "text": "hi", "metadata": {"a.b": 1}}], "without dots"),
+        ([{"doc_id": "x", "text": "hi", "metadata": {"when": object()}}], "is not JSON"),
+        ([{"doc_id": "x", "text": "hi", "metadata": {"a.b": 1}}], "letters, digits"),
         ([{"doc_id": "x", "text": "a"}, {"doc_id": "x", "text": "b"}], "appears twice"),
         (["just a string"], "expected a Document or a mapping"),
     ],
@@ -215,7 +214,7 @@ def test_fingerprint_mismatch_is_a_clear_error(make_retriever, corpus_docs, tmp_
     r = make_retriever(location=loc)
     r.ingest(corpus_docs[:2])
     r.close()
-    with pytest.raises(FingerprintMismatchError, match="was built with encoder"):
+    with pytest.raises(FingerprintMismatchError, match="was built with other encoder settings: bm25"):
         make_retriever(location=loc, bm25=True)
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "ModelNotFoundError",
     "MissingDependencyError",
+    "BrokenDependencyError",
     "StoreError",
     "StoreInUseError",
     "FingerprintMismatchError",
@@ -45,6 +46,11 @@ class MissingDependencyError(M3RetrieverError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class BrokenDependencyError(M3RetrieverError, ImportError):
+    """An optional dependency is installed but fails to import (usually a version clash); the
+    message names the versions installed and the versions known to work."""
 
 
 class StoreError(M3RetrieverError):

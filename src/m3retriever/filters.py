@@ -168,6 +168,7 @@ def parse_filter(spec: "Filter | Mapping[str, Any] | None") -> "Filter | None":
         )
     parts: list[Filter] = []
     for field, cond in spec.items():
+        _check_field(field)
         if isinstance(cond, Mapping):
             keys = set(cond)
             if keys == {"any"}:
@@ -178,7 +179,7 @@ def parse_filter(spec: "Filter | Mapping[str, Any] | None") -> "Filter | None":
                 parts.append(Range(field, **{k: cond[k] for k in keys}))
             else:
                 raise InputError(
-                    f"filter on {field!r}: unknown operators {sorted(keys)}; use 'any', 'not' "
+                    f"filter on {field!r}: unknown operators {sorted(map(repr, keys))}; use 'any', 'not' "
                     "or range bounds 'gte', 'gt', 'lte', 'lt'"
                 )
         elif isinstance(cond, (list, tuple)):
