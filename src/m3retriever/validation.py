@@ -176,7 +176,7 @@ def check_metadata(metadata: object, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(metadata, Mapping):
         raise InputError(f"{where}: metadata must be a mapping (a JSON object), got {type(metadata).__name__}")
-    out = _json_value(metadata, where, 1)
+    out: dict[str, Any] = _json_value(metadata, where, 1)
     size = len(json.dumps(out, ensure_ascii=False).encode("utf-8"))
     if size > MAX_METADATA_BYTES:
         raise InputError(
