@@ -4,8 +4,9 @@
     python tests/benchmarks/run_all.py --smoke --out /tmp/bench-smoke.md   # tiny, well under a minute
 
 Sections: SciFact quality (our stages and peer pipelines), store speed (synthetic vectors,
-Qdrant Edge vs qdrant-client local mode), ingest throughput, end-to-end query latency, and the
-cross-encoder's cost against the pair length.
+Qdrant Edge vs qdrant-client local mode), ingest throughput, end-to-end query latency, the
+cross-encoder's cost against the pair length, and the MCP server under concurrent clients
+(throughput, latency, memory; ``bench_mcp``).
 ``--only`` picks sections. The SciFact collection is cached in ``--store`` (content-hash skip
 makes re-runs cheap); SciFact is read from ``../shared/data/scifact`` (``--scifact``).
 """
@@ -29,10 +30,11 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import bench_mcp  # noqa: E402
 import bench_pipeline  # noqa: E402
 import bench_store  # noqa: E402
 
-SECTIONS = ("quality", "store", "ingest", "latency", "rerank")
+SECTIONS = ("quality", "store", "ingest", "latency", "rerank", "mcp")
 
 
 def log(msg: str) -> None:
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if need_scifact and not have_data:
         msg = f"SciFact not found at {scifact} (pass --scifact): quality, ingest and latency sections skipped."
         out_parts.append(f"## SciFact sections\n\n{msg}\n")
-        sections = [s for s in sections if s == "store"]
+        sections = [s for s in sections if s in ("store", "mcp")]  # these need no SciFact
 
     if any(s in sections for s in ("quality", "latency", "rerank")):
         from m3retriever.evaluation.data import load_beir
@@ -190,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         md, res = bench_pipeline.ingest_throughput(lambda loc: make(loc), idocs, command + "  # section: ingest", log)
         out_parts.append(md)
         results["ingest"] = res
+
+    if "mcp" in sections:
+        md, res = bench_mcp.run(args.smoke, command + "  # section: mcp", log, data=scifact)
+        out_parts.append(md)
+        results["mcp"] = res
 
     header = [
         "# Benchmarks" + (" (smoke run: tiny sizes, figures meaningless)" if args.smoke else ""),

@@ -7,14 +7,16 @@ free-form objects.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Callable, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     model_validator,
@@ -22,8 +24,29 @@ from pydantic import (
 
 from m3retriever.errors import InputError
 from m3retriever.filters import parse_filter
+from m3retriever.validation import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_ID_CHARS,
+    MAX_METADATA_DEPTH,
+    MAX_QUERY_CHARS,
+    MAX_SOURCE_CHARS,
+    check_doc_id,
+    check_field,
+    check_query,
+    check_source,
+)
 
 __all__ = [
+    "FIELD_PATTERN",
+    "library_check",
+    "Query",
+    "TopK",
+    "MinScore",
+    "DocId",
+    "FiniteNumber",
+    "Int64",
+    "FilterField",
     "Scalar",
     "AnyOfCondition",
     "RangeCondition",
@@ -40,9 +63,71 @@ __all__ = [
     "CollectionInfo",
 ]
 
+FIELD_PATTERN = r"^[\w-]+(\.[\w-]+)*$"
+"""The key rule of :func:`m3retriever.validation.check_field` as a JSON-schema pattern (published
+only: the library's own check decides, so its message is what the agent reads)."""
+
+
+def library_check(check: Callable[..., Any], *args: Any) -> AfterValidator:
+    """A pydantic validator running one of m3retriever's own checks.
+
+    The library's :class:`~m3retriever.errors.InputError` becomes the ``ValueError`` pydantic
+    expects, so an argument that the library would refuse is refused while the arguments are
+    validated, with the library's message (the problem and the fix).
+
+    Args:
+        check: A :mod:`m3retriever.validation` function taking the value first.
+        *args: Its further arguments (e.g. ``where``).
+    """
+
+    def run(value: Any) -> Any:
+        try:
+            return check(value, *args)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+    return AfterValidator(run)
+
+
+def _check_query(query: str) -> str:
+    if not query.strip():
+        raise InputError("query is empty; pass the text to search for")
+    return check_query(query)
+
+
+Query = Annotated[
+    StrictStr,
+    Field(
+        description="What to look for, in natural language.",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS},
+    ),
+    library_check(_check_query),
+]
+"""A query: non-blank, at most :data:`~m3retriever.validation.MAX_QUERY_CHARS` characters."""
+
+TopK = Annotated[StrictInt, Field(ge=1, description="Number of passages to return.")]
+"""A strict integer: ``"5"``, ``2.5`` and ``true`` are refused, not coerced."""
+
+FiniteNumber = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+"""A finite JSON number (an integer is accepted); not a boolean, not a string."""
+
+MinScore = Annotated[FiniteNumber, Field(ge=0.0, le=1.0)]
+
+Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+"""An integer the store can hold (signed 64 bits)."""
+
+DocId = Annotated[
+    StrictStr,
+    Field(json_schema_extra={"minLength": 1, "maxLength": MAX_ID_CHARS}),
+    library_check(check_doc_id, "document"),
+]
+
+FilterField = Annotated[StrictStr, library_check(check_field)]
+"""A filter field: a reserved field or dot-separated metadata keys (the library's key rule)."""
+
 # Equality works on strings, integers and booleans (floats are compared with a range).
 # Strict types keep `true` a boolean and `"5"` a string instead of coercing between them.
-Scalar = Union[StrictBool, StrictInt, StrictStr]
+Scalar = Union[StrictBool, Int64, StrictStr]
 
 
 class _Closed(BaseModel):
@@ -52,18 +137,18 @@ class _Closed(BaseModel):
 class AnyOfCondition(_Closed):
     """The field equals one of these values (all strings or all integers)."""
 
-    any: Annotated[list[StrictStr], Field(min_length=1)] | Annotated[list[StrictInt], Field(min_length=1)] = (
+    any: Annotated[list[StrictStr], Field(min_length=1)] | Annotated[list[Int64], Field(min_length=1)] = (
         Field(description="Accepted values.")
     )
 
 
 class RangeCondition(_Closed):
-    """Numeric range on the field; give at least one bound."""
+    """Numeric range on the field; give at least one bound (finite numbers, not booleans)."""
 
-    gte: float | None = Field(default=None, description="Greater than or equal to.")
-    gt: float | None = Field(default=None, description="Strictly greater than.")
-    lte: float | None = Field(default=None, description="Less than or equal to.")
-    lt: float | None = Field(default=None, description="Strictly less than.")
+    gte: FiniteNumber | None = Field(default=None, description="Greater than or equal to.")
+    gt: FiniteNumber | None = Field(default=None, description="Strictly greater than.")
+    lte: FiniteNumber | None = Field(default=None, description="Less than or equal to.")
+    lt: FiniteNumber | None = Field(default=None, description="Strictly less than.")
 
     @model_validator(mode="after")
     def _one_bound(self) -> "RangeCondition":
@@ -81,7 +166,7 @@ class NotCondition(_Closed):
 
 
 FilterCondition = Annotated[
-    Union[Scalar, list[StrictStr], list[StrictInt], AnyOfCondition, RangeCondition, NotCondition],
+    Union[Scalar, list[StrictStr], list[Int64], AnyOfCondition, RangeCondition, NotCondition],
     Field(
         description=(
             "A value (equality), a list or {'any': [...]} (one of), {'gte'|'gt'|'lte'|'lt': number} "
@@ -89,7 +174,6 @@ FilterCondition = Annotated[
         )
     ),
 ]
-
 
 
 def _precheck_filter(value: Any) -> Any:
@@ -104,14 +188,16 @@ def _precheck_filter(value: Any) -> Any:
 
 
 FilterSpec = Annotated[
-    dict[str, FilterCondition],
+    dict[FilterField, FilterCondition],
     BeforeValidator(_precheck_filter),
     Field(
         description=(
-            "Metadata filter; several fields are combined with AND. Field names are metadata keys, "
-            "or 'doc_id', 'source', 'chunk_index'. Example: "
+            "Metadata filter; several fields are combined with AND. Field names are metadata keys "
+            "(letters, digits, '_' and '-'; 'a.b' for the key b of the object a), or 'doc_id', "
+            "'source', 'chunk_index'. Example: "
             '{"lang": "en", "year": {"gte": 2020}, "topic": {"any": ["db", "ir"]}}'
-        )
+        ),
+        json_schema_extra={"propertyNames": {"pattern": FIELD_PATTERN}},
     ),
 ]
 
@@ -179,10 +265,20 @@ class SearchOutput(BaseModel):
 class DocumentIn(_Closed):
     """A document to add (re-adding a doc_id replaces that document)."""
 
-    doc_id: str = Field(min_length=1, description="Stable identifier of the document.")
-    text: str = Field(min_length=1, description="The full text; it is split into chunks.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="JSON metadata, filterable.")
-    source: str | None = Field(default=None, description="Where the text came from.")
+    doc_id: DocId = Field(description="Stable identifier of the document.")
+    text: StrictStr = Field(min_length=1, description="The full text; it is split into chunks.")
+    metadata: dict[StrictStr, Any] = Field(
+        default_factory=dict,
+        description=(
+            "JSON metadata, filterable: keys of letters, digits, '_' and '-', nested at most "
+            f"{MAX_METADATA_DEPTH} levels."
+        ),
+    )
+    source: Annotated[
+        StrictStr,
+        Field(json_schema_extra={"maxLength": MAX_SOURCE_CHARS}),
+        library_check(check_source, "document"),
+    ] | None = Field(default=None, description="Where the text came from.")
 
 
 class IngestOutput(BaseModel):

@@ -1,42 +1,64 @@
 """The MCP server: m3retriever's search (and optionally ingest/delete) as MCP tools.
 
 Built on the MCP Python SDK 2.x (``mcp.server.mcpserver.MCPServer``).
+
+Every failed call reaches the agent as a tool result (``isError``) it can act on: refused
+arguments list each problem and the fix (m3retriever's own checks run during argument
+validation), library errors carry their message, and a crash names its exception type (the
+traceback is logged here). Searches run side by side in worker threads; writes run one at a time.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import hmac
 import json
 import logging
-from typing import Annotated, Any, Literal
+import os
+from typing import Annotated, Any, Callable, Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
+from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field, ValidationError
 
 from m3retriever import M3RetrieverError, Retriever
 from m3retriever.errors import ConfigError
 from m3retriever.types import SearchResult
-from mcp.server.auth.provider import AccessToken
-from mcp.server.auth.settings import AuthSettings
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
-
+from m3retriever.validation import MAX_ID_CHARS
+from m3retriever_mcp.messages import internal_error_message, validation_message
 from m3retriever_mcp.models import (
     CollectionInfo,
     DeleteOutput,
+    DocId,
     DocumentIn,
     FilterSpec,
     IngestOutput,
+    MinScore,
+    Query,
     SearchOutput,
+    TopK,
     filter_to_mapping,
 )
+from m3retriever_mcp.transport import DeepJSONMiddleware, DeepJSONReadStream
 
-__all__ = ["M3RetrieverMCP", "create_server", "MAX_TOP_K", "INFO_RESOURCE_URI"]
+__all__ = ["M3RetrieverMCP", "create_server", "MAX_TOP_K", "INFO_RESOURCE_URI", "READ_CONCURRENCY"]
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MAX_TOP_K = 50
 MAX_INGEST_DOCUMENTS = 1000
+READ_CONCURRENCY = min(32, (os.cpu_count() or 1) + 4)
+"""Searches (and info reads) run at once in worker threads; more wait for a free one. Writes
+(ingest, delete) have a thread of their own, one at a time, so they never take a search's."""
 INFO_RESOURCE_URI = "m3retriever://collection/info"
 SERVER_NAME = "m3retriever"
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -107,6 +129,60 @@ def _tool_error(exc: M3RetrieverError) -> ToolError:
     return ToolError(str(exc))
 
 
+class _Server(MCPServer):
+    """``MCPServer`` whose failed tool calls always reach the agent as readable isError results,
+    and whose transports answer messages too deep for the SDK's parser (see ``transport``).
+
+    Args:
+        *args: ``MCPServer``'s arguments.
+        token: The bearer token HTTP clients send, if any.
+        **kwargs: ``MCPServer``'s keyword arguments.
+    """
+
+    def __init__(self, *args: Any, token: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bearer = token
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        """``MCPServer.call_tool`` with the agent-facing messages of :mod:`.messages`.
+
+        Raises:
+            ToolError: refused arguments (one line per problem, then the fix), a deliberate
+                tool error (unchanged), or a crash (logged here with its traceback; the agent
+                gets its exception type).
+        """
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            logger.exception("tool %r raised an unexpected exception", name)
+            raise ToolError(internal_error_message(name, exc)) from exc
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(validation_message(name, exc.__cause__)) from exc.__cause__
+            raise
+
+    async def run_stdio_async(self) -> None:
+        """Serve stdio; a line too deep for the SDK's parser is clipped, not dropped."""
+        async with stdio_server() as (read_stream, write_stream):
+            await self._lowlevel_server.run(
+                DeepJSONReadStream(read_stream),
+                write_stream,
+                self._lowlevel_server.create_initialization_options(),
+            )
+
+    async def run_streamable_http_async(  # type: ignore[override]
+        self, *, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any
+    ) -> None:
+        """Serve streamable HTTP (``MCPServer``'s app, behind :class:`.DeepJSONMiddleware`)."""
+        import uvicorn
+
+        app = self.streamable_http_app(host=host, **kwargs)
+        limit = kwargs.get("max_request_body_size", DEFAULT_MAX_REQUEST_BODY_SIZE)
+        guarded = DeepJSONMiddleware(app, token=self._bearer, max_body=limit)
+        config = uvicorn.Config(guarded, host=host, port=port, log_level=self.settings.log_level.lower())
+        await uvicorn.Server(config).serve()
+
+
 class M3RetrieverMCP:
     """An MCP server wrapping a :class:`~m3retriever.Retriever`.
 
@@ -146,15 +222,31 @@ class M3RetrieverMCP:
                 token_verifier=_StaticTokenVerifier(token),
                 auth=AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None),
             )
-        self.server: MCPServer = MCPServer(
+        self._reads = anyio.CapacityLimiter(READ_CONCURRENCY)
+        self._writes = anyio.CapacityLimiter(1)
+        self.server: MCPServer = _Server(
             SERVER_NAME,
             title="m3retriever",
             instructions=self._instructions(),
             version=_version(),
             log_level="WARNING",
+            token=token,
             **auth_kwargs,
         )
         self._register()
+
+    # -- threads ---------------------------------------------------------------------
+    async def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a read (search, info) in a worker thread; reads run side by side."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._reads)
+
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a write (ingest, delete) in a worker thread, one write at a time.
+
+        Two writes at once could interleave on one document (each sees it absent, both write
+        their chunks, neither removes the other's), and would take threads searches need.
+        """
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._writes)
 
     # -- descriptions ----------------------------------------------------------------
     def _about(self) -> str:
@@ -177,16 +269,12 @@ class M3RetrieverMCP:
         srv = self.server
 
         async def search(
-            query: Annotated[str, Field(min_length=1, description="What to look for, in natural language.")],
-            top_k: Annotated[
-                int, Field(ge=1, le=MAX_TOP_K, description="Number of passages to return.")
-            ] = 5,
+            query: Query,
+            top_k: Annotated[TopK, Field(le=MAX_TOP_K)] = 5,
             filter: Annotated[FilterSpec | None, Field(description="Optional metadata filter.")] = None,
             min_score: Annotated[
-                float | None,
+                MinScore | None,
                 Field(
-                    ge=0.0,
-                    le=1.0,
                     description=(
                         "Optional minimum calibrated relevance (0..1) a passage needs; when none "
                         "reaches it, no passages are returned and no_confident_match is true."
@@ -194,11 +282,9 @@ class M3RetrieverMCP:
                 ),
             ] = None,
         ) -> Annotated[CallToolResult, SearchOutput]:
-            if not query.strip():
-                raise ToolError("query is empty; pass the text to search for")
             try:
-                result = await r.asearch(
-                    query, top_k=top_k, filter=filter_to_mapping(filter), min_score=min_score
+                result = await self._read(
+                    r.search, query, top_k=top_k, filter=filter_to_mapping(filter), min_score=min_score
                 )
             except M3RetrieverError as exc:
                 raise _tool_error(exc) from exc
@@ -237,7 +323,7 @@ class M3RetrieverMCP:
 
         async def collection_info() -> CollectionInfo:
             try:
-                return await asyncio.to_thread(self._info)
+                return await self._read(self._info)
             except M3RetrieverError as exc:
                 raise _tool_error(exc) from exc
 
@@ -266,7 +352,10 @@ class M3RetrieverMCP:
             mime_type="application/json",
         )
         async def info_resource() -> str:
-            info = await asyncio.to_thread(self._info)
+            try:
+                info = await self._read(self._info)
+            except M3RetrieverError as exc:
+                raise ResourceError(str(exc)) from exc
             return info.model_dump_json(indent=2)
 
         if self.writes:
@@ -288,7 +377,7 @@ class M3RetrieverMCP:
         ) -> IngestOutput:
             docs = [d.model_dump() for d in documents]
             try:
-                report = await r.aingest(docs, show_progress=False)
+                report = await self._write(r.ingest, docs, show_progress=False)
             except M3RetrieverError as exc:
                 raise _tool_error(exc) from exc
             return IngestOutput(
@@ -321,8 +410,8 @@ class M3RetrieverMCP:
 
         async def delete(
             doc_ids: Annotated[
-                list[Annotated[str, Field(min_length=1)]] | None,
-                Field(description="Ids of the documents to delete."),
+                list[DocId] | None,
+                Field(description=f"Ids of the documents to delete (each at most {MAX_ID_CHARS} characters)."),
             ] = None,
             filter: Annotated[
                 FilterSpec | None, Field(description="Delete every document matching this filter.")
@@ -331,7 +420,7 @@ class M3RetrieverMCP:
             if not doc_ids and not filter:
                 raise ToolError("pass doc_ids and/or a filter; refusing to delete everything")
             try:
-                n = await asyncio.to_thread(r.delete, doc_ids or None, filter=filter_to_mapping(filter))
+                n = await self._write(r.delete, doc_ids or None, filter=filter_to_mapping(filter))
             except M3RetrieverError as exc:
                 raise _tool_error(exc) from exc
             return DeleteOutput(deleted_chunks=n)

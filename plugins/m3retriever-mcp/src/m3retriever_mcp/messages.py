@@ -1,0 +1,86 @@
+"""What a failed tool call tells the agent: the problem and the fix, in a few lines.
+
+The SDK reports refused arguments with pydantic's own rendering (type codes, URLs, union
+branches) and a crash as a bare ``Error executing tool <name>``; these functions turn both into
+messages an agent can act on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver.exceptions import UnexpectedResourceError, UnexpectedToolError
+from pydantic import ValidationError
+
+__all__ = ["validation_message", "internal_error_message", "root_cause"]
+
+MAX_LISTED = 8
+"""Problems listed in one message; the rest are counted."""
+
+_VALUE_ERROR = "Value error, "
+_NO_INPUT_SHOWN = {"missing", "value_error", "assertion_error"}
+
+
+def _short(value: Any) -> str:
+    """A bounded rendering of a refused value (a 100,000-character query is not echoed)."""
+    if isinstance(value, str) and len(value) > 60:
+        return f"{value[:40]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + "..."
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    """``documents[0].doc_id`` from pydantic's location, without its union-branch labels."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not any(c in str(part) for c in "[]()"):
+            out += ("." if out else "") + str(part)
+    return out or "arguments"
+
+
+def _line(error: Any) -> str:
+    msg = str(error["msg"]).removeprefix(_VALUE_ERROR)  # our validators: the library's message
+    line = f"- {_where(tuple(error['loc']))}: {msg}"
+    value = error.get("input")
+    if error["type"] not in _NO_INPUT_SHOWN and not isinstance(value, (dict, list)):
+        line += f" (got {_short(value)})"
+    return line
+
+
+def validation_message(tool: str, error: ValidationError) -> str:
+    """The message for arguments that failed the tool's input schema.
+
+    Args:
+        tool: The tool's name.
+        error: The SDK's validation error of the arguments.
+
+    Returns:
+        One line per problem (argument path, what is wrong, the value given), then the fix.
+    """
+    lines = list(dict.fromkeys(_line(e) for e in error.errors(include_url=False)))
+    shown = lines[:MAX_LISTED]
+    if len(lines) > MAX_LISTED:
+        shown.append(f"- ... and {len(lines) - MAX_LISTED} more")
+    return "\n".join(
+        [f"Invalid arguments for tool '{tool}':", *shown]
+        + ["Correct these arguments (the tool's input schema gives every type and limit) and call it again."]
+    )
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception under the SDK's ``Unexpected...Error`` wrappers."""
+    while isinstance(exc, (UnexpectedToolError, UnexpectedResourceError)) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def internal_error_message(tool: str, exc: BaseException) -> str:
+    """The message for a tool that crashed: the exception's type, never its text (which may
+    hold paths or data of the server)."""
+    return (
+        f"Internal error in tool '{tool}' ({type(root_cause(exc)).__name__}); the server logged the "
+        "details. Changing the arguments will probably not help: retry later, or report it to "
+        "whoever runs this MCP server."
+    )
