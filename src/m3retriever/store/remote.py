@@ -1,29 +1,23 @@
-"""qdrant-client translator: a Qdrant server or cluster by URL (or any ``QdrantClient``)."""
+"""qdrant-client: a Qdrant server or cluster by URL (or any ``QdrantClient``).
+
+The shared :class:`~m3retriever.store.qdrant.QdrantStore` does the translation (through
+:class:`ClientKit`); this module keeps what is the client's own: the connection, sharding and
+replication of new collections, and the fingerprint in the collection's metadata.
+"""
 
 from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from m3retriever.errors import StoreError
-from m3retriever.filters import Filter, payload_key, translate
-from m3retriever.store.schema import (
-    BM25,
-    DENSE,
-    INDEXED_FIELDS,
-    SPARSE,
-    CollectionSpec,
-    HybridQuery,
-    ScoredRecord,
-    Store,
-    StoredPoint,
-    check_fingerprint,
-    to_record,
-)
-from m3retriever.types import SparseVector
+from m3retriever.store.qdrant import QdrantStore
+from m3retriever.store.schema import CollectionSpec
+from m3retriever.store.translate import CollectionModels, IndexKind
+from m3retriever.types import Distance
 
-__all__ = ["QdrantClientStore"]
+__all__ = ["QdrantClientStore", "ClientKit"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +30,14 @@ def _models() -> Any:
     return models
 
 
-class _ClientFilters:
-    """qdrant-client constructors for :func:`m3retriever.filters.translate`."""
+class ClientKit:
+    """``qdrant_client.models`` constructors for :class:`~m3retriever.store.translate.Translator`."""
 
     def __init__(self) -> None:
         self.m = _models()
+        self.sparse_type = self.m.SparseVector
 
+    # -- filters ---------------------------------------------------------------------
     def eq(self, key: str, value: Any) -> Any:
         return self.m.FieldCondition(key=key, match=self.m.MatchValue(value=value))
 
@@ -57,20 +53,56 @@ class _ClientFilters:
     def must_not(self, conditions: list[Any]) -> Any:
         return self.m.Filter(must_not=conditions)
 
+    # -- collection ------------------------------------------------------------------
+    def vector_params(self, size: int, distance: Distance) -> Any:
+        return self.m.VectorParams(size=size, distance=self.m.Distance[distance.upper()])
 
-def to_client_filter(flt: Filter | None) -> Any:
-    """Translate a neutral filter into a ``qdrant_client.models.Filter``."""
-    return translate(flt, _ClientFilters())
+    def sparse_params(self, idf: bool) -> Any:
+        return self.m.SparseVectorParams(modifier=self.m.Modifier.IDF if idf else None)
+
+    def hnsw_config(self, m: int, ef_construct: int, full_scan_threshold: int) -> Any:
+        return self.m.HnswConfigDiff(m=m, ef_construct=ef_construct, full_scan_threshold=full_scan_threshold)
+
+    def index_type(self, kind: IndexKind) -> Any:
+        return self.m.PayloadSchemaType.KEYWORD if kind == "keyword" else self.m.PayloadSchemaType.INTEGER
+
+    # -- points and requests ---------------------------------------------------------
+    def sparse_vector(self, indices: list[int], values: list[float]) -> Any:
+        return self.m.SparseVector(indices=indices, values=values)
+
+    def point(self, id: str, vectors: dict[str, Any], payload: dict[str, Any]) -> Any:
+        return self.m.PointStruct(id=id, vector=vectors, payload=payload)
+
+    def search_params(self, hnsw_ef: int | None, exact: bool) -> Any:
+        return self.m.SearchParams(hnsw_ef=hnsw_ef, exact=exact)
+
+    def prefetch(self, vector: Any, using: str, limit: int, flt: Any, params: Any) -> Any:
+        return self.m.Prefetch(query=vector, using=using, limit=limit, filter=flt, params=params)
+
+    def nearest_request(self, vector: Any, using: str, limit: int, flt: Any, params: Any, with_vector: Any) -> Any:
+        return self.m.QueryRequest(
+            query=vector,
+            using=using,
+            limit=limit,
+            filter=flt,
+            params=params,
+            with_payload=True,
+            with_vector=with_vector,
+        )
+
+    def fused_request(self, prefetches: list[Any], fusion: Any, limit: int, with_vector: Any) -> Any:
+        return self.m.QueryRequest(
+            prefetch=prefetches, query=fusion, limit=limit, with_payload=True, with_vector=with_vector
+        )
+
+    def rrf(self, k: int, weights: list[float] | None) -> Any:
+        return self.m.RrfQuery(rrf=self.m.Rrf(k=k, weights=weights))
+
+    def dbsf(self) -> Any:
+        return self.m.FusionQuery(fusion=self.m.Fusion.DBSF)
 
 
-def _vector(v: Sequence[float] | SparseVector) -> Any:
-    if isinstance(v, SparseVector):
-        return _models().SparseVector(indices=list(v.indices), values=list(v.values))
-    return [float(x) for x in v]
-
-
-
-class QdrantClientStore(Store):
+class QdrantClientStore(QdrantStore):
     """Collections in a Qdrant server, cluster, or qdrant-client's local mode.
 
     Args:
@@ -88,6 +120,7 @@ class QdrantClientStore(Store):
         replication_factor: int | None = None,
         owns_client: bool = False,
     ) -> None:
+        super().__init__(ClientKit(), "the Qdrant server")
         self.client = client
         self.shard_number = shard_number
         self.replication_factor = replication_factor
@@ -97,150 +130,65 @@ class QdrantClientStore(Store):
         if not self.client.collection_exists(name):
             return None
         metadata = self.client.get_collection(name).config.metadata or {}
-        return metadata.get(_FINGERPRINT_KEY, {})
+        fingerprint: Mapping[str, Any] = metadata.get(_FINGERPRINT_KEY, {})
+        return fingerprint
 
     def has_collection(self, name: str) -> bool:
         return bool(self.client.collection_exists(name))
 
-    def ensure_collection(self, spec: CollectionSpec) -> None:
-        existing = self.collection_fingerprint(spec.name)
-        if existing is not None:
-            check_fingerprint(spec.name, "the Qdrant server", existing, spec.fingerprint)
-            return
-        m = _models()
-        vectors = {}
-        if spec.dense_dim is not None:
-            vectors[DENSE] = m.VectorParams(
-                size=spec.dense_dim, distance=m.Distance[spec.distance.upper()]
-            )
-        sparse = {}
-        if spec.sparse:
-            sparse[SPARSE] = m.SparseVectorParams(
-                modifier=m.Modifier.IDF if spec.sparse_idf else None
-            )
-        if spec.bm25:
-            sparse[BM25] = m.SparseVectorParams(modifier=m.Modifier.IDF)
+    def _open(self, name: str) -> None:
+        """Nothing to open: the server holds the collection."""
+
+    def _create(self, spec: CollectionSpec, models: CollectionModels) -> None:
         self.client.create_collection(
             spec.name,
-            vectors_config=vectors,
-            sparse_vectors_config=sparse or None,
+            vectors_config=models.vectors,
+            sparse_vectors_config=models.sparse or None,
             shard_number=self.shard_number,
             replication_factor=self.replication_factor,
-            hnsw_config=m.HnswConfigDiff(
-                m=spec.hnsw_m,
-                ef_construct=spec.hnsw_ef_construct,
-                full_scan_threshold=spec.full_scan_threshold_kb,
-            ),
+            hnsw_config=models.hnsw,
             metadata={_FINGERPRINT_KEY: dict(spec.fingerprint)},
         )
         with warnings.catch_warnings():
             # qdrant-client's local mode warns that it ignores payload indexes; servers use them.
             warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-            for field in INDEXED_FIELDS + tuple(payload_key(f) for f in spec.indexed_fields):
-                self.client.create_payload_index(spec.name, field, m.PayloadSchemaType.KEYWORD)
-            self.client.create_payload_index(spec.name, "chunk_index", m.PayloadSchemaType.INTEGER)
+            for field, schema in models.indexes:
+                self.client.create_payload_index(spec.name, field, schema)
 
-    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
-        if not points:
-            return
-        m = _models()
-        structs = []
-        for p in points:
-            vec: dict[str, Any] = {}
-            if p.dense is not None:
-                vec[DENSE] = [float(x) for x in p.dense]
-            if p.sparse is not None:
-                vec[SPARSE] = _vector(p.sparse)
-            if p.bm25 is not None:
-                vec[BM25] = _vector(p.bm25)
-            structs.append(m.PointStruct(id=p.id, vector=vec, payload=dict(p.payload)))
-        self.client.upsert(name, points=structs, wait=True)
+    # -- primitives ------------------------------------------------------------------
+    def _upsert(self, name: str, points: list[Any]) -> None:
+        self.client.upsert(name, points=points, wait=True)
 
-    def delete_ids(self, name: str, ids: Sequence[str]) -> None:
-        if ids:
-            m = _models()
-            self.client.delete(name, points_selector=m.PointIdsList(points=list(ids)), wait=True)
+    def _delete_ids(self, name: str, ids: list[str]) -> None:
+        self.client.delete(name, points_selector=_models().PointIdsList(points=ids), wait=True)
 
-    def delete_by_filter(self, name: str, flt: Filter) -> None:
-        m = _models()
-        self.client.delete(
-            name, points_selector=m.FilterSelector(filter=to_client_filter(flt)), wait=True
+    def _delete_filter(self, name: str, flt: Any) -> None:
+        self.client.delete(name, points_selector=_models().FilterSelector(filter=flt), wait=True)
+
+    def _query_batch(self, name: str, requests: list[Any]) -> list[Sequence[Any]]:
+        return [r.points for r in self.client.query_batch_points(name, requests)]
+
+    def _retrieve(self, name: str, ids: list[str]) -> Sequence[Any]:
+        return list(self.client.retrieve(name, ids, with_payload=True, with_vectors=False))
+
+    def _scroll_page(self, name: str, flt: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[Sequence[Any], Any]:
+        records, next_offset = self.client.scroll(
+            name, scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
         )
+        return records, next_offset
 
+    def _count(self, name: str, flt: Any) -> int:
+        return int(self.client.count(name, count_filter=flt, exact=True).count)
+
+    def _facet(self, name: str, key: str, flt: Any, limit: int) -> Sequence[Any]:
+        return list(self.client.facet(name, key, facet_filter=flt, limit=limit, exact=True).hits)
+
+    # -- server specifics ------------------------------------------------------------
     def flush(self, name: str) -> None:
         """Writes are acknowledged with ``wait=True``; nothing to flush."""
 
     def optimize(self, name: str) -> None:
         """The server builds its indexes itself."""
-
-    def _request(self, hq: HybridQuery) -> Any:
-        m = _models()
-        flt = to_client_filter(hq.filter)
-        params = m.SearchParams(hnsw_ef=hq.hnsw_ef, exact=hq.exact)
-        with_vector = list(hq.with_vectors) if hq.with_vectors else False
-        if len(hq.branches) == 1:
-            b = hq.branches[0]
-            return m.QueryRequest(
-                query=_vector(b.vector),
-                using=b.name,
-                limit=hq.limit,
-                filter=flt,
-                params=params,
-                with_payload=True,
-                with_vector=with_vector,
-            )
-        prefetch = [
-            m.Prefetch(query=_vector(b.vector), using=b.name, limit=b.limit, filter=flt, params=params)
-            for b in hq.branches
-        ]
-        if hq.fusion == "rrf":
-            weights = [b.weight for b in hq.branches]
-            query = m.RrfQuery(
-                rrf=m.Rrf(k=hq.rrf_k, weights=None if all(w == 1.0 for w in weights) else weights)
-            )
-        else:
-            query = m.FusionQuery(fusion=m.Fusion.DBSF)
-        return m.QueryRequest(
-            prefetch=prefetch, query=query, limit=hq.limit, with_payload=True, with_vector=with_vector
-        )
-
-    def query(self, name: str, queries: Sequence[HybridQuery]) -> list[list[ScoredRecord]]:
-        responses = self.client.query_batch_points(name, [self._request(hq) for hq in queries])
-        return [
-            [
-                to_record(p)
-                for p in r.points
-            ]
-            for r in responses
-        ]
-
-    def retrieve(self, name: str, ids: Sequence[str]) -> list[ScoredRecord]:
-        if not ids:
-            return []
-        records = self.client.retrieve(name, list(ids), with_payload=True, with_vectors=False)
-        return [to_record(r) for r in records]
-
-    def scroll(
-        self, name: str, flt: Filter | None = None, *, with_vectors: bool = False, batch: int = 256
-    ) -> Iterator[ScoredRecord]:
-        offset = None
-        cflt = to_client_filter(flt)
-        while True:
-            records, offset = self.client.scroll(
-                name,
-                scroll_filter=cflt,
-                limit=batch,
-                offset=offset,
-                with_payload=True,
-                with_vectors=with_vectors,
-            )
-            for r in records:
-                yield to_record(r)
-            if offset is None:
-                return
-
-    def count(self, name: str, flt: Filter | None = None) -> int:
-        return int(self.client.count(name, count_filter=to_client_filter(flt), exact=True).count)
 
     def info(self, name: str) -> dict[str, Any]:
         if not self.client.collection_exists(name):

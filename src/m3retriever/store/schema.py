@@ -1,7 +1,7 @@
 """A neutral description of a collection and a hybrid query.
 
-The Edge and qdrant-client translators turn these values into their own request objects, so
-the retriever is written once for both backends.
+:mod:`m3retriever.store.translate` turns these values into the model objects of either Qdrant
+binding (Edge or qdrant-client), so the retriever is written once for both backends.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Mapping, Sequence
 
 from m3retriever.errors import FingerprintMismatchError
-from m3retriever.filters import Filter
+from m3retriever.filters import Eq, Filter
 from m3retriever.types import Distance, SparseVector
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "HybridQuery",
     "ScoredRecord",
     "Store",
-    "to_record",
     "check_fingerprint",
 ]
 
@@ -166,21 +165,6 @@ class ScoredRecord:
     vectors: Mapping[str, Any] = field(default_factory=dict)
 
 
-def to_record(point: Any) -> ScoredRecord:
-    """Convert a point returned by either engine (Edge's ``ScoredPoint``/``Record`` or
-    qdrant-client's models: ``id``, ``payload``, ``vector`` and, when scored, ``score``)."""
-    vectors = point.vector if isinstance(point.vector, dict) else {}
-    return ScoredRecord(
-        str(point.id),
-        float(getattr(point, "score", 0.0) or 0.0),
-        point.payload or {},
-        {
-            name: SparseVector(tuple(v.indices), tuple(v.values)) if hasattr(v, "indices") else v
-            for name, v in vectors.items()
-        },
-    )
-
-
 class Store(abc.ABC):
     """The operations the retriever needs from a vector store."""
 
@@ -225,6 +209,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count(self, name: str, flt: Filter | None = None) -> int:
         """Exact number of points matching ``flt``."""
+
+    def count_by_value(self, name: str, field: str, values: Sequence[str]) -> dict[str, int]:
+        """Exact number of points whose ``field`` equals each of ``values`` (0 if none).
+
+        Backends that can group count in one call; this default counts value by value.
+        """
+        return {v: self.count(name, Eq(field, v)) for v in dict.fromkeys(values)}
 
     @abc.abstractmethod
     def optimize(self, name: str) -> None:

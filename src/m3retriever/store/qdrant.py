@@ -1,0 +1,142 @@
+"""The store operations both Qdrant backends share, written once over a :class:`Translator`.
+
+:class:`QdrantStore` implements :class:`~m3retriever.store.schema.Store` on top of a few
+primitives that take and return the binding's own model objects; :class:`EdgeStore
+<m3retriever.store.edge.EdgeStore>` and :class:`QdrantClientStore
+<m3retriever.store.remote.QdrantClientStore>` implement only those primitives and what really
+differs (the directory lock and metadata file of Edge, the server connection and cluster
+settings of qdrant-client).
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from typing import Any, Iterator, Sequence
+
+from m3retriever.errors import StoreError
+from m3retriever.filters import AnyOf, Filter, payload_key
+from m3retriever.store.schema import (
+    CollectionSpec,
+    HybridQuery,
+    ScoredRecord,
+    Store,
+    StoredPoint,
+    check_fingerprint,
+)
+from m3retriever.store.translate import CollectionModels, ModelKit, Translator, paginate
+
+__all__ = ["QdrantStore"]
+
+
+class QdrantStore(Store):
+    """A Qdrant backend: the :class:`Store` operations over a binding's primitives.
+
+    Args:
+        kit: The binding's model constructors.
+        where: The store's location, for messages.
+    """
+
+    def __init__(self, kit: ModelKit, where: str) -> None:
+        self.tr = Translator(kit)
+        self.where = where
+        self._mutex = threading.RLock()
+
+    # -- primitives: the binding's own calls, on its own model objects ----------------
+    @abc.abstractmethod
+    def _open(self, name: str) -> None:
+        """Make an existing collection ready for use."""
+
+    @abc.abstractmethod
+    def _create(self, spec: CollectionSpec, models: CollectionModels) -> None:
+        """Create the collection with its vectors, HNSW config, payload indexes, fingerprint."""
+
+    @abc.abstractmethod
+    def _upsert(self, name: str, points: list[Any]) -> None:
+        """Write native points."""
+
+    @abc.abstractmethod
+    def _delete_ids(self, name: str, ids: list[str]) -> None:
+        """Delete points by id."""
+
+    @abc.abstractmethod
+    def _delete_filter(self, name: str, flt: Any) -> None:
+        """Delete the points matching a native filter."""
+
+    @abc.abstractmethod
+    def _query_batch(self, name: str, requests: list[Any]) -> list[Sequence[Any]]:
+        """Run native query requests in one call; points per request, in order."""
+
+    @abc.abstractmethod
+    def _retrieve(self, name: str, ids: list[str]) -> Sequence[Any]:
+        """Native records of ``ids`` (payload only)."""
+
+    @abc.abstractmethod
+    def _scroll_page(
+        self, name: str, flt: Any, offset: Any, limit: int, with_vectors: bool
+    ) -> tuple[Sequence[Any], Any]:
+        """One scroll page: native records and the next offset (``None`` at the end)."""
+
+    @abc.abstractmethod
+    def _count(self, name: str, flt: Any) -> int:
+        """Exact count of the points matching a native filter."""
+
+    @abc.abstractmethod
+    def _facet(self, name: str, key: str, flt: Any, limit: int) -> Sequence[Any]:
+        """Exact facet hits (``value``, ``count``) of payload path ``key``."""
+
+    # -- the Store operations ------------------------------------------------------------
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        with self._mutex:
+            existing = self.collection_fingerprint(spec.name)
+            if existing is not None:
+                check_fingerprint(spec.name, self.where, existing, spec.fingerprint)
+                self._open(spec.name)
+                return
+            self._create(spec, self.tr.collection(spec))
+
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
+        if points:
+            self._upsert(name, self.tr.points(points))
+
+    def delete_ids(self, name: str, ids: Sequence[str]) -> None:
+        if ids:
+            self._delete_ids(name, list(ids))
+
+    def delete_by_filter(self, name: str, flt: Filter) -> None:
+        self._delete_filter(name, self.tr.filter(flt))
+
+    def query(self, name: str, queries: Sequence[HybridQuery]) -> list[list[ScoredRecord]]:
+        results = self._query_batch(name, [self.tr.request(hq) for hq in queries])
+        return [self.tr.records(points) for points in results]
+
+    def retrieve(self, name: str, ids: Sequence[str]) -> list[ScoredRecord]:
+        return self.tr.records(self._retrieve(name, list(ids))) if ids else []
+
+    def scroll(
+        self, name: str, flt: Filter | None = None, *, with_vectors: bool = False, batch: int = 256
+    ) -> Iterator[ScoredRecord]:
+        native = self.tr.filter(flt)
+        for point in paginate(lambda offset: self._scroll_page(name, native, offset, batch, with_vectors)):
+            yield self.tr.record(point)
+
+    def count(self, name: str, flt: Filter | None = None) -> int:
+        return int(self._count(name, self.tr.filter(flt)))
+
+    def count_by_value(self, name: str, field: str, values: Sequence[str]) -> dict[str, int]:
+        """One exact facet call over ``values`` (``field`` needs a keyword payload index)."""
+        wanted = list(dict.fromkeys(values))
+        if not wanted:
+            return {}
+        key = payload_key(field)
+        try:
+            hits = self._facet(name, key, self.tr.filter(AnyOf(field, wanted)), len(wanted))
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"cannot count points by {field!r} in collection {name!r} at {self.where}: {exc}. "
+                f"Counting by value needs a keyword payload index on {key!r}: add {field!r} to "
+                "indexed_fields when creating the collection"
+            ) from exc
+        return self.tr.counts(hits, wanted)
