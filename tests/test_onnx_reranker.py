@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from m3retriever import models  # noqa: E402
+from m3retriever.runtime import wheels as models  # noqa: E402
 from m3retriever.errors import InputError, ModelNotFoundError  # noqa: E402
 from m3retriever.rerankers.base import RerankerOptions  # noqa: E402
 from m3retriever.rerankers.onnx_cross import OnnxCrossEncoderReranker  # noqa: E402

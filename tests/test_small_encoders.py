@@ -18,7 +18,7 @@ from typing import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from m3retriever import models  # noqa: E402
+from m3retriever.runtime import wheels as models  # noqa: E402
 from m3retriever.encoders.base import EncoderOptions  # noqa: E402
 from m3retriever.errors import ConfigError, InputError, ModelNotFoundError  # noqa: E402
 
@@ -89,7 +89,7 @@ def test_encoders_surface_the_missing_wheel_error(monkeypatch: pytest.MonkeyPatc
 
 def test_locating_does_not_import_the_wheels() -> None:
     code = (
-        "import sys; from m3retriever import models\n"
+        "import sys; from m3retriever.runtime import wheels as models\n"
         "for f in (models.bge_small_onnx_dir, models.msmarco_reranker_onnx_dir,"
         " models.minilm_dir, models.splade_tiny_dir):\n"
         "    try: f()\n"

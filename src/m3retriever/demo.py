@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from m3retriever.display import format_hits
 from m3retriever.errors import InputError
 from m3retriever.profiles import get_profile
 from m3retriever.sources import read_folder
@@ -64,7 +65,6 @@ def run_demo(
         queries: Queries to run (default: a few questions about the project).
         out: Where lines are written.
     """
-    from m3retriever.cli import format_hits
     from m3retriever.config import load_config
     from m3retriever.retriever import Retriever
 

@@ -6,7 +6,8 @@ import abc
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from m3retriever.errors import InputError
+from m3retriever.runtime.device import resolve_device
+from m3retriever.runtime.texts import check_texts
 from m3retriever.types import Distance, Encoding, SparseKind
 
 __all__ = ["EncoderOptions", "EncoderSpec", "Encoder", "resolve_device", "check_texts"]
@@ -136,30 +137,3 @@ class Encoder(abc.ABC):
         The default returns the ids as strings; tokenizer-based encoders override it.
         """
         return [str(i) for i in ids]
-
-
-def resolve_device(device: str) -> str:
-    """Map ``"auto"`` to ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
-    if device != "auto":
-        return device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
-
-
-def check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
-    """Validate a batch of strings (a bare ``str`` is a mistake, not a batch of characters).
-
-    Raises:
-        InputError: naming the offending item.
-    """
-    if isinstance(texts, str):
-        raise InputError(f"{what} must be a sequence of strings, not a single string")
-    out = list(texts)
-    for i, text in enumerate(out):
-        if not isinstance(text, str):
-            raise InputError(f"{what}[{i}] must be a str, got {type(text).__name__}")
-    return out

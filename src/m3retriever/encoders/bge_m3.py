@@ -7,22 +7,22 @@ that names the same model directory, device and precision. The tokenizer is load
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from m3retriever._deps import require
-from m3retriever._shared import SharedModels
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, check_texts, resolve_device
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
 from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
+from m3retriever.runtime.cache import SharedModels
+from m3retriever.runtime.device import resolve_device
+from m3retriever.runtime.hub import cached_config, not_found_message, resolve_model_dir
+from m3retriever.runtime.texts import check_texts
 from m3retriever.types import Encoding, SparseVector
 
-__all__ = ["BGEM3Encoder", "DEFAULT_MODEL", "resolve_model_dir"]
+__all__ = ["BGEM3Encoder", "DEFAULT_MODEL"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,15 +30,6 @@ DEFAULT_MODEL = "BAAI/bge-m3"
 DEFAULT_DENSE_DIM = 1024
 SPARSE_PREFIX = "\u2581"  # sentencepiece word-boundary marker
 
-# Files never needed to run a model through torch; FlagEmbedding skips the first three, and the
-# ONNX export in BAAI/bge-m3 alone is over 2 GB.
-HUB_IGNORE_PATTERNS = ("flax_model.msgpack", "rust_model.ot", "tf_model.h5", "onnx/*", "openvino/*")
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 M3_HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt")
 
 # (model directory, device, fp16) -> (BGEM3FlagModel, lock serialising calls into it)
@@ -47,131 +38,6 @@ _models: SharedModels[tuple[Any, threading.Lock]] = SharedModels()
 # Deliberately not the model's own tokenizer: FlagEmbedding switches that one's truncation and
 # padding state on every call, which a concurrent call from another thread would trip over.
 _tokenizers: SharedModels[tuple[Any, threading.Lock]] = SharedModels()
-
-
-def _hub_offline() -> bool:
-    """True when the Hugging Face hub must not be contacted."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
-            return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
-        return True
-
-
-def _looks_like_local_path(model: str) -> bool:
-    """True for strings that cannot be a hub id (``name`` or ``org/name``)."""
-    if os.path.isabs(model) or model.startswith((".", "~")) or "\\" in model:
-        return True
-    parts = model.split("/")
-    return len(parts) > 2 or any(not part for part in parts)
-
-
-def _not_found_message(model: str, reason: str, *, default_model: str, how_to: str) -> str:
-    return (
-        f"Model {model!r} could not be found: {reason}. "
-        f"Point m3retriever at a local copy instead: {how_to}. "
-        f"To get one, run `hf download {default_model} --local-dir /path/to/{default_model.split('/')[-1]}` "
-        "(older huggingface_hub: `huggingface-cli download ...`) on a machine with internet access "
-        "and copy the folder over."
-    )
-
-
-def resolve_model_dir(
-    model: str,
-    *,
-    default_model: str,
-    how_to: str,
-    required_files: Sequence[str] = (),
-) -> str:
-    """Return the absolute local directory of ``model``, downloading it only when online.
-
-    Local paths are used as they are. Hub ids are looked up in the Hugging Face cache first and
-    downloaded only when the hub may be contacted, so an offline machine fails at once instead of
-    hanging on the network.
-
-    Args:
-        model: A local directory or a hub id (``org/name``).
-        default_model: The hub id to name in the download hint.
-        how_to: How to point m3retriever at a local copy (for the error message).
-        required_files: Files that must exist in the directory besides ``config.json`` and weights.
-
-    Returns:
-        The absolute path of the model directory.
-
-    Raises:
-        ModelNotFoundError: The model is not available locally and cannot be downloaded, or the
-            directory lacks a file the model needs.
-    """
-
-    def fail(reason: str, cause: BaseException | None = None) -> ModelNotFoundError:
-        err = ModelNotFoundError(
-            _not_found_message(model, reason, default_model=default_model, how_to=how_to)
-        )
-        err.__cause__ = cause
-        return err
-
-    expanded = os.path.expanduser(model)
-    if os.path.exists(expanded):
-        if not os.path.isdir(expanded):
-            raise fail(f"{expanded} is a file, not a model directory")
-        directory = os.path.abspath(expanded)
-    elif _looks_like_local_path(model):
-        raise fail(f"no such directory {os.path.abspath(expanded)}")
-    else:
-        hub = require(
-            "huggingface_hub", package="huggingface_hub", extra="torch", purpose="Loading models"
-        )
-        try:
-            if _hub_offline():
-                directory = hub.snapshot_download(repo_id=model, local_files_only=True)
-            else:
-                directory = hub.snapshot_download(
-                    repo_id=model, ignore_patterns=list(HUB_IGNORE_PATTERNS)
-                )
-        except Exception as exc:  # hub errors are OSError, ValueError or HTTP errors
-            where = (
-                "it is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1)"
-                if _hub_offline()
-                else f"downloading it from the Hugging Face hub failed ({type(exc).__name__}: {exc})"
-            )
-            raise fail(where, exc) from exc
-    base = Path(directory)
-    if not (base / "config.json").is_file():
-        raise fail(f"{directory} has no config.json")
-    if not any((base / name).is_file() for name in WEIGHT_FILES):
-        raise fail(f"{directory} has no weights (expected one of {', '.join(WEIGHT_FILES)})")
-    missing = [name for name in required_files if not (base / name).is_file()]
-    if missing:
-        raise fail(f"{directory} lacks {', '.join(missing)}")
-    return str(base)
-
-
-def _cached_config(model: str) -> dict[str, Any] | None:
-    """Read ``config.json`` of a local directory or a cached hub model, without any download."""
-    expanded = os.path.expanduser(model)
-    path: str | None = None
-    if os.path.isdir(expanded):
-        path = os.path.join(expanded, "config.json")
-    elif not _looks_like_local_path(model):
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            found = try_to_load_from_cache(repo_id=model, filename="config.json")
-            path = found if isinstance(found, str) else None
-        except Exception:  # noqa: BLE001 - the cache lookup is best effort
-            path = None
-    if path is None or not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 class BGEM3Encoder(Encoder):
@@ -200,7 +66,7 @@ class BGEM3Encoder(Encoder):
             )
         self._options = options
         self._model_name = options.model or DEFAULT_MODEL
-        config = _cached_config(self._model_name)
+        config = cached_config(self._model_name)
         hidden = config.get("hidden_size") if config else None
         self._dim = int(hidden) if isinstance(hidden, int) else DEFAULT_DENSE_DIM
         self._spec = EncoderSpec(
@@ -268,7 +134,7 @@ class BGEM3Encoder(Encoder):
                 )
             except OSError as exc:
                 raise ModelNotFoundError(
-                    _not_found_message(
+                    not_found_message(
                         self._model_name,
                         f"loading {model_dir} failed ({exc})",
                         default_model=DEFAULT_MODEL,
@@ -299,7 +165,7 @@ class BGEM3Encoder(Encoder):
                 tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
             except OSError as exc:
                 raise ModelNotFoundError(
-                    _not_found_message(
+                    not_found_message(
                         self._model_name,
                         f"loading the tokenizer from {model_dir} failed ({exc})",
                         default_model=DEFAULT_MODEL,

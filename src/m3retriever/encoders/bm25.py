@@ -19,8 +19,9 @@ import re
 import threading
 from typing import Iterator, Sequence
 
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, check_texts
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
 from m3retriever.errors import ConfigError
+from m3retriever.runtime.texts import check_texts
 from m3retriever.types import Encoding, SparseVector
 
 __all__ = [

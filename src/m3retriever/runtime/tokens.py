@@ -1,0 +1,52 @@
+"""``tokenizers`` helpers: load a ``tokenizer.json`` as is, and token offsets from a Hugging Face
+tokenizer without truncation or special tokens (for the chunker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tokenizers import Tokenizer
+
+__all__ = ["load_tokenizer", "OffsetsTokenizer"]
+
+
+def load_tokenizer(path: Path) -> "Tokenizer":
+    """Load a ``tokenizer.json`` with any padding/truncation baked into the file removed."""
+    import tokenizers
+    tokenizer = tokenizers.Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+class OffsetsTokenizer:
+    """Token offsets from a Hugging Face tokenizer, without truncation or special tokens.
+
+    Fast tokenizers are copied once into a plain ``tokenizers.Tokenizer`` with padding and
+    truncation off (the shared one may carry a ``tokenizer.json``'s fixed padding, and the
+    wrapper warns about texts longer than the model).
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self._plain: Any = None
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            import tokenizers
+
+            plain = tokenizers.Tokenizer.from_str(backend.to_str())
+            plain.no_padding()
+            plain.no_truncation()
+            self._plain = plain
+
+    def __call__(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the tokens of ``text``."""
+        if self._plain is not None:
+            offsets = self._plain.encode(text, add_special_tokens=False).offsets
+            return [(int(s), int(e)) for s, e in offsets]
+        encoded = self._tokenizer(  # pragma: no cover - slow tokenizers only
+            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
