@@ -46,7 +46,7 @@ def _reference_sparse(weights: dict) -> dict[int, float]:
 @pytest.mark.parametrize("side", ["query", "documents"])
 def test_matches_flagembedding(encoder: BGEM3Encoder, reference, side: str) -> None:  # type: ignore[no-untyped-def]
     texts = QUERIES if side == "query" else DOCS
-    ours = encoder.encode_query(texts) if side == "query" else encoder.encode_documents(texts)
+    ours = encoder.encode_query(texts) if side == "query" else encoder.encode_document(texts)
     theirs = reference.encode(
         texts, batch_size=4, max_length=512, return_dense=True, return_sparse=True
     )
@@ -61,7 +61,7 @@ def test_matches_flagembedding(encoder: BGEM3Encoder, reference, side: str) -> N
 
 
 def test_dense_is_normalized_float32(encoder: BGEM3Encoder) -> None:
-    enc = encoder.encode_documents(DOCS)
+    enc = encoder.encode_document(DOCS)
     assert enc.dense is not None
     assert enc.dense.dtype == np.float32
     assert enc.dense.shape == (len(DOCS), 32)
@@ -71,7 +71,7 @@ def test_dense_is_normalized_float32(encoder: BGEM3Encoder) -> None:
 
 
 def test_sparse_vectors_are_typed_and_sorted(encoder: BGEM3Encoder) -> None:
-    enc = encoder.encode_documents(DOCS)
+    enc = encoder.encode_document(DOCS)
     assert enc.sparse is not None
     for vec in enc.sparse:
         assert isinstance(vec, SparseVector)
@@ -84,20 +84,20 @@ def test_sparse_vectors_are_typed_and_sorted(encoder: BGEM3Encoder) -> None:
 
 
 def test_deterministic_across_calls(encoder: BGEM3Encoder) -> None:
-    first = encoder.encode_documents(DOCS)
-    second = encoder.encode_documents(DOCS)
+    first = encoder.encode_document(DOCS)
+    second = encoder.encode_document(DOCS)
     assert first.dense is not None and second.dense is not None
     assert np.array_equal(first.dense, second.dense)
     assert first.sparse == second.sparse
     # order and batch composition do not change a text's vectors
-    alone = encoder.encode_documents([DOCS[1]])
+    alone = encoder.encode_document([DOCS[1]])
     assert alone.dense is not None
     assert np.allclose(alone.dense[0], first.dense[1], atol=1e-5)
 
 
 def test_query_and_document_paths(encoder: BGEM3Encoder) -> None:
     q = encoder.encode_query(QUERIES)
-    d = encoder.encode_documents(QUERIES)
+    d = encoder.encode_document(QUERIES)
     assert q.dense is not None and d.dense is not None
     assert q.dense.shape == d.dense.shape == (len(QUERIES), 32)
     assert len(q) == len(QUERIES)
@@ -114,14 +114,14 @@ def test_query_instruction_is_prepended_to_queries(tiny_bge_m3_path: Path, encod
     np.testing.assert_allclose(got.dense, want.dense, atol=1e-6)
     assert got.sparse == want.sparse
     np.testing.assert_allclose(
-        instructed.encode_documents(["a cat"]).dense, encoder.encode_documents(["a cat"]).dense, atol=1e-6
+        instructed.encode_document(["a cat"]).dense, encoder.encode_document(["a cat"]).dense, atol=1e-6
     )
     assert instructed.spec.query_instruction == "q: "
 
 
 def test_empty_input(tiny_bge_m3_path: Path) -> None:
     enc = BGEM3Encoder(EncoderOptions(model=str(tiny_bge_m3_path), device="cpu"))
-    for out in (enc.encode_query([]), enc.encode_documents([])):
+    for out in (enc.encode_query([]), enc.encode_document([])):
         assert out.dense is not None
         assert out.dense.shape == (0, 32)
         assert out.dense.dtype == np.float32
@@ -132,7 +132,7 @@ def test_rejects_bad_input(encoder: BGEM3Encoder) -> None:
     with pytest.raises(InputError):
         encoder.encode_query("a single string")
     with pytest.raises(InputError):
-        encoder.encode_documents(["ok", 3])  # type: ignore[list-item]
+        encoder.encode_document(["ok", 3])  # type: ignore[list-item]
 
 
 def test_model_loaded_once_for_two_instances(tiny_bge_m3_path: Path, encoder: BGEM3Encoder) -> None:
@@ -194,7 +194,7 @@ def test_token_offsets_do_not_truncate(encoder: BGEM3Encoder) -> None:
 
 
 def test_decode_terms(encoder: BGEM3Encoder) -> None:
-    enc = encoder.encode_documents(["The cat sat on the mat."])
+    enc = encoder.encode_document(["The cat sat on the mat."])
     assert enc.sparse is not None
     ids = list(enc.sparse[0].indices)
     terms = encoder.decode_terms(ids)
@@ -225,7 +225,7 @@ def test_missing_hub_model_offline_fails_fast(monkeypatch: pytest.MonkeyPatch) -
     enc = BGEM3Encoder(EncoderOptions(model="BAAI/not-a-cached-model-m3r", device="cpu"))
     started = time.monotonic()
     with pytest.raises(ModelNotFoundError) as info:
-        enc.encode_documents(["hello"])
+        enc.encode_document(["hello"])
     assert time.monotonic() - started < 10
     message = str(info.value)
     assert "BAAI/not-a-cached-model-m3r" in message
@@ -244,8 +244,8 @@ def test_directory_without_sparse_head(tmp_path: Path, tiny_bge_m3_path: Path) -
 def test_max_length_truncates(tiny_bge_m3_path: Path, encoder: BGEM3Encoder) -> None:
     short = BGEM3Encoder(EncoderOptions(model=str(tiny_bge_m3_path), device="cpu", max_length=8))
     long_text = DOCS[4]
-    a = short.encode_documents([long_text])
-    b = encoder.encode_documents([long_text])
+    a = short.encode_document([long_text])
+    b = encoder.encode_document([long_text])
     assert a.dense is not None and b.dense is not None
     assert not np.allclose(a.dense, b.dense)
     assert short.model is encoder.model  # max_length is per call, the model is shared
@@ -258,8 +258,8 @@ def test_max_length_capped_at_position_embeddings(
     very_long = "Paris is the capital of France. " * 120  # well over 514 tokens
     assert len(huge.token_offsets(very_long)) > 600
     with caplog.at_level("WARNING", logger="m3retriever.encoders.bge_m3"):
-        capped = huge.encode_documents([very_long])
+        capped = huge.encode_document([very_long])
     assert "using 512" in caplog.text
-    normal = encoder.encode_documents([very_long])
+    normal = encoder.encode_document([very_long])
     assert capped.dense is not None and normal.dense is not None
     assert np.allclose(capped.dense, normal.dense, atol=1e-5)

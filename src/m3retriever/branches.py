@@ -119,7 +119,7 @@ class EncoderSet:
 
         def enc(e: Encoder) -> Encoding:
             if id(e) not in cache:
-                cache[id(e)] = e.encode_query(texts) if query else e.encode_documents(texts)
+                cache[id(e)] = e.encode_query(texts) if query else e.encode_document(texts)
             return cache[id(e)]
 
         dense = None
@@ -136,10 +136,10 @@ class EncoderSet:
         bm25 = enc(self.bm25).sparse if self.bm25 is not None else None
         return BranchVectors(dense, sparse, bm25)
 
-    def encode_documents(self, texts: Sequence[str]) -> BranchVectors:
+    def encode_document(self, texts: Sequence[str]) -> BranchVectors:
         """Encode passages for every branch."""
         return self._run(texts, query=False)
 
-    def encode_queries(self, texts: Sequence[str]) -> BranchVectors:
+    def encode_query(self, texts: Sequence[str]) -> BranchVectors:
         """Encode queries for every branch."""
         return self._run(texts, query=True)

@@ -237,7 +237,7 @@ class Ingestor:
         if not todo:
             return IngestReport(documents=len(docs), skipped=skipped)
         texts = [c.text for _, _, chunks in todo for c in chunks]
-        vectors = self.encoders.encode_documents(texts)
+        vectors = self.encoders.encode_document(texts)
         if len(vectors) != len(texts):
             raise InputError(
                 f"encoder returned {len(vectors)} vectors for {len(texts)} chunks; check the encoder plugin"

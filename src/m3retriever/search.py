@@ -175,7 +175,7 @@ class Searcher:
         """Search several queries (encoded together, one store batch call)."""
         t0 = time.perf_counter()
         cut = [self.cut_query(check_query(q)) for q in queries]
-        qv = self.encoders.encode_queries(cut)
+        qv = self.encoders.encode_query(cut)
         t_enc = time.perf_counter()
         depth = s.depth
         requests: list[HybridQuery] = []

@@ -87,7 +87,7 @@ class CachedModels:
     def dense_docs(self, texts: Sequence[str]) -> list[list[float]]:
         missing = [t for t in texts if t not in self.doc_dense]
         if missing:
-            vecs = self.r.encoders.dense.encode_documents(missing).dense
+            vecs = self.r.encoders.dense.encode_document(missing).dense
             for t, v in zip(missing, vecs):
                 self.doc_dense[t] = [float(x) for x in v]
         return [self.doc_dense[t] for t in texts]
@@ -95,7 +95,7 @@ class CachedModels:
     def sparse_docs(self, texts: Sequence[str]) -> list[tuple[list[int], list[float]]]:
         missing = [t for t in texts if t not in self.doc_sparse]
         if missing:
-            for t, sv in zip(missing, self.r.encoders.sparse.encode_documents(missing).sparse):
+            for t, sv in zip(missing, self.r.encoders.sparse.encode_document(missing).sparse):
                 self.doc_sparse[t] = (list(sv.indices), list(sv.values))
         return [self.doc_sparse[t] for t in texts]
 
@@ -336,7 +336,7 @@ def ingest_throughput(make: Any, docs: list[dict], command: str, log: Any) -> tu
     with tempfile.TemporaryDirectory() as tmp:
         r = make(str(Path(tmp) / "store"))
         try:
-            r.encoders.encode_documents([d["text"] for d in docs[:4]])  # warm-up (model load)
+            r.encoders.encode_document([d["text"] for d in docs[:4]])  # warm-up (model load)
             t = time.perf_counter()
             rep = r.ingest(docs)
             e2e = time.perf_counter() - t
@@ -346,7 +346,7 @@ def ingest_throughput(make: Any, docs: list[dict], command: str, log: Any) -> tu
             # length over the whole set: their best case, at least as good as the pipeline's
             # per-write-batch calls.
             t = time.perf_counter()
-            r.encoders.encode_documents(texts)
+            r.encoders.encode_document(texts)
             raw = time.perf_counter() - t
         finally:
             r.close()
@@ -362,7 +362,7 @@ def ingest_throughput(make: Any, docs: list[dict], command: str, log: Any) -> tu
             "",
             f"{len(docs)} SciFact documents -> {n} chunks. End to end: `Retriever.ingest()` into a fresh "
             "embedded store (chunking, hashing, the three encoders, upsert). Raw: the same encoders "
-            f"(`EncoderSet.encode_documents`, one call over all the chunk texts, internal batches of {bs}) "
+            f"(`EncoderSet.encode_document`, one call over all the chunk texts, internal batches of {bs}) "
             "on the same chunk texts, same process, right after. Target: ratio >= 0.95.",
             "",
             "| docs | chunks | end-to-end chunks/s | raw encoders chunks/s | ratio |",

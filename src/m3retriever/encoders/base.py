@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
+import warnings
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from m3retriever.runtime.device import resolve_device
 from m3retriever.runtime.texts import check_texts
@@ -49,8 +50,7 @@ class EncoderSpec:
         distance: Distance the dense vectors are meant for.
         sparse_kind: ``"learned"`` (model weights), ``"bm25"`` (term frequencies) or ``"none"``.
         sparse_idf: Whether the engine should apply its IDF modifier to the sparse vector.
-        query_instruction: Text prepended to queries (for instruction-tuned models).
-        document_prefix: Text prepended to documents.
+        query_instruction: Text the encoder prepends to queries (for instruction-tuned models).
         pooling: How token states become the dense vector.
         max_length: Maximum tokens per text.
         matryoshka_dims: Allowed truncation sizes (empty: truncation not supported).
@@ -63,7 +63,6 @@ class EncoderSpec:
     sparse_kind: SparseKind = "none"
     sparse_idf: bool = False
     query_instruction: str = ""
-    document_prefix: str = ""
     pooling: Pooling = "none"
     max_length: int = 512
     matryoshka_dims: tuple[int, ...] = ()
@@ -114,7 +113,7 @@ class Encoder(abc.ABC):
         """
 
     @abc.abstractmethod
-    def encode_documents(self, texts: Sequence[str]) -> Encoding:
+    def encode_document(self, texts: Sequence[str]) -> Encoding:
         """Encode passages for indexing.
 
         Args:
@@ -123,6 +122,35 @@ class Encoder(abc.ABC):
         Returns:
             An :class:`~m3retriever.types.Encoding` with one row per passage.
         """
+
+    def encode_documents(self, texts: Sequence[str]) -> Encoding:
+        """Deprecated name of :meth:`encode_document` (removed in the next release)."""
+        warnings.warn(
+            "Encoder.encode_documents() is deprecated; call encode_document()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.encode_document(texts)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Keep an encoder written against the old name working: a subclass that defines only
+        ``encode_documents`` gets an ``encode_document`` that calls it (with a warning)."""
+        super().__init_subclass__(**kwargs)
+        old = cls.__dict__.get("encode_documents")
+        if old is None or _defines(cls, "encode_document"):
+            return
+        warnings.warn(
+            f"{cls.__qualname__} defines encode_documents(), which is deprecated: rename it "
+            "encode_document() (the old name is removed in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+
+        def encode_document(self: Encoder, texts: Sequence[str]) -> Encoding:
+            return old(self, texts)  # type: ignore[no-any-return]
+
+        encode_document.__doc__ = old.__doc__
+        cls.encode_document = encode_document  # type: ignore[method-assign]
 
     @abc.abstractmethod
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
@@ -137,3 +165,14 @@ class Encoder(abc.ABC):
         The default returns the ids as strings; tokenizer-based encoders override it.
         """
         return [str(i) for i in ids]
+
+
+def _defines(cls: type, name: str) -> bool:
+    """True when ``cls`` or a base below :class:`Encoder` defines ``name`` concretely."""
+    for klass in cls.__mro__:
+        if klass is Encoder:
+            return False
+        member = klass.__dict__.get(name)
+        if member is not None and not getattr(member, "__isabstractmethod__", False):
+            return True
+    return False

@@ -244,7 +244,7 @@ class BGEM3Encoder(Encoder):
         """
         return self._encode(texts, query=True)
 
-    def encode_documents(self, texts: Sequence[str]) -> Encoding:
+    def encode_document(self, texts: Sequence[str]) -> Encoding:
         """Encode passages for indexing (FlagEmbedding's corpus path).
 
         Args:

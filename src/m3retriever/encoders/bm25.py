@@ -201,7 +201,7 @@ class BM25Encoder(Encoder):
             vectors.append(SparseVector.from_mapping({i: 1.0 for i in ids}))
         return Encoding(sparse=vectors)
 
-    def encode_documents(self, texts: Sequence[str]) -> Encoding:
+    def encode_document(self, texts: Sequence[str]) -> Encoding:
         """Encode documents: the BM25-saturated term frequency of each term.
 
         ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len))`` where ``len`` is the number

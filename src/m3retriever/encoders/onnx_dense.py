@@ -176,7 +176,7 @@ class OnnxDenseEncoder(Encoder):
         items = check_texts(texts, "queries")
         return Encoding(dense=self._encode([self._query_instruction + t for t in items]))
 
-    def encode_documents(self, texts: Sequence[str]) -> Encoding:
+    def encode_document(self, texts: Sequence[str]) -> Encoding:
         """Encode passages (no instruction).
 
         Args:

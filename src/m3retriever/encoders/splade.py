@@ -162,7 +162,7 @@ class SpladeEncoder(Encoder):
         """
         return self._encode(texts, "queries")
 
-    def encode_documents(self, texts: Sequence[str]) -> Encoding:
+    def encode_document(self, texts: Sequence[str]) -> Encoding:
         """Encode passages into SPLADE vectors (token id -> weight).
 
         Args:

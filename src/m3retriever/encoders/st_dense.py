@@ -185,7 +185,6 @@ class SentenceTransformerEncoder(Encoder):
                 if self._options.query_instruction is None
                 else self._options.query_instruction
             ),
-            document_prefix=prompts.get("document") or "",
             pooling=pooling,
             max_length=int(model.max_seq_length or self._options.max_length),
             matryoshka_dims=self._matryoshka,
@@ -229,7 +228,7 @@ class SentenceTransformerEncoder(Encoder):
         """
         return self._encode(texts, "queries")
 
-    def encode_documents(self, texts: Sequence[str]) -> Encoding:
+    def encode_document(self, texts: Sequence[str]) -> Encoding:
         """Encode passages with the model's ``"document"`` prompt (if any).
 
         Args:
