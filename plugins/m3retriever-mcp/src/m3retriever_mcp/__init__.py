@@ -10,10 +10,30 @@ Example::
     from m3retriever_mcp import create_server
 
     create_server(Retriever.shared(load_config("m3r.toml"))).serve()  # stdio
+
+Names are imported lazily, so loading the plugin module (``m3retriever_mcp.plugin``) does not
+import the MCP SDK.
 """
 
-from m3retriever_mcp.server import INFO_RESOURCE_URI, MAX_TOP_K, M3RetrieverMCP, create_server
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from m3retriever_mcp.server import INFO_RESOURCE_URI, MAX_TOP_K, M3RetrieverMCP, create_server
 
 __all__ = ["M3RetrieverMCP", "create_server", "INFO_RESOURCE_URI", "MAX_TOP_K"]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from m3retriever_mcp import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
