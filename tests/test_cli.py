@@ -76,9 +76,20 @@ def test_errors_exit_2_with_a_message(config_file, tmp_path, capsys):
 
 def test_console_script_runs_as_a_process():
     exe = Path(sys.executable).with_name("m3retriever")
-    proc = subprocess.run([str(exe), "plugins"], capture_output=True, text=True, timeout=120)
+    # our adapters only, so that other plugins installed here do not change the listing
+    env = {**os.environ, "M3R_LOAD_PLUGINS": "llamaindex,langchain,mcp"}
+    proc = subprocess.run([str(exe), "plugins", "--json"], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "register_encoders: bge-m3, onnx-dense, sentence-transformers, splade, bm25" in proc.stdout
+    listed = {p["name"]: p for p in json.loads(proc.stdout)}
+    assert set(listed) == {"builtin", "llamaindex", "langchain", "mcp"}
+    assert all(p["status"] == "loaded" and p["error"] is None for p in listed.values()), listed
+    encoders = listed["builtin"]["components"]["register_encoders"]
+    assert {"bge-m3", "onnx-dense", "sentence-transformers", "splade", "bm25"} <= set(encoders)
+    assert listed["mcp"]["components"] == {"register_adapters": ["mcp"]}
+
+    proc = subprocess.run([str(exe), "plugins"], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "builtin  (m3retriever " in proc.stdout and "register_encoders: bge-m3, " in proc.stdout
 
 
 @pytest.mark.slow

@@ -1,6 +1,9 @@
-"""Built-in encoders and rerankers, registered through the ``m3retriever`` entry-point group
-exactly like a third party's plugin. Importing this module is cheap: model code is imported
-only when a factory is called."""
+"""Built-in encoders and rerankers: a plugin module like a third party's, with the same hooks.
+
+:mod:`m3retriever.plugins` registers it by import under the name ``"builtin"`` (not through
+an entry point), so the built-ins are there even in a source checkout that is not installed,
+and ``M3R_LOAD_PLUGINS`` cannot switch them off. Importing this module is cheap: model code
+is imported only when a factory is called."""
 
 from __future__ import annotations
 

@@ -152,6 +152,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                         "name": p.name,
                         "distribution": p.distribution,
                         "version": p.version,
+                        "status": "failed" if p.failed else "loaded",
+                        "error": p.error,
                         "hooks": list(p.hooks),
                         "components": {k: list(v) for k, v in p.components.items()},
                     }
@@ -163,6 +165,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     for p in plugins:
         _out(f"{p.name}  ({p.distribution or '?'} {p.version or ''})".rstrip())
+        if p.error:
+            _out(f"    FAILED: {p.error}")
         for hook, names in p.components.items():
             _out(f"    {hook}: {', '.join(names) or '-'}")
     return 0

@@ -25,7 +25,7 @@ __all__ = ["SearchConfig", "Config", "load_config"]
 
 ENV_PREFIX = "M3R_"
 # M3R_* variables read elsewhere, not settings of Config (M3R_MCP_TOKEN: the MCP bearer token).
-NON_CONFIG_PREFIXES = ("M3R_MCP_",)
+NON_CONFIG_PREFIXES = ("M3R_MCP_", "M3R_LOAD_PLUGINS")
 
 
 @dataclass(frozen=True)

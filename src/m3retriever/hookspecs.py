@@ -1,9 +1,11 @@
 """Plugin hook specifications for m3retriever.
 
-Plugins are found through the ``m3retriever`` entry-point group. A plugin module implements
-one or more of the hooks below with ``@m3retriever.hookimpl``; each hook receives a
-``register`` callback and calls it once per component it provides. Built-in encoders,
-rerankers and adapters are registered exactly this way.
+Third-party plugins are found through the ``m3retriever`` entry-point group (the built-ins,
+:mod:`m3retriever.builtin`, are registered by import). A plugin module implements one or more
+of the hooks below with ``@m3retriever.hookimpl``; each hook receives a ``register`` callback
+and calls it once per component it provides. Built-in encoders and rerankers and the adapters
+use exactly these hooks. See :mod:`m3retriever.plugins` for loading, ``M3R_LOAD_PLUGINS`` and
+what happens to a broken plugin.
 
 Example (a third-party package's ``pyproject.toml``)::
 
