@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from m3retriever import AnyOf, ConfigError, Eq, InputError, Not, Range, SearchConfig, load_config, parse_filter
+from m3retriever import AnyOf, Config, ConfigError, Eq, InputError, Not, Range, SearchConfig, load_config, parse_filter
 from m3retriever.chunking import ChunkingConfig, chunk_text
 from m3retriever.filters import And
 from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
@@ -161,15 +161,98 @@ def test_read_jsonl_and_beir(tmp_path):
 
 def test_search_config_defaults():
     from m3retriever.profiles import get_profile
-    from m3retriever.search import ResolvedSearch
+    from m3retriever.resolution import resolve
 
     s = SearchConfig()
     assert (s.fusion, s.rrf_k, s.prefetch_limit) == ("rrf", None, 100)
     # RRF k and the branch weights come from the profile unless set
     small = get_profile("small")
-    assert ResolvedSearch.resolve(s, get_profile("bge-m3"), True).rrf_k == 60
-    got = ResolvedSearch.resolve(s, small, True)
-    assert got.rrf_k == small.rrf_k and got.weights["dense"] == small.dense_weight
-    assert ResolvedSearch.resolve(SearchConfig(rrf_k=7), small, True).rrf_k == 7
+    assert resolve(Config()).search.rrf_k == 60
+    got = resolve(Config(profile="small")).search
+    assert got.rrf_k == small.get("search.rrf_k") == 2
+    assert got.sparse_weight == small.get("search.sparse_weight") == 0.25
+    assert resolve(Config(profile="small", search=SearchConfig(rrf_k=7))).search.rrf_k == 7
+    assert resolve(Config(profile="small"), rrf_k=9).search.rrf_k == 9
     with pytest.raises(ConfigError, match="rrf_k must be between 1 and"):
         SearchConfig(rrf_k=0)
+
+
+def test_resolution_fills_profile_then_field_defaults():
+    from m3retriever.resolution import resolve
+
+    c = resolve(Config())  # bge-m3
+    assert (c.dense_encoder, c.dense_model, c.sparse_encoder) == ("bge-m3", "BAAI/bge-m3", "bge-m3")
+    assert c.sparse_model == "BAAI/bge-m3"  # the sparse branch shares the dense encoder's model
+    assert (c.bm25, c.reranker, c.rerank_max_length) == (False, "cross-encoder", 512)
+    s = c.search
+    assert (s.rerank_depth, s.rrf_k, s.dense_weight, s.rerank_weight, s.hnsw_ef) == (50, 60, 1.0, 1.0, 200)
+    small = resolve(Config(profile="small", max_length=256))
+    assert (small.dense_encoder, small.lexical_encoder, small.bm25) == ("onnx-dense", "bm25", True)
+    assert (small.query_instruction, small.rerank_max_length) == ("", 128)
+    # resolving twice changes nothing; the user's values always win
+    assert resolve(small) == small and resolve(c) == c
+    assert resolve(Config(profile="small", rerank_max_length=64)).rerank_max_length == 64
+    assert resolve(Config(search=SearchConfig(hnsw_ef=0, prefetch_limit=300))).search.hnsw_ef == 600
+
+
+def test_resolution_profile_models_follow_their_encoder():
+    from m3retriever.resolution import resolve
+
+    local = resolve(Config(dense_model="/models/bge-m3"))
+    assert local.sparse_model == "/models/bge-m3"  # one instance still serves both branches
+    other = resolve(Config(dense_encoder="sentence-transformers"))
+    assert other.dense_model is None and other.query_instruction is None  # the encoder's defaults
+    assert other.sparse_model is None  # bge-m3's own default model
+    assert resolve(Config(reranker="onnx-cross-encoder")).reranker_model is None
+    assert resolve(Config(profile="small", dense_encoder="onnx-dense")).query_instruction is None
+    assert resolve(Config(dense_encoder="")).dense_encoder == "none"
+
+
+def test_resolution_of_the_lexical_branch():
+    from m3retriever.resolution import resolve
+
+    assert resolve(Config(lexical_encoder="hashing")).bm25 is True  # naming one turns it on
+    assert resolve(Config(bm25=True)).lexical_encoder == "bm25"
+    off = resolve(Config(profile="small", bm25=False))
+    assert off.bm25 is False
+    assert resolve(Config(profile="small", lexical_encoder="none")).bm25 is False
+    assert resolve(Config(profile="small", bm25=False, lexical_encoder="hashing")).bm25 is False
+
+
+def test_resolution_turns_rerank_off_without_a_reranker():
+    from m3retriever.resolution import resolve
+
+    assert resolve(Config(reranker="none")).search.rerank is False
+    with pytest.raises(ConfigError, match="min_score applies to the calibrated rerank score"):
+        resolve(Config(reranker="none", search=SearchConfig(min_score=0.5)))
+    with pytest.raises(ConfigError, match="min_score applies"):
+        resolve(Config(), rerank=False, min_score=0.5)
+    with pytest.raises(ConfigError, match=r"unknown search option\(s\) \['topk'\]"):
+        resolve(Config(), topk=3)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"dense_modle": "x"}, "profile 'odd' sets 'dense_modle', which is not a setting a profile can default"),
+        ({"batch_size": 8}, "sets 'batch_size', which is not a setting a profile can default"),
+        ({"search": {"top_k": 3}}, "sets 'search.top_k', which is not a setting"),
+        ({"bm25": "maybe"}, "bm25 must be true or false"),
+        ({"search": {"rrf_k": 0}}, "rrf_k must be between 1 and"),
+    ],
+)
+def test_a_profile_is_checked_against_the_fields(monkeypatch, settings, message):
+    from m3retriever.profiles import PROFILES, Profile
+    from m3retriever.resolution import resolve
+
+    monkeypatch.setitem(PROFILES, "odd", Profile("odd", "a broken profile", settings))
+    with pytest.raises(ConfigError, match=message):
+        resolve(Config(profile="odd"))
+
+
+def test_builtin_profiles_name_only_settings():
+    from m3retriever.profiles import PROFILES
+    from m3retriever.resolution import resolve
+
+    for name in PROFILES:
+        resolve(Config(profile=name))  # raises on any unknown or mistyped default

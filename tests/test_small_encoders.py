@@ -217,7 +217,7 @@ def test_config_query_instruction_reaches_the_dense_encoder() -> None:
 
     _need(models.bge_small_onnx_dir)
     small = encoders_for(Config(profile="small", device="cpu"))
-    assert small.dense.spec.query_instruction == (get_profile("small").query_instruction or "")
+    assert small.dense.spec.query_instruction == (get_profile("small").get("query_instruction") or "")
     own = encoders_for(Config(profile="small", device="cpu", query_instruction="q: "))
     assert own.dense.spec.query_instruction == "q: "
     # another dense encoder than the profile's: the profile's instruction does not apply

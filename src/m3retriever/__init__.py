@@ -27,6 +27,7 @@ from m3retriever.hookspecs import AdapterFactory, EncoderFactory, RerankerFactor
 from m3retriever.ingest import IngestReport
 from m3retriever.profiles import PROFILES, Profile
 from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
+from m3retriever.resolution import resolve
 from m3retriever.retriever import Retriever
 from m3retriever.types import (
     Chunk,
@@ -46,6 +47,7 @@ __all__ = [
     "Config",
     "SearchConfig",
     "load_config",
+    "resolve",
     "Profile",
     "PROFILES",
     # documents, results, scores

@@ -1,6 +1,14 @@
-"""The set of encoders behind a retriever's branches (dense, learned sparse, BM25).
+"""The set of encoders behind a retriever's branches (dense, sparse, lexical BM25).
 
 When the dense and sparse branches use the same encoder (BGE-M3), one forward pass gives both.
+
+Which encoder may serve which branch:
+
+- dense: an encoder that produces dense vectors (``spec.dense_dim`` set);
+- sparse: any encoder that produces sparse vectors (``sparse_kind`` ``"learned"`` or
+  ``"bm25"``); the engine applies IDF to it when ``spec.sparse_idf`` says so;
+- lexical (the ``bm25`` vector): an encoder with ``sparse_kind="bm25"`` and ``sparse_idf=True``:
+  term frequencies, to which the engine always applies IDF.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import numpy as np
 
 from m3retriever.encoders.base import Encoder
 from m3retriever.errors import ConfigError
-from m3retriever.store.schema import BM25, DENSE, SPARSE, CollectionSpec
+from m3retriever.store.schema import BM25, DENSE, SPARSE
 from m3retriever.types import Encoding, SparseVector
 
 __all__ = ["BranchVectors", "EncoderSet"]
@@ -38,9 +46,13 @@ class EncoderSet:
 
     Args:
         dense: Encoder of the dense branch, or ``None``.
-        sparse: Encoder of the learned sparse branch, or ``None`` (may be ``dense``).
-        bm25: Encoder of the BM25 branch, or ``None``.
+        sparse: Encoder of the sparse branch, or ``None`` (may be ``dense``).
+        bm25: Encoder of the lexical (BM25) branch, or ``None``.
         dims: Matryoshka truncation applied to dense vectors.
+
+    Raises:
+        ConfigError: when no branch is left, or an encoder cannot serve its branch (the
+            message says which branch it can serve).
     """
 
     def __init__(
@@ -52,12 +64,7 @@ class EncoderSet:
     ) -> None:
         if dense is None and sparse is None and bm25 is None:
             raise ConfigError("a retriever needs at least one of a dense, sparse or BM25 encoder")
-        if dense is not None and not dense.spec.produces_dense:
-            raise ConfigError(f"encoder {dense.spec.name!r} produces no dense vectors")
-        if sparse is not None and sparse.spec.sparse_kind != "learned":
-            raise ConfigError(f"encoder {sparse.spec.name!r} produces no learned sparse vectors")
-        if bm25 is not None and bm25.spec.sparse_kind != "bm25":
-            raise ConfigError(f"encoder {bm25.spec.name!r} is not a BM25 encoder")
+        _check_branches(dense, sparse, bm25)
         self.dense = dense
         self.sparse = sparse
         self.bm25 = bm25
@@ -92,28 +99,6 @@ class EncoderSet:
             fp["dims"] = self.dims
         return fp
 
-    def collection_spec(
-        self, name: str, indexed_fields: tuple[str, ...] = (), distance: str | None = None
-    ) -> CollectionSpec:
-        """The collection these encoders write to (``distance`` overrides the encoder's)."""
-        dim = None
-        if self.dense is not None:
-            dim = self.dims or self.dense.spec.dense_dim
-        dist = distance or (self.dense.spec.distance if self.dense else "cosine")
-        fingerprint = self.fingerprint()
-        if self.dense is not None and dist != self.dense.spec.distance:
-            fingerprint["distance"] = dist
-        return CollectionSpec(
-            name=name,
-            dense_dim=dim,
-            distance=dist,  # type: ignore[arg-type]
-            sparse=self.sparse is not None,
-            sparse_idf=bool(self.sparse and self.sparse.spec.sparse_idf),
-            bm25=self.bm25 is not None,
-            fingerprint=fingerprint,
-            indexed_fields=indexed_fields,
-        )
-
     def _run(self, texts: Sequence[str], query: bool) -> BranchVectors:
         cache: dict[int, Encoding] = {}
 
@@ -143,3 +128,24 @@ class EncoderSet:
     def encode_query(self, texts: Sequence[str]) -> BranchVectors:
         """Encode queries for every branch."""
         return self._run(texts, query=True)
+
+
+def _check_branches(dense: Encoder | None, sparse: Encoder | None, bm25: Encoder | None) -> None:
+    """Raise a ``ConfigError`` for an encoder that cannot serve its branch."""
+    if dense is not None and not dense.spec.produces_dense:
+        raise ConfigError(
+            f"encoder {dense.spec.name!r} produces no dense vectors, so it cannot be the dense "
+            "encoder; pick an encoder with a dense_dim, or use it as sparse_encoder"
+        )
+    if sparse is not None and not sparse.spec.produces_sparse:
+        raise ConfigError(
+            f"encoder {sparse.spec.name!r} produces no sparse vectors (sparse_kind 'none'), so "
+            "it cannot be the sparse encoder; use it as dense_encoder"
+        )
+    if bm25 is not None and (bm25.spec.sparse_kind != "bm25" or not bm25.spec.sparse_idf):
+        raise ConfigError(
+            f"encoder {bm25.spec.name!r} cannot serve the lexical (BM25) branch: it takes term "
+            "frequencies (sparse_kind 'bm25', sparse_idf True) and the engine applies IDF, but "
+            f"it declares sparse_kind {bm25.spec.sparse_kind!r}, sparse_idf "
+            f"{bm25.spec.sparse_idf}; use it as sparse_encoder instead"
+        )

@@ -9,7 +9,7 @@ import os
 import sys
 import types
 import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -28,6 +28,20 @@ ENV_PREFIX = "M3R_"
 NON_CONFIG_PREFIXES = ("M3R_MCP_", "M3R_LOAD_PLUGINS")
 
 
+def _by_profile(otherwise: Any = None, *, follows: str | None = None, component: bool = False) -> Any:
+    """A setting whose ``None`` means "the profile's value".
+
+    Args:
+        otherwise: The value when neither the user nor the profile sets it: a constant, or a
+            function of the settings (user's, then profile's) resolved so far.
+        follows: Another setting this one belongs to: when the user sets that one, the
+            profile's value of this one does not apply (a profile's model belongs to the
+            profile's encoder).
+        component: The setting names a registered component; ``""`` and ``"none"`` disable it.
+    """
+    return field(default=None, metadata={"otherwise": otherwise, "follows": follows, "component": component})
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """How a query is run.
@@ -35,19 +49,20 @@ class SearchConfig:
     Attributes:
         top_k: Hits returned.
         prefetch_limit: Candidates each branch (dense, sparse, BM25) contributes to fusion.
-        rerank_depth: Fused candidates passed to the reranker (``None``: the profile's default).
+        rerank_depth: Fused candidates passed to the reranker (``None``: the profile's, else 50).
         fusion: ``"rrf"`` (default) or ``"dbsf"``.
-        rrf_k: RRF's k, always sent explicitly (``None``: the profile's; Qdrant's own default is 2).
-        dense_weight: RRF weight of the dense branch (``None``: the profile's).
-        sparse_weight: RRF weight of the learned sparse branch (``None``: the profile's).
-        bm25_weight: RRF weight of the BM25 branch (``None``: the profile's).
-        rerank: Run the rerank stage (when the profile has a reranker).
+        rrf_k: RRF's k, always sent explicitly (``None``: the profile's, else 60; Qdrant's own
+            default is 2).
+        dense_weight: RRF weight of the dense branch (``None``: the profile's, else 1).
+        sparse_weight: RRF weight of the sparse branch (``None``: the profile's, else 1).
+        bm25_weight: RRF weight of the lexical (BM25) branch (``None``: the profile's, else 1).
+        rerank: Run the rerank stage (when a reranker is configured).
         rerank_weight: Weight of the rerank score in the final score, against the fused score
             (both min-max normalised over the candidates); 1.0 = rerank alone. ``None``: the
-            profile's tuned value.
+            profile's tuned value, else 1.
         min_score: Minimum calibrated rerank score (sigmoid of the logit) a hit needs; when
             none reaches it the result is empty and flagged "no confident match".
-        hnsw_ef: HNSW beam for the dense branch (``None``: ``max(128, 2 * prefetch_limit)``).
+        hnsw_ef: HNSW beam for the dense branch (``None`` or 0: ``max(128, 2 * prefetch_limit)``).
         exact: Search exactly instead of through HNSW.
         stage_scores: Also fetch each branch's own ranking (same batch call) to report
             per-stage scores and ranks.
@@ -55,22 +70,24 @@ class SearchConfig:
 
     top_k: int = 10
     prefetch_limit: int = 100
-    rerank_depth: int | None = None
+    rerank_depth: int | None = _by_profile(50)
     fusion: Literal["rrf", "dbsf"] = "rrf"
-    rrf_k: int | None = None
-    dense_weight: float | None = None
-    sparse_weight: float | None = None
-    bm25_weight: float | None = None
+    rrf_k: int | None = _by_profile(60)
+    dense_weight: float | None = _by_profile(1.0)
+    sparse_weight: float | None = _by_profile(1.0)
+    bm25_weight: float | None = _by_profile(1.0)
     rerank: bool = True
-    rerank_weight: float | None = None
+    rerank_weight: float | None = _by_profile(1.0)
     min_score: float | None = None
-    hnsw_ef: int | None = None
+    hnsw_ef: int | None = _by_profile(lambda s: max(128, 2 * s.prefetch_limit))
     exact: bool = False
     stage_scores: bool = True
 
     def __post_init__(self) -> None:
         for name, (low, high, optional) in _INT_FIELDS.items():
             object.__setattr__(self, name, _check_int(name, getattr(self, name), low, high, optional))
+        if self.hnsw_ef == 0:
+            object.__setattr__(self, "hnsw_ef", None)  # 0 means the default, as None does
         for name in ("rerank", "exact", "stage_scores"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
@@ -130,7 +147,8 @@ def _check_float(name: str, value: Any, high: float) -> float | None:
 class Config:
     """Everything a :class:`~m3retriever.Retriever` needs, passed explicitly.
 
-    Component fields left ``None`` take the profile's value (see :mod:`m3retriever.profiles`).
+    Settings left ``None`` take the profile's value (see :mod:`m3retriever.profiles`), else
+    the default named below; :func:`m3retriever.resolution.resolve` fills them in.
 
     Attributes:
         location: Store location: a directory (embedded Qdrant Edge), ``":memory:"`` or a
@@ -140,13 +158,22 @@ class Config:
         shard_number: Shards for a new collection on a server/cluster.
         replication_factor: Replicas for a new collection on a cluster.
         profile: ``"bge-m3"`` (production) or ``"small"`` (offline English models).
-        dense_encoder: Override the profile's dense encoder (``"none"`` disables the branch).
-        dense_model: Override its model (hub id or local path).
-        sparse_encoder: Override the profile's learned sparse encoder (``"none"`` disables).
-        sparse_model: Override its model.
-        bm25: Override whether a BM25 branch is used.
-        reranker: Override the profile's reranker (``"none"`` disables reranking).
-        reranker_model: Override its model.
+        dense_encoder: Registered encoder of the dense branch (``"none"`` disables the branch).
+        dense_model: Its model (hub id or local path; ``None``: the profile's when the encoder
+            is the profile's, else the encoder's default).
+        sparse_encoder: Registered encoder of the sparse branch: any encoder that produces
+            sparse vectors (``"none"`` disables the branch).
+        sparse_model: Its model (``None``: the profile's when the encoder is the profile's;
+            when the sparse and dense encoders are the same, ``dense_model``, so one instance
+            serves both).
+        bm25: Use the lexical (BM25) branch (``None``: the profile's; with ``lexical_encoder``
+            set, true).
+        lexical_encoder: Registered encoder of the lexical branch, one with ``sparse_kind``
+            ``"bm25"`` (term frequencies; the engine applies IDF). ``None``: the profile's,
+            else ``"bm25"``.
+        reranker: Registered reranker (``"none"`` disables reranking).
+        reranker_model: Its model (``None``: the profile's when the reranker is the
+            profile's, else the reranker's default).
         device: ``"auto"``, ``"cpu"`` or a CUDA device.
         batch_size: Encoder batch size.
         max_length: Encoder max tokens per text.
@@ -157,9 +184,9 @@ class Config:
             ``max_length``). Queries longer than 100,000 characters are refused outright.
         max_document_chars: Longest document text accepted, in characters; a longer one is
             refused with an error before anything is written (``None``: no limit).
-        query_instruction: Text the dense encoder prepends to queries (``None``: the profile's,
-            else the encoder's default for its model; ``""``: none). Queries only: changing it
-            needs no re-ingest.
+        query_instruction: Text the dense encoder prepends to queries (``None``: the profile's
+            when the dense encoder is the profile's, else the encoder's default for its model;
+            ``""``: none). Queries only: changing it needs no re-ingest.
         dims: Matryoshka truncation of the dense vector (where the model supports it).
         distance: Distance of the dense vector (``None``: the one the encoder declares).
         chunk_tokens: Tokens per chunk.
@@ -175,18 +202,24 @@ class Config:
     shard_number: int | None = None
     replication_factor: int | None = None
     profile: str = "bge-m3"
-    dense_encoder: str | None = None
-    dense_model: str | None = None
-    sparse_encoder: str | None = None
-    sparse_model: str | None = None
-    bm25: bool | None = None
-    reranker: str | None = None
-    reranker_model: str | None = None
+    dense_encoder: str | None = _by_profile("none", component=True)
+    dense_model: str | None = _by_profile(follows="dense_encoder")
+    sparse_encoder: str | None = _by_profile("none", component=True)
+    sparse_model: str | None = _by_profile(
+        lambda c: c.dense_model if c.sparse_encoder == c.dense_encoder else None,
+        follows="sparse_encoder",
+    )
+    bm25: bool | None = _by_profile(
+        lambda c: c.lexical_encoder not in (None, "", "none"), follows="lexical_encoder"
+    )
+    lexical_encoder: str | None = _by_profile("bm25", component=True)
+    reranker: str | None = _by_profile("none", component=True)
+    reranker_model: str | None = _by_profile(follows="reranker")
     device: str = "auto"
     batch_size: int = 32
     max_length: int = 512
-    rerank_max_length: int | None = None
-    query_instruction: str | None = None
+    rerank_max_length: int | None = _by_profile(lambda c: c.max_length)
+    query_instruction: str | None = _by_profile(follows="dense_encoder")
     max_query_tokens: int | None = None
     max_document_chars: int | None = 2_000_000
     dims: int | None = None
@@ -217,13 +250,14 @@ class Config:
         """The :class:`~m3retriever.profiles.Profile` named by :attr:`profile`."""
         return get_profile(self.profile)
 
-    def with_search(self, **changes: Any) -> "Config":
-        """A copy with some search settings changed."""
-        return replace(self, search=replace(self.search, **changes))
 
 
-def _coerce(name: str, raw: Any, annotation: Any) -> Any:
-    """Convert a TOML/env value to the field's declared type."""
+def coerce_setting(name: str, raw: Any, annotation: Any) -> Any:
+    """Convert a TOML/env value to the field's declared type.
+
+    Raises:
+        ConfigError: naming ``name`` when the value does not fit.
+    """
     if isinstance(annotation, str):
         annotation = eval(annotation, {**typing.__dict__, **globals()})  # noqa: S307 - our own annotations
     origin = typing.get_origin(annotation)
@@ -238,7 +272,7 @@ def _coerce(name: str, raw: Any, annotation: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(name, raw, arg)
+                return coerce_setting(name, raw, arg)
             except (ConfigError, ValueError, TypeError) as exc:
                 errors.append(str(exc))
         raise ConfigError(f"{name}: cannot use {raw!r} ({'; '.join(errors)})")
@@ -288,7 +322,7 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
                 raise ConfigError(f"{prefix}{key} must be a table")
             kwargs[key] = _build(factory, raw, f"{prefix}{key}.")  # type: ignore[arg-type]
         else:
-            kwargs[key] = _coerce(prefix + key, raw, f.type)
+            kwargs[key] = coerce_setting(prefix + key, raw, f.type)
     return cls(**kwargs)
 
 
@@ -344,4 +378,5 @@ def load_config(
             values[key] = value
     if search:
         values["search"] = search
-    return _build(Config, values, "")
+    config: Config = _build(Config, values, "")
+    return config

@@ -8,18 +8,20 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from m3retriever.branches import EncoderSet
 from m3retriever.chunking import ChunkingConfig
 from m3retriever.components import encoders_for, reranker_for
-from m3retriever.config import Config, SearchConfig, load_config
+from m3retriever.config import Config, SearchConfig
 from m3retriever.encoders.base import Encoder
-from m3retriever.errors import ConfigError, InputError
+from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
-from m3retriever.ingest import IngestReport, Ingestor, text_id
+from m3retriever.ingest import Ingestor, IngestReport, text_id
 from m3retriever.rerankers.base import Reranker
-from m3retriever.search import ResolvedSearch, Searcher
+from m3retriever.resolution import resolve
+from m3retriever.search import Searcher
 from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
 from m3retriever.store import open_store
-from m3retriever.store.schema import Store
+from m3retriever.store.schema import CollectionSpec, Store
 from m3retriever.types import Document, SearchResult
 from m3retriever.validation import check_doc_id, check_string
 
@@ -55,12 +57,11 @@ class Retriever:
     def __init__(self, config: Config | None = None, *, client: Any = None, store: Store | None = None) -> None:
         self._closed = False
         self.config = config or Config()
-        c = self.config
-        profile = c.profile_obj
+        # Every profile default is applied here, once (search settings are checked now too).
+        self.settings: Config = resolve(self.config)
+        c = self.settings
         self.encoders = encoders_for(c)
         self.reranker: Reranker | None = reranker_for(c)
-        # Validate search settings now, not at the first query.
-        ResolvedSearch.resolve(c.search, profile, self.reranker is not None)
         self._owns_store = store is None
         self.store = store or open_store(
             c.location,
@@ -69,7 +70,7 @@ class Retriever:
             shard_number=c.shard_number,
             replication_factor=c.replication_factor,
         )
-        self._spec = self.encoders.collection_spec(c.collection, c.indexed_fields, c.distance)
+        self._spec = _collection_spec(self.encoders, c)
         self._ready = False
         self._ready_lock = threading.Lock()
         try:
@@ -113,11 +114,6 @@ class Retriever:
                 r = cls(config)
                 _shared[config] = r
             return r
-
-    @classmethod
-    def from_profile(cls, profile: str, location: str = "./m3r_data", **settings: Any) -> "Retriever":
-        """Open a retriever with a named profile; other settings as keyword arguments."""
-        return cls(load_config(env={}, profile=profile, location=location, **settings))
 
     @property
     def collection(self) -> str:
@@ -227,15 +223,18 @@ class Retriever:
         return replace(report, skipped_files=tuple(skipped))
 
     # -- search ----------------------------------------------------------------------
-    def _resolve(self, overrides: Mapping[str, Any]) -> ResolvedSearch:
-        s: SearchConfig = self.config.search
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        if changes:
-            try:
-                s = SearchConfig(**{**{f: getattr(s, f) for f in s.__dataclass_fields__}, **changes})
-            except TypeError as exc:
-                raise ConfigError(f"unknown search option: {exc}") from None
-        return ResolvedSearch.resolve(s, self.config.profile_obj, self.reranker is not None)
+    def search_settings(self, **options: Any) -> SearchConfig:
+        """The search settings a call with ``options`` runs with, every default filled in.
+
+        Args:
+            **options: :class:`~m3retriever.config.SearchConfig` fields for the call (``None``
+                values are ignored).
+
+        Raises:
+            ConfigError: for an unknown option or a value of the wrong type or range.
+        """
+        changes = {k: v for k, v in options.items() if v is not None}
+        return resolve(self.config, **changes).search if changes else self.settings.search
 
     def search(self, query: str, top_k: int | None = None, filter: FilterLike = None, **options: Any) -> SearchResult:
         """Search the collection.
@@ -261,7 +260,7 @@ class Retriever:
             raise InputError(
                 f"search_batch() takes a list of query strings, got {type(queries).__name__}"
             )
-        resolved = self._resolve({"top_k": top_k, **options})
+        resolved = self.search_settings(top_k=top_k, **options)
         flt = parse_filter(filter)
         if not self._ready:
             if not self.store.has_collection(self.collection):
@@ -320,9 +319,8 @@ class Retriever:
 
     def info(self) -> dict[str, Any]:
         """Counts, sizes, models and settings of the collection."""
-        profile = self.config.profile_obj
         out: dict[str, Any] = {
-            "profile": profile.name,
+            "profile": self.config.profile,
             "collection": self.collection,
             "encoders": self.encoders.fingerprint(),
             "reranker": (
@@ -351,3 +349,28 @@ class Retriever:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _collection_spec(encoders: EncoderSet, config: Config) -> CollectionSpec:
+    """The collection ``encoders`` write to, as the store describes it.
+
+    Args:
+        encoders: The retriever's encoders.
+        config: Its resolved configuration (collection name, indexed fields, distance: the
+            dense encoder's unless ``config.distance`` overrides it).
+    """
+    dense = encoders.dense
+    dist = config.distance or (dense.spec.distance if dense else "cosine")
+    fingerprint = encoders.fingerprint()
+    if dense is not None and dist != dense.spec.distance:
+        fingerprint["distance"] = dist
+    return CollectionSpec(
+        name=config.collection,
+        dense_dim=(encoders.dims or dense.spec.dense_dim) if dense is not None else None,
+        distance=dist,  # type: ignore[arg-type]
+        sparse=encoders.sparse is not None,
+        sparse_idf=bool(encoders.sparse and encoders.sparse.spec.sparse_idf),
+        bm25=encoders.bm25 is not None,
+        fingerprint=fingerprint,
+        indexed_fields=config.indexed_fields,
+    )

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -14,13 +13,12 @@ from m3retriever.branches import EncoderSet
 from m3retriever.config import SearchConfig
 from m3retriever.errors import ConfigError
 from m3retriever.filters import Filter
-from m3retriever.profiles import Profile
 from m3retriever.rerankers.base import Reranker
 from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, HybridQuery, ScoredRecord, Store
 from m3retriever.types import Hit, SearchResult, SparseVector, StageScores
 from m3retriever.validation import check_query
 
-__all__ = ["Searcher", "ResolvedSearch", "sigmoid", "minmax", "tie_break"]
+__all__ = ["Searcher", "branch_weights", "candidate_depth", "sigmoid", "minmax", "tie_break"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,54 +62,30 @@ def minmax(x: np.ndarray) -> np.ndarray:
     return (x - lo) / (hi - lo)
 
 
-@dataclass(frozen=True)
-class ResolvedSearch:
-    """Search settings with the profile's defaults filled in."""
+T = TypeVar("T")
 
-    top_k: int
-    prefetch_limit: int
-    rerank_depth: int
-    fusion: str
-    rrf_k: int
-    weights: Mapping[str, float]
-    rerank: bool
-    rerank_weight: float
-    min_score: float | None
-    hnsw_ef: int
-    exact: bool
-    stage_scores: bool
 
-    @property
-    def depth(self) -> int:
-        """Fused candidates kept: the rerank depth when reranking (at least ``top_k``), else ``top_k``."""
-        return max(self.rerank_depth, self.top_k) if self.rerank else self.top_k
-
-    @classmethod
-    def resolve(cls, s: SearchConfig, profile: Profile, has_reranker: bool) -> "ResolvedSearch":
-        rerank = s.rerank and has_reranker
-        if s.min_score is not None and not rerank:
-            raise ConfigError(
-                "min_score applies to the calibrated rerank score, but reranking is off; "
-                "enable a reranker or drop min_score"
-            )
-        return cls(
-            top_k=s.top_k,
-            prefetch_limit=s.prefetch_limit,
-            rerank_depth=s.rerank_depth or profile.rerank_depth,
-            fusion=s.fusion,
-            rrf_k=profile.rrf_k if s.rrf_k is None else s.rrf_k,
-            weights={
-                DENSE: profile.dense_weight if s.dense_weight is None else s.dense_weight,
-                SPARSE: profile.sparse_weight if s.sparse_weight is None else s.sparse_weight,
-                BM25: profile.bm25_weight if s.bm25_weight is None else s.bm25_weight,
-            },
-            rerank=rerank,
-            rerank_weight=profile.rerank_weight if s.rerank_weight is None else s.rerank_weight,
-            min_score=s.min_score,
-            hnsw_ef=s.hnsw_ef or max(128, 2 * s.prefetch_limit),
-            exact=s.exact,
-            stage_scores=s.stage_scores,
+def _set(value: T | None, name: str) -> T:
+    """A resolved search setting (a ``None`` here means the settings were not resolved)."""
+    if value is None:
+        raise ConfigError(
+            f"search.{name} is unset: pass search settings from m3retriever.resolution.resolve()"
         )
+    return value
+
+
+def branch_weights(s: SearchConfig) -> dict[str, float]:
+    """RRF weight per branch of resolved search settings."""
+    return {
+        DENSE: _set(s.dense_weight, "dense_weight"),
+        SPARSE: _set(s.sparse_weight, "sparse_weight"),
+        BM25: _set(s.bm25_weight, "bm25_weight"),
+    }
+
+
+def candidate_depth(s: SearchConfig) -> int:
+    """Fused candidates kept: the rerank depth when reranking (at least ``top_k``), else ``top_k``."""
+    return max(_set(s.rerank_depth, "rerank_depth"), s.top_k) if s.rerank else s.top_k
 
 
 class Searcher:
@@ -158,26 +132,35 @@ class Searcher:
         logger.info("query cut from %d to %d tokens", len(spans), limit)
         return query[: spans[limit - 1][1]]
 
-    def _branches(self, qv: Any, row: int, s: ResolvedSearch) -> list[Branch]:
+    def _branches(self, qv: Any, row: int, s: SearchConfig) -> list[Branch]:
+        weights = branch_weights(s)
         branches = []
-        if qv.dense is not None and s.weights[DENSE] > 0:
-            branches.append(Branch(DENSE, qv.dense[row].tolist(), s.prefetch_limit, s.weights[DENSE]))
+        if qv.dense is not None and weights[DENSE] > 0:
+            branches.append(Branch(DENSE, qv.dense[row].tolist(), s.prefetch_limit, weights[DENSE]))
         for name, vectors in ((SPARSE, qv.sparse), (BM25, qv.bm25)):
             # An empty sparse query (all stopwords, unknown tokens) matches nothing: drop the
             # branch so the other branches decide alone.
-            if vectors is not None and len(vectors[row]) > 0 and s.weights[name] > 0:
-                branches.append(Branch(name, vectors[row], s.prefetch_limit, s.weights[name]))
+            if vectors is not None and len(vectors[row]) > 0 and weights[name] > 0:
+                branches.append(Branch(name, vectors[row], s.prefetch_limit, weights[name]))
         return branches
 
     def search_many(
-        self, queries: Sequence[str], s: ResolvedSearch, flt: Filter | None
+        self, queries: Sequence[str], s: SearchConfig, flt: Filter | None
     ) -> list[SearchResult]:
-        """Search several queries (encoded together, one store batch call)."""
+        """Search several queries (encoded together, one store batch call).
+
+        Args:
+            queries: Query texts.
+            s: Resolved search settings (:func:`m3retriever.resolution.resolve`).
+            flt: A parsed filter, or ``None``.
+        """
         t0 = time.perf_counter()
         cut = [self.cut_query(check_query(q)) for q in queries]
         qv = self.encoders.encode_query(cut)
         t_enc = time.perf_counter()
-        depth = s.depth
+        depth = candidate_depth(s)
+        rrf_k = _set(s.rrf_k, "rrf_k")
+        hnsw_ef = _set(s.hnsw_ef, "hnsw_ef")
         requests: list[HybridQuery] = []
         layout: list[tuple[int, list[str]]] = []
         for row in range(len(queries)):
@@ -192,9 +175,9 @@ class Searcher:
                     branches=tuple(branches),
                     limit=depth + TIE_MARGIN,
                     fusion=s.fusion,  # type: ignore[arg-type]
-                    rrf_k=s.rrf_k,
+                    rrf_k=rrf_k,
                     filter=flt,
-                    hnsw_ef=s.hnsw_ef,
+                    hnsw_ef=hnsw_ef,
                     exact=s.exact,
                     with_vectors=with_vectors,
                 )
@@ -204,7 +187,7 @@ class Searcher:
                 for b in branches:
                     requests.append(
                         HybridQuery(
-                            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=s.hnsw_ef, exact=s.exact
+                            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=hnsw_ef, exact=s.exact
                         )
                     )
                     names.append(b.name)
@@ -214,7 +197,7 @@ class Searcher:
         out = []
         per_query_enc = (t_enc - t0) * 1000 / max(1, len(queries))
         per_query_search = (t_search - t_enc) * 1000 / max(1, len(queries))
-        for row, query in enumerate(queries):
+        for row in range(len(queries)):
             first, names = layout[row]
             if first < 0:
                 out.append(SearchResult(cut[row], [], timings_ms={"encode": per_query_enc}))
@@ -244,14 +227,14 @@ class Searcher:
         row: int,
         fused: list[ScoredRecord],
         branch_lists: Mapping[str, list[ScoredRecord]],
-        s: ResolvedSearch,
+        s: SearchConfig,
         single: bool,
     ) -> SearchResult:
         # Keep the engine's order (best first, whatever the distance's direction) and break
         # exact score ties by point id, so rankings are deterministic. The engine was asked for
         # TIE_MARGIN extra candidates, so which of several tied candidates makes the cut is
         # decided here by id, not by the engine's internal order.
-        fused = tie_break(fused)[: s.depth]
+        fused = tie_break(fused)[: candidate_depth(s)]
         ranks = {
             name: {r.id: (i + 1, r.score) for i, r in enumerate(tie_break(lst))}
             for name, lst in branch_lists.items()
@@ -273,7 +256,7 @@ class Searcher:
             probs = sigmoid(logits)
             for rank, idx in enumerate(sorted(range(len(fused)), key=lambda i: (-logits[i], i))):
                 rerank_rank[idx] = rank + 1
-            w = s.rerank_weight
+            w = _set(s.rerank_weight, "rerank_weight")
             final = probs if w >= 1.0 else w * minmax(logits) + (1.0 - w) * minmax(relevance)
             order = sorted(range(len(fused)), key=lambda i: (-final[i], i))
         else:

@@ -271,7 +271,7 @@ def quality(
         retriever, data.queries, data.qrels, baseline="fused", dataset=f"SciFact {data.split}",
         test="student", rerank_depth=rerank_depth,
     )
-    peer_depth = rerank_depth or retriever._resolve({}).rerank_depth  # same depth as ours
+    peer_depth = rerank_depth or retriever.search_settings().rerank_depth  # same depth as ours
     log(f"[quality] ours: {report.scores} in {time.perf_counter() - t0:.0f}s")
     runs = {f"ours: {s}": report.runs[s] for s in report.stages}
     notes = []

@@ -146,7 +146,7 @@ def stage_runs(
     fused_needed = [s for s in stages if s != "rerank"] + (
         ["fused"] if need_fused_tail and "fused" not in stages and "fused" in have else []
     )
-    resolved_depth = rerank_depth or retriever._resolve({}).rerank_depth
+    resolved_depth = rerank_depth or retriever.search_settings().rerank_depth
     for stage in fused_needed + (["rerank"] if "rerank" in stages else []):
         opts = _stage_options(stage, depth, resolved_depth)
         per: Run = {}
@@ -356,14 +356,14 @@ def evaluate(
     judged = {q: dict(qrels[q]) for q in queries}
     comparison = compare(judged, runs, metrics, baseline=baseline, test=test)
     scores = {s: {m: comparison[s][m]["score"] for m in metrics} for s in names}
-    resolved = retriever._resolve({"rerank_depth": rerank_depth})
+    resolved = retriever.search_settings(rerank_depth=rerank_depth)
     settings = {
         "profile": retriever.config.profile,
         "depth": depth,
         "prefetch_limit": resolved.prefetch_limit,
         "rrf_k": resolved.rrf_k,
         "fusion": resolved.fusion,
-        "weights": dict(resolved.weights),
+        "weights": {b: getattr(resolved, f"{b}_weight") for b in ("dense", "sparse", "bm25")},
         "rerank_depth": resolved.rerank_depth,
         "rerank_weight": resolved.rerank_weight,
     }

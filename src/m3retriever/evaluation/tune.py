@@ -29,9 +29,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from m3retriever.errors import InputError
-from m3retriever.search import minmax
 from m3retriever.evaluation.metrics import DEFAULT_METRICS, score
 from m3retriever.evaluation.runner import hits_to_ranking, ranking_to_scores
+from m3retriever.search import minmax
 
 __all__ = ["TuneResult", "tune", "BranchCache", "default_weight_grid"]
 
@@ -223,7 +223,7 @@ def _matching(
     rows: Sequence[dict[str, Any]], resolved: Any, present: Sequence[str], *, rerank: bool
 ) -> dict[str, Any] | None:
     """The row with the retriever's configured settings (``None`` if it was not swept)."""
-    weights = tuple(resolved.weights[b] if b in present else 0.0 for b in BRANCHES)
+    weights = tuple(getattr(resolved, f"{b}_weight") if b in present else 0.0 for b in BRANCHES)
     for r in rows:
         if (
             r["rrf_k"] == resolved.rrf_k
@@ -308,10 +308,10 @@ def tune(
     )
     top = 100
     qids = list(queries)
-    resolved = retriever._resolve({})
+    resolved = retriever.search_settings()
 
     def evaluate_setting(
-        k: int, w: tuple[float, ...], pf: int, ro: tuple[int, float] | None, fused: Mapping[str, Any]
+        k: int, w: Sequence[float], pf: int, ro: tuple[int, float] | None, fused: Mapping[str, Any]
     ) -> dict[str, Any]:
         run = {
             q: ranking_to_scores(
@@ -332,7 +332,7 @@ def tune(
         }
 
     # Stage 1: every fusion setting without reranking (cheap: local RRF over cached rankings).
-    def fuse_all(k: int, w: tuple[float, ...], pf: int) -> dict[str, Any]:
+    def fuse_all(k: int, w: Sequence[float], pf: int) -> dict[str, Any]:
         return {q: cache.fuse(q, k, w, pf) for q in qids}
 
     fusion_rows = [

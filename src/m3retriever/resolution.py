@@ -1,0 +1,116 @@
+"""One resolution of settings: a configuration with its profile's defaults filled in.
+
+Components, search and the retriever read the resolved configuration only; no other module
+applies a profile default. Which settings a profile may set, and what an unset one becomes
+without a profile value, is declared on the fields of :class:`~m3retriever.config.Config`
+and :class:`~m3retriever.config.SearchConfig` (``None`` defaults; ``otherwise``/``follows``
+in their metadata), so a new setting is added to its dataclass and its docs, nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any, Mapping, TypeVar
+
+from m3retriever.config import Config, SearchConfig, coerce_setting
+from m3retriever.errors import ConfigError
+from m3retriever.profiles import Profile, get_profile
+
+__all__ = ["resolve"]
+
+T = TypeVar("T")
+
+
+def resolve(config: Config, **search: Any) -> Config:
+    """Fill every unset setting of ``config``: the one resolution the components, the search
+    and the retriever read.
+
+    A setting left ``None`` takes the profile's value (unless it follows a setting the user
+    set: a profile's model belongs to the profile's encoder), else its own default
+    (``otherwise`` in the field). Then: component names ``""`` become ``"none"``; a lexical
+    encoder ``"none"`` turns ``bm25`` off; without a reranker, ``search.rerank`` is off.
+    Resolving a resolved configuration changes nothing.
+
+    Args:
+        config: The configuration.
+        **search: Search settings for one call, applied over ``config.search`` first.
+
+    Returns:
+        A configuration where only settings whose ``None`` has a meaning stay ``None`` (a
+        model: the encoder's default; ``query_instruction``: the encoder's; ``min_score``...).
+
+    Raises:
+        ConfigError: for an unknown search option, a profile that sets something it cannot,
+            or ``min_score`` without reranking.
+    """
+    if search:
+        known = {f.name for f in fields(SearchConfig)}
+        unknown = sorted(set(search) - known)
+        if unknown:
+            raise ConfigError(f"unknown search option(s) {unknown}; known options: {sorted(known)}")
+        config = replace(config, search=replace(config.search, **search))
+    defaults = _profile_defaults(config.profile)
+    top = _fill(config, defaults)
+    names: dict[str, Any] = {
+        f.name: _component(getattr(top, f.name)) for f in fields(Config) if f.metadata.get("component")
+    }
+    top = replace(top, **names)
+    if top.lexical_encoder == "none" and top.bm25:
+        top = replace(top, bm25=False)
+    s = _fill(top.search, defaults.get("search", {}))
+    if top.reranker == "none" and s.rerank:
+        s = replace(s, rerank=False)
+    if s.min_score is not None and not s.rerank:
+        raise ConfigError(
+            "min_score applies to the calibrated rerank score, but reranking is off; "
+            "enable a reranker or drop min_score"
+        )
+    return replace(top, search=s)
+
+
+def _component(name: str | None) -> str | None:
+    return "none" if name == "" else name
+
+
+def _fill(settings: T, defaults: Mapping[str, Any]) -> T:
+    """``settings`` with each ``None`` field set from ``defaults``, then from its ``otherwise``."""
+    own = {f.name: getattr(settings, f.name) for f in fields(settings)}  # type: ignore[arg-type]
+    changes: dict[str, Any] = {}
+    for f in fields(settings):  # type: ignore[arg-type]
+        follows = f.metadata.get("follows")
+        if own[f.name] is None and f.name in defaults and (follows is None or own[follows] is None):
+            changes[f.name] = defaults[f.name]
+    first = replace(settings, **changes) if changes else settings  # type: ignore[type-var]
+    later: dict[str, Any] = {}
+    for f in fields(first):  # type: ignore[arg-type]
+        otherwise = f.metadata.get("otherwise")
+        if getattr(first, f.name) is None and otherwise is not None:
+            later[f.name] = otherwise(first) if callable(otherwise) else otherwise
+    return replace(first, **later) if later else first  # type: ignore[type-var]
+
+
+_checked: dict[str, tuple[Profile, Mapping[str, Any]]] = {}
+
+
+def _profile_defaults(name: str) -> Mapping[str, Any]:
+    """The profile's settings, checked against the fields once per profile object."""
+    profile = get_profile(name)
+    hit = _checked.get(name)
+    if hit is not None and hit[0] is profile:
+        return hit[1]
+    settings = dict(profile.settings)
+    for cls, values, prefix in (
+        (Config, {k: v for k, v in settings.items() if k != "search"}, ""),
+        (SearchConfig, dict(settings.get("search") or {}), "search."),
+    ):
+        known = {f.name: f for f in fields(cls) if f.default is None}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(
+                    f"profile {name!r} sets {prefix + key!r}, which is not a setting a profile "
+                    f"can default; it can set: {sorted(prefix + k for k in known)}"
+                )
+            coerce_setting(f"profile {name!r}: {prefix}{key}", value, known[key].type)
+    SearchConfig(**dict(settings.get("search") or {}))  # range checks
+    _checked[name] = (profile, settings)
+    return settings
