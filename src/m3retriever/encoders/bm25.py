@@ -17,7 +17,7 @@ import hashlib
 import logging
 import re
 import threading
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
 from m3retriever.errors import ConfigError
@@ -134,7 +134,7 @@ class BM25Encoder(Encoder):
 
     # -- analyzer -----------------------------------------------------------------------------
 
-    def _stemmer(self):  # type: ignore[no-untyped-def]
+    def _stemmer(self) -> Any:
         """A per-thread Snowball stemmer (PyStemmer objects are not thread-safe)."""
         stemmer = getattr(self._local, "stemmer", None)
         if stemmer is None:

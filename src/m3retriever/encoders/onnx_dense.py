@@ -224,7 +224,8 @@ class OnnxDenseEncoder(Encoder):
             result[rows] = pooled
         assert result is not None
         norms = np.linalg.norm(result, axis=1, keepdims=True)
-        return (result / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        out: np.ndarray = (result / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        return out
 
     def _batch_size(self) -> int:
         """``options.batch_size``, or 1 for dynamically quantized graphs (batch-invariant)."""
@@ -238,4 +239,5 @@ class OnnxDenseEncoder(Encoder):
         if self._pooling == "cls":
             return hidden[:, 0, :]
         weights = mask[:, :, None].astype(np.float32)
-        return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        pooled: np.ndarray = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return pooled

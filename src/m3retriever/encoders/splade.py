@@ -67,7 +67,8 @@ def _build_splade(model: str, device: str, max_length: int) -> "SparseEncoder":
     limit = loaded.max_seq_length
     loaded.max_seq_length = min(max_length, limit) if limit else max_length
     loaded.eval()
-    return loaded
+    built: SparseEncoder = loaded
+    return built
 
 
 class SpladeEncoder(Encoder):

@@ -80,7 +80,8 @@ def _build_sentence_transformer(model: str, device: str, max_length: int) -> "Se
     limit = loaded.max_seq_length
     loaded.max_seq_length = min(max_length, limit) if limit else max_length
     loaded.eval()
-    return loaded
+    built: SentenceTransformer = loaded
+    return built
 
 
 class SentenceTransformerEncoder(Encoder):

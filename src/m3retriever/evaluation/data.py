@@ -7,7 +7,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from m3retriever.errors import InputError
 from m3retriever.sources import iter_jsonl_objects, open_text
@@ -35,7 +35,7 @@ class EvalData:
     qrels: Qrels
     corpus_path: Path | None = None
     split: str = "test"
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.queries)
