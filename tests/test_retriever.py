@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+from pathlib import Path
 
 import pytest
 
+from conftest import QUERIES
 from m3retriever import (
     AnyOf,
     Eq,
@@ -17,8 +20,6 @@ from m3retriever import (
     Range,
 )
 from m3retriever.ingest import point_id
-
-from conftest import QUERIES
 
 
 def test_ingest_then_search_reports_every_stage(make_retriever, corpus_docs):
@@ -331,3 +332,42 @@ def test_rerank_max_length_is_separate_from_the_encoders(make_retriever):
     r = make_retriever(rerank_max_length=32)
     assert r.reranker.spec.max_length == 32
     assert r.encoders.dense.spec.max_length == 128
+
+
+def test_add_texts_ids_metadata_and_derived_ids(make_retriever):
+    from m3retriever.ingest import text_id
+
+    r = make_retriever()
+    report = r.add_texts(
+        ["Qdrant is a vector database written in Rust.", "BM25 is a lexical ranking function."],
+        ids=["qdrant", "bm25"],
+        metadatas=[{"topic": "db", "year": 2021}, {"topic": "ir", "year": 1994}],
+        source="readme",
+    )
+    assert (report.documents, report.added) == (2, 2)
+    hits = r.search("what is qdrant?", top_k=3, filter={"year": {"gte": 2000}}).hits
+    assert [h.doc_id for h in hits] == ["qdrant"]
+    assert hits[0].metadata == {"topic": "db", "year": 2021} and hits[0].source == "readme"
+    # without ids, the id is derived from the text: adding it again changes nothing
+    text = "Reciprocal rank fusion merges rankings."
+    assert r.add_texts([text]).added == 1 and r.add_texts([text]).skipped == 1
+    assert r.count({"doc_id": text_id(text)}) >= 1
+    with pytest.raises(InputError, match="got 1 texts but 2 ids"):
+        r.add_texts(["a"], ids=["a", "b"])
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_readme_first_example_runs(tmp_path, monkeypatch, capsys):
+    """README's "Use it" example, verbatim, with the real small models (in a fresh directory)."""
+    code = re.search(r"## Use it\n\n```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert code, "README.md lost its first Python example"
+    assert "r.add_texts(" in code.group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.group(1), "README.md", "exec"), {})  # noqa: S102 - our own README
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and lines[0].startswith("qdrant ")  # the only document from 2000 on
+    assert (tmp_path / "data").is_dir()
