@@ -219,19 +219,17 @@ class EdgeStore(QdrantStore):
     def _retrieve(self, name: str, ids: list[str]) -> Sequence[Any]:
         return list(self._shard(name).retrieve(ids, with_payload=True, with_vector=False))
 
-    def _scroll_page(self, name: str, flt: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[Sequence[Any], Any]:
+    def _scroll_page(
+        self, name: str, flt: Any, offset: Any, limit: int, with_vectors: bool, fields: list[str] | None = None
+    ) -> tuple[Sequence[Any], Any]:
         request = self.q.ScrollRequest(
-            offset=offset, limit=limit, filter=flt, with_payload=True, with_vector=with_vectors
+            offset=offset, limit=limit, filter=flt, with_payload=fields or True, with_vector=with_vectors
         )
         records, next_offset = self._shard(name).scroll(request)
         return records, next_offset
 
     def _count(self, name: str, flt: Any) -> int:
         return int(self._shard(name).count(self.q.CountRequest(filter=flt, exact=True)))
-
-    def _facet(self, name: str, key: str, flt: Any, limit: int) -> Sequence[Any]:
-        request = self.q.FacetRequest(key=key, limit=limit, exact=True, filter=flt)
-        return list(self._shard(name).facet(request).hits)
 
     # -- Edge specifics ----------------------------------------------------------------
     def flush(self, name: str) -> None:

@@ -14,7 +14,6 @@ import abc
 import threading
 from typing import Any, Iterator, Sequence
 
-from m3retriever.errors import StoreError
 from m3retriever.filters import AnyOf, Filter, payload_key
 from m3retriever.store.schema import (
     CollectionSpec,
@@ -23,10 +22,14 @@ from m3retriever.store.schema import (
     Store,
     StoredPoint,
     check_fingerprint,
+    count_values,
 )
 from m3retriever.store.translate import CollectionModels, ModelKit, Translator, paginate
 
 __all__ = ["QdrantStore"]
+
+# Points per page when counting by value (only one payload field each).
+_GROUP_PAGE = 4096
 
 
 class QdrantStore(Store):
@@ -73,17 +76,14 @@ class QdrantStore(Store):
 
     @abc.abstractmethod
     def _scroll_page(
-        self, name: str, flt: Any, offset: Any, limit: int, with_vectors: bool
+        self, name: str, flt: Any, offset: Any, limit: int, with_vectors: bool, fields: list[str] | None = None
     ) -> tuple[Sequence[Any], Any]:
-        """One scroll page: native records and the next offset (``None`` at the end)."""
+        """One scroll page: native records (with only the payload paths ``fields``, or the
+        whole payload) and the next offset (``None`` at the end)."""
 
     @abc.abstractmethod
     def _count(self, name: str, flt: Any) -> int:
         """Exact count of the points matching a native filter."""
-
-    @abc.abstractmethod
-    def _facet(self, name: str, key: str, flt: Any, limit: int) -> Sequence[Any]:
-        """Exact facet hits (``value``, ``count``) of payload path ``key``."""
 
     # -- the Store operations ------------------------------------------------------------
     def ensure_collection(self, spec: CollectionSpec) -> None:
@@ -124,19 +124,11 @@ class QdrantStore(Store):
         return int(self._count(name, self.tr.filter(flt)))
 
     def count_by_value(self, name: str, field: str, values: Sequence[str]) -> dict[str, int]:
-        """One exact facet call over ``values`` (``field`` needs a keyword payload index)."""
+        """One scroll of the matching points that reads only ``field`` from their payloads."""
         wanted = list(dict.fromkeys(values))
         if not wanted:
             return {}
         key = payload_key(field)
-        try:
-            hits = self._facet(name, key, self.tr.filter(AnyOf(field, wanted)), len(wanted))
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(
-                f"cannot count points by {field!r} in collection {name!r} at {self.where}: {exc}. "
-                f"Counting by value needs a keyword payload index on {key!r}: add {field!r} to "
-                "indexed_fields when creating the collection"
-            ) from exc
-        return self.tr.counts(hits, wanted)
+        native = self.tr.filter(AnyOf(field, wanted))
+        pages = paginate(lambda offset: self._scroll_page(name, native, offset, _GROUP_PAGE, False, [key]))
+        return count_values((p.payload or {} for p in pages), key, wanted)

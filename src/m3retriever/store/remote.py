@@ -171,17 +171,21 @@ class QdrantClientStore(QdrantStore):
     def _retrieve(self, name: str, ids: list[str]) -> Sequence[Any]:
         return list(self.client.retrieve(name, ids, with_payload=True, with_vectors=False))
 
-    def _scroll_page(self, name: str, flt: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[Sequence[Any], Any]:
+    def _scroll_page(
+        self, name: str, flt: Any, offset: Any, limit: int, with_vectors: bool, fields: list[str] | None = None
+    ) -> tuple[Sequence[Any], Any]:
         records, next_offset = self.client.scroll(
-            name, scroll_filter=flt, limit=limit, offset=offset, with_payload=True, with_vectors=with_vectors
+            name,
+            scroll_filter=flt,
+            limit=limit,
+            offset=offset,
+            with_payload=fields or True,
+            with_vectors=with_vectors,
         )
         return records, next_offset
 
     def _count(self, name: str, flt: Any) -> int:
         return int(self.client.count(name, count_filter=flt, exact=True).count)
-
-    def _facet(self, name: str, key: str, flt: Any, limit: int) -> Sequence[Any]:
-        return list(self.client.facet(name, key, facet_filter=flt, limit=limit, exact=True).hits)
 
     # -- server specifics ------------------------------------------------------------
     def flush(self, name: str) -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from m3retriever.errors import FingerprintMismatchError
-from m3retriever.filters import Eq, Filter
+from m3retriever.filters import AnyOf, Filter, payload_key
 from m3retriever.types import Distance, SparseVector
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "ScoredRecord",
     "Store",
     "check_fingerprint",
+    "count_values",
 ]
 
 DENSE = "dense"
@@ -69,6 +70,25 @@ def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: 
             + ". Use the settings it was built with, another collection name, or delete the "
             "collection and re-ingest."
         )
+
+
+def count_values(payloads: Iterable[Mapping[str, Any]], key: str, values: Sequence[str]) -> dict[str, int]:
+    """How many payloads hold each of ``values`` at the dotted path ``key`` (a list there
+    counts for each of its elements, as a filter would match it)."""
+    counts = dict.fromkeys(values, 0)
+    parts = key.split(".")
+    for payload in payloads:
+        node: Any = payload
+        for part in parts:
+            node = node.get(part) if isinstance(node, (dict, Mapping)) else None
+        if isinstance(node, str):
+            if node in counts:
+                counts[node] += 1
+        elif isinstance(node, list):
+            for value in {v for v in node if isinstance(v, str)}:
+                if value in counts:
+                    counts[value] += 1
+    return counts
 
 
 @dataclass(frozen=True)
@@ -211,11 +231,13 @@ class Store(abc.ABC):
         """Exact number of points matching ``flt``."""
 
     def count_by_value(self, name: str, field: str, values: Sequence[str]) -> dict[str, int]:
-        """Exact number of points whose ``field`` equals each of ``values`` (0 if none).
-
-        Backends that can group count in one call; this default counts value by value.
-        """
-        return {v: self.count(name, Eq(field, v)) for v in dict.fromkeys(values)}
+        """Exact number of points whose ``field`` equals each of ``values`` (0 if none), in
+        one call whatever the number of values (this default scrolls the matching points)."""
+        wanted = list(dict.fromkeys(values))
+        if not wanted:
+            return {}
+        payloads = (r.payload for r in self.scroll(name, AnyOf(field, wanted)))
+        return count_values(payloads, payload_key(field), wanted)
 
     @abc.abstractmethod
     def optimize(self, name: str) -> None:

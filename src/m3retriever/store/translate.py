@@ -165,12 +165,6 @@ class Translator:
         """:meth:`record` of each point."""
         return [self.record(p) for p in points]
 
-    @staticmethod
-    def counts(hits: Sequence[Any], values: Sequence[str]) -> dict[str, int]:
-        """Facet hits (``value``, ``count``) as a count for each of ``values`` (0 if absent)."""
-        found = {str(h.value): int(h.count) for h in hits}
-        return {v: found.get(v, 0) for v in values}
-
 
 Page = Callable[[Any], "tuple[Sequence[Any], Any]"]
 
