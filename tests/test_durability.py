@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from m3retriever import Retriever, StoreInUseError, load_config
+from m3retriever import Eq, Retriever, StoreInUseError, load_config
 
 N_DOCS = 120
 KILL_AFTER = 70  # documents handed to ingest before the child kills itself
@@ -104,6 +104,85 @@ def test_crash_between_upsert_and_stale_delete_is_repaired(tmp_path: Path, tiny_
         report = r.ingest([short_doc])
         assert report.skipped == 0 and report.chunks_deleted == n_long - n_short
         assert r.count() == n_short
+
+
+def _words(prefix: str, n: int) -> str:
+    return " ".join(f"{prefix}{i}" for i in range(n))
+
+
+def _count_calls(store) -> dict:
+    """Wrap the store's methods on the instance so that each call is counted."""
+    calls: dict = {}
+    for name in ("retrieve", "count", "count_by_value", "scroll", "upsert", "delete_ids", "delete_by_filter"):
+        original = getattr(store, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _original(*args, **kwargs)
+
+        setattr(store, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("location", ["edge", ":memory:"])
+def test_unchanged_checks_cost_a_constant_number_of_store_calls_per_batch(tmp_path: Path, tiny_settings: dict, location: str):
+    settings = {**tiny_settings, "location": str(tmp_path / "s") if location == "edge" else location}
+    docs = [{"doc_id": f"d{i}", "text": _words(f"t{i}x", 5 + (i % 3) * 40)} for i in range(40)]
+    with Retriever(load_config(env={}, **settings)) as r:
+        r._ingestor.doc_batch = 16
+        r.ingest(docs)
+        n = r.count()
+        calls = _count_calls(r.store)
+        report = r.ingest(docs)
+        # 3 batches: one retrieve of every chunk 0 and one grouped count each, nothing per document
+        assert calls == {"retrieve": 3, "count_by_value": 3}
+        assert report.skipped == 40 and r.count() == n
+
+
+@pytest.mark.parametrize("location", ["edge", ":memory:"])
+def test_changed_documents_in_one_batch_lose_exactly_their_stale_chunks(tmp_path: Path, tiny_settings: dict, location: str):
+    """Documents that shrink, grow, keep their size or stay unchanged, in one batch: one count
+    and one delete remove every stale chunk and nothing else."""
+    settings = {**tiny_settings, "location": str(tmp_path / "s") if location == "edge" else location}
+    before = {"shrinks": 300, "shrinks-more": 400, "grows": 20, "same-size": 100, "unchanged": 200, "other": 300}
+    after = {"shrinks": 120, "shrinks-more": 10, "grows": 250, "same-size": 100, "unchanged": 200}
+    with Retriever(load_config(env={}, **settings)) as r:
+        r.ingest([{"doc_id": d, "text": _words("a", n)} for d, n in before.items()])
+        new = [{"doc_id": d, "text": _words("a" if d == "unchanged" else "b", n)} for d, n in after.items()]
+        chunks = {d["doc_id"]: _expected_chunks(r, [d]) for d in new}
+        old = {d: r.count({"doc_id": d}) for d in before}
+        calls = _count_calls(r.store)
+        report = r.ingest(new)
+        assert calls == {"retrieve": 1, "count_by_value": 1, "upsert": 1, "count": 1, "delete_by_filter": 1}
+        assert (report.skipped, report.updated, report.added) == (1, 4, 0)
+        assert report.chunks_deleted == sum(max(0, old[d] - chunks[d]) for d in chunks if d != "unchanged")
+        for doc_id, n in chunks.items():
+            stored = sorted(p.payload["chunk_index"] for p in r.store.scroll(r.config.collection, Eq("doc_id", doc_id)))
+            assert stored == list(range(n)), doc_id
+        assert r.count({"doc_id": "other"}) == old["other"]  # not in the batch: untouched
+
+
+def test_crash_between_upsert_and_stale_delete_is_repaired_for_a_whole_batch(tmp_path: Path, tiny_settings: dict, monkeypatch):
+    settings = {**tiny_settings, "location": str(tmp_path / "store3")}
+    long_docs = [{"doc_id": f"d{i}", "text": _words(f"w{i}x", 300 + 50 * i)} for i in range(3)]
+    short_docs = [{"doc_id": f"d{i}", "text": _words(f"v{i}x", 40 + 20 * i)} for i in range(3)]
+    with Retriever(load_config(env={}, **settings)) as r:
+        r.ingest(long_docs)
+        n_long = r.count()
+
+        def die(*args, **kwargs):
+            raise KeyboardInterrupt("simulated crash before stale chunks are removed")
+
+        monkeypatch.setattr(r.store, "delete_by_filter", die)
+        with pytest.raises(KeyboardInterrupt):
+            r.ingest(short_docs)
+        monkeypatch.undo()
+        assert r.count() == n_long
+        n_short = _expected_chunks(r, short_docs)
+        report = r.ingest(short_docs)
+        assert report.skipped == 0 and report.updated == 3 and report.chunks_deleted == n_long - n_short
+        assert r.count() == n_short
+        assert r.ingest(short_docs).skipped == 3
 
 
 LOCKER = textwrap.dedent(

@@ -6,10 +6,15 @@ Write protocol, per batch of documents:
    input or an encoder failure leaves the store untouched);
 2. upsert the new chunks (point ids are UUIDv5 of doc id and chunk index, so a re-run
    overwrites instead of duplicating);
-3. delete the document's stale chunks (``chunk_index >= n_chunks``).
+3. delete the changed documents' stale chunks (``chunk_index >= n_chunks``).
 
 A document is skipped when its stored chunk 0 carries the same content hash *and* the store
 holds exactly ``n_chunks`` chunks for it, so a crash between 2 and 3 is repaired by a re-run.
+
+The bookkeeping costs a constant number of store calls per batch, whatever its size: one
+``retrieve`` of every chunk 0, one ``count_by_value`` of the chunks of the documents whose
+hash matched, and, when documents changed, one ``count`` and one ``delete_by_filter`` of all
+their stale chunks.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from tqdm.auto import tqdm
 from m3retriever.branches import EncoderSet
 from m3retriever.chunking import ChunkingConfig, chunk_text
 from m3retriever.errors import InputError
-from m3retriever.filters import And, Eq, Range
+from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range
 from m3retriever.sources import coerce_document
 from m3retriever.store.schema import Store, StoredPoint
 from m3retriever.types import Chunk, Document
@@ -141,13 +146,6 @@ class Ingestor:
         """Cut a document into chunks with the encoder's tokenizer."""
         return chunk_text(doc.doc_id, doc.text, self.encoders.chunking_encoder.token_offsets, self.chunking)
 
-    def _is_unchanged(self, doc: Document, digest: str, existing: dict[str, Any]) -> bool:
-        payload = existing.get(point_id(doc.doc_id, 0))
-        if payload is None or payload.get("content_hash") != digest:
-            return False
-        n = int(payload.get("n_chunks", -1))
-        return self.store.count(self.collection, Eq("doc_id", doc.doc_id)) == n
-
     def ingest(
         self, documents: Iterable[Any], *, show_progress: bool = False, total: int | None = None
     ) -> IngestReport:
@@ -217,25 +215,52 @@ class Ingestor:
             )
 
     def _ingest_batch(self, docs: Sequence[Document]) -> IngestReport:
-        existing = {
-            r.id: r.payload
-            for r in self.store.retrieve(self.collection, [point_id(d.doc_id, 0) for d in docs])
-        }
+        first = {d.doc_id: point_id(d.doc_id, 0) for d in docs}
+        existing = {r.id: r.payload for r in self.store.retrieve(self.collection, list(first.values()))}
+        digests = {d.doc_id: content_hash(d, self._salt) for d in docs}
+        unchanged = self._unchanged(first, digests, existing)
         todo: list[tuple[Document, str, list[Chunk]]] = []
-        skipped = 0
         for doc in docs:
-            digest = content_hash(doc, self._salt)
-            if self._is_unchanged(doc, digest, existing):
-                skipped += 1
+            if doc.doc_id in unchanged:
                 continue
             chunks = self.chunk(doc)
             if not chunks:
                 raise InputError(
                     f"document {doc.doc_id!r} has no tokens after tokenization; give it real text"
                 )
-            todo.append((doc, digest, chunks))
+            todo.append((doc, digests[doc.doc_id], chunks))
         if not todo:
-            return IngestReport(documents=len(docs), skipped=skipped)
+            return IngestReport(documents=len(docs), skipped=len(unchanged))
+        points = self._encode(todo)
+        self.store.upsert(self.collection, points)
+        # Chunks are written in one update operation, so a document without chunk 0 has no
+        # chunks at all: only documents that had a chunk 0 can have stale chunks.
+        updated = [(doc.doc_id, len(chunks)) for doc, _, chunks in todo if first[doc.doc_id] in existing]
+        return IngestReport(
+            documents=len(docs),
+            added=len(todo) - len(updated),
+            updated=len(updated),
+            skipped=len(unchanged),
+            chunks_written=len(points),
+            chunks_deleted=self._delete_stale(updated),
+        )
+
+    def _unchanged(self, first: dict[str, str], digests: dict[str, str], existing: dict[str, Any]) -> set[str]:
+        """Ids of the documents whose chunk 0 (point id ``first[doc_id]``, stored payload in
+        ``existing``) has the same content hash and whose stored chunk count is the
+        ``n_chunks`` it records (one store call for the whole batch)."""
+        expected: dict[str, int] = {}
+        for doc_id, chunk0 in first.items():
+            payload = existing.get(chunk0)
+            if payload is not None and payload.get("content_hash") == digests[doc_id]:
+                expected[doc_id] = int(payload.get("n_chunks", -1))
+        if not expected:
+            return set()
+        stored = self.store.count_by_value(self.collection, "doc_id", list(expected))
+        return {doc_id for doc_id, n in expected.items() if stored.get(doc_id) == n}
+
+    def _encode(self, todo: Sequence[tuple[Document, str, list[Chunk]]]) -> list[StoredPoint]:
+        """Encode every chunk of ``todo`` and build its points (nothing is written)."""
         texts = [c.text for _, _, chunks in todo for c in chunks]
         vectors = self.encoders.encode_document(texts)
         if len(vectors) != len(texts):
@@ -273,26 +298,24 @@ class Ingestor:
                     )
                 )
                 row += 1
-        self.store.upsert(self.collection, points)
-        deleted = 0
-        added = updated = 0
-        for doc, _digest, chunks in todo:
-            if point_id(doc.doc_id, 0) not in existing:
-                # Chunks are written in one update operation, so a document without chunk 0
-                # has no chunks at all: nothing can be stale.
-                added += 1
-                continue
-            updated += 1
-            stale = And((Eq("doc_id", doc.doc_id), Range("chunk_index", gte=len(chunks))))
-            n_stale = self.store.count(self.collection, stale)
-            if n_stale:
-                self.store.delete_by_filter(self.collection, stale)
-                deleted += n_stale
-        return IngestReport(
-            documents=len(docs),
-            added=added,
-            updated=updated,
-            skipped=skipped,
-            chunks_written=len(points),
-            chunks_deleted=deleted,
-        )
+        return points
+
+    def _delete_stale(self, updated: Sequence[tuple[str, int]]) -> int:
+        """Delete every ``(doc id, n_chunks)`` document's chunks at ``chunk_index >= n_chunks``
+        with one count and one delete; returns how many were deleted."""
+        if not updated:
+            return 0
+        stale = _stale_chunks(updated)
+        n_stale = self.store.count(self.collection, stale)
+        if n_stale:
+            self.store.delete_by_filter(self.collection, stale)
+        return n_stale
+
+
+def _stale_chunks(updated: Sequence[tuple[str, int]]) -> Filter:
+    """Chunks ``chunk_index >= n`` of each ``(doc id, n)``: the documents' ids (the indexed
+    condition the engine starts from) and an OR of the per-document conditions, written
+    ``not (not a and not b ...)`` in the filter language."""
+    per_doc = [And((Eq("doc_id", doc_id), Range("chunk_index", gte=n))) for doc_id, n in updated]
+    any_doc: Filter = per_doc[0] if len(per_doc) == 1 else Not(And(tuple(Not(p) for p in per_doc)))
+    return And((AnyOf("doc_id", [doc_id for doc_id, _ in updated]), any_doc))
