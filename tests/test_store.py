@@ -10,7 +10,8 @@ from m3retriever import AnyOf, Eq, Not, Range
 from m3retriever.errors import FingerprintMismatchError, StoreError
 from m3retriever.ingest import point_id
 from m3retriever.store import open_store
-from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, CollectionSpec, HybridQuery, StoredPoint
+from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, CollectionSpec, HybridQuery, Store, StoredPoint
+from m3retriever.store.translate import Translator
 from m3retriever.types import SparseVector
 
 DIM = 16
@@ -74,7 +75,7 @@ def both(tmp_path):
 def _queries(seed: int = 1) -> list[HybridQuery]:
     rng = np.random.default_rng(seed)
     out = []
-    for i in range(10):
+    for _ in range(10):
         d = rng.normal(size=DIM)
         d /= np.linalg.norm(d)
         idx = sorted(rng.choice(200, size=5, replace=False).tolist())
@@ -109,6 +110,49 @@ def test_edge_and_qdrant_client_give_the_same_rankings(both):
         scores_a = {r.id: r.score for r in a}
         scores_b = {r.id: r.score for r in b}
         assert [scores_a[i] for i in ranked] == pytest.approx([scores_b[i] for i in ranked], rel=1e-4, abs=1e-6)
+        payloads_b = {r.id: r.payload for r in b}
+        assert all(r.payload == payloads_b[r.id] for r in a if r.id in ranked), q
+
+
+def test_reads_are_congruent_ids_payloads_and_vectors(both):
+    """retrieve, scroll (with vectors), count and count_by_value give the same points on both."""
+    edge, mem = both
+    stored = {p.id: p for p in _points()}
+    ids = [point_id(f"doc{i}", 0) for i in (3, 1, 4, 1, 5)] + [point_id("missing", 0)]
+    a, b = edge.retrieve("c", ids), mem.retrieve("c", ids)
+    assert sorted((r.id, r.score, dict(r.payload)) for r in a) == sorted((r.id, r.score, dict(r.payload)) for r in b)
+    assert sorted(r.id for r in a) == sorted(set(ids[:-1]))  # a repeated id comes back once
+    flt = Eq("group", "g3") & Range("n", lt=150)
+    scrolled = {}
+    for s in (edge, mem):
+        got = {r.id: r for r in s.scroll("c", flt, with_vectors=True, batch=7)}
+        scrolled[s] = got
+        assert set(got) == {i for i, p in stored.items() if p.payload["metadata"]["group"] == "g3" and p.payload["metadata"]["n"] < 150}
+        assert s.count("c", flt) == len(got)
+        for i, r in got.items():
+            assert r.payload == stored[i].payload
+            assert r.vectors[DENSE] == pytest.approx(stored[i].dense, abs=1e-6)
+            for name, want in ((SPARSE, stored[i].sparse), (BM25, stored[i].bm25)):
+                assert r.vectors[name].indices == want.indices
+                assert r.vectors[name].values == pytest.approx(want.values, rel=1e-6)
+    assert scrolled[edge].keys() == scrolled[mem].keys()
+    values = ["doc7", "doc8", "missing", "doc7"]
+    assert edge.count_by_value("c", "doc_id", values) == mem.count_by_value("c", "doc_id", values)
+
+
+def test_count_by_value_counts_every_point_per_value(store):
+    extra = [
+        StoredPoint(id=point_id("doc1", k), payload={"doc_id": "doc1", "chunk_index": k, "metadata": {"tags": ["a", "b", "a"]}})
+        for k in (1, 2)
+    ]
+    store.upsert("c", extra)
+    values = ["doc1", "doc2", "missing", "doc1"]
+    want = {"doc1": 3, "doc2": 1, "missing": 0}
+    assert store.count_by_value("c", "doc_id", values) == want
+    assert Store.count_by_value(store, "c", "doc_id", values) == want  # the default implementation
+    assert store.count_by_value("c", "group", ["g0", "g1", "x"]) == {"g0": N // 5, "g1": N // 5, "x": 0}
+    assert store.count_by_value("c", "tags", ["a", "b", "c"]) == {"a": 2, "b": 2, "c": 0}  # a list counts once per point
+    assert store.count_by_value("c", "doc_id", []) == {}
 
 
 def test_dense_scores_are_cosine_similarities(store):
@@ -223,3 +267,55 @@ def test_missing_collection_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         s.count("nope")
     s.close()
+
+
+class _RecordingKit:
+    """A model kit that returns what it was asked to build, to check the translation's shape."""
+
+    sparse_type = tuple
+
+    def __getattr__(self, name):
+        return lambda *args: (name, *args)
+
+
+def test_translation_builds_single_fused_weighted_and_dbsf_requests():
+    tr = Translator(_RecordingKit())
+    sp = SparseVector((1, 5), (0.5, 2.0))
+    dense, sparse = Branch(DENSE, [1, 0], 30), Branch(SPARSE, sp, 40)
+    flt = Eq("group", "g1")
+    single = tr.request(HybridQuery(branches=(dense,), limit=5, filter=flt, hnsw_ef=128, with_vectors=(SPARSE,)))
+    assert single == (
+        "nearest_request", [1.0, 0.0], DENSE, 5, tr.filter(flt), ("search_params", 128, False), [SPARSE]
+    )
+    fused = tr.request(HybridQuery(branches=(dense, sparse), limit=7, rrf_k=2, filter=flt, exact=True))
+    name, prefetches, fusion, limit, with_vector = fused
+    assert (name, fusion, limit, with_vector) == ("fused_request", ("rrf", 2, None), 7, False)
+    assert prefetches == [
+        ("prefetch", [1.0, 0.0], DENSE, 30, tr.filter(flt), ("search_params", None, True)),
+        ("prefetch", ("sparse_vector", [1, 5], [0.5, 2.0]), SPARSE, 40, tr.filter(flt), ("search_params", None, True)),
+    ]
+    weighted = tr.request(HybridQuery(branches=(dense, Branch(SPARSE, sp, 40, 0.5)), limit=7))
+    assert weighted[2] == ("rrf", 60, [1.0, 0.5])
+    assert tr.request(HybridQuery(branches=(dense, sparse), limit=7, fusion="dbsf"))[2] == ("dbsf",)
+
+
+def test_translation_of_collection_points_and_records():
+    tr = Translator(_RecordingKit())
+    spec = CollectionSpec(name="x", dense_dim=4, distance="dot", sparse=True, sparse_idf=True, bm25=True, indexed_fields=("lang", "doc_id"))
+    models = tr.collection(spec)
+    assert models.vectors == {DENSE: ("vector_params", 4, "dot")}
+    assert models.sparse == {SPARSE: ("sparse_params", True), BM25: ("sparse_params", True)}
+    assert models.hnsw == ("hnsw_config", 16, 128, 10_000)
+    assert [f for f, _ in models.indexes] == ["doc_id", "source", "content_hash", "metadata.lang", "doc_id", "chunk_index"]
+    assert models.indexes[-1][1] == ("index_type", "integer")
+    assert tr.collection(CollectionSpec(name="y", dense_dim=None, sparse=False)).vectors == {}
+    [point] = tr.points([StoredPoint(id="i", payload={"a": 1}, dense=[1, 2], bm25=SparseVector((3,), (1.0,)))])
+    assert point == ("point", "i", {DENSE: [1.0, 2.0], BM25: ("sparse_vector", [3], [1.0])}, {"a": 1})
+
+    class Native:
+        id, payload, score = "i", {"a": 1}, 0.5
+        vector = {DENSE: [1.0], SPARSE: type("S", (tuple,), {"indices": (2,), "values": (0.25,)})()}
+
+    rec = tr.record(Native())
+    assert (rec.id, rec.score, rec.payload) == ("i", 0.5, {"a": 1})
+    assert rec.vectors == {DENSE: [1.0], SPARSE: SparseVector((2,), (0.25,))}

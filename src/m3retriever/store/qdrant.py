@@ -111,7 +111,8 @@ class QdrantStore(Store):
         return [self.tr.records(points) for points in results]
 
     def retrieve(self, name: str, ids: Sequence[str]) -> list[ScoredRecord]:
-        return self.tr.records(self._retrieve(name, list(ids))) if ids else []
+        # Once per id: qdrant-client's local mode returns a repeated id twice, Edge once.
+        return self.tr.records(self._retrieve(name, list(dict.fromkeys(ids)))) if ids else []
 
     def scroll(
         self, name: str, flt: Filter | None = None, *, with_vectors: bool = False, batch: int = 256
