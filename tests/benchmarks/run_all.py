@@ -5,8 +5,9 @@
 
 Sections: SciFact quality (our stages and peer pipelines), store speed (synthetic vectors,
 Qdrant Edge vs qdrant-client local mode), ingest throughput, end-to-end query latency, the
-cross-encoder's cost against the pair length, and the MCP server under concurrent clients
-(throughput, latency, memory; ``bench_mcp``).
+cross-encoder's cost against the pair length, the MCP server under concurrent clients
+(throughput, latency, memory; ``bench_mcp``), and re-ingest of unchanged documents
+(``bench_reingest``).
 ``--only`` picks sections. The SciFact collection is cached in ``--store`` (content-hash skip
 makes re-runs cheap); SciFact is read from ``../shared/data/scifact`` (``--scifact``).
 """
@@ -32,9 +33,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import bench_mcp  # noqa: E402
 import bench_pipeline  # noqa: E402
+import bench_reingest  # noqa: E402
 import bench_store  # noqa: E402
 
-SECTIONS = ("quality", "store", "ingest", "latency", "rerank", "mcp")
+SECTIONS = ("quality", "store", "ingest", "latency", "rerank", "mcp", "reingest")
 
 
 def log(msg: str) -> None:
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if need_scifact and not have_data:
         msg = f"SciFact not found at {scifact} (pass --scifact): quality, ingest and latency sections skipped."
         out_parts.append(f"## SciFact sections\n\n{msg}\n")
-        sections = [s for s in sections if s in ("store", "mcp")]  # these need no SciFact
+        sections = [s for s in sections if s in ("store", "mcp", "reingest")]  # these need no SciFact
 
     if any(s in sections for s in ("quality", "latency", "rerank")):
         from m3retriever.evaluation.data import load_beir
@@ -197,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         md, res = bench_mcp.run(args.smoke, command + "  # section: mcp", log, data=scifact)
         out_parts.append(md)
         results["mcp"] = res
+
+    if "reingest" in sections:
+        n, runs = (200, 1) if args.smoke else (10_000, 5)
+        md, res = bench_reingest.run(n, runs, command + "  # section: reingest", log)
+        out_parts.append(md)
+        results["reingest"] = res
 
     header = [
         "# Benchmarks" + (" (smoke run: tiny sizes, figures meaningless)" if args.smoke else ""),
