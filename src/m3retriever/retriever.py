@@ -45,6 +45,13 @@ class Retriever:
             ``config.location``.
         store: An already-open :class:`~m3retriever.store.Store` (for sharing one store).
 
+    Attributes:
+        config: The configuration as given.
+        settings: The same with every default filled in (:func:`m3retriever.resolve`); what
+            the encoders, the reranker and the search run with.
+        encoders: The branch encoders (:class:`~m3retriever.branches.EncoderSet`).
+        reranker: The reranker, or ``None``.
+
     Example::
 
         from m3retriever import Config, Retriever

@@ -53,7 +53,7 @@ def pct(values: list[float], q: float) -> float:
 
 def small_models_installed() -> bool:
     """Whether the ``small`` profile's wheel models are installed (no download is attempted)."""
-    from m3retriever import models
+    from m3retriever.runtime import wheels as models
 
     try:
         for find in (models.bge_small_onnx_dir, models.msmarco_reranker_onnx_dir, models.splade_tiny_dir):
