@@ -34,6 +34,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
+CHARS_PER_TOKEN = 32
+"""Characters of a query looked at per token of ``max_query_tokens`` before tokenizing."""
+
 TIE_MARGIN = 8
 """Extra fused candidates fetched beyond the depth, so ties at the cut are broken by id."""
 
@@ -126,11 +129,14 @@ class Searcher:
         limit = self.max_query_tokens
         if len(query) <= limit:  # a token spans at least one character
             return query
-        spans = [(a, b) for a, b in self.encoders.chunking_encoder.token_offsets(query) if b > a]
+        # Tokenize a bounded prefix only: a subword token is far shorter than CHARS_PER_TOKEN
+        # characters, and tokenizing 100,000 characters costs hundreds of MB per thread.
+        head = query[: limit * CHARS_PER_TOKEN]
+        spans = [(a, b) for a, b in self.encoders.chunking_encoder.token_offsets(head) if b > a]
         if len(spans) <= limit:
-            return query
-        logger.info("query cut from %d to %d tokens", len(spans), limit)
-        return query[: spans[limit - 1][1]]
+            return head
+        logger.info("query cut to %d tokens", limit)
+        return head[: spans[limit - 1][1]]
 
     def _branches(self, qv: Any, row: int, s: SearchConfig) -> list[Branch]:
         weights = branch_weights(s)
