@@ -11,10 +11,10 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from m3retriever.runtime import wheels as models  # noqa: E402
 from m3retriever.errors import InputError, ModelNotFoundError  # noqa: E402
 from m3retriever.rerankers.base import RerankerOptions  # noqa: E402
 from m3retriever.rerankers.onnx_cross import OnnxCrossEncoderReranker  # noqa: E402
+from m3retriever.runtime import wheels as models  # noqa: E402
 
 QUERY = "How many people live in Berlin?"
 RELEVANT = (

@@ -18,9 +18,9 @@ from typing import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from m3retriever.runtime import wheels as models  # noqa: E402
 from m3retriever.encoders.base import EncoderOptions  # noqa: E402
 from m3retriever.errors import ConfigError, InputError, ModelNotFoundError  # noqa: E402
+from m3retriever.runtime import wheels as models  # noqa: E402
 
 CAT, FELINE, STOCK = "cat on the mat", "feline on a rug", "stock market report"
 

@@ -18,8 +18,6 @@ sees exactly the scores the models give, just computed once.
 
 from __future__ import annotations
 
-import gzip
-import json
 import statistics
 import sys
 import time
