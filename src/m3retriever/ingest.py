@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
@@ -147,7 +147,12 @@ class Ingestor:
         return chunk_text(doc.doc_id, doc.text, self.encoders.chunking_encoder.token_offsets, self.chunking)
 
     def ingest(
-        self, documents: Iterable[Any], *, show_progress: bool = False, total: int | None = None
+        self,
+        documents: Iterable[Any],
+        *,
+        show_progress: bool = False,
+        total: int | None = None,
+        before_write: Callable[[], None] | None = None,
     ) -> IngestReport:
         """Ingest documents (``Document`` objects or mappings); see the module docstring.
 
@@ -155,17 +160,28 @@ class Ingestor:
         in it leaves the store as it was. A stream (a generator, a file reader) is validated
         batch by batch: an error names the document and says how many documents before it
         were already written (re-running after fixing the input skips them).
+
+        Args:
+            documents: The documents.
+            show_progress: Show a progress bar.
+            total: Number of documents, for the progress bar.
+            before_write: Called once, after the first batch is validated and before the store
+                is touched (the retriever creates its collection there).
         """
         start = time.perf_counter()
         report = IngestReport()
-        if isinstance(documents, Sequence):
-            documents = self.validate(documents)
+        validated = isinstance(documents, Sequence)
+        if validated:
+            documents = self.validate(documents)  # all of it (duplicates included), before any write
         seen: set[str] = set()
         bar = tqdm(total=total, unit="doc", desc="ingest", disable=not show_progress)
         try:
             for batch in _batched(documents, self.doc_batch):
                 try:
-                    docs = self._coerce_batch(batch, report.documents, seen)
+                    docs = batch if validated else self._coerce_batch(batch, report.documents, seen)
+                    if before_write is not None:
+                        before_write()
+                        before_write = None
                     report = report + self._ingest_batch(docs)
                 except InputError as exc:
                     if report.documents:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, Sized
 
 from m3retriever.branches import EncoderSet
 from m3retriever.chunking import ChunkingConfig
@@ -80,6 +80,9 @@ class Retriever:
         self._spec = _collection_spec(self.encoders, c)
         self._ready = False
         self._ready_lock = threading.Lock()
+        # Writes of one retriever run one at a time: two concurrent ingests of the same doc id
+        # would each find it absent and leave a mix of both versions. Searches never wait on it.
+        self._write_lock = threading.Lock()
         try:
             if self.store.has_collection(c.collection):
                 self.store.ensure_collection(self._spec)  # fails fast on a fingerprint mismatch
@@ -159,12 +162,12 @@ class Retriever:
                 "ingest() takes an iterable of documents (a list, a generator...), got "
                 f"{type(documents).__name__}; wrap a single document in a list"
             )
-        if isinstance(documents, Sequence):
-            documents = self._ingestor.validate(documents)  # all of it, before any write
-        self._ensure_collection()
-        total = len(documents) if hasattr(documents, "__len__") else None  # type: ignore[arg-type]
+        total = len(documents) if isinstance(documents, Sized) else None
         progress = self.config.show_progress if show_progress is None else show_progress
-        return self._ingestor.ingest(documents, show_progress=progress, total=total)
+        with self._write_lock:
+            return self._ingestor.ingest(
+                documents, show_progress=progress, total=total, before_write=self._ensure_collection
+            )
 
     def add_texts(
         self,
@@ -307,10 +310,11 @@ class Retriever:
         if flt is not None:
             parts.append(flt)
         target: Filter = parts[0] if len(parts) == 1 else parts[0] & parts[1]  # type: ignore[operator]
-        n = self.store.count(self.collection, target)
-        if n:
-            self.store.delete_by_filter(self.collection, target)
-            self.store.flush(self.collection)
+        with self._write_lock:
+            n = self.store.count(self.collection, target)
+            if n:
+                self.store.delete_by_filter(self.collection, target)
+                self.store.flush(self.collection)
         return n
 
     def count(self, filter: FilterLike = None) -> int:

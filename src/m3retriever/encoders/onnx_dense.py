@@ -20,6 +20,7 @@ from m3retriever.runtime.onnx import (
     get_onnx_session,
     is_dynamically_quantized,
     pad_encodings,
+    run_session,
 )
 from m3retriever.runtime.texts import check_texts
 from m3retriever.runtime.tokens import load_tokenizer
@@ -217,7 +218,7 @@ class OnnxDenseEncoder(Encoder):
             rows = order[start : start + batch_size]
             feeds = pad_encodings([encodings[i] for i in rows], pad_id)
             feeds = {k: v for k, v in feeds.items() if k in input_names}
-            (hidden,) = session.run([output_name], feeds)
+            hidden = run_session(session, output_name, feeds)
             pooled = self._pool(np.asarray(hidden, dtype=np.float32), feeds["attention_mask"])
             if result is None:
                 result = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)

@@ -19,6 +19,7 @@ from m3retriever.runtime.onnx import (
     get_onnx_session,
     is_dynamically_quantized,
     pad_encodings,
+    run_session,
 )
 from m3retriever.runtime.texts import check_texts
 from m3retriever.runtime.tokens import load_tokenizer
@@ -136,7 +137,7 @@ class OnnxCrossEncoderReranker(Reranker):
             rows = order[start : start + batch_size]
             feeds = pad_encodings([encodings[i] for i in rows], pad_id or 0)
             feeds = {k: v for k, v in feeds.items() if k in input_names}
-            (logits,) = session.run([output_name], feeds)
+            logits = run_session(session, output_name, feeds)
             logits = np.asarray(logits, dtype=np.float32)
             if logits.ndim == 2 and logits.shape[1] != 1:
                 raise ConfigError(

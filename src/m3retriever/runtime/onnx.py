@@ -26,6 +26,7 @@ __all__ = [
     "is_dynamically_quantized",
     "pad_encodings",
     "clamp_max_length",
+    "run_session",
 ]
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,32 @@ def get_onnx_session(model_path: Path, device: str = "auto") -> "onnxruntime.Inf
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1)
+def _run_options() -> "onnxruntime.RunOptions":
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    # Give the arena's unused chunks back after each run: otherwise the arena keeps the peak of
+    # the largest batch (or of many concurrent requests) for the life of the process.
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
+def run_session(session: "onnxruntime.InferenceSession", output: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """Run ``session`` for one output, shrinking the memory arena afterwards.
+
+    Args:
+        session: The session.
+        output: Name of the output to compute.
+        feeds: Model inputs by name.
+
+    Returns:
+        The output array.
+    """
+    (result,) = session.run([output], feeds, _run_options())
+    return np.asarray(result)
+
+
 def is_dynamically_quantized(model_path: Path) -> bool:
     """True when the ONNX graph uses dynamic int8 quantization (``DynamicQuantizeLinear``).
 

@@ -179,6 +179,11 @@ class EdgeStore(QdrantStore):
         os.replace(tmp, self._meta_path(spec.name))
 
     def _shard(self, name: str) -> Any:
+        # Lock-free once open: reads must not wait behind a write or an optimize holding the
+        # mutex (the engine itself lets queries run during updates).
+        shard = self._shards.get(name)
+        if shard is not None:
+            return shard
         with self._mutex:
             if name not in self._shards:
                 if self.collection_fingerprint(name) is None:

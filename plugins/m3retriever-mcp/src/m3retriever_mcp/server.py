@@ -30,6 +30,7 @@ from pydantic import Field, ValidationError
 
 from m3retriever import M3RetrieverError, Retriever
 from m3retriever.errors import ConfigError
+from m3retriever.runtime.memory import limit_malloc_arenas
 from m3retriever.types import SearchResult
 from m3retriever.validation import MAX_ID_CHARS
 from m3retriever_mcp.messages import internal_error_message, validation_message
@@ -473,6 +474,9 @@ class M3RetrieverMCP:
             host: Interface to bind for HTTP (default: loopback only).
             port: TCP port for HTTP.
         """
+        # A long-running server: keep memory near its steady level after bursts of large
+        # concurrent requests (see m3retriever.runtime.memory).
+        limit_malloc_arenas()
         if self._check_transport(transport, host) == "stdio":
             self.server.run("stdio")
         else:
@@ -482,6 +486,7 @@ class M3RetrieverMCP:
         self, transport: Literal["stdio", "http"] | str = "stdio", host: str = "127.0.0.1", port: int = 8000
     ) -> None:
         """:meth:`serve` inside a running event loop."""
+        limit_malloc_arenas()
         if self._check_transport(transport, host) == "stdio":
             await self.server.run_stdio_async()
         else:
