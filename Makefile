@@ -36,7 +36,7 @@ check: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/vermin --target=3.10- --no-tips --violations -q src $(addsuffix /src,$(PLUGINS))
 
-test: install
+test: check
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 bench: install

@@ -19,6 +19,8 @@ from llama_index.core.llms import MockLLM  # noqa: E402
 from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
 from llama_index.core.schema import (  # noqa: E402
     Document as LlamaDocument,
+)
+from llama_index.core.schema import (
     MetadataMode,
     NodeRelationship,
     NodeWithScore,

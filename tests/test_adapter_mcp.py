@@ -267,9 +267,10 @@ async def _check_read_only_server(session: ClientSession, corpus_size: int) -> N
 
 # -- tests ------------------------------------------------------------------------------------
 def test_plugin_registers_mcp_adapter(make_retriever) -> None:
+    from mcp.server.mcpserver import MCPServer
+
     from m3retriever.errors import ConfigError
     from m3retriever.plugins import adapter_factories, get_adapter
-    from mcp.server.mcpserver import MCPServer
 
     assert "mcp" in adapter_factories()
     adapter = get_adapter("mcp", make_retriever(), description="Geography notes")

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from m3retriever.filters import AnyOf, And, Eq, Filter, Not, Range
+from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range
 from m3retriever.ingest import point_id
 from m3retriever.store import open_store
 from m3retriever.store.schema import CollectionSpec, StoredPoint

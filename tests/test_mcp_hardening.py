@@ -26,11 +26,13 @@ httpx2 = pytest.importorskip("httpx2")
 
 pytestmark = pytest.mark.timeout(300)
 
-from m3retriever_mcp import create_server  # noqa: E402
-from m3retriever_mcp.transport import MAX_JSON_DEPTH, clip_json_depth  # noqa: E402
 from mcp import Client  # noqa: E402
 from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+
+from m3retriever.validation import MAX_ID_CHARS, MAX_QUERY_CHARS  # noqa: E402
+from m3retriever_mcp import create_server  # noqa: E402
+from m3retriever_mcp.transport import MAX_JSON_DEPTH, clip_json_depth  # noqa: E402
 from test_adapter_mcp import (  # noqa: E402,F401 - fixtures are used by name
     CALL_TIMEOUT,
     SESSION_TIMEOUT,
@@ -43,8 +45,6 @@ from test_adapter_mcp import (  # noqa: E402,F401 - fixtures are used by name
     shared_config,
     stdio_session,
 )
-
-from m3retriever.validation import MAX_ID_CHARS, MAX_QUERY_CHARS  # noqa: E402
 
 
 def _nested(depth: int, leaf: Any = 1, key: str | None = "a") -> Any:

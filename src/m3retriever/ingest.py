@@ -170,9 +170,10 @@ class Ingestor:
         """
         start = time.perf_counter()
         report = IngestReport()
-        validated = isinstance(documents, Sequence)
-        if validated:
+        validated = False
+        if isinstance(documents, Sequence):
             documents = self.validate(documents)  # all of it (duplicates included), before any write
+            validated = True
         seen: set[str] = set()
         bar = tqdm(total=total, unit="doc", desc="ingest", disable=not show_progress)
         try:

@@ -210,9 +210,9 @@ def markdown(results: list[dict[str, Any]], command: str, notes: list[str]) -> s
     by = {(r["backend"], r["n"]): r for r in results if "error" not in r and "skipped" not in r}
     ratios = []
     for n in sorted({r["n"] for r in results}):
-        e, l = by.get(("edge", n)), by.get(("local", n))
-        if e and l:
-            ratios.append(f"{n:,} chunks: local-mode p50 / Edge p50 = {l['p50_ms'] / e['p50_ms']:.1f}x")
+        e, lo = by.get(("edge", n)), by.get(("local", n))
+        if e and lo:
+            ratios.append(f"{n:,} chunks: local-mode p50 / Edge p50 = {lo['p50_ms'] / e['p50_ms']:.1f}x")
     if ratios:
         lines += ["", "Same-run ratios: " + "; ".join(ratios) + "."]
     if notes:

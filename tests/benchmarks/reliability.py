@@ -302,9 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     command = "python tests/benchmarks/reliability.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
 
-    from tinymodels import build_tiny_bge_m3, build_tiny_reranker
-
     from m3retriever import Retriever, load_config
+    from tinymodels import build_tiny_bge_m3, build_tiny_reranker
 
     work = Path(tempfile.mkdtemp(prefix="m3r-reliability-"))
     settings_ = {

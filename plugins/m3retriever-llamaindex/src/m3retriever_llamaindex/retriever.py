@@ -8,7 +8,6 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.schema import (
     BaseNode,
-    Document as LlamaDocument,
     MetadataMode,
     NodeRelationship,
     NodeWithScore,
@@ -16,12 +15,14 @@ from llama_index.core.schema import (
     RelatedNodeInfo,
     TextNode,
 )
+from llama_index.core.schema import (
+    Document as LlamaDocument,
+)
 
 from m3retriever import Config, IngestReport, InputError, Retriever, parse_filter
 from m3retriever.filters import Filter
-from m3retriever.types import Document, Hit
-
 from m3retriever.metadata import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
+from m3retriever.types import Document, Hit
 
 __all__ = [
     "M3RetrieverLlamaIndex",

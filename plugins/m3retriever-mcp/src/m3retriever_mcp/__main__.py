@@ -43,14 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from m3retriever import M3RetrieverError, Retriever, load_config
-
     from m3retriever_mcp.server import create_server
 
     token = args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
     try:
         retriever = Retriever.shared(load_config(args.config))
     except M3RetrieverError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"error: {exc}\n")
         return 2
     try:
         adapter = create_server(
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         adapter.serve("http" if args.http else "stdio", host=args.host, port=args.port)
     except M3RetrieverError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"error: {exc}\n")
         return 2
     except KeyboardInterrupt:
         pass
