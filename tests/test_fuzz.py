@@ -71,6 +71,64 @@ def test_fuzz_count_and_delete(fuzz_retriever, flt: Any) -> None:
         assert r.count() == before
 
 
+# -- the MCP tools -------------------------------------------------------------------------------
+def _json_safe(value: Any) -> bool:
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+mcp_search_args = st.fixed_dictionaries(
+    {},
+    optional={
+        "query": st.one_of(any_text, st.integers(), st.none()),
+        "top_k": st.one_of(st.integers(-5, 10**20), st.floats(), st.text(max_size=3), st.booleans()),
+        "filter": filters,
+        "min_score": st.one_of(st.floats(), st.text(max_size=3), st.none()),
+        "topk": st.integers(),
+    },
+).filter(_json_safe)
+mcp_ingest_args = st.fixed_dictionaries(
+    {"documents": st.one_of(st.lists(documents, max_size=2), any_text)}
+).filter(_json_safe)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(calls=st.lists(st.one_of(mcp_search_args.map(lambda a: ("search", a)), mcp_ingest_args.map(lambda a: ("ingest", a))), min_size=15, max_size=15))
+def test_fuzz_mcp_tools(fuzz_retriever, calls: list[tuple[str, dict]]) -> None:
+    """Random arguments to the MCP tools (writes enabled) through a real client session: every
+    call ends as a result, an error result carries a readable message, a refused ingest
+    writes nothing, and the server keeps answering."""
+    import anyio
+    from mcp import Client
+
+    from m3retriever_mcp import create_server
+
+    r, _ = fuzz_retriever
+    adapter = create_server(r, writes=True)
+
+    async def run() -> None:
+        async with Client(adapter.server) as client:
+            for name, args in calls:
+                before = r.count()
+                with anyio.fail_after(60):
+                    result = await client.call_tool(name, args)
+                text = " ".join(getattr(c, "text", "") for c in result.content)
+                if result.is_error:
+                    assert text.strip() and not text.startswith("Error executing tool"), text
+                    assert "Traceback" not in text
+                    assert r.count() == before
+            info = await client.call_tool("collection_info", {})
+            assert not info.is_error
+
+    anyio.run(run)
+    _still_works(r)
+
+
 def test_the_fuzzed_collection_reopens(fuzz_retriever, tiny_settings: dict) -> None:
     r, location = fuzz_retriever
     n = r.count()

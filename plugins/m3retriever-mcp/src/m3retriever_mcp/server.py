@@ -11,29 +11,23 @@ traceback is logged here). Searches run side by side in worker threads; writes r
 from __future__ import annotations
 
 import functools
-import hmac
-import json
 import logging
 import os
 from typing import Annotated, Any, Callable, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
-from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
-from mcp.server.stdio import stdio_server
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from m3retriever import M3RetrieverError, Retriever
 from m3retriever.errors import ConfigError
 from m3retriever.runtime.memory import limit_malloc_arenas
-from m3retriever.types import SearchResult
 from m3retriever.validation import MAX_ID_CHARS
-from m3retriever_mcp.messages import internal_error_message, validation_message
+from m3retriever_mcp.guarded import GuardedServer, StaticTokenVerifier
 from m3retriever_mcp.models import (
     CollectionInfo,
     DeleteOutput,
@@ -47,7 +41,7 @@ from m3retriever_mcp.models import (
     TopK,
     filter_to_mapping,
 )
-from m3retriever_mcp.transport import DeepJSONMiddleware, DeepJSONReadStream
+from m3retriever_mcp.summary import describe_pipeline, summarize
 
 __all__ = ["M3RetrieverMCP", "create_server", "MAX_TOP_K", "INFO_RESOURCE_URI", "READ_CONCURRENCY"]
 
@@ -65,123 +59,10 @@ SERVER_NAME = "m3retriever"
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-class _StaticTokenVerifier:
-    """Accepts exactly one bearer token (compared in constant time)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        if hmac.compare_digest(token.encode(), self._token):
-            return AccessToken(token=token, client_id="m3retriever-mcp", scopes=[])
-        return None
-
-
-def _pipeline(retriever: Retriever) -> str:
-    enc = retriever.encoders
-    branches = []
-    if enc.dense is not None:
-        branches.append("dense (semantic)")
-    if enc.sparse is not None:
-        branches.append("learned sparse (lexical)")
-    if enc.bm25 is not None:
-        branches.append("BM25 (keyword)")
-    text = "Hybrid search: " + " + ".join(branches or ["no"]) + " retrieval fused by rank"
-    if retriever.reranker is not None:
-        text += ", then reranked by a cross-encoder"
-    return text + "."
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
-def _summary(result: SearchResult, min_score: float | None) -> str:
-    """A readable rendering of the results for clients that read only text content."""
-    if result.no_confident_match:
-        return (
-            f'No confident match for "{result.query}": no passage reached '
-            f"min_score={min_score}. Try rephrasing the query or lowering min_score."
-        )
-    if not result.hits:
-        return f'No results for "{result.query}".'
-    lines = [f'{len(result.hits)} result(s) for "{result.query}":']
-    for hit in result.hits:
-        s = hit.scores
-        head = f"\n[{s.final_rank}] doc_id={hit.doc_id} chunk={hit.chunk_index} score={_fmt(s.final)}"
-        if s.rerank is not None:
-            head += f" rerank={_fmt(s.rerank)}"
-        if s.fused is not None:
-            head += f" fused={_fmt(s.fused)}"
-        if hit.source:
-            head += f" source={hit.source}"
-        lines.append(head)
-        if hit.metadata:
-            lines.append("metadata: " + json.dumps(dict(hit.metadata), ensure_ascii=False, default=str))
-        if hit.matched_terms:
-            lines.append("matched terms: " + ", ".join(hit.matched_terms))
-        lines.append(hit.text)
-    return "\n".join(lines)
-
-
 def _tool_error(exc: M3RetrieverError) -> ToolError:
     # InputError/ConfigError (and the library's other deliberate errors) carry a message that
     # names the problem and the fix: hand it to the model as an isError result.
     return ToolError(str(exc))
-
-
-class _Server(MCPServer):
-    """``MCPServer`` whose failed tool calls always reach the agent as readable isError results,
-    and whose transports answer messages too deep for the SDK's parser (see ``transport``).
-
-    Args:
-        *args: ``MCPServer``'s arguments.
-        token: The bearer token HTTP clients send, if any.
-        **kwargs: ``MCPServer``'s keyword arguments.
-    """
-
-    def __init__(self, *args: Any, token: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._bearer = token
-
-    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        """``MCPServer.call_tool`` with the agent-facing messages of :mod:`.messages`.
-
-        Raises:
-            ToolError: refused arguments (one line per problem, then the fix), a deliberate
-                tool error (unchanged), or a crash (logged here with its traceback; the agent
-                gets its exception type).
-        """
-        try:
-            return await super().call_tool(name, arguments, context)
-        except UnexpectedToolError as exc:
-            logger.exception("tool %r raised an unexpected exception", name)
-            raise ToolError(internal_error_message(name, exc)) from exc
-        except ToolError as exc:
-            if isinstance(exc.__cause__, ValidationError):
-                raise ToolError(validation_message(name, exc.__cause__)) from exc.__cause__
-            raise
-
-    async def run_stdio_async(self) -> None:
-        """Serve stdio; a line too deep for the SDK's parser is clipped, not dropped."""
-        async with stdio_server() as (read_stream, write_stream):
-            await self._lowlevel_server.run(
-                DeepJSONReadStream(read_stream),
-                write_stream,
-                self._lowlevel_server.create_initialization_options(),
-            )
-
-    async def run_streamable_http_async(  # type: ignore[override]
-        self, *, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any
-    ) -> None:
-        """Serve streamable HTTP (``MCPServer``'s app, behind :class:`.DeepJSONMiddleware`)."""
-        import uvicorn
-
-        app = self.streamable_http_app(host=host, **kwargs)
-        limit = kwargs.get("max_request_body_size", DEFAULT_MAX_REQUEST_BODY_SIZE)
-        guarded = DeepJSONMiddleware(app, token=self._bearer, max_body=limit)
-        config = uvicorn.Config(guarded, host=host, port=port, log_level=self.settings.log_level.lower())
-        await uvicorn.Server(config).serve()
 
 
 class M3RetrieverMCP:
@@ -220,12 +101,12 @@ class M3RetrieverMCP:
             # and no auth server provider, issuer_url is required by the settings model but
             # not used (no OAuth metadata routes are mounted).
             auth_kwargs = dict(
-                token_verifier=_StaticTokenVerifier(token),
+                token_verifier=StaticTokenVerifier(token),
                 auth=AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None),
             )
         self._reads = anyio.CapacityLimiter(READ_CONCURRENCY)
         self._writes = anyio.CapacityLimiter(1)
-        self.server: MCPServer = _Server(
+        self.server: MCPServer = GuardedServer(
             SERVER_NAME,
             title="m3retriever",
             instructions=self._instructions(),
@@ -298,7 +179,7 @@ class M3RetrieverMCP:
                 timings_ms=dict(result.timings_ms),
             )
             return CallToolResult(
-                content=[TextContent(type="text", text=_summary(result, effective_min))],
+                content=[TextContent(type="text", text=summarize(result, effective_min))],
                 structured_content=out.model_dump(mode="json"),
             )
 
@@ -308,7 +189,7 @@ class M3RetrieverMCP:
             title="Search the document collection",
             description=(
                 f"Search the collection '{r.collection}' for passages relevant to a query. "
-                f"{_pipeline(r)} Returns the best passages with their text, source, doc_id, "
+                f"{describe_pipeline(r)} Returns the best passages with their text, source, doc_id, "
                 "metadata and every stage's score; use `filter` to restrict by metadata and "
                 "`min_score` to get no_confident_match=true instead of weak passages."
                 + self._about()

@@ -1,0 +1,90 @@
+"""The MCP server class and its bearer-token check: failed tool calls always reach the agent as
+readable isError results, and the transports answer messages too deep for the SDK's parser."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from mcp.server.auth.provider import AccessToken
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from pydantic import ValidationError
+
+from m3retriever_mcp.messages import internal_error_message, validation_message
+from m3retriever_mcp.transport import DeepJSONMiddleware, DeepJSONReadStream
+
+__all__ = ["GuardedServer", "StaticTokenVerifier"]
+
+logger = logging.getLogger(__name__)
+
+
+class StaticTokenVerifier:
+    """Accepts exactly one bearer token (compared in constant time)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if hmac.compare_digest(token.encode(), self._token):
+            return AccessToken(token=token, client_id="m3retriever-mcp", scopes=[])
+        return None
+
+
+
+class GuardedServer(MCPServer):
+    """``MCPServer`` whose failed tool calls always reach the agent as readable isError results,
+    and whose transports answer messages too deep for the SDK's parser (see ``transport``).
+
+    Args:
+        *args: ``MCPServer``'s arguments.
+        token: The bearer token HTTP clients send, if any.
+        **kwargs: ``MCPServer``'s keyword arguments.
+    """
+
+    def __init__(self, *args: Any, token: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bearer = token
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        """``MCPServer.call_tool`` with the agent-facing messages of :mod:`.messages`.
+
+        Raises:
+            ToolError: refused arguments (one line per problem, then the fix), a deliberate
+                tool error (unchanged), or a crash (logged here with its traceback; the agent
+                gets its exception type).
+        """
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            logger.exception("tool %r raised an unexpected exception", name)
+            raise ToolError(internal_error_message(name, exc)) from exc
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(validation_message(name, exc.__cause__)) from exc.__cause__
+            raise
+
+    async def run_stdio_async(self) -> None:
+        """Serve stdio; a line too deep for the SDK's parser is clipped, not dropped."""
+        async with stdio_server() as (read_stream, write_stream):
+            await self._lowlevel_server.run(
+                DeepJSONReadStream(read_stream),
+                write_stream,
+                self._lowlevel_server.create_initialization_options(),
+            )
+
+    async def run_streamable_http_async(  # type: ignore[override]
+        self, *, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any
+    ) -> None:
+        """Serve streamable HTTP (``MCPServer``'s app, behind :class:`.DeepJSONMiddleware`)."""
+        import uvicorn
+
+        app = self.streamable_http_app(host=host, **kwargs)
+        limit = kwargs.get("max_request_body_size", DEFAULT_MAX_REQUEST_BODY_SIZE)
+        guarded = DeepJSONMiddleware(app, token=self._bearer, max_body=limit)
+        config = uvicorn.Config(guarded, host=host, port=port, log_level=self.settings.log_level.lower())
+        await uvicorn.Server(config).serve()
+
