@@ -24,7 +24,7 @@ import shlex
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -106,7 +106,9 @@ def classify(call: Callable[[], Any], library_error: type[BaseException]) -> str
         call()
     except library_error:
         return "refused"
-    except Exception as exc:  # noqa: BLE001 - the point is to count these
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the point is to count these (engine panics too)
         return type(exc).__name__
     return "accepted"
 
@@ -160,7 +162,9 @@ def _check_store(make: Callable[[], Any]) -> int:
             ok = r.count() >= len(CORPUS) and bool(r.search("vector databases", rerank=False).hits)
         finally:
             r.close()
-    except Exception:  # noqa: BLE001
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - an engine panic is a corrupted store too
         return 1
     return 0 if ok else 1
 
@@ -178,7 +182,9 @@ def cli_surface(config: Path, workdir: Path, n: int) -> Tally:
                 code = main(argv)
         except SystemExit as exc:  # argparse usage errors exit 2 with a message
             code = exc.code
-        except Exception as exc:  # noqa: BLE001
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001
             tally.record(type(exc).__name__)
             return
         text = err.getvalue()
@@ -298,7 +304,10 @@ async def _mcp_session(config: Path, n: int) -> Tally:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "docs" / "reliability.md"))
-    ap.add_argument("--examples", type=int, default=100, help="random inputs per strategy and surface")
+    ap.add_argument("--examples", type=int, default=200, help="random inputs per strategy and surface")
+    ap.add_argument("--json", help="also write the tallies as JSON here")
+    ap.add_argument("--before", help="tallies (JSON from --json) of an earlier version, shown beside")
+    ap.add_argument("--before-label", default="before", help="what --before measured")
     args = ap.parse_args(argv)
     command = "python tests/benchmarks/reliability.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
 
@@ -309,8 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     settings_ = {
         "profile": "bge-m3", "dense_model": str(build_tiny_bge_m3(work / "m3")),
         "reranker_model": str(build_tiny_reranker(work / "rr")), "device": "cpu",
-        "max_length": 128, "chunk_tokens": 48, "chunk_overlap": 8, "max_document_chars": 1_000_000,
+        "max_length": 128, "chunk_tokens": 48, "chunk_overlap": 8,
     }
+    from m3retriever import Config
+
+    if "max_document_chars" in Config.__dataclass_fields__:  # absent before the limit existed
+        settings_["max_document_chars"] = 1_000_000
     results: dict[str, Tally] = {}
     for surface in ("python", "cli", "mcp"):
         location = str(work / f"store-{surface}")
@@ -335,17 +348,36 @@ def main(argv: list[str] | None = None) -> int:
         tally.seconds = time.perf_counter() - t0
         results[surface] = tally
         print(f"[{surface}] {tally}", file=sys.stderr, flush=True)
-    Path(args.out).write_text(report(results, command))
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: asdict(v) for k, v in results.items()}, indent=2))
+    before = None
+    if args.before:
+        before = {k: Tally(**v) for k, v in json.loads(Path(args.before).read_text()).items()}
+    Path(args.out).write_text(report(results, command, before, args.before_label))
     return 0 if all(not t.raw and not t.corrupted for t in results.values()) else 1
 
 
-def report(results: dict[str, Tally], command: str) -> str:
-    rows = [
+def _rows(results: dict[str, Tally]) -> list[str]:
+    return [
         f"| {name} | {t.tried} | {t.accepted} | {t.refused} | "
         f"{sum(t.raw.values())}{' (' + ', '.join(f'{k}: {v}' for k, v in t.raw.items()) + ')' if t.raw else ''} | "
         f"{t.corrupted} | {t.seconds:.0f} |"
         for name, t in results.items()
     ]
+
+
+def report(results: dict[str, Tally], command: str, before: dict[str, Tally] | None = None, label: str = "before") -> str:
+    header = "| surface | inputs tried | accepted | refused | raw exceptions | stores corrupted | seconds |"
+    rows = _rows(results)
+    if before:
+        rows += [
+            "",
+            f"The same script and inputs against {label}:",
+            "",
+            header,
+            "|---|---|---|---|---|---|---|",
+            *_rows(before),
+        ]
     return "\n".join(
         [
             "# Reliability",
@@ -360,7 +392,7 @@ def report(results: dict[str, Tally], command: str) -> str:
             "",
             f"Generated by `{command}`.",
             "",
-            "| surface | inputs tried | accepted | refused | raw exceptions | stores corrupted | seconds |",
+            header,
             "|---|---|---|---|---|---|---|",
             *rows,
             "",
