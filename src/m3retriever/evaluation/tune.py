@@ -22,22 +22,18 @@ import json
 import logging
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-
-import numpy as np
 
 from m3retriever.errors import InputError
 from m3retriever.evaluation.metrics import DEFAULT_METRICS, score
 from m3retriever.evaluation.runner import hits_to_ranking, ranking_to_scores
-from m3retriever.search import minmax
+from m3retriever.evaluation.tune_sweep import BRANCHES, RANK_DEPTH, BranchCache, Sweep
 
 __all__ = ["TuneResult", "tune", "BranchCache", "default_weight_grid"]
 
 logger = logging.getLogger(__name__)
-
-BRANCHES = ("dense", "sparse", "bm25")
 
 
 def default_weight_grid(present: Sequence[str]) -> list[tuple[float, ...]]:
@@ -59,98 +55,6 @@ def default_weight_grid(present: Sequence[str]) -> list[tuple[float, ...]]:
 
 DEFAULT_RERANK_WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 """0.0, 0.1, ..., 1.0."""
-
-@dataclass
-class _QueryCache:
-    text: str
-    branches: dict[str, list[tuple[int, str]]]  # branch -> [(point id, doc id)] best first
-    texts: dict[int, str]
-    logits: dict[int, float] = field(default_factory=dict)
-
-
-class BranchCache:
-    """Each query's per-branch chunk rankings, and rerank logits computed on demand."""
-
-    def __init__(self, retriever: Any, queries: Mapping[str, str], depth: int, batch_size: int = 32) -> None:
-        self.retriever = retriever
-        self.depth = depth
-        enc = retriever.encoders
-        self.present = [b for b, e in zip(BRANCHES, (enc.dense, enc.sparse, enc.bm25)) if e is not None]
-        self.queries: dict[str, _QueryCache] = {
-            q: _QueryCache(t, {}, {}) for q, t in queries.items()
-        }
-        qids = list(queries)
-        for b in self.present:
-            opts = {f"{x}_weight": (1.0 if x == b else 0.0) for x in BRANCHES}
-            for start in range(0, len(qids), batch_size):
-                batch = qids[start : start + batch_size]
-                results = retriever.search_batch(
-                    [queries[q] for q in batch],
-                    top_k=depth,
-                    prefetch_limit=depth,
-                    rerank=False,
-                    stage_scores=False,
-                    **opts,
-                )
-                for q, res in zip(batch, results):
-                    c = self.queries[q]
-                    c.branches[b] = [(h.id, h.doc_id) for h in res.hits]
-                    for h in res.hits:
-                        c.texts[h.id] = h.text
-        self.rerank_pairs = 0
-        self.rerank_seconds = 0.0
-
-    def fuse(self, q: str, k: int, weights: Sequence[float], prefetch: int) -> list[tuple[int, float]]:
-        """Weighted RRF of the branch rankings cut at ``prefetch``: [(point id, score)] best first."""
-        c = self.queries[q]
-        scores: dict[int, float] = {}
-        for b, w in zip(BRANCHES, weights):
-            if w <= 0 or b not in c.branches:
-                continue
-            for pos, (pid, _) in enumerate(c.branches[b][:prefetch]):
-                # Qdrant's weighted RRF: 1 / ((rank0 + 1) / w + k - 1), i.e. 1 / (k + rank0)
-                # when w == 1 (ranks counted from 0)
-                scores[pid] = scores.get(pid, 0.0) + 1.0 / ((pos + 1) / w + k - 1)
-        return sorted(scores.items(), key=lambda x: (-x[1], x[0]))
-
-    def logits(self, q: str, pids: Sequence[int]) -> np.ndarray:
-        c = self.queries[q]
-        missing = [p for p in pids if p not in c.logits]
-        if missing and self.retriever.reranker is not None:
-            t0 = time.perf_counter()
-            values = self.retriever.reranker.score(c.text, [c.texts[p] for p in missing])
-            self.rerank_seconds += time.perf_counter() - t0
-            self.rerank_pairs += len(missing)
-            c.logits.update({p: float(v) for p, v in zip(missing, values)})
-        return np.array([c.logits[p] for p in pids], dtype=np.float64)
-
-    def doc_of(self, q: str) -> dict[int, str]:
-        c = self.queries[q]
-        return {pid: d for lst in c.branches.values() for pid, d in lst}
-
-
-def _final_ranking(
-    cache: BranchCache, q: str, fused: list[tuple[int, float]], depth: int, weight: float | None, top: int
-) -> list[str]:
-    """Document ranking of the pipeline: rerank the top ``depth`` (``weight`` None: no rerank)."""
-    doc = cache.doc_of(q)
-    if weight is None or depth <= 0:
-        return hits_to_ranking_ids([p for p, _ in fused[:top]], doc)
-    head = fused[:depth]
-    pids = [p for p, _ in head]
-    fs = np.array([s for _, s in head], dtype=np.float64)
-    lg = cache.logits(q, pids)
-    final = lg if weight >= 1.0 else weight * minmax(lg) + (1.0 - weight) * minmax(fs)
-    order = sorted(range(len(head)), key=lambda i: (-final[i], -fs[i], pids[i]))
-    ranked = [pids[i] for i in order] + [p for p, _ in fused[depth:top]]
-    return hits_to_ranking_ids(ranked, doc)
-
-
-def hits_to_ranking_ids(pids: Sequence[int], doc: Mapping[int, str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for p in pids:
-        seen.setdefault(doc[p], None)
-    return list(seen)
 
 
 @dataclass
@@ -219,27 +123,12 @@ class TuneResult:
         return [j, md]
 
 
-def _matching(
-    rows: Sequence[dict[str, Any]], resolved: Any, present: Sequence[str], *, rerank: bool
-) -> dict[str, Any] | None:
-    """The row with the retriever's configured settings (``None`` if it was not swept)."""
-    weights = tuple(getattr(resolved, f"{b}_weight") if b in present else 0.0 for b in BRANCHES)
-    for r in rows:
-        if (
-            r["rrf_k"] == resolved.rrf_k
-            and (r["dense_weight"], r["sparse_weight"], r["bm25_weight"]) == weights
-            and r["prefetch_limit"] == resolved.prefetch_limit
-            and r["rerank"] == rerank
-            and (
-                not rerank
-                or (r["rerank_depth"] == resolved.rerank_depth and r["rerank_weight"] == resolved.rerank_weight)
-            )
-        ):
-            return r
-    return None
+_VERIFY_BATCH = 32
+"""Queries searched together when the best setting is re-run."""
 
 
 def _latency(retriever: Any, texts: Sequence[str], **opts: Any) -> tuple[float, float]:
+    """Median and 95th percentile of single-query search times, in milliseconds."""
     times = []
     for t in texts:
         t0 = time.perf_counter()
@@ -247,6 +136,107 @@ def _latency(retriever: Any, texts: Sequence[str], **opts: Any) -> tuple[float, 
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
     return statistics.median(times), times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+
+
+def _pipeline_latency(
+    retriever: Any,
+    queries: Mapping[str, str],
+    latency_queries: int,
+    prefetch_limits: Sequence[int],
+    rerank_depths: Sequence[int] | None,
+) -> list[dict[str, Any]]:
+    """Time single queries through the pipeline for each (prefetch limit, rerank depth) pair.
+
+    Args:
+        retriever: An open retriever holding the corpus.
+        queries: ``{query_id: text}``.
+        latency_queries: Queries timed, the first ones (0: skip).
+        prefetch_limits: Candidates per branch.
+        rerank_depths: Rerank depths (``None``: the retriever has no reranker).
+
+    Returns:
+        ``[{"prefetch_limit", "rerank_depth", "p50_ms", "p95_ms"}]``.
+    """
+    if latency_queries <= 0:
+        return []
+    texts = [queries[q] for q in list(queries)[:latency_queries]]
+    retriever.search(texts[0])  # warm up
+    latency = []
+    for pf in prefetch_limits:
+        for d in ([None] if rerank_depths is None else list(rerank_depths)):
+            opts: dict[str, Any] = {"prefetch_limit": pf}
+            if d is not None:
+                opts["rerank_depth"] = d
+            p50, p95 = _latency(retriever, texts, **opts)
+            latency.append({"prefetch_limit": pf, "rerank_depth": d, "p50_ms": p50, "p95_ms": p95})
+    return latency
+
+
+def _search_options(best: Mapping[str, Any]) -> dict[str, Any]:
+    """The search options of a setting row."""
+    opts = {
+        "rrf_k": best["rrf_k"],
+        "dense_weight": best["dense_weight"],
+        "sparse_weight": best["sparse_weight"],
+        "bm25_weight": best["bm25_weight"],
+        "prefetch_limit": best["prefetch_limit"],
+        "rerank": best["rerank"],
+    }
+    if best["rerank"]:
+        opts.update(rerank_depth=best["rerank_depth"], rerank_weight=best["rerank_weight"])
+    return opts
+
+
+def _verify(
+    retriever: Any,
+    queries: Mapping[str, str],
+    judged: Mapping[str, Mapping[str, int]],
+    best: Mapping[str, Any],
+    metric: str,
+    top: int,
+) -> dict[str, Any]:
+    """Re-run a setting row through the pipeline and score it.
+
+    Args:
+        retriever: An open retriever holding the corpus.
+        queries: ``{query_id: text}``.
+        judged: Judgements of those queries.
+        best: The setting row (as in :attr:`TuneResult.rows`).
+        metric: Metric to report.
+        top: Documents ranked per query when not reranking.
+
+    Returns:
+        ``{"settings": search options, metric: score}``.
+    """
+    opts = _search_options(best)
+    top_k = top if not best["rerank"] else max(10, best["rerank_depth"])
+    qids = list(queries)
+    run = {}
+    for start in range(0, len(qids), _VERIFY_BATCH):
+        batch = qids[start : start + _VERIFY_BATCH]
+        results = retriever.search_batch([queries[x] for x in batch], top_k=top_k, stage_scores=False, **opts)
+        for q, r in zip(batch, results):
+            run[q] = ranking_to_scores(hits_to_ranking(r.hits))
+    return {"settings": opts, metric: score(judged, run, [metric])[metric]}
+
+
+def _labelled(
+    queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]
+) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """The queries that have judgements, and their judgements."""
+    queries = {q: t for q, t in queries.items() if q in qrels}
+    if not queries:
+        raise InputError("no query has relevance judgements")
+    return queries, {q: dict(qrels[q]) for q in queries}
+
+
+def _weight_triples(
+    weights: Sequence[Sequence[float]] | None, present: Sequence[str]
+) -> list[tuple[float, ...]]:
+    """(dense, sparse, bm25) weight triples: ``weights`` padded with zeros, or a default grid."""
+    if weights is None:
+        weights = default_weight_grid(present) if len(present) > 1 else [tuple(1.0 if b in present else 0.0 for b in BRANCHES)]
+    return [tuple(float(x) for x in w) + (0.0,) * (3 - len(w)) for w in weights]
 
 
 def tune(
@@ -291,106 +281,21 @@ def tune(
         A :class:`TuneResult`.
     """
     t_start = time.perf_counter()
-    metrics = list(dict.fromkeys([metric, *metrics]))
-    queries = {q: t for q, t in queries.items() if q in qrels}
-    if not queries:
-        raise InputError("no query has relevance judgements")
-    judged = {q: dict(qrels[q]) for q in queries}
-    depth = max(prefetch_limits)
-    cache = BranchCache(retriever, queries, depth)
-    present = cache.present
-    if weights is None:
-        weights = default_weight_grid(present) if len(present) > 1 else [tuple(1.0 if b in present else 0.0 for b in BRANCHES)]
-    weights = [tuple(float(x) for x in w) + (0.0,) * (3 - len(w)) for w in weights]
+    queries, judged = _labelled(queries, qrels)
+    cache = BranchCache(retriever, queries, max(prefetch_limits))
     has_rr = retriever.reranker is not None
-    rerank_opts: list[tuple[int, float]] = (
-        [(d, w) for d in rerank_depths for w in rerank_weights] if has_rr else []
+    sweep = Sweep(cache, judged, metric, list(dict.fromkeys([metric, *metrics])), retriever.search_settings())
+    rows = sweep.rows(
+        itertools.product(rrf_ks, _weight_triples(weights, cache.present), prefetch_limits),
+        [(d, w) for d in rerank_depths for w in rerank_weights] if has_rr else [],
+        keep_fusion=include_no_rerank or not has_rr,
+        top_settings=rerank_top_settings,
     )
-    top = 100
-    qids = list(queries)
-    resolved = retriever.search_settings()
-
-    def evaluate_setting(
-        k: int, w: Sequence[float], pf: int, ro: tuple[int, float] | None, fused: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        run = {
-            q: ranking_to_scores(
-                _final_ranking(cache, q, fused[q], ro[0] if ro else 0, ro[1] if ro else None, top)
-            )
-            for q in qids
-        }
-        return {
-            "rrf_k": k,
-            "dense_weight": w[0],
-            "sparse_weight": w[1],
-            "bm25_weight": w[2],
-            "prefetch_limit": pf,
-            "rerank": ro is not None,
-            "rerank_depth": ro[0] if ro else None,
-            "rerank_weight": ro[1] if ro else None,
-            **score(judged, run, metrics),
-        }
-
-    # Stage 1: every fusion setting without reranking (cheap: local RRF over cached rankings).
-    def fuse_all(k: int, w: Sequence[float], pf: int) -> dict[str, Any]:
-        return {q: cache.fuse(q, k, w, pf) for q in qids}
-
-    fusion_rows = [
-        evaluate_setting(k, w, pf, None, fuse_all(k, w, pf))
-        for k, w, pf in itertools.product(rrf_ks, weights, prefetch_limits)
-    ]
-    rows: list[dict[str, Any]] = list(fusion_rows) if (include_no_rerank or not has_rr) else []
-    # Stage 2: rerank depths and weights on the best fusion settings only.
-    if rerank_opts:
-        ranked = sorted(fusion_rows, key=lambda r: -r[metric])
-        chosen = ranked if rerank_top_settings is None else ranked[: max(1, rerank_top_settings)]
-        current = _matching(fusion_rows, resolved, present, rerank=False)
-        if current is not None and current not in chosen:
-            chosen.append(current)  # the configured setting is always measured with rerank too
-        logger.info("tune: reranking %d of %d fusion settings", len(chosen), len(fusion_rows))
-        for fr in chosen:
-            w = (fr["dense_weight"], fr["sparse_weight"], fr["bm25_weight"])
-            fused = fuse_all(fr["rrf_k"], w, fr["prefetch_limit"])  # once per fusion setting
-            for ro in rerank_opts:
-                rows.append(evaluate_setting(fr["rrf_k"], w, fr["prefetch_limit"], ro, fused))
     best = max(rows, key=lambda r: (r[metric], -(r["rerank_depth"] or 0)))
-    default = _matching(rows, resolved, present, rerank=resolved.rerank)
-    latency = []
-    if latency_queries > 0:
-        texts = [queries[q] for q in qids[:latency_queries]]
-        retriever.search(texts[0])  # warm up
-        for pf in prefetch_limits:
-            for d in ([None] if not has_rr else list(rerank_depths)):
-                opts: dict[str, Any] = {"prefetch_limit": pf}
-                if d is not None:
-                    opts["rerank_depth"] = d
-                p50, p95 = _latency(retriever, texts, **opts)
-                latency.append({"prefetch_limit": pf, "rerank_depth": d, "p50_ms": p50, "p95_ms": p95})
-    verified = None
-    if verify:
-        opts = {
-            "rrf_k": best["rrf_k"],
-            "dense_weight": best["dense_weight"],
-            "sparse_weight": best["sparse_weight"],
-            "bm25_weight": best["bm25_weight"],
-            "prefetch_limit": best["prefetch_limit"],
-            "rerank": best["rerank"],
-        }
-        if best["rerank"]:
-            opts.update(rerank_depth=best["rerank_depth"], rerank_weight=best["rerank_weight"])
-        run = {}
-        for start in range(0, len(qids), 32):
-            batch = qids[start : start + 32]
-            for q, r in zip(batch, retriever.search_batch([queries[x] for x in batch], top_k=top if not best["rerank"] else max(10, best["rerank_depth"]), stage_scores=False, **opts)):
-                run[q] = ranking_to_scores(hits_to_ranking(r.hits))
-        verified = {"settings": opts, metric: score(judged, run, [metric])[metric]}
+    latency = _pipeline_latency(retriever, queries, latency_queries, prefetch_limits, rerank_depths if has_rr else None)
+    verified = _verify(retriever, queries, judged, best, metric, RANK_DEPTH) if verify else None
+    default = sweep.configured(rows, rerank=sweep.resolved.rerank)
     return TuneResult(
-        metric=metric,
-        n_queries=len(queries),
-        rows=rows,
-        best=best,
-        default=default,
-        latency_ms=latency,
-        verified=verified,
-        seconds=time.perf_counter() - t_start,
+        metric=metric, n_queries=len(queries), rows=rows, best=best, default=default, latency_ms=latency,
+        verified=verified, seconds=time.perf_counter() - t_start,
     )
