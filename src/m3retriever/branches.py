@@ -13,26 +13,35 @@ Which encoder may serve which branch:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from m3retriever.encoders.base import Encoder
+from m3retriever.encoders.base import Encoder, LengthNormalizedEncoder
 from m3retriever.errors import ConfigError
 from m3retriever.store.schema import BM25, DENSE, SPARSE
-from m3retriever.types import Encoding, SparseVector
+from m3retriever.types import Encoding, LengthStats, SparseVector
 
 __all__ = ["BranchVectors", "EncoderSet"]
 
 
 @dataclass(frozen=True)
 class BranchVectors:
-    """Vectors of a batch of texts, per branch (``None`` where the branch is absent)."""
+    """Vectors of a batch of texts, per branch (``None`` where the branch is absent).
+
+    Attributes:
+        dense: Dense vectors, one row per text.
+        sparse: Sparse-branch vectors.
+        bm25: Lexical-branch vectors.
+        lengths: For documents, the batch's length totals per length-normalised branch
+            (:meth:`EncoderSet.length_normalized`), to add to the collection's.
+    """
 
     dense: np.ndarray | None
     sparse: list[SparseVector] | None
     bm25: list[SparseVector] | None
+    lengths: Mapping[str, LengthStats] = field(default_factory=dict)
 
     def __len__(self) -> int:
         for v in (self.dense, self.sparse, self.bm25):
@@ -99,12 +108,28 @@ class EncoderSet:
             fp["dims"] = self.dims
         return fp
 
-    def _run(self, texts: Sequence[str], query: bool) -> BranchVectors:
+    def length_normalized(self) -> dict[str, LengthNormalizedEncoder]:
+        """The branches (``sparse``, ``bm25``) whose encoder normalises documents by the
+        collection's average length, with their encoder."""
+        pairs = ((SPARSE, self.sparse), (BM25, self.bm25))
+        return {name: e for name, e in pairs if isinstance(e, LengthNormalizedEncoder)}
+
+    def _run(
+        self, texts: Sequence[str], query: bool, lengths: Mapping[str, LengthStats] | None = None
+    ) -> BranchVectors:
         cache: dict[int, Encoding] = {}
+        own: dict[int, LengthStats] = {}  # encoder id -> the batch's length totals
+        branches = {} if query else self.length_normalized()
+        normalized = {id(e): name for name, e in branches.items()}
 
         def enc(e: Encoder) -> Encoding:
             if id(e) not in cache:
-                cache[id(e)] = e.encode_query(texts) if query else e.encode_document(texts)
+                if id(e) in normalized and isinstance(e, LengthNormalizedEncoder):
+                    branch = normalized[id(e)]
+                    collection = (lengths or {}).get(branch, LengthStats())
+                    cache[id(e)], own[id(e)] = e.encode_document_normalized(texts, collection)
+                else:
+                    cache[id(e)] = e.encode_query(texts) if query else e.encode_document(texts)
             return cache[id(e)]
 
         dense = None
@@ -119,11 +144,23 @@ class EncoderSet:
                 dense = dense / np.maximum(norms, 1e-12)
         sparse = enc(self.sparse).sparse if self.sparse is not None else None
         bm25 = enc(self.bm25).sparse if self.bm25 is not None else None
-        return BranchVectors(dense, sparse, bm25)
+        # One encoder serving both sparse branches is called once: both get its totals.
+        return BranchVectors(dense, sparse, bm25, {name: own[id(e)] for name, e in branches.items()})
 
-    def encode_document(self, texts: Sequence[str]) -> BranchVectors:
-        """Encode passages for every branch."""
-        return self._run(texts, query=False)
+    def encode_document(
+        self, texts: Sequence[str], lengths: Mapping[str, LengthStats] | None = None
+    ) -> BranchVectors:
+        """Encode passages for every branch.
+
+        Args:
+            texts: Passage strings.
+            lengths: The collection's length totals per length-normalised branch (missing:
+                an empty collection, so the batch's own average is used).
+
+        Returns:
+            The vectors, and in ``lengths`` the batch's own totals per length-normalised branch.
+        """
+        return self._run(texts, query=False, lengths=lengths)
 
     def encode_query(self, texts: Sequence[str]) -> BranchVectors:
         """Encode queries for every branch."""

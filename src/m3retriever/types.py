@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 import numpy as np
 
 __all__ = [
     "SparseVector",
     "Encoding",
+    "LengthStats",
     "Document",
     "Chunk",
     "StageScores",
@@ -78,6 +79,50 @@ class Encoding:
         if self.dense is not None:
             return int(self.dense.shape[0])
         return len(self.sparse or [])
+
+
+@dataclass(frozen=True)
+class LengthStats:
+    """Totals of document lengths in a collection, from which BM25's average length comes.
+
+    Lengths are counted in the encoder's own unit (analyzed terms for BM25) per stored chunk,
+    the unit the engine's IDF counts documents in.
+
+    Attributes:
+        total: Sum of the lengths.
+        count: Number of documents (chunks) counted.
+    """
+
+    total: int = 0
+    count: int = 0
+
+    @classmethod
+    def of(cls, lengths: Iterable[int]) -> "LengthStats":
+        """Totals of a list of lengths."""
+        values = list(lengths)
+        return cls(sum(values), len(values))
+
+    def __add__(self, other: "LengthStats") -> "LengthStats":
+        return LengthStats(self.total + other.total, self.count + other.count)
+
+    @property
+    def average(self) -> float | None:
+        """Mean length, or ``None`` when nothing was counted (or every document was empty)."""
+        return self.total / self.count if self.count and self.total > 0 else None
+
+    def as_dict(self) -> dict[str, int]:
+        """``{"total": ..., "count": ...}`` (for the collection's metadata)."""
+        return {"total": self.total, "count": self.count}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "LengthStats":
+        """The inverse of :meth:`as_dict`; missing or malformed data counts as empty."""
+        if not isinstance(data, Mapping):
+            return cls()
+        try:
+            return cls(max(0, int(data.get("total", 0))), max(0, int(data.get("count", 0))))
+        except (TypeError, ValueError):
+            return cls()
 
 
 @dataclass(frozen=True)

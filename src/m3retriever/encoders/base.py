@@ -9,9 +9,9 @@ from typing import Any, Literal, Sequence
 
 from m3retriever.runtime.device import resolve_device
 from m3retriever.runtime.texts import check_texts
-from m3retriever.types import Distance, Encoding, SparseKind
+from m3retriever.types import Distance, Encoding, LengthStats, SparseKind
 
-__all__ = ["EncoderOptions", "EncoderSpec", "Encoder", "resolve_device", "check_texts"]
+__all__ = ["EncoderOptions", "EncoderSpec", "Encoder", "LengthNormalizedEncoder", "resolve_device", "check_texts"]
 
 Pooling = Literal["cls", "mean", "max", "none"]
 
@@ -54,6 +54,9 @@ class EncoderSpec:
         pooling: How token states become the dense vector.
         max_length: Maximum tokens per text.
         matryoshka_dims: Allowed truncation sizes (empty: truncation not supported).
+        parameters: ``(name, value)`` pairs of settings that change the stored document
+            vectors (BM25's ``k1``, ``b`` and where its average length comes from); part of
+            the fingerprint when not empty.
     """
 
     name: str
@@ -66,6 +69,7 @@ class EncoderSpec:
     pooling: Pooling = "none"
     max_length: int = 512
     matryoshka_dims: tuple[int, ...] = ()
+    parameters: tuple[tuple[str, Any], ...] = ()
 
     @property
     def produces_dense(self) -> bool:
@@ -78,14 +82,21 @@ class EncoderSpec:
         return self.sparse_kind != "none"
 
     def fingerprint(self) -> dict[str, object]:
-        """The fields that must match for a collection to be reusable."""
-        return {
+        """The fields that must match for a collection to be reusable.
+
+        ``parameters`` appear only when an encoder declares some, so the fingerprints of
+        encoders without any stay what they were.
+        """
+        fp: dict[str, object] = {
             "name": self.name,
             "model": self.model,
             "dense_dim": self.dense_dim,
             "distance": self.distance if self.produces_dense else None,
             "sparse_kind": self.sparse_kind,
         }
+        if self.parameters:
+            fp["parameters"] = dict(self.parameters)
+        return fp
 
 
 class Encoder(abc.ABC):
@@ -165,6 +176,47 @@ class Encoder(abc.ABC):
         The default returns the ids as strings; tokenizer-based encoders override it.
         """
         return [str(i) for i in ids]
+
+
+class LengthNormalizedEncoder(Encoder):
+    """An encoder whose document vectors depend on the collection's average document length.
+
+    BM25's length normalisation compares each document with the average length of the
+    collection it is stored in. The retriever keeps running totals of the lengths with the
+    collection (:class:`~m3retriever.types.LengthStats`) and hands them to
+    :meth:`encode_document_normalized` at ingest time.
+    """
+
+    @abc.abstractmethod
+    def document_lengths(self, texts: Sequence[str]) -> list[int]:
+        """The length of each text in the unit the average is taken in (BM25: analyzed terms).
+
+        Args:
+            texts: Passage strings.
+
+        Returns:
+            One length per text.
+        """
+
+    @abc.abstractmethod
+    def encode_document_normalized(
+        self, texts: Sequence[str], collection: LengthStats, *, include_texts: bool = True
+    ) -> tuple[Encoding, LengthStats]:
+        """Encode passages, normalised by the collection's average length.
+
+        Args:
+            texts: Passage strings.
+            collection: Length totals of the collection.
+            include_texts: Add these texts' lengths to ``collection`` before averaging (new
+                documents); ``False`` when ``collection`` already counts them (re-encoding).
+
+        Returns:
+            The encoding and the length totals of ``texts`` alone.
+        """
+
+    def encode_document(self, texts: Sequence[str]) -> Encoding:
+        """Encode passages as a collection of their own (normalised by their average length)."""
+        return self.encode_document_normalized(texts, LengthStats())[0]
 
 
 def _defines(cls: type, name: str) -> bool:

@@ -1,9 +1,13 @@
 """A BM25 sparse encoder: an English analyzer plus BM25 term-frequency saturation.
 
-Documents get the BM25-saturated term frequency of each term; queries get ``1.0`` per unique
-term. The IDF part of BM25 is left to the engine (Qdrant's ``Modifier.IDF`` on the sparse
-vector), which knows the collection's document frequencies. The dot product of a query and a
-document vector under that modifier is then the usual BM25 score.
+Documents get the BM25-saturated term frequency of each term,
+``tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len))``, where ``avg_len`` is the average
+length of the collection the document is stored in (the retriever keeps running totals of the
+lengths with the collection). Queries get the number of times each term occurs in them, as
+Lucene, Anserini and bm25s count a query term once per occurrence. The IDF part of BM25 is left
+to the engine (Qdrant's ``Modifier.IDF`` on the sparse vector), which knows the collection's
+document frequencies. The dot product of a query and a document vector under that modifier is
+then the usual BM25 score.
 
 The analyzer is the classic Lucene ``EnglishAnalyzer`` chain with Snowball stemming:
 Unicode-aware split on non-alphanumerics, lowercasing, the Lucene English stopword list,
@@ -19,10 +23,10 @@ import re
 import threading
 from typing import Any, Iterator, Sequence
 
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
+from m3retriever.encoders.base import EncoderOptions, EncoderSpec, LengthNormalizedEncoder
 from m3retriever.errors import ConfigError
 from m3retriever.runtime.texts import check_texts
-from m3retriever.types import Encoding, SparseVector
+from m3retriever.types import Encoding, LengthStats, SparseVector
 
 __all__ = [
     "BM25Encoder",
@@ -36,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 BM25_MODEL = "bm25-en-snowball"
 """The ``model`` recorded in the spec (the analyzer's identity)."""
+
+COLLECTION_AVERAGE = "collection"
+"""The ``avg_len`` parameter recorded in the fingerprint when the collection's average is used."""
 
 ENGLISH_STOPWORDS: frozenset[str] = frozenset(
     # Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET (also Elasticsearch's ``_english_``).
@@ -72,7 +79,7 @@ def term_id(term: str) -> int:
     return int.from_bytes(digest, "little") & _ID_MASK
 
 
-class BM25Encoder(Encoder):
+class BM25Encoder(LengthNormalizedEncoder):
     """English BM25 sparse encoder (no model download; pure Python + PyStemmer).
 
     Args:
@@ -81,9 +88,10 @@ class BM25Encoder(Encoder):
             spec for the chunker; texts are never truncated.
         k1: BM25 term-frequency saturation.
         b: BM25 length normalization.
-        avg_len: Average document length in analyzed terms, a constant of the encoder: the
-            document vectors are computed without corpus statistics so they can be indexed
-            one at a time. 256 suits chunks of a few hundred tokens.
+        avg_len: ``None`` (the default): documents are normalised by the average length of
+            their collection (:meth:`encode_document_normalized`, which the retriever calls
+            with the collection's running totals), and :meth:`encode_document` by the average
+            of the texts it is given. A number fixes the average instead, for every call.
 
     Raises:
         ConfigError: An option is invalid.
@@ -97,7 +105,7 @@ class BM25Encoder(Encoder):
         *,
         k1: float = 1.2,
         b: float = 0.75,
-        avg_len: float = 256.0,
+        avg_len: float | None = None,
     ) -> None:
         options = options or EncoderOptions()
         if options.model not in (None, BM25_MODEL):
@@ -110,11 +118,11 @@ class BM25Encoder(Encoder):
             raise ConfigError(f"k1 must be >= 0, got {k1}")
         if not 0.0 <= b <= 1.0:
             raise ConfigError(f"b must be in [0, 1], got {b}")
-        if avg_len <= 0:
-            raise ConfigError(f"avg_len must be > 0, got {avg_len}")
+        if avg_len is not None and avg_len <= 0:
+            raise ConfigError(f"avg_len must be > 0 (or None for the collection's average), got {avg_len}")
         self.k1 = float(k1)
         self.b = float(b)
-        self.avg_len = float(avg_len)
+        self.avg_len = None if avg_len is None else float(avg_len)
         self._spec = EncoderSpec(
             name=self.name,
             model=BM25_MODEL,
@@ -122,6 +130,14 @@ class BM25Encoder(Encoder):
             sparse_kind="bm25",
             sparse_idf=True,
             max_length=options.max_length,
+            # The document vectors depend on these: a collection built otherwise (e.g. with the
+            # former fixed average of 256 terms, when no parameters were recorded) is refused
+            # with a FingerprintMismatchError instead of mixing two kinds of vectors.
+            parameters=(
+                ("k1", self.k1),
+                ("b", self.b),
+                ("avg_len", COLLECTION_AVERAGE if self.avg_len is None else self.avg_len),
+            ),
         )
         self._local = threading.local()
         self._terms: dict[int, str] = {}
@@ -182,7 +198,10 @@ class BM25Encoder(Encoder):
     # -- Encoder API --------------------------------------------------------------------------
 
     def encode_query(self, texts: Sequence[str]) -> Encoding:
-        """Encode queries: weight 1.0 per unique analyzed term.
+        """Encode queries: each analyzed term weighs the number of times it occurs.
+
+        A term repeated in a query counts once per occurrence, as in Lucene, Anserini and
+        bm25s; this matters for long queries (questions, arguments, pasted passages).
 
         Args:
             texts: Query strings.
@@ -193,19 +212,75 @@ class BM25Encoder(Encoder):
         """
         vectors: list[SparseVector] = []
         for text in check_texts(texts, "queries"):
-            ids: dict[int, str] = {}
+            counts: dict[int, int] = {}
+            surfaces: dict[int, str] = {}
             for term, surface in self.analyze_with_surface(text):
-                ids.setdefault(term_id(term), surface)
+                tid = term_id(term)
+                counts[tid] = counts.get(tid, 0) + 1
+                surfaces.setdefault(tid, surface)
             # Queries overwrite: matched terms are then shown in the user's own words.
-            self._remember(list(ids.items()), overwrite=True)
-            vectors.append(SparseVector.from_mapping({i: 1.0 for i in ids}))
+            self._remember(list(surfaces.items()), overwrite=True)
+            vectors.append(SparseVector.from_mapping(counts))
         return Encoding(sparse=vectors)
 
+    def _term_counts(self, text: str) -> tuple[dict[int, int], int]:
+        """Term id counts of a document and its length in analyzed terms."""
+        pairs = self.analyze_with_surface(text)
+        counts: dict[int, int] = {}
+        surfaces: dict[int, str] = {}
+        for term, surface in pairs:
+            tid = term_id(term)
+            counts[tid] = counts.get(tid, 0) + 1
+            surfaces.setdefault(tid, surface)
+        self._remember(list(surfaces.items()), overwrite=False)
+        return counts, len(pairs)
+
+    def saturate(self, counts: dict[int, int], length: int, avg_len: float) -> SparseVector:
+        """BM25 term-frequency saturation of one document's term counts.
+
+        Args:
+            counts: ``{term id: tf}``.
+            length: The document's length in analyzed terms.
+            avg_len: The collection's average length.
+
+        Returns:
+            ``{term id: tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_len))}``.
+        """
+        norm = self.k1 * (1.0 - self.b + self.b * length / avg_len)
+        return SparseVector.from_mapping({tid: tf * (self.k1 + 1.0) / (tf + norm) for tid, tf in counts.items()})
+
+    def document_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Length of each text in analyzed terms (stopwords left out, repetitions counted)."""
+        return [len(self.analyze(text)) for text in check_texts(texts, "documents")]
+
+    def encode_document_normalized(
+        self, texts: Sequence[str], collection: LengthStats, *, include_texts: bool = True
+    ) -> tuple[Encoding, LengthStats]:
+        """Encode documents with the collection's average length (or the fixed ``avg_len``).
+
+        Args:
+            texts: Passage strings.
+            collection: Length totals of the collection the passages go to.
+            include_texts: Count these texts into the average (new documents); ``False``
+                when ``collection`` already holds them (re-normalising stored documents).
+
+        Returns:
+            The encoding and the length totals of ``texts``.
+        """
+        analyzed = [self._term_counts(text) for text in check_texts(texts, "documents")]
+        own = LengthStats.of(length for _, length in analyzed)
+        average = (collection + own if include_texts else collection).average
+        avg_len = self.avg_len or average or 1.0
+        vectors = [self.saturate(counts, length, avg_len) for counts, length in analyzed]
+        return Encoding(sparse=vectors), own
+
     def encode_document(self, texts: Sequence[str]) -> Encoding:
-        """Encode documents: the BM25-saturated term frequency of each term.
+        """Encode documents as a collection of their own: each passage's BM25-saturated term
+        frequencies, normalised by the average length of ``texts`` (or the fixed ``avg_len``).
 
         ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len))`` where ``len`` is the number
-        of analyzed terms of the document.
+        of analyzed terms of the document. The retriever calls
+        :meth:`encode_document_normalized` instead, with its collection's running totals.
 
         Args:
             texts: Passage strings.
@@ -213,20 +288,7 @@ class BM25Encoder(Encoder):
         Returns:
             An :class:`Encoding` with one :class:`SparseVector` per passage.
         """
-        vectors: list[SparseVector] = []
-        for text in check_texts(texts, "documents"):
-            pairs = self.analyze_with_surface(text)
-            counts: dict[int, int] = {}
-            surfaces: dict[int, str] = {}
-            for term, surface in pairs:
-                tid = term_id(term)
-                counts[tid] = counts.get(tid, 0) + 1
-                surfaces.setdefault(tid, surface)
-            self._remember(list(surfaces.items()), overwrite=False)
-            norm = self.k1 * (1.0 - self.b + self.b * len(pairs) / self.avg_len)
-            weights = {tid: tf * (self.k1 + 1.0) / (tf + norm) for tid, tf in counts.items()}
-            vectors.append(SparseVector.from_mapping(weights))
-        return Encoding(sparse=vectors)
+        return self.encode_document_normalized(texts, LengthStats())[0]
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of every word of ``text`` (stopwords included)."""
