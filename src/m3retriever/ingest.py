@@ -15,6 +15,12 @@ The bookkeeping costs a constant number of store calls per batch, whatever its s
 ``retrieve`` of every chunk 0, one ``count_by_value`` of the chunks of the documents whose
 hash matched, and, when documents changed, one ``count`` and one ``delete_by_filter`` of all
 their stale chunks.
+
+BM25 length normalisation: the collection keeps running totals of its chunks' lengths
+(``Store.length_stats``). A batch is encoded with the average of those totals plus its own
+chunks, and its lengths are added to the totals after its upsert. Chunks written earlier keep
+the average of their time, and rewritten or deleted chunks stay counted; see
+``Retriever.renormalize`` for when and how to recompute both.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -35,7 +41,7 @@ from m3retriever.errors import InputError
 from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range
 from m3retriever.sources import coerce_document
 from m3retriever.store.schema import Store, StoredPoint
-from m3retriever.types import Chunk, Document
+from m3retriever.types import Chunk, Document, LengthStats
 
 __all__ = ["IngestReport", "point_id", "text_id", "content_hash", "Ingestor"]
 
@@ -138,7 +144,7 @@ class Ingestor:
         self.dense_dim = dense_dim
         self.max_document_chars = max_document_chars
         self._salt = json.dumps(
-            {"chunking": [chunking.max_tokens, chunking.overlap], "fp": encoders.fingerprint()},
+            {"chunking": [chunking.max_tokens, chunking.overlap], "fp": _salt_fingerprint(encoders.fingerprint())},
             sort_keys=True,
         )
 
@@ -248,8 +254,10 @@ class Ingestor:
             todo.append((doc, digests[doc.doc_id], chunks))
         if not todo:
             return IngestReport(documents=len(docs), skipped=len(unchanged))
-        points = self._encode(todo)
+        points, lengths = self._encode(todo)
         self.store.upsert(self.collection, points)
+        if lengths:
+            self.store.set_length_stats(self.collection, lengths)
         # Chunks are written in one update operation, so a document without chunk 0 has no
         # chunks at all: only documents that had a chunk 0 can have stale chunks.
         updated = [(doc.doc_id, len(chunks)) for doc, _, chunks in todo if first[doc.doc_id] in existing]
@@ -276,10 +284,20 @@ class Ingestor:
         stored = self.store.count_by_value(self.collection, "doc_id", list(expected))
         return {doc_id for doc_id, n in expected.items() if stored.get(doc_id) == n}
 
-    def _encode(self, todo: Sequence[tuple[Document, str, list[Chunk]]]) -> list[StoredPoint]:
-        """Encode every chunk of ``todo`` and build its points (nothing is written)."""
+    def _encode(
+        self, todo: Sequence[tuple[Document, str, list[Chunk]]]
+    ) -> tuple[list[StoredPoint], dict[str, LengthStats]]:
+        """Encode every chunk of ``todo`` and build its points (nothing is written).
+
+        Returns:
+            The points, and the collection's length totals once they are written (per
+            length-normalised branch; empty when there is none).
+        """
         texts = [c.text for _, _, chunks in todo for c in chunks]
-        vectors = self.encoders.encode_document(texts)
+        collection: Mapping[str, LengthStats] = (
+            self.store.length_stats(self.collection) if self.encoders.length_normalized() else {}
+        )
+        vectors = self.encoders.encode_document(texts, collection)
         if len(vectors) != len(texts):
             raise InputError(
                 f"encoder returned {len(vectors)} vectors for {len(texts)} chunks; check the encoder plugin"
@@ -315,7 +333,8 @@ class Ingestor:
                     )
                 )
                 row += 1
-        return points
+        totals = {b: collection.get(b, LengthStats()) + own for b, own in vectors.lengths.items()}
+        return points, totals
 
     def _delete_stale(self, updated: Sequence[tuple[str, int]]) -> int:
         """Delete every ``(doc id, n_chunks)`` document's chunks at ``chunk_index >= n_chunks``
@@ -327,6 +346,16 @@ class Ingestor:
         if n_stale:
             self.store.delete_by_filter(self.collection, stale)
         return n_stale
+
+
+def _salt_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """The fingerprint without the encoders' ``parameters`` (BM25's k1, b and average): those
+    vectors are rewritten in place by ``renormalize``, so a collection upgraded that way keeps
+    skipping its unchanged documents (a real change of them is refused by the fingerprint)."""
+    return {
+        branch: {k: v for k, v in fp.items() if k != "parameters"} if isinstance(fp, Mapping) else fp
+        for branch, fp in fingerprint.items()
+    }
 
 
 def _stale_chunks(updated: Sequence[tuple[str, int]]) -> Filter:

@@ -25,7 +25,7 @@ from m3retriever.store.schema import CollectionSpec, Store
 from m3retriever.types import Document, SearchResult
 from m3retriever.validation import check_doc_id, check_string
 
-__all__ = ["Retriever"]
+__all__ = ["Retriever", "collection_spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Retriever:
             shard_number=c.shard_number,
             replication_factor=c.replication_factor,
         )
-        self._spec = _collection_spec(self.encoders, c)
+        self._spec = collection_spec(self.encoders, c)
         self._ready = False
         self._ready_lock = threading.Lock()
         # Writes of one retriever run one at a time: two concurrent ingests of the same doc id
@@ -362,7 +362,7 @@ class Retriever:
         self.close()
 
 
-def _collection_spec(encoders: EncoderSet, config: Config) -> CollectionSpec:
+def collection_spec(encoders: EncoderSet, config: Config) -> CollectionSpec:
     """The collection ``encoders`` write to, as the store describes it.
 
     Args:

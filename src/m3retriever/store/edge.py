@@ -9,7 +9,8 @@ Layout of a store directory::
     <path>/.m3retriever.lock        our inter-process lock (Edge takes none without its WAL
                                     and only a WAL lock with it; we want a clear error)
     <path>/<collection>/            the Edge shard (segments, WAL, edge_config.json)
-    <path>/<collection>.m3r.json    our metadata: the encoder fingerprint and the spec
+    <path>/<collection>.m3r.json    our metadata: the encoder fingerprint, the spec and the
+                                    document length totals of BM25 branches
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from m3retriever.store.directory import in_use_message, store_dir
 from m3retriever.store.qdrant import QdrantStore
 from m3retriever.store.schema import CollectionSpec
 from m3retriever.store.translate import CollectionModels, IndexKind
-from m3retriever.types import Distance
+from m3retriever.types import Distance, LengthStats
 
 __all__ = ["EdgeStore", "EdgeKit"]
 
@@ -173,10 +174,32 @@ class EdgeStore(QdrantStore):
         shard.flush()
         self._shards[spec.name] = shard
         # The metadata file is written last: its presence marks a complete collection.
-        meta = {"fingerprint": dict(spec.fingerprint), "spec": asdict(spec)}
-        tmp = self._meta_path(spec.name).with_suffix(".tmp")
+        self._write_meta(spec.name, {"fingerprint": dict(spec.fingerprint), "spec": asdict(spec)})
+
+    def _write_meta(self, name: str, meta: Mapping[str, Any]) -> None:
+        """Replace the metadata file atomically (write a temporary file, then rename it)."""
+        tmp = self._meta_path(name).with_suffix(".tmp")
         tmp.write_text(json.dumps(meta, indent=2, default=list))
-        os.replace(tmp, self._meta_path(spec.name))
+        os.replace(tmp, self._meta_path(name))
+
+    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
+        with self._mutex:
+            meta = json.loads(self._meta_path(name).read_text())
+            self._write_meta(name, {**meta, "fingerprint": dict(fingerprint)})
+
+    def length_stats(self, name: str) -> dict[str, LengthStats]:
+        meta = self._meta_path(name)
+        if not meta.exists():
+            return {}
+        lengths = json.loads(meta.read_text()).get("lengths") or {}
+        return {branch: LengthStats.from_dict(v) for branch, v in lengths.items()}
+
+    def set_length_stats(self, name: str, stats: Mapping[str, LengthStats]) -> None:
+        with self._mutex:
+            meta = json.loads(self._meta_path(name).read_text())
+            lengths = dict(meta.get("lengths") or {})
+            lengths.update({branch: s.as_dict() for branch, s in stats.items()})
+            self._write_meta(name, {**meta, "lengths": lengths})
 
     def _shard(self, name: str) -> Any:
         # Lock-free once open: reads must not wait behind a write or an optimize holding the

@@ -15,13 +15,14 @@ from m3retriever.errors import StoreError
 from m3retriever.store.qdrant import QdrantStore
 from m3retriever.store.schema import CollectionSpec
 from m3retriever.store.translate import CollectionModels, IndexKind
-from m3retriever.types import Distance
+from m3retriever.types import Distance, LengthStats
 
 __all__ = ["QdrantClientStore", "ClientKit"]
 
 logger = logging.getLogger(__name__)
 
 _FINGERPRINT_KEY = "m3retriever_fingerprint"
+_LENGTHS_KEY = "m3retriever_lengths"
 
 
 def _models() -> Any:
@@ -135,6 +136,24 @@ class QdrantClientStore(QdrantStore):
 
     def has_collection(self, name: str) -> bool:
         return bool(self.client.collection_exists(name))
+
+    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
+        self.client.update_collection(name, metadata={_FINGERPRINT_KEY: dict(fingerprint)})
+
+    def length_stats(self, name: str) -> dict[str, LengthStats]:
+        if not self.client.collection_exists(name):
+            return {}
+        lengths = (self.client.get_collection(name).config.metadata or {}).get(_LENGTHS_KEY) or {}
+        return {branch: LengthStats.from_dict(v) for branch, v in lengths.items()}
+
+    def set_length_stats(self, name: str, stats: Mapping[str, LengthStats]) -> None:
+        # The server merges metadata keys; the whole mapping is sent so nothing depends on
+        # how deep that merge goes. Two processes writing to one collection at once may lose
+        # one's update (the totals are an estimate; Retriever.renormalize() recounts them).
+        with self._mutex:
+            lengths = {branch: s.as_dict() for branch, s in self.length_stats(name).items()}
+            lengths.update({branch: s.as_dict() for branch, s in stats.items()})
+            self.client.update_collection(name, metadata={_LENGTHS_KEY: lengths})
 
     def _open(self, name: str) -> None:
         """Nothing to open: the server holds the collection."""

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from m3retriever.errors import FingerprintMismatchError
 from m3retriever.filters import AnyOf, Filter, payload_key
-from m3retriever.types import Distance, SparseVector
+from m3retriever.types import Distance, LengthStats, SparseVector
 
 __all__ = [
     "DENSE",
@@ -58,17 +58,19 @@ def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: 
         wanted: The configured encoders' fingerprint.
     """
     old, new = _flatten(dict(stored)), _flatten(dict(wanted))
-    diffs = [
-        f"{key}: built with {old.get(key, '(unset)')!r}, configured {new.get(key, '(unset)')!r}"
-        for key in sorted(set(old) | set(new))
-        if old.get(key) != new.get(key)
-    ]
+    keys = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    diffs = [f"{key}: built with {old.get(key, '(unset)')!r}, configured {new.get(key, '(unset)')!r}" for key in keys]
     if diffs:
+        fix = "Use the settings it was built with, another collection name, or delete the collection and re-ingest."
+        if all(".parameters." in key for key in keys):
+            fix = (
+                "Only the BM25 parameters differ (the collection was built before they were "
+                "recorded, with a fixed average length): run `m3retriever renormalize` with the "
+                "same settings (or m3retriever.renormalize(config)) to rewrite its BM25 vectors "
+                "in place, without re-encoding."
+            )
         raise FingerprintMismatchError(
-            f"collection {name!r} at {where} was built with other encoder settings: "
-            + "; ".join(diffs)
-            + ". Use the settings it was built with, another collection name, or delete the "
-            "collection and re-ingest."
+            f"collection {name!r} at {where} was built with other encoder settings: " + "; ".join(diffs) + ". " + fix
         )
 
 
@@ -199,6 +201,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def collection_fingerprint(self, name: str) -> Mapping[str, Any] | None:
         """The fingerprint stored with collection ``name`` (``None`` if it doesn't exist)."""
+
+    @abc.abstractmethod
+    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
+        """Record a new encoder fingerprint with an existing collection (after its vectors
+        were rewritten to match it)."""
+
+    @abc.abstractmethod
+    def length_stats(self, name: str) -> dict[str, LengthStats]:
+        """The document length totals kept with collection ``name``, per branch (empty for a
+        collection without length-normalised branches, or built before they were kept)."""
+
+    @abc.abstractmethod
+    def set_length_stats(self, name: str, stats: Mapping[str, LengthStats]) -> None:
+        """Replace the length totals of the branches in ``stats`` (others are kept)."""
 
     @abc.abstractmethod
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
