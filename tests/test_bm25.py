@@ -8,16 +8,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import hashlib  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
 from m3retriever.encoders.base import EncoderOptions  # noqa: E402
 from m3retriever.encoders.bm25 import BM25_MODEL, ENGLISH_STOPWORDS, BM25Encoder, term_id  # noqa: E402
 from m3retriever.errors import ConfigError, InputError  # noqa: E402
-from m3retriever.types import SparseVector  # noqa: E402
+from m3retriever.store.schema import StoredPoint  # noqa: E402
+from m3retriever.types import LengthStats, SparseVector  # noqa: E402
 
 # blake2b(b"cat", digest_size=8), first 8 bytes little-endian, masked to 31 bits. Hard-coded so
 # a change of hash function, byte order or mask (which would orphan every indexed collection)
@@ -41,6 +45,39 @@ def test_spec(enc: BM25Encoder) -> None:
     assert spec.dense_dim is None and not spec.produces_dense
     assert spec.sparse_kind == "bm25" and spec.sparse_idf is True
     assert spec.produces_sparse
+    # The document vectors depend on k1, b and where the average length comes from, so the
+    # fingerprint records them (a collection built with the former fixed 256 has none).
+    assert spec.fingerprint()["parameters"] == {"k1": 1.2, "b": 0.75, "avg_len": "collection"}
+    assert BM25Encoder(avg_len=100.0, k1=0.9, b=0.4).spec.fingerprint()["parameters"] == {
+        "k1": 0.9, "b": 0.4, "avg_len": 100.0,
+    }  # fmt: skip
+
+
+def test_document_weights_use_the_average_of_the_texts(enc: BM25Encoder) -> None:
+    # Alone, a batch is its own collection: "cat cat dog" (3 terms) and "dog bird fish horse"
+    # (4 terms) average 3.5 terms.
+    a, b = enc.encode_document(["cat cat dog", "the dog, a bird, fish and horse"]).sparse
+    norm_a = 1.2 * (0.25 + 0.75 * 3 / 3.5)  # 1.0714286
+    norm_b = 1.2 * (0.25 + 0.75 * 4 / 3.5)  # 1.3285714
+    assert _weights(enc, a) == pytest.approx({"cat": 2 * 2.2 / (2 + norm_a), "dog": 2.2 / (1 + norm_a)})
+    assert _weights(enc, a)["cat"] == pytest.approx(1.4325581)
+    assert _weights(enc, b)["dog"] == pytest.approx(2.2 / (1 + norm_b)) == pytest.approx(0.9447853)
+    assert enc.document_lengths(["cat cat dog", "the dog, a bird, fish and horse"]) == [3, 4]
+
+
+def test_document_weights_use_the_collection_average(enc: BM25Encoder) -> None:
+    collection = LengthStats(total=60, count=10)  # average 6 before this batch
+    encoding, own = enc.encode_document_normalized(["cat cat dog"], collection)
+    (vec,) = encoding.sparse or []
+    assert own == LengthStats(3, 1)
+    norm = 1.2 * (0.25 + 0.75 * 3 / (63 / 11))  # the batch counts into the average
+    assert _weights(enc, vec)["cat"] == pytest.approx(2 * 2.2 / (2 + norm))
+    (vec,) = enc.encode_document_normalized(["cat cat dog"], collection, include_texts=False)[0].sparse or []
+    norm = 1.2 * (0.25 + 0.75 * 3 / 6)  # re-encoding: the collection already counts it
+    assert _weights(enc, vec)["cat"] == pytest.approx(2 * 2.2 / (2 + norm))
+    fixed = BM25Encoder(avg_len=4.0)
+    (vec,) = fixed.encode_document_normalized(["cat cat dog"], collection)[0].sparse or []
+    assert _weights(fixed, vec)["cat"] == pytest.approx(2 * 2.2 / (2 + 1.2 * (0.25 + 0.75 * 3 / 4)))
 
 
 def test_analyzer_lowercases_splits_and_stems(enc: BM25Encoder) -> None:
@@ -131,11 +168,14 @@ def test_constructor_parameters() -> None:
             BM25Encoder(**kwargs)  # type: ignore[arg-type]
 
 
-def test_query_weights_are_one_per_unique_term(enc: BM25Encoder) -> None:
+def test_query_weights_count_each_occurrence(enc: BM25Encoder) -> None:
+    # Lucene, Anserini and bm25s count a repeated query term once per occurrence.
     vec = enc.encode_query(["cats cat CAT dogs"]).sparse[0]
     assert len(vec) == 2
-    assert vec.values == (1.0, 1.0)
+    assert _weights(enc, vec) == {"cats": 3.0, "dogs": 1.0}  # shown in the first surface form
     assert list(vec.indices) == sorted(vec.indices)
+    # stopwords are not counted
+    assert _weights(enc, enc.encode_query(["the cat and the cat"]).sparse[0]) == {"cat": 2.0}
 
 
 def test_empty_and_stopword_only_queries_give_empty_vectors(enc: BM25Encoder) -> None:
@@ -202,3 +242,123 @@ def test_registered_builtin_factory() -> None:
     from m3retriever import builtin
 
     assert isinstance(builtin._bm25(EncoderOptions()), BM25Encoder)
+
+
+# -- through a real store: the collection's average, its drift and renormalize --------------
+
+IDF_CAT = math.log(1 + (2 - 1 + 0.5) / (1 + 0.5))  # Qdrant's IDF with N = 2 chunks, df = 1
+IDF_DOG = math.log(1 + (2 - 2 + 0.5) / (2 + 0.5))  # df = 2
+DOC_A = {"doc_id": "a", "text": "cat cat dog"}  # 3 terms
+DOC_B = {"doc_id": "b", "text": "the dog, a bird, fish and horse"}  # 4 terms
+
+
+def _bm25_only(location: str) -> Any:
+    from m3retriever import Retriever, load_config
+
+    cfg = load_config(
+        env={}, location=location, profile="small", dense_encoder="none", sparse_encoder="none",
+        bm25=True, reranker="none",
+    )  # fmt: skip
+    return Retriever(cfg), cfg
+
+
+def _saturated(tf: int, length: int, avg_len: float) -> float:
+    return tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / avg_len))
+
+
+def _stored_bm25(r: Any) -> dict[str, dict[str, float]]:
+    vectors = {}
+    for rec in r.store.scroll(r.collection, with_vectors=True):
+        vectors[rec.payload["doc_id"]] = _weights(r.encoders.bm25, rec.vectors["bm25"])
+    return vectors
+
+
+@pytest.mark.parametrize("backend", ["edge", "qdrant-client"])
+def test_search_scores_are_bm25_with_the_collection_average(tmp_path: Path, backend: str) -> None:
+    location = str(tmp_path / "store") if backend == "edge" else ":memory:"
+    r, _ = _bm25_only(location)
+    with r:
+        r.ingest([DOC_A, DOC_B])  # one batch: the average is (3 + 4) / 2 = 3.5
+        assert r.store.length_stats(r.collection) == {"bm25": LengthStats(7, 2)}
+        hits = r.search("cat cat dog", top_k=2)
+        # the query counts "cat" twice: 2 * idf(cat) * w(cat) + idf(dog) * w(dog)
+        score_a = 2 * IDF_CAT * _saturated(2, 3, 3.5) + IDF_DOG * _saturated(1, 3, 3.5)
+        score_b = IDF_DOG * _saturated(1, 4, 3.5)
+        assert [h.doc_id for h in hits] == ["a", "b"]
+        assert hits[0].scores.bm25 == pytest.approx(score_a, rel=1e-5) == pytest.approx(2.1795735, rel=1e-5)
+        assert hits[1].scores.bm25 == pytest.approx(score_b, rel=1e-5) == pytest.approx(0.1722531, rel=1e-5)
+
+
+def test_average_drifts_across_batches_and_renormalize_recounts(tmp_path: Path) -> None:
+    from m3retriever import renormalize
+
+    r, cfg = _bm25_only(str(tmp_path / "store"))
+    with r:
+        r.ingest([DOC_A])  # alone: its own length is the average (3)
+        r.ingest([DOC_B])  # average of both: 3.5
+        r.ingest([DOC_A, DOC_B])  # unchanged: skipped, not counted again
+        assert r.store.length_stats(r.collection) == {"bm25": LengthStats(7, 2)}
+        stored = _stored_bm25(r)
+        assert stored["a"]["cat"] == pytest.approx(_saturated(2, 3, 3.0))  # the average of its time
+        assert stored["b"]["dog"] == pytest.approx(_saturated(1, 4, 3.5))
+        r.ingest([{"doc_id": "a", "text": "cat cat cat cat cat dog"}])  # changed: 6 terms
+        # rewritten chunks stay counted: (7 + 6) / 3, not the collection's (6 + 4) / 2
+        assert r.store.length_stats(r.collection) == {"bm25": LengthStats(13, 3)}
+        report = renormalize(r)
+        assert report.chunks == 2 and not report.upgraded
+        assert report.after == {"bm25": LengthStats(10, 2)} == r.store.length_stats(r.collection)
+        stored = _stored_bm25(r)
+        assert stored["a"]["cat"] == pytest.approx(_saturated(5, 6, 5.0))
+        assert stored["b"]["dog"] == pytest.approx(_saturated(1, 4, 5.0))
+        assert r.count() == 2 and [h.doc_id for h in r.search("cat")] == ["a"]
+
+
+def test_old_collection_is_refused_then_upgraded_in_place(tmp_path: Path) -> None:
+    from m3retriever import FingerprintMismatchError, Retriever, renormalize
+    from m3retriever.types import SparseVector as SV
+
+    location = tmp_path / "store"
+    r, cfg = _bm25_only(str(location))
+    with r:
+        r.ingest([DOC_A, DOC_B])
+        # What an older version left: vectors normalised by a fixed 256 terms, no BM25
+        # parameters in the fingerprint and no length totals.
+        legacy = BM25Encoder(avg_len=256.0)
+        points = [
+            StoredPoint(id=rec.id, payload=rec.payload, bm25=legacy.encode_document([rec.payload["text"]]).sparse[0])
+            for rec in r.store.scroll(r.collection)
+        ]
+        r.store.upsert(r.collection, points)
+    meta_path = location / f"{cfg.collection}.m3r.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["fingerprint"]["bm25"]["parameters"], meta["lengths"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(FingerprintMismatchError, match="bm25.parameters.avg_len.*m3retriever renormalize"):
+        Retriever(cfg)
+    report = renormalize(cfg)
+    assert report.upgraded and report.chunks == 2 and report.before == {}
+    r, _ = _bm25_only(str(location))
+    with r:
+        stored = _stored_bm25(r)
+        assert stored["a"]["cat"] == pytest.approx(_saturated(2, 3, 3.5))
+        assert isinstance(r.store.scroll(r.collection, with_vectors=True).__next__().vectors["bm25"], SV)
+        # the upgrade keeps the content hashes valid: unchanged documents are still skipped
+        assert r.ingest([DOC_A, DOC_B]).skipped == 2
+
+
+def test_renormalize_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from m3retriever.cli import main
+
+    location = str(tmp_path / "store")
+    r, _ = _bm25_only(location)
+    with r:
+        r.ingest([DOC_A])
+        r.ingest([DOC_B])
+    args = ["--location", location, "--profile", "small"]
+    env = {"M3R_DENSE_ENCODER": "none", "M3R_SPARSE_ENCODER": "none", "M3R_RERANKER": "none"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        assert main(["renormalize", *args]) == 0
+    out = capsys.readouterr().out
+    assert "2 chunks" in out and "average 3.50" in out

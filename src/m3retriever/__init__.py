@@ -9,7 +9,7 @@ their options, specs and factory types, the hook marker, and the errors.
 """
 
 from m3retriever.config import Config, SearchConfig, load_config
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
+from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, LengthNormalizedEncoder
 from m3retriever.errors import (
     BrokenDependencyError,
     ConfigError,
@@ -26,6 +26,7 @@ from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range, parse_filter
 from m3retriever.hookspecs import AdapterFactory, EncoderFactory, RerankerFactory, hookimpl
 from m3retriever.ingest import IngestReport
 from m3retriever.profiles import PROFILES, Profile
+from m3retriever.renormalize import RenormalizeReport, renormalize
 from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
 from m3retriever.resolution import resolve
 from m3retriever.retriever import Retriever
@@ -35,6 +36,7 @@ from m3retriever.types import (
     Document,
     Encoding,
     Hit,
+    LengthStats,
     SearchResult,
     SparseKind,
     SparseVector,
@@ -57,6 +59,10 @@ __all__ = [
     "SearchResult",
     "StageScores",
     "IngestReport",
+    # BM25 length normalisation
+    "renormalize",
+    "RenormalizeReport",
+    "LengthStats",
     # filters
     "Filter",
     "Eq",
@@ -69,6 +75,7 @@ __all__ = [
     "Encoder",
     "EncoderOptions",
     "EncoderSpec",
+    "LengthNormalizedEncoder",
     "Encoding",
     "SparseVector",
     "Distance",

@@ -188,6 +188,23 @@ def cmd_serve_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_renormalize(args: argparse.Namespace) -> int:
+    from m3retriever.renormalize import renormalize
+
+    cfg = _config(args)
+    report = renormalize(cfg)
+    if not report.after:
+        _out(f"{cfg.collection}: no BM25 branch or no such collection; nothing to do")
+        return 0
+    for branch, stats in report.after.items():
+        was = report.before.get(branch)
+        before = f"{was.average:.2f} over {was.count} chunks" if was and was.average else "not recorded"
+        _out(f"{cfg.collection} {branch}: average {stats.average or 0:.2f} terms over {stats.count} chunks (was {before})")
+    upgraded = "; fingerprint upgraded" if report.upgraded else ""
+    _out(f"rewrote {report.chunks} chunks in {report.seconds:.1f}s{upgraded}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from m3retriever.demo import run_demo
 
@@ -237,6 +254,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "renormalize",
+        help="recount document lengths and rewrite the BM25 vectors with the exact average",
+        description=(
+            "BM25 normalises each chunk by the collection's average length as it was when the "
+            "chunk was written. Recount the lengths from the stored texts and rewrite every BM25 "
+            "vector with the current average (no model runs; other vectors are copied). Also "
+            "upgrades a collection built before the BM25 parameters were recorded."
+        ),
+    )
+    _common(p)
+    p.set_defaults(func=cmd_renormalize)
 
     p = sub.add_parser("plugins", help="list loaded plugins with versions and hooks")
     p.add_argument("--json", action="store_true")

@@ -1,0 +1,183 @@
+"""Re-normalise a collection's BM25 vectors with its exact average document length.
+
+BM25 divides each document's length by the collection's average length. The collection keeps
+running totals of the lengths (``Store.length_stats``) and every write batch is encoded with the
+average of its time, so the documents of a collection that grew or changed a lot carry
+different averages, and rewritten or deleted chunks stay counted in the totals.
+:func:`renormalize` recounts the lengths from the stored chunk texts and rewrites every
+length-normalised vector with the exact average, in place: dense and learned-sparse vectors
+and payloads are copied unchanged and no model runs.
+
+It also upgrades a collection built before the BM25 encoder recorded its parameters (when it
+normalised by a fixed 256 terms): such a collection is refused with a
+:class:`~m3retriever.errors.FingerprintMismatchError` naming only the BM25 parameters, and
+after :func:`renormalize` its vectors and fingerprint are current. An interrupted run leaves
+every chunk either rewritten or as it was, and can simply be run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping
+
+from m3retriever.branches import EncoderSet
+from m3retriever.components import encoders_for
+from m3retriever.config import Config
+from m3retriever.resolution import resolve
+from m3retriever.retriever import Retriever, collection_spec
+from m3retriever.store import open_store
+from m3retriever.store.schema import (
+    BM25,
+    DENSE,
+    SPARSE,
+    CollectionSpec,
+    ScoredRecord,
+    Store,
+    StoredPoint,
+    check_fingerprint,
+)
+from m3retriever.types import LengthStats, SparseVector
+
+__all__ = ["RenormalizeReport", "renormalize"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RenormalizeReport:
+    """What :func:`renormalize` did.
+
+    Attributes:
+        chunks: Chunks rewritten.
+        before: The length totals kept with the collection before, per branch.
+        after: The recounted totals, per branch.
+        upgraded: Whether the collection's fingerprint was brought up to date (a collection
+            built before the BM25 parameters were recorded).
+        seconds: Wall time.
+    """
+
+    chunks: int
+    before: Mapping[str, LengthStats]
+    after: Mapping[str, LengthStats]
+    upgraded: bool
+    seconds: float
+
+
+def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 256) -> RenormalizeReport:
+    """Recount a collection's document lengths and rewrite its BM25 vectors with them.
+
+    Args:
+        target: An open :class:`~m3retriever.Retriever`, or the configuration of one (its store
+            is opened here and closed afterwards; use this form for a collection that an
+            older version built, which a retriever refuses to open).
+        client: An existing ``qdrant_client.QdrantClient`` (with a configuration only).
+        batch: Chunks read and rewritten per store call.
+
+    Returns:
+        A :class:`RenormalizeReport` (nothing is rewritten when the configuration has no
+        length-normalised branch or the collection does not exist).
+
+    Raises:
+        FingerprintMismatchError: The collection was built with other encoders (anything
+            beyond the BM25 parameters differs).
+    """
+    if isinstance(target, Retriever):
+        return _run(target.store, target.encoders, _spec_of(target), batch)
+    settings = resolve(target)
+    store = open_store(
+        settings.location,
+        client=client,
+        api_key=settings.api_key,
+        shard_number=settings.shard_number,
+        replication_factor=settings.replication_factor,
+    )
+    try:
+        encoders = encoders_for(settings)
+        return _run(store, encoders, collection_spec(encoders, settings), batch)
+    finally:
+        store.close()
+
+
+def _spec_of(retriever: Retriever) -> CollectionSpec:
+    return collection_spec(retriever.encoders, retriever.settings)
+
+
+def _run(store: Store, encoders: EncoderSet, spec: CollectionSpec, batch: int) -> RenormalizeReport:
+    start = time.perf_counter()
+    branches = encoders.length_normalized()
+    name = spec.name
+    stored = store.collection_fingerprint(name)
+    if not branches or stored is None:
+        return RenormalizeReport(0, {}, {}, False, time.perf_counter() - start)
+    upgraded = _check_upgradable(name, store, stored, spec.fingerprint, list(branches))
+    before = store.length_stats(name)
+    after = {b: LengthStats() for b in branches}
+    for page in _pages(store.scroll(name, batch=batch), batch):
+        texts = [_text(r) for r in page]
+        for b, enc in branches.items():
+            after[b] = after[b] + LengthStats.of(enc.document_lengths(texts))
+    chunks = 0
+    for page in _pages(store.scroll(name, with_vectors=True, batch=batch), batch):
+        texts = [_text(r) for r in page]
+        vectors = {
+            b: enc.encode_document_normalized(texts, after[b], include_texts=False)[0].sparse or []
+            for b, enc in branches.items()
+        }
+        store.upsert(name, [_rewritten(r, {b: v[i] for b, v in vectors.items()}) for i, r in enumerate(page)])
+        chunks += len(page)
+        logger.info("renormalize %s: %d chunks rewritten", name, chunks)
+    # The totals, then the fingerprint, are written last: a run interrupted before leaves the
+    # collection as refused (or as counted) as it was, and running it again completes it.
+    store.set_length_stats(name, after)
+    if upgraded:
+        store.set_fingerprint(name, spec.fingerprint)
+    store.flush(name)
+    return RenormalizeReport(chunks, before, after, upgraded, time.perf_counter() - start)
+
+
+def _check_upgradable(
+    name: str, store: Store, stored: Mapping[str, Any], wanted: Mapping[str, Any], branches: list[str]
+) -> bool:
+    """Whether the stored fingerprint differs from ``wanted`` in the length-normalised
+    branches' ``parameters`` only (an upgrade); raise if anything else differs."""
+    if dict(stored) == dict(wanted):
+        return False
+    relaxed = dict(stored)
+    for b in branches:
+        if isinstance(stored.get(b), Mapping) and isinstance(wanted.get(b), Mapping):
+            old = {k: v for k, v in stored[b].items() if k != "parameters"}
+            new = {k: v for k, v in wanted[b].items() if k != "parameters"}
+            if old == new:
+                relaxed[b] = dict(wanted[b])
+    check_fingerprint(name, getattr(store, "where", "the store"), relaxed, wanted)
+    return True
+
+
+def _pages(records: Iterable[ScoredRecord], size: int) -> Iterator[list[ScoredRecord]]:
+    page: list[ScoredRecord] = []
+    for r in records:
+        page.append(r)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _text(record: ScoredRecord) -> str:
+    text = record.payload.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def _rewritten(record: ScoredRecord, new: Mapping[str, SparseVector]) -> StoredPoint:
+    """The stored point with the rewritten branch vectors in ``new`` and the rest as it was."""
+    vectors = record.vectors
+    return StoredPoint(
+        id=record.id,
+        payload=dict(record.payload),
+        dense=vectors.get(DENSE),
+        sparse=new.get(SPARSE, vectors.get(SPARSE)),
+        bm25=new.get(BM25, vectors.get(BM25)),
+    )
