@@ -108,6 +108,34 @@ class StageTiming:
     total_ms: float = 0.0
 
 
+def _fused_base(runs: Mapping[str, Run], first: str, queries: Iterable[str]) -> Run:
+    """Each query's fused ranking (else the ``first`` stage's): the rerank stage's tail."""
+    return {q: runs.get("fused", {}).get(q) or runs.get(first, {}).get(q, {}) for q in queries}
+
+
+def _run_stage(
+    retriever: Any, queries: Mapping[str, str], opts: Mapping[str, Any], batch_size: int, tail: Run | None, depth: int
+) -> tuple[Run, StageTiming]:
+    """One stage's run and timing (with ``tail``: each ranking continued in its tail's order, to ``depth``)."""
+    qids = list(queries)
+    per: Run = {}
+    t: dict[str, list[float]] = {"encode": [], "search": [], "rerank": [], "total": []}
+    for start in range(0, len(qids), batch_size):
+        batch = qids[start : start + batch_size]
+        results = retriever.search_batch([queries[q] for q in batch], **opts)
+        for q, res in zip(batch, results):
+            ranking = hits_to_ranking(res.hits)
+            if tail is not None:
+                base = tail[q]
+                top = set(ranking)
+                ranking = (ranking + [d for d in sorted(base, key=lambda d: -base[d]) if d not in top])[:depth]
+            per[q] = ranking_to_scores(ranking)
+            for key in t:
+                if key in res.timings_ms:
+                    t[key].append(float(res.timings_ms[key]))
+    return per, StageTiming(**{f"{k}_ms": statistics.median(v) if v else 0.0 for k, v in t.items()})
+
+
 def stage_runs(
     retriever: Any,
     queries: Mapping[str, str],
@@ -139,7 +167,6 @@ def stage_runs(
             raise InputError(f"unknown stage {s!r}; choose from {list(STAGES)}")
         if s not in have:
             raise InputError(f"stage {s!r} is not available with this retriever (it has {have})")
-    qids = list(queries)
     runs: dict[str, Run] = {}
     timings: dict[str, StageTiming] = {}
     need_fused_tail = "rerank" in stages
@@ -149,28 +176,12 @@ def stage_runs(
     resolved_depth = rerank_depth or retriever.search_settings().rerank_depth
     for stage in fused_needed + (["rerank"] if "rerank" in stages else []):
         opts = _stage_options(stage, depth, resolved_depth)
-        per: Run = {}
-        t: dict[str, list[float]] = {"encode": [], "search": [], "rerank": [], "total": []}
+        # Below the rerank depth the pipeline's candidates keep their fused order.
+        tail = _fused_base(runs, have[0], queries) if stage == "rerank" else None
         t0 = time.perf_counter()
-        for start in range(0, len(qids), batch_size):
-            batch = qids[start : start + batch_size]
-            results = retriever.search_batch([queries[q] for q in batch], **opts)
-            for q, res in zip(batch, results):
-                ranking = hits_to_ranking(res.hits)
-                if stage == "rerank":
-                    # Below the rerank depth the pipeline's candidates keep their fused order.
-                    base = runs.get("fused", {}).get(q) or runs.get(have[0], {}).get(q, {})
-                    top = set(ranking)
-                    tail = [d for d in sorted(base, key=lambda d: -base[d]) if d not in top]
-                    ranking = (ranking + tail)[:depth]
-                per[q] = ranking_to_scores(ranking)
-                for key in t:
-                    if key in res.timings_ms:
-                        t[key].append(float(res.timings_ms[key]))
-        runs[stage] = per
-        timings[stage] = StageTiming(**{f"{k}_ms": statistics.median(v) if v else 0.0 for k, v in t.items()})
+        runs[stage], timings[stage] = _run_stage(retriever, queries, opts, batch_size, tail, depth)
         if progress:
-            logger.info("stage %s: %d queries in %.1fs", stage, len(qids), time.perf_counter() - t0)
+            logger.info("stage %s: %d queries in %.1fs", stage, len(queries), time.perf_counter() - t0)
     return {s: runs[s] for s in stages}, {s: timings[s] for s in stages}
 
 
@@ -311,6 +322,21 @@ class EvalReport:
         return [j, md, png]
 
 
+def _report_settings(retriever: Any, depth: int, rerank_depth: int | None) -> dict[str, Any]:
+    """The search settings an evaluation ran with, for its report."""
+    resolved = retriever.search_settings(rerank_depth=rerank_depth)
+    return {
+        "profile": retriever.config.profile,
+        "depth": depth,
+        "prefetch_limit": resolved.prefetch_limit,
+        "rrf_k": resolved.rrf_k,
+        "fusion": resolved.fusion,
+        "weights": {b: getattr(resolved, f"{b}_weight") for b in ("dense", "sparse", "bm25")},
+        "rerank_depth": resolved.rerank_depth,
+        "rerank_weight": resolved.rerank_weight,
+    }
+
+
 def evaluate(
     retriever: Any,
     queries: Mapping[str, str],
@@ -356,17 +382,6 @@ def evaluate(
     judged = {q: dict(qrels[q]) for q in queries}
     comparison = compare(judged, runs, metrics, baseline=baseline, test=test)
     scores = {s: {m: comparison[s][m]["score"] for m in metrics} for s in names}
-    resolved = retriever.search_settings(rerank_depth=rerank_depth)
-    settings = {
-        "profile": retriever.config.profile,
-        "depth": depth,
-        "prefetch_limit": resolved.prefetch_limit,
-        "rrf_k": resolved.rrf_k,
-        "fusion": resolved.fusion,
-        "weights": {b: getattr(resolved, f"{b}_weight") for b in ("dense", "sparse", "bm25")},
-        "rerank_depth": resolved.rerank_depth,
-        "rerank_weight": resolved.rerank_weight,
-    }
     return EvalReport(
         dataset=dataset,
         n_queries=len(queries),
@@ -377,6 +392,6 @@ def evaluate(
         baseline=baseline,
         test=test,
         timings_ms={s: vars(t) for s, t in timings.items()},
-        settings=settings,
+        settings=_report_settings(retriever, depth, rerank_depth),
         runs=runs,
     )
