@@ -35,6 +35,14 @@ def add_commands(
         common: Adds --config/--location/--collection/--profile/--device to a parser.
         config_fn: ``config_fn(args, **overrides)`` returns a :class:`~m3retriever.Config`.
     """
+    _add_eval(sub, common, config_fn)
+    _add_tune(sub, common, config_fn)
+
+
+def _add_eval(
+    sub: Any, common: Callable[[argparse.ArgumentParser], None], config_fn: Callable[..., Any]
+) -> None:
+    """Add ``eval``: per-stage quality on a labelled set."""
     p = sub.add_parser(
         "eval",
         help="per-stage quality (nDCG@10, Recall@100, MRR@10) on a BEIR dataset or labelled JSONL",
@@ -57,6 +65,11 @@ def add_commands(
     p.add_argument("--json", action="store_true", help="print the JSON report")
     p.set_defaults(func=lambda args: _cmd_eval(args, config_fn))
 
+
+def _add_tune(
+    sub: Any, common: Callable[[argparse.ArgumentParser], None], config_fn: Callable[..., Any]
+) -> None:
+    """Add ``tune``: a sweep of the search settings on a labelled set."""
     p = sub.add_parser(
         "tune",
         help="sweep RRF k, branch weights, prefetch/rerank depth and rerank_weight on labelled data",
