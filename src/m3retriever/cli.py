@@ -222,7 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="m3retriever", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_collection_commands(sub)
+    _add_tool_commands(sub)
+    _add_eval_commands(sub)
+    return parser
 
+
+def _add_collection_commands(sub: Any) -> None:
+    """``ingest``, ``search``, ``delete``, ``info`` and ``renormalize``: one collection's data."""
     p = sub.add_parser("ingest", help="ingest folders of .txt/.md, JSONL files or BEIR corpora")
     _common(p)
     p.add_argument("paths", nargs="+")
@@ -268,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_renormalize)
 
+
+def _add_tool_commands(sub: Any) -> None:
+    """``plugins``, ``demo`` and ``serve-mcp``: the loaded plugins, a demo, the MCP server."""
     p = sub.add_parser("plugins", help="list loaded plugins with versions and hooks")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
@@ -288,9 +298,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-writes", action="store_true", help="also expose ingest and delete tools")
     p.add_argument("--description", help="what the collection holds, for the agent")
     p.set_defaults(func=cmd_serve_mcp)
-
-    _add_eval_commands(sub)
-    return parser
 
 
 def _add_eval_commands(sub: Any) -> None:
