@@ -44,6 +44,16 @@ def open_store(
         return QdrantClientStore(
             client, shard_number=shard_number, replication_factor=replication_factor
         )
+    location = _checked_location(location)
+    if location == ":memory:" or location.startswith(("http://", "https://")):
+        return _open_client_store(location, api_key, shard_number, replication_factor)
+    from m3retriever.store.edge import EdgeStore
+
+    return EdgeStore(location)
+
+
+def _checked_location(location: str | os.PathLike[str] | None) -> str:
+    """``location`` as a string; refuses a missing location and one that is not a string or path."""
     if not location:
         raise ConfigError(
             "no store location: pass a directory (embedded Qdrant Edge), ':memory:', "
@@ -54,22 +64,24 @@ def open_store(
             f"store location must be a string or a path, got {type(location).__name__}; pass a "
             "directory, ':memory:' or a Qdrant server URL"
         )
-    location = os.fspath(location)
-    if location == ":memory:" or location.startswith(("http://", "https://")):
-        from qdrant_client import QdrantClient
+    return os.fspath(location)
 
-        from m3retriever.store.remote import QdrantClientStore
 
-        if location == ":memory:":
-            qc = QdrantClient(location=":memory:")
-        else:
-            qc = QdrantClient(url=location, api_key=api_key)
-        return QdrantClientStore(
-            qc,
-            shard_number=shard_number,
-            replication_factor=replication_factor,
-            owns_client=True,
-        )
-    from m3retriever.store.edge import EdgeStore
+def _open_client_store(
+    location: str, api_key: str | None, shard_number: int | None, replication_factor: int | None
+) -> Store:
+    """A qdrant-client store that owns its client: in-process (``":memory:"``) or a server URL."""
+    from qdrant_client import QdrantClient
 
-    return EdgeStore(location)
+    from m3retriever.store.remote import QdrantClientStore
+
+    if location == ":memory:":
+        qc = QdrantClient(location=":memory:")
+    else:
+        qc = QdrantClient(url=location, api_key=api_key)
+    return QdrantClientStore(
+        qc,
+        shard_number=shard_number,
+        replication_factor=replication_factor,
+        owns_client=True,
+    )
