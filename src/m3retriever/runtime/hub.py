@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from m3retriever._deps import require
 from m3retriever.errors import ModelNotFoundError
@@ -113,23 +113,36 @@ def resolve_model_dir(
     elif looks_like_local_path(model):
         raise fail(f"no such directory {os.path.abspath(expanded)}")
     else:
-        hub = require(
-            "huggingface_hub", package="huggingface_hub", extra="torch", purpose="Loading models"
-        )
-        try:
-            if hub_offline():
-                directory = hub.snapshot_download(repo_id=model, local_files_only=True)
-            else:
-                directory = hub.snapshot_download(
-                    repo_id=model, ignore_patterns=list(HUB_IGNORE_PATTERNS)
-                )
-        except Exception as exc:  # hub errors are OSError, ValueError or HTTP errors
-            where = (
-                "it is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1)"
-                if hub_offline()
-                else f"downloading it from the Hugging Face hub failed ({type(exc).__name__}: {exc})"
+        directory = _hub_snapshot(model, fail)
+    return str(_checked_model_dir(directory, required_files, fail))
+
+
+def _hub_snapshot(model: str, fail: Callable[..., ModelNotFoundError]) -> str:
+    """The local snapshot of hub id ``model``: from the cache when offline, else downloaded."""
+    hub = require(
+        "huggingface_hub", package="huggingface_hub", extra="torch", purpose="Loading models"
+    )
+    try:
+        if hub_offline():
+            directory: str = hub.snapshot_download(repo_id=model, local_files_only=True)
+        else:
+            directory = hub.snapshot_download(
+                repo_id=model, ignore_patterns=list(HUB_IGNORE_PATTERNS)
             )
-            raise fail(where, exc) from exc
+    except Exception as exc:  # hub errors are OSError, ValueError or HTTP errors
+        where = (
+            "it is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1)"
+            if hub_offline()
+            else f"downloading it from the Hugging Face hub failed ({type(exc).__name__}: {exc})"
+        )
+        raise fail(where, exc) from exc
+    return directory
+
+
+def _checked_model_dir(
+    directory: str, required_files: Sequence[str], fail: Callable[..., ModelNotFoundError]
+) -> Path:
+    """``directory``, once it holds ``config.json``, weights and every required file."""
     base = Path(directory)
     if not (base / "config.json").is_file():
         raise fail(f"{directory} has no config.json")
@@ -138,7 +151,7 @@ def resolve_model_dir(
     missing = [name for name in required_files if not (base / name).is_file()]
     if missing:
         raise fail(f"{directory} lacks {', '.join(missing)}")
-    return str(base)
+    return base
 
 
 def cached_config(model: str) -> dict[str, Any] | None:
