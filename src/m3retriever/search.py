@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
@@ -91,6 +92,46 @@ def candidate_depth(s: SearchConfig) -> int:
     return max(_set(s.rerank_depth, "rerank_depth"), s.top_k) if s.rerank else s.top_k
 
 
+@dataclass
+class _Scores:
+    """Scores of one query's fused candidates, indexed by fused position (0-based)."""
+
+    fused: np.ndarray
+    final: np.ndarray
+    logits: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    rerank_rank: dict[int, int] = field(default_factory=dict)
+
+
+def _stage_scores(
+    ranks: Mapping[str, Mapping[str, tuple[int, float]]],
+    scores: _Scores,
+    point_id: str,
+    i: int,
+    final_rank: int,
+    single: bool,
+) -> StageScores:
+    """Every stage's score and rank of the fused candidate at position ``i``."""
+    d = ranks.get(DENSE, {}).get(point_id)
+    sp = ranks.get(SPARSE, {}).get(point_id)
+    bm = ranks.get(BM25, {}).get(point_id)
+    return StageScores(
+        dense=d[1] if d else None,
+        dense_rank=d[0] if d else None,
+        sparse=sp[1] if sp else None,
+        sparse_rank=sp[0] if sp else None,
+        bm25=bm[1] if bm else None,
+        bm25_rank=bm[0] if bm else None,
+        fused=None if single else float(scores.fused[i]),
+        fused_rank=None if single else i + 1,
+        rerank_logit=float(scores.logits[i]) if scores.logits is not None else None,
+        rerank=float(scores.probs[i]) if scores.probs is not None else None,
+        rerank_rank=scores.rerank_rank.get(i),
+        final=float(scores.final[i]),
+        final_rank=final_rank,
+    )
+
+
 class Searcher:
     """Runs queries against one collection.
 
@@ -164,40 +205,7 @@ class Searcher:
         cut = [self.cut_query(check_query(q)) for q in queries]
         qv = self.encoders.encode_query(cut)
         t_enc = time.perf_counter()
-        depth = candidate_depth(s)
-        rrf_k = _set(s.rrf_k, "rrf_k")
-        hnsw_ef = _set(s.hnsw_ef, "hnsw_ef")
-        requests: list[HybridQuery] = []
-        layout: list[tuple[int, list[str]]] = []
-        for row in range(len(queries)):
-            branches = self._branches(qv, row, s)
-            if not branches:
-                layout.append((-1, []))
-                continue
-            with_vectors = tuple(b.name for b in branches if b.name in (SPARSE, BM25))
-            first = len(requests)
-            requests.append(
-                HybridQuery(
-                    branches=tuple(branches),
-                    limit=depth + TIE_MARGIN,
-                    fusion=s.fusion,  # type: ignore[arg-type]
-                    rrf_k=rrf_k,
-                    filter=flt,
-                    hnsw_ef=hnsw_ef,
-                    exact=s.exact,
-                    with_vectors=with_vectors,
-                )
-            )
-            names = []
-            if s.stage_scores and len(branches) > 1:
-                for b in branches:
-                    requests.append(
-                        HybridQuery(
-                            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=hnsw_ef, exact=s.exact
-                        )
-                    )
-                    names.append(b.name)
-            layout.append((first, names))
+        requests, layout = self._requests(qv, len(queries), s, flt)
         results = self.store.query(self.collection, requests) if requests else []
         t_search = time.perf_counter()
         out = []
@@ -226,6 +234,52 @@ class Searcher:
             )
         return out
 
+    def _requests(
+        self, qv: Any, n_queries: int, s: SearchConfig, flt: Filter | None
+    ) -> tuple[list[HybridQuery], list[tuple[int, list[str]]]]:
+        """The store requests of encoded queries, and where each query's results are.
+
+        Returns:
+            ``(requests, layout)``: per query, ``(first, names)`` where ``requests[first]`` is
+            its fused request (``first`` is -1 when no branch can search it) and the
+            single-branch requests for stage scores follow it, one per name in ``names``.
+        """
+        depth = candidate_depth(s)
+        rrf_k = _set(s.rrf_k, "rrf_k")
+        hnsw_ef = _set(s.hnsw_ef, "hnsw_ef")
+        requests: list[HybridQuery] = []
+        layout: list[tuple[int, list[str]]] = []
+        for row in range(n_queries):
+            branches = self._branches(qv, row, s)
+            if not branches:
+                layout.append((-1, []))
+                continue
+            with_vectors = tuple(b.name for b in branches if b.name in (SPARSE, BM25))
+            first = len(requests)
+            requests.append(
+                HybridQuery(
+                    branches=tuple(branches),
+                    limit=depth + TIE_MARGIN,
+                    fusion=s.fusion,  # type: ignore[arg-type]
+                    rrf_k=rrf_k,
+                    filter=flt,
+                    hnsw_ef=hnsw_ef,
+                    exact=s.exact,
+                    with_vectors=with_vectors,
+                )
+            )
+            names = []
+            if s.stage_scores and len(branches) > 1:
+                for b in branches:
+                    requests.append(
+                        HybridQuery(
+                            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=hnsw_ef, exact=s.exact
+                        )
+                    )
+                    names.append(b.name)
+            layout.append((first, names))
+        return requests, layout
+
     def _finish(
         self,
         query: str,
@@ -236,6 +290,7 @@ class Searcher:
         s: SearchConfig,
         single: bool,
     ) -> SearchResult:
+        """One query's result from its fused candidates and each branch's list."""
         # Keep the engine's order (best first, whatever the distance's direction) and break
         # exact score ties by point id, so rankings are deterministic. The engine was asked for
         # TIE_MARGIN extra candidates, so which of several tied candidates makes the cut is
@@ -245,6 +300,28 @@ class Searcher:
             name: {r.id: (i + 1, r.score) for i, r in enumerate(tie_break(lst))}
             for name, lst in branch_lists.items()
         }
+        scores, order = self._score(query, fused, branch_lists, s, single)
+        if s.min_score is not None and scores.probs is not None:
+            order = [i for i in order if scores.probs[i] >= s.min_score]
+            if not order:
+                return SearchResult(query, [], no_confident_match=True)
+        query_terms = self._query_terms(qv, row)
+        hits = []
+        for final_rank, i in enumerate(order[: s.top_k], 1):
+            rec = fused[i]
+            stage_scores = _stage_scores(ranks, scores, rec.id, i, final_rank, single)
+            hits.append(self._hit(rec, stage_scores, query_terms))
+        return SearchResult(query, hits)
+
+    def _score(
+        self,
+        query: str,
+        fused: list[ScoredRecord],
+        branch_lists: Mapping[str, list[ScoredRecord]],
+        s: SearchConfig,
+        single: bool,
+    ) -> tuple[_Scores, list[int]]:
+        """The fused candidates' scores, and their final order (reranked when configured)."""
         fused_scores = np.array([r.score for r in fused], dtype=np.float64)
         # Relevance grows with the score, except for a lone euclid/manhattan dense branch,
         # whose scores are distances.
@@ -252,62 +329,36 @@ class Searcher:
             self.distance in ("euclid", "manhattan")
         )
         relevance = -fused_scores if lower_is_better else fused_scores
-        logits = probs = None
-        rerank_rank: dict[int, int] = {}
         if s.rerank and self.reranker is not None and fused:
             logits = np.asarray(
                 self.reranker.score(query, [str(r.payload.get("text", "")) for r in fused]),
                 dtype=np.float64,
             )
             probs = sigmoid(logits)
+            rerank_rank: dict[int, int] = {}
             for rank, idx in enumerate(sorted(range(len(fused)), key=lambda i: (-logits[i], i))):
                 rerank_rank[idx] = rank + 1
             w = _set(s.rerank_weight, "rerank_weight")
             final = probs if w >= 1.0 else w * minmax(logits) + (1.0 - w) * minmax(relevance)
             order = sorted(range(len(fused)), key=lambda i: (-final[i], i))
-        else:
-            final = fused_scores
-            order = list(range(len(fused)))
-        if s.min_score is not None and probs is not None:
-            order = [i for i in order if probs[i] >= s.min_score]
-            if not order:
-                return SearchResult(query, [], no_confident_match=True)
-        hits = []
-        query_terms = self._query_terms(qv, row)
-        for final_rank, i in enumerate(order[: s.top_k], 1):
-            rec = fused[i]
-            d = ranks.get(DENSE, {}).get(rec.id)
-            sp = ranks.get(SPARSE, {}).get(rec.id)
-            bm = ranks.get(BM25, {}).get(rec.id)
-            scores = StageScores(
-                dense=d[1] if d else None,
-                dense_rank=d[0] if d else None,
-                sparse=sp[1] if sp else None,
-                sparse_rank=sp[0] if sp else None,
-                bm25=bm[1] if bm else None,
-                bm25_rank=bm[0] if bm else None,
-                fused=None if single else float(fused_scores[i]),
-                fused_rank=None if single else i + 1,
-                rerank_logit=float(logits[i]) if logits is not None else None,
-                rerank=float(probs[i]) if probs is not None else None,
-                rerank_rank=rerank_rank.get(i),
-                final=float(final[i]),
-                final_rank=final_rank,
-            )
-            p = rec.payload
-            hits.append(
-                Hit(
-                    id=rec.id,
-                    doc_id=str(p.get("doc_id", "")),
-                    chunk_index=int(p.get("chunk_index", 0)),
-                    text=str(p.get("text", "")),
-                    source=p.get("source"),
-                    metadata=dict(p.get("metadata") or {}),
-                    scores=scores,
-                    matched_terms=self._matched(query_terms, rec.vectors),
-                )
-            )
-        return SearchResult(query, hits)
+            return _Scores(fused_scores, final, logits, probs, rerank_rank), order
+        return _Scores(fused_scores, fused_scores), list(range(len(fused)))
+
+    def _hit(
+        self, rec: ScoredRecord, scores: StageScores, query_terms: Mapping[str, SparseVector]
+    ) -> Hit:
+        """The hit of a stored record."""
+        p = rec.payload
+        return Hit(
+            id=rec.id,
+            doc_id=str(p.get("doc_id", "")),
+            chunk_index=int(p.get("chunk_index", 0)),
+            text=str(p.get("text", "")),
+            source=p.get("source"),
+            metadata=dict(p.get("metadata") or {}),
+            scores=scores,
+            matched_terms=self._matched(query_terms, rec.vectors),
+        )
 
     def _query_terms(self, qv: Any, row: int) -> dict[str, SparseVector]:
         terms = {}
