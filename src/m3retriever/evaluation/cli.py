@@ -39,6 +39,16 @@ def add_commands(
     _add_tune(sub, common, config_fn)
 
 
+def _protocol_args(p: argparse.ArgumentParser) -> None:
+    """``--keep-self-matches`` and ``--quiet``, shared by ``eval`` and ``tune``."""
+    p.add_argument(
+        "--keep-self-matches",
+        action="store_true",
+        help="score a retrieved document whose id equals the query id (default: drop it, as BEIR and MTEB do)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
+
+
 def _add_eval(
     sub: Any, common: Callable[[argparse.ArgumentParser], None], config_fn: Callable[..., Any]
 ) -> None:
@@ -63,6 +73,7 @@ def _add_eval(
     p.add_argument("--test", default="student", choices=["student", "fisher"], help="significance test")
     p.add_argument("--no-ingest", action="store_true", help="do not ingest the BEIR corpus")
     p.add_argument("--json", action="store_true", help="print the JSON report")
+    _protocol_args(p)
     p.set_defaults(func=lambda args: _cmd_eval(args, config_fn))
 
 
@@ -102,6 +113,7 @@ def _add_tune(
         help="try rerank depths/weights on the N best fusion settings only (0: on all of them)",
     )
     p.add_argument("--no-ingest", action="store_true", help="do not ingest the BEIR corpus")
+    _protocol_args(p)
     p.set_defaults(func=lambda args: _cmd_tune(args, config_fn))
 
 
@@ -123,6 +135,8 @@ def _cmd_eval(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
             depth=args.depth,
             test=args.test,
             dataset=data.name,
+            keep_self_matches=args.keep_self_matches,
+            progress=not args.quiet,
         )
     if args.out:
         paths = report.write(args.out)
@@ -170,6 +184,8 @@ def _cmd_tune(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
             rerank_depths=_ints(args.rerank_depth),
             rerank_weights=_floats(args.rerank_weight),
             rerank_top_settings=args.rerank_top or None,
+            keep_self_matches=args.keep_self_matches,
+            progress=not args.quiet,
         )
     _out(result.table())
     if args.out:

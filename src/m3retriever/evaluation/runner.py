@@ -10,7 +10,8 @@ Each stage's ranking comes from the retriever itself:
   follows, so Recall@100 stays comparable.
 
 Chunk hits are aggregated to documents by best rank (the first chunk of a document seen in a
-ranking gives the document its rank), because judgements name documents.
+ranking gives the document its rank), because judgements name documents. A document whose id
+equals the query id is dropped before scoring, as BEIR does (:mod:`.protocol`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from m3retriever.errors import InputError
 from m3retriever.evaluation.metrics import DEFAULT_METRICS, compare
+from m3retriever.evaluation.protocol import apply_protocol, progress_bar
 from m3retriever.types import Hit
 
 __all__ = [
@@ -114,8 +116,9 @@ def _fused_base(runs: Mapping[str, Run], first: str, queries: Iterable[str]) -> 
 
 
 def _run_stage(
-    retriever: Any, queries: Mapping[str, str], opts: Mapping[str, Any], batch_size: int, tail: Run | None, depth: int
-) -> tuple[Run, StageTiming]:
+    retriever: Any, queries: Mapping[str, str], opts: Mapping[str, Any], batch_size: int, tail: Run | None, depth: int,
+    bar: Any = None,
+) -> tuple[Run, StageTiming]:  # fmt: skip
     """One stage's run and timing (with ``tail``: each ranking continued in its tail's order, to ``depth``)."""
     qids = list(queries)
     per: Run = {}
@@ -133,6 +136,8 @@ def _run_stage(
             for key in t:
                 if key in res.timings_ms:
                     t[key].append(float(res.timings_ms[key]))
+        if bar is not None:
+            bar.update(len(batch))
     return per, StageTiming(**{f"{k}_ms": statistics.median(v) if v else 0.0 for k, v in t.items()})
 
 
@@ -155,7 +160,8 @@ def stage_runs(
         depth: Documents ranked per stage (100 gives Recall@100).
         rerank_depth: Override the rerank depth (default: the retriever's setting).
         batch_size: Queries encoded and searched together.
-        progress: Log progress at INFO level.
+        progress: Show a progress bar per stage on stderr (queries done, ETA) and log each
+            stage's time at INFO level.
 
     Returns:
         ``({stage: run}, {stage: timing})``.
@@ -179,7 +185,8 @@ def stage_runs(
         # Below the rerank depth the pipeline's candidates keep their fused order.
         tail = _fused_base(runs, have[0], queries) if stage == "rerank" else None
         t0 = time.perf_counter()
-        runs[stage], timings[stage] = _run_stage(retriever, queries, opts, batch_size, tail, depth)
+        with progress_bar(len(queries), f"eval {stage}", progress) as bar:
+            runs[stage], timings[stage] = _run_stage(retriever, queries, opts, batch_size, tail, depth, bar)
         if progress:
             logger.info("stage %s: %d queries in %.1fs", stage, len(queries), time.perf_counter() - t0)
     return {s: runs[s] for s in stages}, {s: timings[s] for s in stages}
@@ -202,6 +209,7 @@ class EvalReport:
             (queries are searched in batches, so these are per-query shares of a batch).
         settings: The search settings used.
         runs: ``{stage: run}`` (not written to JSON unless asked).
+        protocol: What was done with self-matches (:func:`.protocol.describe`).
     """
 
     dataset: str
@@ -215,6 +223,7 @@ class EvalReport:
     timings_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     runs: dict[str, Run] = field(default_factory=dict, repr=False)
+    protocol: str = ""
 
     @property
     def best_stage(self) -> str:
@@ -235,6 +244,7 @@ class EvalReport:
             "best_stage": self.best_stage,
             "timings_ms": self.timings_ms,
             "settings": self.settings,
+            "protocol": self.protocol,
         }
         if with_runs:
             out["runs"] = self.runs
@@ -266,7 +276,8 @@ class EvalReport:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        lines.insert(0, f"{self.dataset}: {self.n_queries} queries; p-values: paired {self._test_name()} vs {self.baseline}")
+        head = f"{self.dataset}: {self.n_queries} queries; p-values: paired {self._test_name()} vs {self.baseline}"
+        lines.insert(0, head + (f"; {self.protocol}" if self.protocol else ""))
         return "\n".join(lines)
 
     def _test_name(self) -> str:
@@ -277,7 +288,8 @@ class EvalReport:
         rows = self._rows()
         out = [
             f"**{self.dataset}** ({self.n_queries} queries). ▲/▼: significantly better/worse than "
-            f"`{self.baseline}` (paired {self._test_name()}, p < 0.05). Best stage: `{self.best_stage}`.",
+            f"`{self.baseline}` (paired {self._test_name()}, p < 0.05). Best stage: `{self.best_stage}`."
+            + (f" {self.protocol[0].upper()}{self.protocol[1:]}." if self.protocol else ""),
             "",
             "| " + " | ".join(rows[0]) + " |",
             "|" + "|".join("---" for _ in rows[0]) + "|",
@@ -287,28 +299,9 @@ class EvalReport:
 
     def plot(self, path: str | Path) -> Path:
         """A grouped bar plot of the metrics per stage (PNG)."""
-        from m3retriever._deps import require
+        from m3retriever.evaluation.plot import plot_report
 
-        mpl = require("matplotlib", package="matplotlib", extra="eval", purpose="plotting evaluation results")
-        mpl.use("Agg")
-        plt = require("matplotlib.pyplot", package="matplotlib", extra="eval", purpose="plotting")
-        fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(self.stages), 3.6), dpi=110)
-        width = 0.8 / max(1, len(self.metrics))
-        for j, m in enumerate(self.metrics):
-            xs = [i + (j - (len(self.metrics) - 1) / 2) * width for i in range(len(self.stages))]
-            vals = [self.scores[s][m] for s in self.stages]
-            bars = ax.bar(xs, vals, width, label=m)
-            for b, v in zip(bars, vals):
-                ax.text(b.get_x() + b.get_width() / 2, v + 0.01, f"{v:.3f}", ha="center", fontsize=6, rotation=90)
-        ax.set_xticks(range(len(self.stages)), self.stages)
-        ax.set_ylim(0, 1.12)
-        ax.set_title(f"{self.dataset} ({self.n_queries} queries)")
-        ax.legend(fontsize=7, loc="upper left", ncol=len(self.metrics))
-        fig.tight_layout()
-        path = Path(path)
-        fig.savefig(path)
-        plt.close(fig)
-        return path
+        return plot_report(self, path)
 
     def write(self, out_dir: str | Path, *, with_runs: bool = False) -> list[Path]:
         """Write ``results.json``, ``results.md`` and ``results.png`` into ``out_dir``."""
@@ -350,6 +343,8 @@ def evaluate(
     test: str = "student",
     dataset: str = "dataset",
     batch_size: int = 32,
+    keep_self_matches: bool = False,
+    progress: bool = False,
 ) -> EvalReport:
     """Score each stage of ``retriever`` on labelled queries (the corpus must be ingested).
 
@@ -366,6 +361,9 @@ def evaluate(
         test: ``"student"`` (paired t-test) or ``"fisher"`` (paired randomisation test).
         dataset: Name for the report.
         batch_size: Queries per search batch.
+        keep_self_matches: Score a retrieved document whose id equals the query id (BEIR and
+            MTEB drop it, and so does the default).
+        progress: Show a progress bar per stage on stderr.
 
     Returns:
         An :class:`EvalReport`.
@@ -374,8 +372,9 @@ def evaluate(
     if not queries:
         raise InputError("no query has relevance judgements")
     runs, timings = stage_runs(
-        retriever, queries, stages, depth=depth, rerank_depth=rerank_depth, batch_size=batch_size
+        retriever, queries, stages, depth=depth, rerank_depth=rerank_depth, batch_size=batch_size, progress=progress
     )
+    runs, protocol = apply_protocol(runs, keep_self_matches)
     names = list(runs)
     if baseline not in runs:
         baseline = names[0]
@@ -383,15 +382,8 @@ def evaluate(
     comparison = compare(judged, runs, metrics, baseline=baseline, test=test)
     scores = {s: {m: comparison[s][m]["score"] for m in metrics} for s in names}
     return EvalReport(
-        dataset=dataset,
-        n_queries=len(queries),
-        stages=names,
-        metrics=list(metrics),
-        scores=scores,
-        comparison={s: comparison[s] for s in names},
-        baseline=baseline,
-        test=test,
-        timings_ms={s: vars(t) for s, t in timings.items()},
-        settings=_report_settings(retriever, depth, rerank_depth),
-        runs=runs,
+        dataset=dataset, n_queries=len(queries), stages=names, metrics=list(metrics), scores=scores,
+        comparison={s: comparison[s] for s in names}, baseline=baseline, test=test,
+        timings_ms={s: vars(t) for s, t in timings.items()}, settings=_report_settings(retriever, depth, rerank_depth),
+        runs=runs, protocol=protocol,
     )

@@ -12,7 +12,9 @@ minmax(fused)`` over the reranked candidates). The best setting is then checked 
 pipeline (``verify``), and latency is measured through the real pipeline for each (prefetch
 limit, rerank depth) pair.
 
-Use a TRAIN split for tuning and report the test split once, with the tuned values.
+Use a TRAIN split for tuning and report the test split once, with the tuned values. As in
+``eval``, a document whose id equals the query id is dropped before scoring, as BEIR does
+(:mod:`m3retriever.evaluation.protocol`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Mapping, Sequence
 
 from m3retriever.errors import InputError
 from m3retriever.evaluation.metrics import DEFAULT_METRICS, score
+from m3retriever.evaluation.protocol import describe, drop_self_matches
 from m3retriever.evaluation.runner import hits_to_ranking, ranking_to_scores
 from m3retriever.evaluation.tune_sweep import BRANCHES, RANK_DEPTH, BranchCache, Sweep
 
@@ -69,6 +72,7 @@ class TuneResult:
     latency_ms: list[dict[str, Any]]
     verified: dict[str, Any] | None = None
     seconds: float = 0.0
+    protocol: str = ""
 
     def top(self, n: int = 15) -> list[dict[str, Any]]:
         return sorted(self.rows, key=lambda r: -r[self.metric])[:n]
@@ -77,7 +81,8 @@ class TuneResult:
         lines = [
             f"{self.n_queries} queries; {len(self.rows)} settings; best {self.metric} = "
             f"{self.best[self.metric]:.4f}"
-            + (f" (default {self.default[self.metric]:.4f})" if self.default else ""),
+            + (f" (default {self.default[self.metric]:.4f})" if self.default else "")
+            + (f"; {self.protocol}" if self.protocol else ""),
             "",
             self.markdown_rows(self.top(n)),
         ]
@@ -111,6 +116,7 @@ class TuneResult:
             "latency_ms": self.latency_ms,
             "rows": self.rows,
             "seconds": self.seconds,
+            "protocol": self.protocol,
         }
 
     def write(self, out_dir: str | Path) -> list[Path]:
@@ -194,6 +200,7 @@ def _verify(
     best: Mapping[str, Any],
     metric: str,
     top: int,
+    keep_self_matches: bool = False,
 ) -> dict[str, Any]:
     """Re-run a setting row through the pipeline and score it.
 
@@ -204,6 +211,7 @@ def _verify(
         best: The setting row (as in :attr:`TuneResult.rows`).
         metric: Metric to report.
         top: Documents ranked per query when not reranking.
+        keep_self_matches: Score a document whose id equals the query id (BEIR drops it).
 
     Returns:
         ``{"settings": search options, metric: score}``.
@@ -217,6 +225,7 @@ def _verify(
         results = retriever.search_batch([queries[x] for x in batch], top_k=top_k, stage_scores=False, **opts)
         for q, r in zip(batch, results):
             run[q] = ranking_to_scores(hits_to_ranking(r.hits))
+    run = run if keep_self_matches else drop_self_matches(run)
     return {"settings": opts, metric: score(judged, run, [metric])[metric]}
 
 
@@ -255,6 +264,8 @@ def tune(
     rerank_top_settings: int | None = 5,
     latency_queries: int = 20,
     verify: bool = True,
+    keep_self_matches: bool = False,
+    progress: bool = False,
 ) -> TuneResult:
     """Sweep search settings on labelled queries and report quality (and latency).
 
@@ -276,26 +287,26 @@ def tune(
             new candidate costs a cross-encoder call, so a full cross product is slow on CPU.
         latency_queries: Queries timed through the pipeline per (prefetch, depth) pair (0: skip).
         verify: Re-run the best setting through the real pipeline.
+        keep_self_matches: Score a document whose id is the query id (BEIR and the default drop it).
+        progress: Show progress bars on stderr (rankings fetched, settings scored, ETA).
 
     Returns:
         A :class:`TuneResult`.
     """
     t_start = time.perf_counter()
     queries, judged = _labelled(queries, qrels)
-    cache = BranchCache(retriever, queries, max(prefetch_limits))
+    cache = BranchCache(retriever, queries, max(prefetch_limits), progress=progress)
     has_rr = retriever.reranker is not None
-    sweep = Sweep(cache, judged, metric, list(dict.fromkeys([metric, *metrics])), retriever.search_settings())
-    rows = sweep.rows(
-        itertools.product(rrf_ks, _weight_triples(weights, cache.present), prefetch_limits),
-        [(d, w) for d in rerank_depths for w in rerank_weights] if has_rr else [],
-        keep_fusion=include_no_rerank or not has_rr,
-        top_settings=rerank_top_settings,
-    )
+    names = list(dict.fromkeys([metric, *metrics]))
+    sweep = Sweep(cache, judged, metric, names, retriever.search_settings(), keep_self_matches, progress)
+    fusion = itertools.product(rrf_ks, _weight_triples(weights, cache.present), prefetch_limits)
+    rerank = [(d, w) for d in rerank_depths for w in rerank_weights] if has_rr else []
+    rows = sweep.rows(fusion, rerank, keep_fusion=include_no_rerank or not has_rr, top_settings=rerank_top_settings)
     best = max(rows, key=lambda r: (r[metric], -(r["rerank_depth"] or 0)))
     latency = _pipeline_latency(retriever, queries, latency_queries, prefetch_limits, rerank_depths if has_rr else None)
-    verified = _verify(retriever, queries, judged, best, metric, RANK_DEPTH) if verify else None
+    verified = _verify(retriever, queries, judged, best, metric, RANK_DEPTH, keep_self_matches) if verify else None
     default = sweep.configured(rows, rerank=sweep.resolved.rerank)
     return TuneResult(
         metric=metric, n_queries=len(queries), rows=rows, best=best, default=default, latency_ms=latency,
-        verified=verified, seconds=time.perf_counter() - t_start,
+        verified=verified, seconds=time.perf_counter() - t_start, protocol=describe(keep_self_matches, len(cache.self_matched())),
     )

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from m3retriever.evaluation.metrics import score
+from m3retriever.evaluation.protocol import drop_self_matches, progress_bar
 from m3retriever.evaluation.runner import ranking_to_scores
 from m3retriever.search import minmax
 
@@ -36,7 +37,9 @@ class _QueryCache:
 class BranchCache:
     """Each query's per-branch chunk rankings, and rerank logits computed on demand."""
 
-    def __init__(self, retriever: Any, queries: Mapping[str, str], depth: int, batch_size: int = 32) -> None:
+    def __init__(
+        self, retriever: Any, queries: Mapping[str, str], depth: int, batch_size: int = 32, progress: bool = False
+    ) -> None:
         self.retriever = retriever
         self.depth = depth
         enc = retriever.encoders
@@ -47,6 +50,7 @@ class BranchCache:
         qids = list(queries)
         for b in self.present:
             opts = {f"{x}_weight": (1.0 if x == b else 0.0) for x in BRANCHES}
+            bar = progress_bar(len(qids), f"tune: {b} rankings", progress)
             for start in range(0, len(qids), batch_size):
                 batch = qids[start : start + batch_size]
                 results = retriever.search_batch(
@@ -62,6 +66,8 @@ class BranchCache:
                     c.branches[b] = [(h.id, h.doc_id) for h in res.hits]
                     for h in res.hits:
                         c.texts[h.id] = h.text
+                bar.update(len(batch))
+            bar.close()
         self.rerank_pairs = 0
         self.rerank_seconds = 0.0
 
@@ -88,6 +94,10 @@ class BranchCache:
             self.rerank_pairs += len(missing)
             c.logits.update({p: float(v) for p, v in zip(missing, values)})
         return np.array([c.logits[p] for p in pids], dtype=np.float64)
+
+    def self_matched(self) -> list[str]:
+        """The query ids some branch retrieved as a document id."""
+        return sorted(q for q, c in self.queries.items() if any(d == q for lst in c.branches.values() for _, d in lst))
 
     def doc_of(self, q: str) -> dict[int, str]:
         c = self.queries[q]
@@ -148,6 +158,8 @@ class Sweep:
         metric: Metric that ranks the fusion settings.
         metrics: Metrics reported for each setting.
         resolved: The retriever's resolved search settings (its configured setting).
+        keep_self_matches: Score a document whose id equals the query id (BEIR drops it).
+        progress: Show progress bars on stderr.
     """
 
     cache: BranchCache
@@ -155,6 +167,8 @@ class Sweep:
     metric: str
     metrics: Sequence[str]
     resolved: Any
+    keep_self_matches: bool = False
+    progress: bool = False
     qids: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -174,6 +188,8 @@ class Sweep:
             )
             for q in self.qids
         }
+        if not self.keep_self_matches:
+            run = drop_self_matches(run)
         return {
             "rrf_k": k,
             "dense_weight": w[0],
@@ -207,7 +223,12 @@ class Sweep:
             One row per setting scored.
         """
         # Stage 1: every fusion setting without reranking (cheap: local RRF over cached rankings).
-        fusion_rows = [self.row(k, w, pf, None, self.fuse_all(k, w, pf)) for k, w, pf in fusion]
+        settings = list(fusion)
+        with progress_bar(len(settings), "tune: fusion settings", self.progress, unit="setting") as bar:
+            fusion_rows = []
+            for k, w, pf in settings:
+                fusion_rows.append(self.row(k, w, pf, None, self.fuse_all(k, w, pf)))
+                bar.update()
         rows: list[dict[str, Any]] = list(fusion_rows) if keep_fusion else []
         # Stage 2: rerank depths and weights on the best fusion settings only.
         if rerank_opts:
@@ -230,11 +251,14 @@ class Sweep:
         self, chosen: Sequence[Mapping[str, Any]], rerank_opts: Sequence[tuple[int, float]]
     ) -> list[dict[str, Any]]:
         rows = []
-        for fr in chosen:
-            w = (fr["dense_weight"], fr["sparse_weight"], fr["bm25_weight"])
-            fused = self.fuse_all(fr["rrf_k"], w, fr["prefetch_limit"])  # once per fusion setting
-            for ro in rerank_opts:
-                rows.append(self.row(fr["rrf_k"], w, fr["prefetch_limit"], ro, fused))
+        total = len(chosen) * len(rerank_opts)
+        with progress_bar(total, "tune: rerank settings", self.progress, unit="setting") as bar:
+            for fr in chosen:
+                w = (fr["dense_weight"], fr["sparse_weight"], fr["bm25_weight"])
+                fused = self.fuse_all(fr["rrf_k"], w, fr["prefetch_limit"])  # once per fusion setting
+                for ro in rerank_opts:
+                    rows.append(self.row(fr["rrf_k"], w, fr["prefetch_limit"], ro, fused))
+                    bar.update()
         return rows
 
     def configured(self, rows: Sequence[dict[str, Any]], *, rerank: bool) -> dict[str, Any] | None:
