@@ -13,35 +13,27 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from typing import Annotated, Any, Callable, Literal, TypeVar
+from typing import Any, Callable, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
 
-from m3retriever import M3RetrieverError, Retriever
+from m3retriever import Retriever
 from m3retriever.errors import ConfigError
 from m3retriever.runtime.memory import limit_malloc_arenas
-from m3retriever.validation import MAX_ID_CHARS
 from m3retriever_mcp.guarded import GuardedServer, StaticTokenVerifier
-from m3retriever_mcp.models import (
-    CollectionInfo,
-    DeleteOutput,
-    DocId,
-    DocumentIn,
-    FilterSpec,
-    IngestOutput,
-    MinScore,
-    Query,
-    SearchOutput,
-    TopK,
-    filter_to_mapping,
+from m3retriever_mcp.models import CollectionInfo
+from m3retriever_mcp.tools import (
+    INFO_RESOURCE_URI,
+    MAX_TOP_K,
+    register_collection_info,
+    register_delete,
+    register_info_resource,
+    register_ingest,
+    register_search,
 )
-from m3retriever_mcp.summary import describe_pipeline, summarize
 
 __all__ = ["M3RetrieverMCP", "create_server", "MAX_TOP_K", "INFO_RESOURCE_URI", "READ_CONCURRENCY"]
 
@@ -49,20 +41,11 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MAX_TOP_K = 50
-MAX_INGEST_DOCUMENTS = 1000
 READ_CONCURRENCY = min(32, (os.cpu_count() or 1) + 4)
 """Searches (and info reads) run at once in worker threads; more wait for a free one. Writes
 (ingest, delete) have a thread of their own, one at a time, so they never take a search's."""
-INFO_RESOURCE_URI = "m3retriever://collection/info"
 SERVER_NAME = "m3retriever"
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def _tool_error(exc: M3RetrieverError) -> ToolError:
-    # InputError/ConfigError (and the library's other deliberate errors) carry a message that
-    # names the problem and the fix: hand it to the model as an isError result.
-    return ToolError(str(exc))
 
 
 class M3RetrieverMCP:
@@ -147,182 +130,18 @@ class M3RetrieverMCP:
 
     # -- tools -----------------------------------------------------------------------
     def _register(self) -> None:
-        r = self.retriever
-        srv = self.server
-
-        async def search(
-            query: Query,
-            top_k: Annotated[TopK, Field(le=MAX_TOP_K)] = 5,
-            filter: Annotated[FilterSpec | None, Field(description="Optional metadata filter.")] = None,
-            min_score: Annotated[
-                MinScore | None,
-                Field(
-                    description=(
-                        "Optional minimum calibrated relevance (0..1) a passage needs; when none "
-                        "reaches it, no passages are returned and no_confident_match is true."
-                    ),
-                ),
-            ] = None,
-        ) -> Annotated[CallToolResult, SearchOutput]:
-            try:
-                result = await self._read(
-                    r.search, query, top_k=top_k, filter=filter_to_mapping(filter), min_score=min_score
-                )
-            except M3RetrieverError as exc:
-                raise _tool_error(exc) from exc
-            effective_min = min_score if min_score is not None else r.config.search.min_score
-            out = SearchOutput(
-                query=result.query,
-                hits=[h.as_dict() for h in result.hits],  # type: ignore[misc]
-                no_confident_match=result.no_confident_match,
-                min_score=effective_min,
-                timings_ms=dict(result.timings_ms),
-            )
-            return CallToolResult(
-                content=[TextContent(type="text", text=summarize(result, effective_min))],
-                structured_content=out.model_dump(mode="json"),
-            )
-
-        srv.add_tool(
-            search,
-            name="search",
-            title="Search the document collection",
-            description=(
-                f"Search the collection '{r.collection}' for passages relevant to a query. "
-                f"{describe_pipeline(r)} Returns the best passages with their text, source, doc_id, "
-                "metadata and every stage's score; use `filter` to restrict by metadata and "
-                "`min_score` to get no_confident_match=true instead of weak passages."
-                + self._about()
-            ),
-            annotations=ToolAnnotations(
-                title="Search the document collection",
-                read_only_hint=True,
-                destructive_hint=False,
-                idempotent_hint=True,
-                open_world_hint=False,
-            ),
-        )
-
-        async def collection_info() -> CollectionInfo:
-            try:
-                return await self._read(self._info)
-            except M3RetrieverError as exc:
-                raise _tool_error(exc) from exc
-
-        srv.add_tool(
-            collection_info,
-            name="collection_info",
-            title="Collection information",
-            description=(
-                f"Counts (documents, chunks), disk size and models of the collection '{r.collection}'."
-                + self._about()
-            ),
-            annotations=ToolAnnotations(
-                title="Collection information",
-                read_only_hint=True,
-                destructive_hint=False,
-                idempotent_hint=True,
-                open_world_hint=False,
-            ),
-        )
-
-        @srv.resource(
-            INFO_RESOURCE_URI,
-            name="collection_info",
-            title="Collection information",
-            description="Counts, sizes and models of the collection, as JSON.",
-            mime_type="application/json",
-        )
-        async def info_resource() -> str:
-            try:
-                info = await self._read(self._info)
-            except M3RetrieverError as exc:
-                raise ResourceError(str(exc)) from exc
-            return info.model_dump_json(indent=2)
-
+        """Register the read tools and the info resource; the write tools only with writes."""
+        about = self._about()
+        register_search(self.server, self.retriever, self._read, about)
+        register_collection_info(self.server, self.retriever, self._read, self._info, about)
+        register_info_resource(self.server, self._read, self._info)
         if self.writes:
             self._register_writes()
 
     def _register_writes(self) -> None:
-        r = self.retriever
-        srv = self.server
-
-        async def ingest(
-            documents: Annotated[
-                list[DocumentIn],
-                Field(
-                    min_length=1,
-                    max_length=MAX_INGEST_DOCUMENTS,
-                    description="Documents to add; a doc_id that exists already is replaced.",
-                ),
-            ],
-        ) -> IngestOutput:
-            docs = [d.model_dump() for d in documents]
-            try:
-                report = await self._write(r.ingest, docs, show_progress=False)
-            except M3RetrieverError as exc:
-                raise _tool_error(exc) from exc
-            return IngestOutput(
-                documents=report.documents,
-                added=report.added,
-                updated=report.updated,
-                skipped=report.skipped,
-                chunks_written=report.chunks_written,
-                chunks_deleted=report.chunks_deleted,
-                seconds=report.seconds,
-            )
-
-        srv.add_tool(
-            ingest,
-            name="ingest",
-            title="Add documents",
-            description=(
-                f"Add documents to the collection '{r.collection}' (chunked and embedded). "
-                "Re-adding a doc_id replaces that document; unchanged documents are skipped."
-                + self._about()
-            ),
-            annotations=ToolAnnotations(
-                title="Add documents",
-                read_only_hint=False,
-                destructive_hint=True,  # replaces existing documents with the same doc_id
-                idempotent_hint=True,
-                open_world_hint=False,
-            ),
-        )
-
-        async def delete(
-            doc_ids: Annotated[
-                list[DocId] | None,
-                Field(description=f"Ids of the documents to delete (each at most {MAX_ID_CHARS} characters)."),
-            ] = None,
-            filter: Annotated[
-                FilterSpec | None, Field(description="Delete every document matching this filter.")
-            ] = None,
-        ) -> DeleteOutput:
-            if not doc_ids and not filter:
-                raise ToolError("pass doc_ids and/or a filter; refusing to delete everything")
-            try:
-                n = await self._write(r.delete, doc_ids or None, filter=filter_to_mapping(filter))
-            except M3RetrieverError as exc:
-                raise _tool_error(exc) from exc
-            return DeleteOutput(deleted_chunks=n)
-
-        srv.add_tool(
-            delete,
-            name="delete",
-            title="Delete documents",
-            description=(
-                f"Delete documents from the collection '{r.collection}' by doc_id and/or metadata "
-                "filter (both given: documents matching both). Returns the number of chunks removed."
-            ),
-            annotations=ToolAnnotations(
-                title="Delete documents",
-                read_only_hint=False,
-                destructive_hint=True,
-                idempotent_hint=True,
-                open_world_hint=False,
-            ),
-        )
+        """Register ``ingest`` and ``delete``."""
+        register_ingest(self.server, self.retriever, self._write, self._about())
+        register_delete(self.server, self.retriever, self._write)
 
     def _info(self) -> CollectionInfo:
         info = dict(self.retriever.info())
