@@ -12,7 +12,8 @@ It also upgrades a collection built before the BM25 encoder recorded its paramet
 normalised by a fixed 256 terms): such a collection is refused with a
 :class:`~m3retriever.errors.FingerprintMismatchError` naming only the BM25 parameters, and
 after :func:`renormalize` its vectors and fingerprint are current. An interrupted run leaves
-every chunk either rewritten or as it was, and can simply be run again.
+every chunk either rewritten or as it was, and can simply be run again; searches during a run
+see some chunks with the new weights and some with the old.
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
     """Recount a collection's document lengths and rewrite its BM25 vectors with them.
 
     Args:
-        target: An open :class:`~m3retriever.Retriever`, or the configuration of one (its store
-            is opened here and closed afterwards; use this form for a collection that an
-            older version built, which a retriever refuses to open).
+        target: An open :class:`~m3retriever.Retriever` (its ingests and deletes wait until
+            this is done), or the configuration of one (its store is opened here and closed
+            afterwards; use this form for a collection that an older version built, which a
+            retriever refuses to open).
         client: An existing ``qdrant_client.QdrantClient`` (with a configuration only).
         batch: Chunks read and rewritten per store call.
 
@@ -84,7 +86,10 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
             beyond the BM25 parameters differs).
     """
     if isinstance(target, Retriever):
-        return _run(target.store, target.encoders, _spec_of(target), batch)
+        # The retriever's writes wait meanwhile: an ingest between the two passes would be
+        # counted in neither the totals nor the rewrite.
+        with target._write_lock:
+            return _run(target.store, target.encoders, _spec_of(target), batch)
     settings = resolve(target)
     store = open_store(
         settings.location,
