@@ -105,10 +105,16 @@ def corpus(n: int, data: Path = DATA) -> tuple[list[dict[str, Any]], list[str], 
 
 def seed_store(location: Path, settings: dict[str, Any], docs: list[dict[str, Any]], log: Callable[[str], None]) -> None:
     """Ingest ``docs`` (a re-run skips unchanged ones) and close the store for the server."""
-    from m3retriever import Retriever, load_config
+    from m3retriever import FingerprintMismatchError, Retriever, load_config, renormalize
 
     t = time.perf_counter()
-    with Retriever(load_config(env={}, location=str(location), **settings)) as r:
+    config = load_config(env={}, location=str(location), **settings)
+    try:
+        retriever = Retriever(config)
+    except FingerprintMismatchError:  # a cached store from before the BM25 parameters were recorded
+        log(f"[mcp] store: {renormalize(config)}")
+        retriever = Retriever(config)
+    with retriever as r:
         report = r.ingest(docs, show_progress=False)
     log(f"[mcp] store: {report} in {time.perf_counter() - t:.0f}s")
 

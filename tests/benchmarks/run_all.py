@@ -93,10 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     t_start = time.perf_counter()
 
-    from m3retriever import Retriever, load_config
+    from m3retriever import FingerprintMismatchError, Retriever, load_config, renormalize
 
     def make(location: str, **kw: object) -> Retriever:
-        return Retriever(load_config(env={}, profile="small", location=location, collection=args.collection, **kw))
+        config = load_config(env={}, profile="small", location=location, collection=args.collection, **kw)
+        try:
+            return Retriever(config)
+        except FingerprintMismatchError:  # a cached store from before the BM25 parameters were recorded
+            log(f"[store] {renormalize(config)}")
+            return Retriever(config)
 
     have_data = (scifact / "corpus.jsonl.gz").is_file()
     if args.smoke:
