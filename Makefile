@@ -43,7 +43,9 @@ bench: install
 	$(PY) tests/benchmarks/run_all.py --out docs/benchmarks.md
 
 reliability: install
-	$(PY) tests/benchmarks/reliability.py --out docs/reliability.md
+	$(PY) tests/benchmarks/reliability.py --json docs/data/reliability.json \
+	  --before docs/data/reliability-89791f0.json --before-label "commit 89791f0 (before the hardening)" \
+	  --out docs/reliability.md
 
 bench-smoke: install
 	$(PY) tests/benchmarks/run_all.py --smoke --out /tmp/m3r-bench-smoke.md

@@ -229,15 +229,3 @@ def test_a_dependency_that_fails_to_import_names_the_versions_that_work(tmp_path
     with pytest.raises(MissingDependencyError, match=r"m3retriever\[bge-m3\]"):
         require("no_such_package_here", package="nope", extra="bge-m3", purpose="A test")
 
-
-def test_malloc_arena_cap_applies_on_glibc_and_respects_the_environment(monkeypatch):
-    import ctypes.util
-    import sys
-
-    from m3retriever.runtime.memory import limit_malloc_arenas
-
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas() is False  # the user's choice wins
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
-    glibc = sys.platform.startswith("linux") and "libc.so" in (ctypes.util.find_library("c") or "")
-    assert limit_malloc_arenas() is glibc

@@ -400,6 +400,10 @@ def report(results: dict[str, Tally], command: str, before: dict[str, Tally] | N
             "`tests/test_congruence.py` (Edge and qdrant-client return the same ids as a reference of",
             "the filter rules), `tests/test_hardening.py`, `tests/test_cli_errors.py` and the MCP tests.",
             "",
+            "The MCP server under load (calls/s with 1, 4 and 8 clients, memory before and after 1,000",
+            "calls and after a burst of maximum-size queries) is measured in",
+            "[benchmarks.md](benchmarks.md#mcp-server-under-load-streamable-http-small).",
+            "",
         ]
     )
 

@@ -22,7 +22,6 @@ from mcp.server.mcpserver import MCPServer
 
 from m3retriever import Retriever
 from m3retriever.errors import ConfigError
-from m3retriever.runtime.memory import limit_malloc_arenas
 from m3retriever_mcp.guarded import GuardedServer, StaticTokenVerifier
 from m3retriever_mcp.models import CollectionInfo
 from m3retriever_mcp.tools import (
@@ -174,9 +173,6 @@ class M3RetrieverMCP:
             host: Interface to bind for HTTP (default: loopback only).
             port: TCP port for HTTP.
         """
-        # A long-running server: keep memory near its steady level after bursts of large
-        # concurrent requests (see m3retriever.runtime.memory).
-        limit_malloc_arenas()
         if self._check_transport(transport, host) == "stdio":
             self.server.run("stdio")
         else:
@@ -186,7 +182,6 @@ class M3RetrieverMCP:
         self, transport: Literal["stdio", "http"] | str = "stdio", host: str = "127.0.0.1", port: int = 8000
     ) -> None:
         """:meth:`serve` inside a running event loop."""
-        limit_malloc_arenas()
         if self._check_transport(transport, host) == "stdio":
             await self.server.run_stdio_async()
         else:
