@@ -164,7 +164,10 @@ def test_search_config_defaults():
     from m3retriever.resolution import resolve
 
     s = SearchConfig()
-    assert (s.fusion, s.rrf_k, s.prefetch_limit) == ("rrf", None, 100)
+    # unset until resolved (a collection's own defaults may fill them), then rrf / 100
+    assert (s.fusion, s.rrf_k, s.prefetch_limit) == (None, None, None)
+    resolved = resolve(Config()).search
+    assert (resolved.fusion, resolved.prefetch_limit, resolved.hnsw_ef) == ("rrf", 100, 200)
     # RRF k and the branch weights come from the profile unless set
     small = get_profile("small")
     assert resolve(Config()).search.rrf_k == 60

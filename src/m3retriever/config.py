@@ -48,9 +48,11 @@ class SearchConfig:
 
     Attributes:
         top_k: Hits returned.
-        prefetch_limit: Candidates each branch (dense, sparse, BM25) contributes to fusion.
+        prefetch_limit: Candidates each branch (dense, sparse, BM25) contributes to fusion
+            (``None``: the collection's saved default, else the profile's, else 100).
         rerank_depth: Fused candidates passed to the reranker (``None``: the profile's, else 50).
-        fusion: ``"rrf"`` (default) or ``"dbsf"``.
+        fusion: ``"rrf"`` or ``"dbsf"`` (``None``: the collection's saved default, else the
+            profile's, else ``"rrf"``).
         rrf_k: RRF's k, always sent explicitly (``None``: the profile's, else 60; Qdrant's own
             default is 2).
         dense_weight: RRF weight of the dense branch (``None``: the profile's, else 1).
@@ -69,9 +71,9 @@ class SearchConfig:
     """
 
     top_k: int = 10
-    prefetch_limit: int = 100
+    prefetch_limit: int | None = _by_profile(100)
     rerank_depth: int | None = _by_profile(50)
-    fusion: Literal["rrf", "dbsf"] = "rrf"
+    fusion: Literal["rrf", "dbsf"] | None = _by_profile("rrf")
     rrf_k: int | None = _by_profile(60)
     dense_weight: float | None = _by_profile(1.0)
     sparse_weight: float | None = _by_profile(1.0)
@@ -79,7 +81,7 @@ class SearchConfig:
     rerank: bool = True
     rerank_weight: float | None = _by_profile(1.0)
     min_score: float | None = None
-    hnsw_ef: int | None = _by_profile(lambda s: max(128, 2 * s.prefetch_limit))
+    hnsw_ef: int | None = _by_profile(lambda s: max(128, 2 * (s.prefetch_limit or 100)))
     exact: bool = False
     stage_scores: bool = True
 
@@ -91,7 +93,7 @@ class SearchConfig:
         for name in ("rerank", "exact", "stage_scores"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
-        if self.fusion not in ("rrf", "dbsf"):
+        if self.fusion not in ("rrf", "dbsf", None):
             raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
         for name, top in _FLOAT_FIELDS.items():
             object.__setattr__(self, name, _check_float(name, getattr(self, name), top))
@@ -103,7 +105,7 @@ MAX_LIMIT = 10_000
 # name -> (lowest, highest, may be None); hnsw_ef 0 or None means "the default".
 _INT_FIELDS = {
     "top_k": (1, MAX_LIMIT, False),
-    "prefetch_limit": (1, MAX_LIMIT, False),
+    "prefetch_limit": (1, MAX_LIMIT, True),
     "rerank_depth": (1, MAX_LIMIT, True),
     "rrf_k": (1, 1_000_000, True),
     "hnsw_ef": (0, 100_000, True),

@@ -21,7 +21,7 @@ __all__ = ["resolve"]
 T = TypeVar("T")
 
 
-def resolve(config: Config, **search: Any) -> Config:
+def resolve(config: Config, *, saved: Mapping[str, Any] | None = None, **search: Any) -> Config:
     """Fill every unset setting of ``config``: the one resolution the components, the search
     and the retriever read.
 
@@ -31,8 +31,13 @@ def resolve(config: Config, **search: Any) -> Config:
     encoder ``"none"`` turns ``bm25`` off; without a reranker, ``search.rerank`` is off.
     Resolving a resolved configuration changes nothing.
 
+    A collection's own search defaults (``saved``, checked by
+    :func:`m3retriever.saved_defaults.check_saved`) come between the user's values and the
+    profile's: explicit > collection's own > profile > field default.
+
     Args:
         config: The configuration.
+        saved: The collection's own search defaults (``None``: none).
         **search: Search settings for one call, applied over ``config.search`` first.
 
     Returns:
@@ -49,6 +54,8 @@ def resolve(config: Config, **search: Any) -> Config:
         if unknown:
             raise ConfigError(f"unknown search option(s) {unknown}; known options: {sorted(known)}")
         config = replace(config, search=replace(config.search, **search))
+    if saved:
+        config = _own(config, saved)
     defaults = _profile_defaults(config.profile)
     top = _fill(config, defaults)
     names: dict[str, Any] = {
@@ -66,6 +73,13 @@ def resolve(config: Config, **search: Any) -> Config:
             "enable a reranker or drop min_score"
         )
     return replace(top, search=s)
+
+
+def _own(config: Config, saved: Mapping[str, Any]) -> Config:
+    """``config`` with its unset settings taken from the collection's own defaults."""
+    top = {k: v for k, v in saved.items() if k == "query_instruction" and config.query_instruction is None}
+    search = {k: v for k, v in saved.items() if k != "query_instruction" and getattr(config.search, k) is None}
+    return replace(config, search=replace(config.search, **search), **top)
 
 
 def _component(name: str | None) -> str | None:

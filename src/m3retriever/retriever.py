@@ -18,6 +18,7 @@ from m3retriever.filters import AnyOf, Filter, parse_filter
 from m3retriever.ingest import Ingestor, IngestReport, text_id
 from m3retriever.rerankers.base import Reranker
 from m3retriever.resolution import resolve
+from m3retriever.saved_defaults import SavedDefaults, load_saved
 from m3retriever.search import Searcher
 from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
 from m3retriever.store import open_store
@@ -35,7 +36,7 @@ _shared_lock = threading.Lock()
 FilterLike = Filter | Mapping[str, Any] | None
 
 
-class Retriever:
+class Retriever(SavedDefaults):
     """Hybrid retriever: ingest documents, search them, delete them.
 
     Args:
@@ -64,26 +65,28 @@ class Retriever:
     def __init__(self, config: Config | None = None, *, client: Any = None, store: Store | None = None) -> None:
         self._closed = False
         self.config = config or Config()
-        # Every profile default is applied here, once (search settings are checked now too).
-        self.settings: Config = resolve(self.config)
-        c = self.settings
-        self.encoders = encoders_for(c)
-        self.reranker: Reranker | None = reranker_for(c)
+        base = resolve(self.config)  # checks the settings before anything opens
         self._owns_store = store is None
         self.store = store or open_store(
-            c.location,
+            base.location,
             client=client,
-            api_key=c.api_key,
-            shard_number=c.shard_number,
-            replication_factor=c.replication_factor,
+            api_key=base.api_key,
+            shard_number=base.shard_number,
+            replication_factor=base.replication_factor,
         )
-        self._spec = collection_spec(self.encoders, c)
         self._ready = False
         self._ready_lock = threading.Lock()
         # Writes of one retriever run one at a time: two concurrent ingests of the same doc id
         # would each find it absent and leave a mix of both versions. Searches never wait on it.
         self._write_lock = threading.Lock()
         try:
+            # Every default is applied here, once: the user's, the collection's own, the profile's.
+            self._saved = load_saved(self.store, base.collection)
+            self.settings: Config = resolve(self.config, saved=self._saved)
+            c = self.settings
+            self.encoders = encoders_for(c)
+            self.reranker: Reranker | None = reranker_for(c)
+            self._spec = collection_spec(self.encoders, c)
             if self.store.has_collection(c.collection):
                 self.store.ensure_collection(self._spec)  # fails fast on a fingerprint mismatch
                 self._ready = True
@@ -124,11 +127,6 @@ class Retriever:
                 r = cls(config)
                 _shared[config] = r
             return r
-
-    @property
-    def collection(self) -> str:
-        """The collection name."""
-        return self.config.collection
 
     @property
     def dense_encoder(self) -> Encoder | None:
@@ -244,7 +242,7 @@ class Retriever:
             ConfigError: for an unknown option or a value of the wrong type or range.
         """
         changes = {k: v for k, v in options.items() if v is not None}
-        return resolve(self.config, **changes).search if changes else self.settings.search
+        return resolve(self.config, saved=self._saved, **changes).search if changes else self.settings.search
 
     def search(self, query: str, top_k: int | None = None, filter: FilterLike = None, **options: Any) -> SearchResult:
         """Search the collection.
@@ -339,6 +337,7 @@ class Retriever:
                 if self.reranker
                 else None
             ),
+            "search_defaults": self.search_defaults,  # the collection's own
         }
         if self.store.has_collection(self.collection):
             out.update(self.store.info(self.collection))

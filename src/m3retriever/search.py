@@ -183,12 +183,12 @@ class Searcher:
         weights = branch_weights(s)
         branches = []
         if qv.dense is not None and weights[DENSE] > 0:
-            branches.append(Branch(DENSE, qv.dense[row].tolist(), s.prefetch_limit, weights[DENSE]))
+            branches.append(Branch(DENSE, qv.dense[row].tolist(), _set(s.prefetch_limit, "prefetch_limit"), weights[DENSE]))
         for name, vectors in ((SPARSE, qv.sparse), (BM25, qv.bm25)):
             # An empty sparse query (all stopwords, unknown tokens) matches nothing: drop the
             # branch so the other branches decide alone.
             if vectors is not None and len(vectors[row]) > 0 and weights[name] > 0:
-                branches.append(Branch(name, vectors[row], s.prefetch_limit, weights[name]))
+                branches.append(Branch(name, vectors[row], _set(s.prefetch_limit, "prefetch_limit"), weights[name]))
         return branches
 
     def search_many(
@@ -260,7 +260,7 @@ class Searcher:
                 HybridQuery(
                     branches=tuple(branches),
                     limit=depth + TIE_MARGIN,
-                    fusion=s.fusion,  # type: ignore[arg-type]
+                    fusion=_set(s.fusion, "fusion"),  # type: ignore[arg-type]
                     rrf_k=rrf_k,
                     filter=flt,
                     hnsw_ef=hnsw_ef,

@@ -10,7 +10,8 @@ Layout of a store directory::
                                     and only a WAL lock with it; we want a clear error)
     <path>/<collection>/            the Edge shard (segments, WAL, edge_config.json)
     <path>/<collection>.m3r.json    our metadata: the encoder fingerprint, the spec and the
-                                    document length totals of BM25 branches
+                                    document length totals of BM25 branches, the search
+                                    defaults saved with the collection
 """
 
 from __future__ import annotations
@@ -200,6 +201,17 @@ class EdgeStore(QdrantStore):
             lengths = dict(meta.get("lengths") or {})
             lengths.update({branch: s.as_dict() for branch, s in stats.items()})
             self._write_meta(name, {**meta, "lengths": lengths})
+
+    def search_defaults(self, name: str) -> dict[str, Any]:
+        meta = self._meta_path(name)
+        if not meta.exists():
+            return {}
+        return dict(json.loads(meta.read_text()).get("search_defaults") or {})
+
+    def set_search_defaults(self, name: str, values: Mapping[str, Any]) -> None:
+        with self._mutex:
+            meta = json.loads(self._meta_path(name).read_text())
+            self._write_meta(name, {**meta, "search_defaults": dict(values)})
 
     def _shard(self, name: str) -> Any:
         # Lock-free once open: reads must not wait behind a write or an optimize holding the

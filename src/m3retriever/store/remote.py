@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 _FINGERPRINT_KEY = "m3retriever_fingerprint"
 _LENGTHS_KEY = "m3retriever_lengths"
+_DEFAULTS_KEY = "m3retriever_search_defaults"
 
 
 def _models() -> Any:
@@ -154,6 +155,15 @@ class QdrantClientStore(QdrantStore):
             lengths = {branch: s.as_dict() for branch, s in self.length_stats(name).items()}
             lengths.update({branch: s.as_dict() for branch, s in stats.items()})
             self.client.update_collection(name, metadata={_LENGTHS_KEY: lengths})
+
+    def search_defaults(self, name: str) -> dict[str, Any]:
+        if not self.client.collection_exists(name):
+            return {}
+        return dict((self.client.get_collection(name).config.metadata or {}).get(_DEFAULTS_KEY) or {})
+
+    def set_search_defaults(self, name: str, values: Mapping[str, Any]) -> None:
+        with self._mutex:
+            self.client.update_collection(name, metadata={_DEFAULTS_KEY: dict(values)})
 
     def _open(self, name: str) -> None:
         """Nothing to open: the server holds the collection."""

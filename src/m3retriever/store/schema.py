@@ -217,6 +217,14 @@ class Store(abc.ABC):
         """Replace the length totals of the branches in ``stats`` (others are kept)."""
 
     @abc.abstractmethod
+    def search_defaults(self, name: str) -> dict[str, Any]:
+        """The search defaults saved with collection ``name`` (empty if none, or no collection)."""
+
+    @abc.abstractmethod
+    def set_search_defaults(self, name: str, values: Mapping[str, Any]) -> None:
+        """Replace the search defaults saved with an existing collection (``{}`` clears them)."""
+
+    @abc.abstractmethod
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
         """Insert or replace points by id."""
 

@@ -1,0 +1,154 @@
+"""Search defaults a collection keeps with its fingerprint (what ``m3retriever tune --save``
+writes), checked as :class:`~m3retriever.config.SearchConfig` and
+:class:`~m3retriever.config.Config` check them.
+
+Precedence, applied by :func:`m3retriever.resolution.resolve`: a value the user set (in the
+configuration or for one call) > the collection's own > the profile's > the field's default.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import fields
+from typing import Any, Mapping
+
+from m3retriever.config import Config, SearchConfig, coerce_setting
+from m3retriever.errors import ConfigError
+from m3retriever.resolution import resolve
+from m3retriever.store.schema import Store
+
+__all__ = ["SAVABLE", "SavedDefaults", "as_values", "check_saved", "load_saved"]
+
+logger = logging.getLogger(__name__)
+
+SEARCH_SAVABLE = (
+    "fusion",
+    "rrf_k",
+    "dense_weight",
+    "sparse_weight",
+    "bm25_weight",
+    "prefetch_limit",
+    "rerank_depth",
+    "rerank_weight",
+)
+SAVABLE = (*SEARCH_SAVABLE, "query_instruction")
+"""The settings a collection can keep as its own defaults."""
+
+
+def check_saved(collection: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check search defaults read from, or about to be saved with, a collection.
+
+    Args:
+        collection: The collection's name (for the error message).
+        values: ``{setting: value}``; ``None`` values are dropped.
+
+    Returns:
+        The values, converted to the settings' types.
+
+    Raises:
+        ConfigError: naming the collection and the setting, for an unknown setting or a value
+            of the wrong type or range.
+    """
+    if not isinstance(values, Mapping):
+        raise ConfigError(
+            f"collection {collection!r}: its saved search defaults are not a mapping "
+            f"({values!r:.60}); clear them with `m3retriever tune --clear` and save them again"
+        )
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        where = f"collection {collection!r}: saved search default {key!r}"
+        fix = "; clear them with `m3retriever tune --clear` (Retriever.clear_search_defaults()) and save again"
+        if key not in SAVABLE:
+            raise ConfigError(f"{where} is not a setting a collection can keep (it can keep {list(SAVABLE)}){fix}")
+        try:
+            if key == "query_instruction":
+                f = next(f for f in fields(Config) if f.name == key)
+                out[key] = coerce_setting(key, value, f.type)
+            else:
+                # the same type and range checks as a SearchConfig value
+                out[key] = getattr(SearchConfig(**{key: value}), key)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}{fix}") from None
+    return out
+
+
+def load_saved(store: Store, collection: str) -> dict[str, Any]:
+    """The checked search defaults ``collection`` keeps (empty when it keeps none).
+
+    Raises:
+        ConfigError: for a corrupted or hand-edited value (see :func:`check_saved`).
+    """
+    return check_saved(collection, store.search_defaults(collection))
+
+
+def as_values(settings: SearchConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The savable settings of a :class:`SearchConfig` (its set ones) or a mapping (as given)."""
+    if isinstance(settings, SearchConfig):
+        return {k: getattr(settings, k) for k in SEARCH_SAVABLE if getattr(settings, k) is not None}
+    if not isinstance(settings, Mapping):
+        raise ConfigError(
+            f"search defaults must be a SearchConfig or a mapping of settings, got {type(settings).__name__}"
+        )
+    return dict(settings)
+
+
+class SavedDefaults:
+    """The :class:`~m3retriever.Retriever` methods that save and clear a collection's own
+    search defaults (a mix-in: it uses the retriever's store, lock and configuration)."""
+
+    config: Config
+    settings: Config
+    store: Store
+    _saved: dict[str, Any]
+    _write_lock: threading.Lock
+
+    @property
+    def collection(self) -> str:
+        """The collection name."""
+        return self.config.collection
+
+    def _ensure_collection(self) -> None:  # pragma: no cover - the retriever's
+        raise NotImplementedError
+
+    def save_search_defaults(self, settings: SearchConfig | Mapping[str, Any]) -> dict[str, Any]:
+        """Save search defaults with the collection: every retriever that opens it afterwards
+        (Python, CLI, adapters, MCP) uses them unless it sets the setting itself.
+
+        They replace the defaults saved before. This retriever uses them at once, except
+        ``query_instruction``, which the dense encoder reads when the collection is opened.
+
+        Args:
+            settings: A :class:`SearchConfig` (its savable settings that are set) or a mapping
+                of any of :data:`SAVABLE` (``tune(..., save=True)`` passes its best setting).
+
+        Returns:
+            The saved values.
+
+        Raises:
+            ConfigError: for a setting a collection cannot keep, or a bad value.
+        """
+        checked = check_saved(self.collection, as_values(settings))
+        self._ensure_collection()
+        with self._write_lock:
+            self.store.set_search_defaults(self.collection, checked)
+        if checked.get("query_instruction") != self._saved.get("query_instruction"):
+            logger.info("query_instruction applies when collection %r is next opened", self.collection)
+        self._saved = checked
+        self.settings = resolve(self.config, saved=checked)
+        return dict(checked)
+
+    def clear_search_defaults(self) -> None:
+        """Remove the collection's own search defaults (the profile's apply again)."""
+        if self.store.has_collection(self.collection):
+            with self._write_lock:
+                self.store.set_search_defaults(self.collection, {})
+        self._saved = {}
+        self.settings = resolve(self.config)
+
+    @property
+    def search_defaults(self) -> dict[str, Any]:
+        """The collection's own search defaults this retriever opened with (or saved)."""
+        return dict(self._saved)
