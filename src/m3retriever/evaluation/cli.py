@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import Any, Callable
 
+from m3retriever.errors import ConfigError
+
 __all__ = ["add_commands"]
 
 
@@ -90,7 +92,7 @@ def _add_tune(
         ),
     )
     common(p)
-    p.add_argument("dataset", help="BEIR dataset directory, or a JSONL of labelled queries")
+    p.add_argument("dataset", nargs="?", help="BEIR dataset directory, or a JSONL of labelled queries")
     p.add_argument("--split", default="train", help="qrels split (default: train)")
     p.add_argument("--metric", default="ndcg@10", help="metric to maximise (default ndcg@10)")
     p.add_argument("--out", help="directory for tune.json and tune.md")
@@ -113,6 +115,16 @@ def _add_tune(
         help="try rerank depths/weights on the N best fusion settings only (0: on all of them)",
     )
     p.add_argument("--no-ingest", action="store_true", help="do not ingest the BEIR corpus")
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="save the best setting with the collection: every later search of it uses it",
+    )
+    p.add_argument(
+        "--clear",
+        action="store_true",
+        help="only remove the collection's saved search defaults (no dataset needed, no sweep)",
+    )
     _protocol_args(p)
     p.set_defaults(func=lambda args: _cmd_tune(args, config_fn))
 
@@ -166,6 +178,13 @@ def _cmd_tune(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
     from m3retriever.evaluation.tune import tune
     from m3retriever.retriever import Retriever
 
+    if args.clear:
+        with Retriever(config_fn(args)) as r:
+            r.clear_search_defaults()
+        _out(f"cleared the saved search defaults of collection {r.collection!r}")
+        return 0
+    if args.dataset is None:
+        raise ConfigError("tune needs a dataset (a BEIR folder or a JSONL of labelled queries), or --clear")
     weights = None
     if args.weights != "auto":
         weights = [tuple(float(w) for w in t.split(":")) for t in args.weights.split(",")]
@@ -186,8 +205,12 @@ def _cmd_tune(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
             rerank_top_settings=args.rerank_top or None,
             keep_self_matches=args.keep_self_matches,
             progress=not args.quiet,
+            save=args.save,
         )
+        saved = r.search_defaults
     _out(result.table())
+    if args.save:
+        _out(f"saved with collection {r.collection!r}: {saved}")
     if args.out:
         paths = result.write(args.out)
         _out("wrote " + ", ".join(str(p) for p in paths))

@@ -266,6 +266,7 @@ def tune(
     verify: bool = True,
     keep_self_matches: bool = False,
     progress: bool = False,
+    save: bool = False,
 ) -> TuneResult:
     """Sweep search settings on labelled queries and report quality (and latency).
 
@@ -289,6 +290,9 @@ def tune(
         verify: Re-run the best setting through the real pipeline.
         keep_self_matches: Score a document whose id is the query id (BEIR and the default drop it).
         progress: Show progress bars on stderr (rankings fetched, settings scored, ETA).
+        save: Save the best setting with the collection
+            (``retriever.save_search_defaults``): every retriever that opens the collection
+            afterwards uses it unless it sets the setting itself. ``rerank`` is not saved.
 
     Returns:
         A :class:`TuneResult`.
@@ -306,6 +310,9 @@ def tune(
     latency = _pipeline_latency(retriever, queries, latency_queries, prefetch_limits, rerank_depths if has_rr else None)
     verified = _verify(retriever, queries, judged, best, metric, RANK_DEPTH, keep_self_matches) if verify else None
     default = sweep.configured(rows, rerank=sweep.resolved.rerank)
+    if save:
+        opts = {k: v for k, v in _search_options(best).items() if k != "rerank"}
+        retriever.save_search_defaults({"fusion": "rrf", **opts})
     return TuneResult(
         metric=metric, n_queries=len(queries), rows=rows, best=best, default=default, latency_ms=latency,
         verified=verified, seconds=time.perf_counter() - t_start, protocol=describe(keep_self_matches, len(cache.self_matched())),
