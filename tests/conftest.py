@@ -5,6 +5,7 @@ The Hugging Face hub is unreachable on our machines: every test runs offline.
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -72,6 +73,16 @@ def tiny_settings(tiny_bge_m3_path: Path, tiny_reranker_path: Path) -> dict:
         "chunk_tokens": 48,
         "chunk_overlap": 8,
     }
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, tiny_settings: dict) -> Path:
+    """A TOML configuration for the CLI: an embedded store in ``tmp_path`` and the tiny models."""
+    lines = [f"location = {json.dumps(str(tmp_path / 'store'))}", 'collection = "cli"']
+    lines += [f"{k} = {json.dumps(v)}" for k, v in tiny_settings.items()]
+    path = tmp_path / "m3r.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 @pytest.fixture

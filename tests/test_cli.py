@@ -16,15 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, tiny_settings: dict) -> Path:
-    lines = [f"location = {json.dumps(str(tmp_path / 'store'))}", 'collection = "cli"']
-    lines += [f"{k} = {json.dumps(v)}" for k, v in tiny_settings.items()]
-    path = tmp_path / "m3r.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@pytest.fixture
 def corpus_dir(tmp_path: Path, corpus_docs: list[dict]) -> Path:
     d = tmp_path / "corpus"
     d.mkdir()

@@ -19,15 +19,6 @@ needs_non_root = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def config_file(tmp_path: Path, tiny_settings: dict) -> Path:
-    lines = [f"location = {json.dumps(str(tmp_path / 'store'))}", 'collection = "cli"']
-    lines += [f"{k} = {json.dumps(v)}" for k, v in tiny_settings.items()]
-    path = tmp_path / "m3r.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def _fails(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
     """Run the CLI, expect exit status 2 and ``error:`` naming every needle; return stderr."""
     assert main(argv) == 2
