@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from m3retriever.config import Config, load_config
 from m3retriever.display import format_hits
 from m3retriever.errors import InputError, M3RetrieverError
+from m3retriever.validation import check_string
 
 __all__ = ["main", "format_hits"]
 
@@ -43,18 +44,8 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
 
 
 def _check_utf8(name: str, value: str) -> str:
-    """Refuse an argument holding bytes that were not UTF-8 (Python keeps them as lone
-    surrogates, which no encoder or store accepts)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = value[exc.start]
-        byte = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else repr(bad)
-        raise InputError(
-            f"the {name} is not valid UTF-8 text ({byte} at position {exc.start}); pass UTF-8 "
-            "text (check that your terminal and locale use UTF-8, e.g. LANG=C.UTF-8)"
-        ) from None
-    return value
+    """Refuse an argument holding bytes that were not UTF-8 before any model loads."""
+    return check_string(value, f"the {name}")
 
 
 def _parse_filter_arg(raw: str | None) -> Any:

@@ -233,9 +233,7 @@ class Ingestor:
     def _check_has_tokens(self, doc: Document) -> None:
         # Any letter or digit gives a token; only texts of symbols/controls need a look.
         if not any(c.isalnum() for c in doc.text) and not self.encoders.chunking_encoder.token_offsets(doc.text):
-            raise InputError(
-                f"document {doc.doc_id!r} has no tokens after tokenization; give it real text"
-            )
+            raise _no_tokens(doc)
 
     def _ingest_batch(self, docs: Sequence[Document]) -> IngestReport:
         first = {d.doc_id: point_id(d.doc_id, 0) for d in docs}
@@ -248,9 +246,7 @@ class Ingestor:
                 continue
             chunks = self.chunk(doc)
             if not chunks:
-                raise InputError(
-                    f"document {doc.doc_id!r} has no tokens after tokenization; give it real text"
-                )
+                raise _no_tokens(doc)
             todo.append((doc, digests[doc.doc_id], chunks))
         if not todo:
             return IngestReport(documents=len(docs), skipped=len(unchanged))
@@ -346,6 +342,10 @@ class Ingestor:
         if n_stale:
             self.store.delete_by_filter(self.collection, stale)
         return n_stale
+
+
+def _no_tokens(doc: Document) -> InputError:
+    return InputError(f"document {doc.doc_id!r} has no tokens after tokenization; give it real text")
 
 
 def _salt_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:

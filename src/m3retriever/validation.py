@@ -81,11 +81,24 @@ def check_string(value: object, what: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InputError(
-            f"{what} is not valid Unicode (lone surrogate {value[exc.start]!r} at position "
-            f"{exc.start}, usually bytes that were not UTF-8); decode the input as UTF-8 first"
-        ) from None
+        raise InputError(f"{what} {_undecodable(value[exc.start], exc.start)}") from None
     return value
+
+
+def _undecodable(char: str, position: int) -> str:
+    """Why a lone surrogate is refused; an undecodable byte that Python kept (surrogateescape,
+    as for command-line arguments) is named as the byte."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return (
+            f"is not valid UTF-8 text (byte 0x{code - 0xDC00:02x} at position {position}, which "
+            "Python keeps as a lone surrogate, is not valid Unicode); pass UTF-8 text (on a "
+            "command line, check that the terminal and locale use UTF-8, e.g. LANG=C.UTF-8)"
+        )
+    return (
+        f"is not valid Unicode (lone surrogate {char!r} at position {position}, usually bytes "
+        "that were not UTF-8); decode the input as UTF-8 first"
+    )
 
 
 def check_key(key: object, where: str) -> str:
@@ -223,8 +236,10 @@ def check_text(text: object, where: str, max_chars: int | None) -> str:
 
 def check_query(query: object) -> str:
     """A query: a non-blank, valid-Unicode string of at most :data:`MAX_QUERY_CHARS`."""
-    if not isinstance(query, str) or not query.strip():
+    if not isinstance(query, str):
         raise InputError(f"query must be a non-empty string, got {query!r:.80}")
+    if not query.strip():
+        raise InputError("query is empty; pass the text to search for as a non-empty string")
     check_string(query, "query")
     if len(query) > MAX_QUERY_CHARS:
         raise InputError(

@@ -89,19 +89,13 @@ def library_check(check: Callable[..., Any], *args: Any) -> AfterValidator:
     return AfterValidator(run)
 
 
-def _check_query(query: str) -> str:
-    if not query.strip():
-        raise InputError("query is empty; pass the text to search for")
-    return check_query(query)
-
-
 Query = Annotated[
     StrictStr,
     Field(
         description="What to look for, in natural language.",
         json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS},
     ),
-    library_check(_check_query),
+    library_check(check_query),
 ]
 """A query: non-blank, at most :data:`~m3retriever.validation.MAX_QUERY_CHARS` characters."""
 
