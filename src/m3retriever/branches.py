@@ -186,3 +186,13 @@ def _check_branches(dense: Encoder | None, sparse: Encoder | None, bm25: Encoder
             f"it declares sparse_kind {bm25.spec.sparse_kind!r}, sparse_idf "
             f"{bm25.spec.sparse_idf}; use it as sparse_encoder instead"
         )
+
+
+def without_parameters(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """``fingerprint`` without each branch's ``parameters`` (BM25's k1, b and average length):
+    what stays is the identity of the encoders, which a rewrite of the vectors in place
+    (``renormalize``) does not change."""
+    return {
+        branch: {k: v for k, v in fp.items() if k != "parameters"} if isinstance(fp, Mapping) else fp
+        for branch, fp in fingerprint.items()
+    }

@@ -31,11 +31,11 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from tqdm.auto import tqdm
 
-from m3retriever.branches import EncoderSet
+from m3retriever.branches import EncoderSet, without_parameters
 from m3retriever.chunking import ChunkingConfig, chunk_text
 from m3retriever.errors import InputError
 from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range
@@ -43,9 +43,11 @@ from m3retriever.sources import coerce_document
 from m3retriever.store.schema import Store, StoredPoint
 from m3retriever.types import Chunk, Document, LengthStats
 
-__all__ = ["IngestReport", "point_id", "text_id", "content_hash", "Ingestor"]
+__all__ = ["IngestReport", "point_id", "text_id", "content_hash", "batched", "Ingestor"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _NAMESPACE = uuid.UUID("6f1c8a52-4d0e-5b7a-9c3e-2a1d0b9e7f10")
 
@@ -102,8 +104,9 @@ class IngestReport:
         )
 
 
-def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) >= size:
@@ -143,8 +146,11 @@ class Ingestor:
         self.doc_batch = doc_batch
         self.dense_dim = dense_dim
         self.max_document_chars = max_document_chars
+        # BM25's parameters stay out of the salt: a collection upgraded by ``renormalize`` (which
+        # rewrites those vectors in place) keeps skipping its unchanged documents, and a real
+        # change of them is refused by the fingerprint.
         self._salt = json.dumps(
-            {"chunking": [chunking.max_tokens, chunking.overlap], "fp": _salt_fingerprint(encoders.fingerprint())},
+            {"chunking": [chunking.max_tokens, chunking.overlap], "fp": without_parameters(encoders.fingerprint())},
             sort_keys=True,
         )
 
@@ -183,7 +189,7 @@ class Ingestor:
         seen: set[str] = set()
         bar = tqdm(total=total, unit="doc", desc="ingest", disable=not show_progress)
         try:
-            for batch in _batched(documents, self.doc_batch):
+            for batch in batched(documents, self.doc_batch):
                 try:
                     docs = batch if validated else self._coerce_batch(batch, report.documents, seen)
                     if before_write is not None:
@@ -346,16 +352,6 @@ class Ingestor:
 
 def _no_tokens(doc: Document) -> InputError:
     return InputError(f"document {doc.doc_id!r} has no tokens after tokenization; give it real text")
-
-
-def _salt_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
-    """The fingerprint without the encoders' ``parameters`` (BM25's k1, b and average): those
-    vectors are rewritten in place by ``renormalize``, so a collection upgraded that way keeps
-    skipping its unchanged documents (a real change of them is refused by the fingerprint)."""
-    return {
-        branch: {k: v for k, v in fp.items() if k != "parameters"} if isinstance(fp, Mapping) else fp
-        for branch, fp in fingerprint.items()
-    }
 
 
 def _stale_chunks(updated: Sequence[tuple[str, int]]) -> Filter:

@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Mapping
 
-from m3retriever.branches import EncoderSet
+from m3retriever.branches import EncoderSet, without_parameters
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
+from m3retriever.ingest import batched
 from m3retriever.resolution import resolve
 from m3retriever.retriever import Retriever, collection_spec
 from m3retriever.store import open_store
@@ -119,12 +120,12 @@ def _run(store: Store, encoders: EncoderSet, spec: CollectionSpec, batch: int) -
     upgraded = _check_upgradable(name, store, stored, spec.fingerprint, list(branches))
     before = store.length_stats(name)
     after = {b: LengthStats() for b in branches}
-    for page in _pages(store.scroll(name, batch=batch), batch):
+    for page in batched(store.scroll(name, batch=batch), batch):
         texts = [_text(r) for r in page]
         for b, enc in branches.items():
             after[b] = after[b] + LengthStats.of(enc.document_lengths(texts))
     chunks = 0
-    for page in _pages(store.scroll(name, with_vectors=True, batch=batch), batch):
+    for page in batched(store.scroll(name, with_vectors=True, batch=batch), batch):
         texts = [_text(r) for r in page]
         vectors = {
             b: enc.encode_document_normalized(texts, after[b], include_texts=False)[0].sparse or []
@@ -150,25 +151,12 @@ def _check_upgradable(
     if dict(stored) == dict(wanted):
         return False
     relaxed = dict(stored)
+    old, new = without_parameters(stored), without_parameters(wanted)
     for b in branches:
-        if isinstance(stored.get(b), Mapping) and isinstance(wanted.get(b), Mapping):
-            old = {k: v for k, v in stored[b].items() if k != "parameters"}
-            new = {k: v for k, v in wanted[b].items() if k != "parameters"}
-            if old == new:
-                relaxed[b] = dict(wanted[b])
+        if isinstance(stored.get(b), Mapping) and isinstance(wanted.get(b), Mapping) and old[b] == new[b]:
+            relaxed[b] = dict(wanted[b])
     check_fingerprint(name, getattr(store, "where", "the store"), relaxed, wanted)
     return True
-
-
-def _pages(records: Iterable[ScoredRecord], size: int) -> Iterator[list[ScoredRecord]]:
-    page: list[ScoredRecord] = []
-    for r in records:
-        page.append(r)
-        if len(page) >= size:
-            yield page
-            page = []
-    if page:
-        yield page
 
 
 def _text(record: ScoredRecord) -> str:
