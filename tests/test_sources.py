@@ -133,3 +133,11 @@ def test_unreadable_files(tmp_path):
     finally:
         secret.chmod(0o600)
         jsonl.chmod(0o600)
+
+
+def test_jsonl_nested_beyond_the_parser_is_an_input_error(tmp_path):
+    deep = '{"doc_id": "x", "text": "t", "metadata": ' + '{"k": ' * 5000 + "1" + "}" * 5001
+    path = tmp_path / "deep.jsonl"
+    path.write_text(_lines(1).decode() + deep + "\n")
+    with pytest.raises(InputError, match=r"deep\.jsonl:2: JSON nested too deeply"):
+        list(read_jsonl(path))

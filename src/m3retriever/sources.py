@@ -13,7 +13,7 @@ from typing import IO, Any, Callable, Iterator, Mapping, TypeVar
 
 from m3retriever.errors import InputError
 from m3retriever.types import Document
-from m3retriever.validation import check_doc_id, check_metadata, check_source, check_text
+from m3retriever.validation import MAX_METADATA_DEPTH, check_doc_id, check_metadata, check_source, check_text
 
 __all__ = [
     "read_folder",
@@ -256,6 +256,11 @@ def iter_jsonl_objects(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]
             except json.JSONDecodeError as exc:
                 raise InputError(
                     f"{where}: not valid JSON ({exc.msg}); write one JSON object per line"
+                ) from None
+            except RecursionError:
+                raise InputError(
+                    f"{where}: JSON nested too deeply to read; metadata may nest at most "
+                    f"{MAX_METADATA_DEPTH} levels, so flatten it"
                 ) from None
             if not isinstance(obj, dict):
                 raise InputError(
