@@ -70,15 +70,21 @@ class Encoding:
     Attributes:
         dense: ``(n, dim)`` float32 array, or ``None`` if the encoder is sparse only.
         sparse: One :class:`SparseVector` per text, or ``None`` if the encoder is dense only.
+        multivector: One ``(n_tokens, dim)`` float32 array per text (late-interaction /
+            ColBERT vectors, rows L2-normalised, no CLS or padding positions), or ``None`` if
+            the encoder does not produce them (or they were not asked for).
     """
 
     dense: np.ndarray | None = None
     sparse: list[SparseVector] | None = None
+    multivector: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         if self.dense is not None:
             return int(self.dense.shape[0])
-        return len(self.sparse or [])
+        if self.sparse is not None:
+            return len(self.sparse)
+        return len(self.multivector or [])
 
 
 @dataclass(frozen=True)

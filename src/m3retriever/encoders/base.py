@@ -57,6 +57,8 @@ class EncoderSpec:
         parameters: ``(name, value)`` pairs of settings that change the stored document
             vectors (BM25's ``k1``, ``b`` and where its average length comes from); part of
             the fingerprint when not empty.
+        multivector_dim: Size of each late-interaction (ColBERT) token vector, or ``None`` when
+            the encoder produces none.
     """
 
     name: str
@@ -70,6 +72,7 @@ class EncoderSpec:
     max_length: int = 512
     matryoshka_dims: tuple[int, ...] = ()
     parameters: tuple[tuple[str, Any], ...] = ()
+    multivector_dim: int | None = None
 
     @property
     def produces_dense(self) -> bool:
