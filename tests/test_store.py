@@ -3,6 +3,8 @@ must give the same rankings; filters, counts, deletes and fingerprints behave th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -285,15 +287,17 @@ def test_translation_builds_single_fused_weighted_and_dbsf_requests():
     flt = Eq("group", "g1")
     single = tr.request(HybridQuery(branches=(dense,), limit=5, filter=flt, hnsw_ef=128, with_vectors=(SPARSE,)))
     assert single == (
-        "nearest_request", [1.0, 0.0], DENSE, 5, tr.filter(flt), ("search_params", 128, False), [SPARSE]
+        "nearest_request", [1.0, 0.0], DENSE, 5, tr.filter(flt), ("search_params", 128, False, None), [SPARSE]
     )
     fused = tr.request(HybridQuery(branches=(dense, sparse), limit=7, rrf_k=2, filter=flt, exact=True))
     name, prefetches, fusion, limit, with_vector = fused
     assert (name, fusion, limit, with_vector) == ("fused_request", ("rrf", 2, None), 7, False)
     assert prefetches == [
-        ("prefetch", [1.0, 0.0], DENSE, 30, tr.filter(flt), ("search_params", None, True)),
-        ("prefetch", ("sparse_vector", [1, 5], [0.5, 2.0]), SPARSE, 40, tr.filter(flt), ("search_params", None, True)),
+        ("prefetch", [1.0, 0.0], DENSE, 30, tr.filter(flt), ("search_params", None, True, None)),
+        ("prefetch", ("sparse_vector", [1, 5], [0.5, 2.0]), SPARSE, 40, tr.filter(flt), ("search_params", None, True, None)),
     ]
+    quantized = tr.request(HybridQuery(branches=(dense,), limit=5, rescore=True, oversampling=3.0))
+    assert quantized[5] == ("search_params", None, False, ("quantization_search", True, 3.0))
     weighted = tr.request(HybridQuery(branches=(dense, Branch(SPARSE, sp, 40, 0.5)), limit=7))
     assert weighted[2] == ("rrf", 60, [1.0, 0.5])
     assert tr.request(HybridQuery(branches=(dense, sparse), limit=7, fusion="dbsf"))[2] == ("dbsf",)
@@ -303,9 +307,14 @@ def test_translation_of_collection_points_and_records():
     tr = Translator(_RecordingKit())
     spec = CollectionSpec(name="x", dense_dim=4, distance="dot", sparse=True, sparse_idf=True, bm25=True, indexed_fields=("lang", "doc_id"))
     models = tr.collection(spec)
-    assert models.vectors == {DENSE: ("vector_params", 4, "dot")}
-    assert models.sparse == {SPARSE: ("sparse_params", True), BM25: ("sparse_params", True)}
+    assert models.vectors == {DENSE: ("vector_params", 4, "dot", False)}
+    assert models.sparse == {SPARSE: ("sparse_params", True, False), BM25: ("sparse_params", True, False)}
     assert models.hnsw == ("hnsw_config", 16, 128, 10_000)
+    assert (models.quantization, models.payload_on_disk) == (None, False)
+    planned = tr.collection(replace(spec, quantization="binary", vectors_on_disk=True, payload_on_disk=True, hnsw_m=32))
+    assert planned.vectors == {DENSE: ("vector_params", 4, "dot", True)}
+    assert planned.sparse[BM25] == ("sparse_params", True, True)
+    assert (planned.quantization, planned.payload_on_disk, planned.hnsw[1]) == (("quantization", "binary"), True, 32)
     assert [f for f, _ in models.indexes] == ["doc_id", "source", "content_hash", "metadata.lang", "doc_id", "chunk_index"]
     assert models.indexes[-1][1] == ("index_type", "integer")
     assert tr.collection(CollectionSpec(name="y", dense_dim=None, sparse=False)).vectors == {}

@@ -21,7 +21,7 @@ else:  # pragma: no cover - Python 3.10
 from m3retriever.errors import ConfigError
 from m3retriever.profiles import Profile, get_profile
 
-__all__ = ["SearchConfig", "Config", "load_config"]
+__all__ = ["SearchConfig", "Config", "load_config", "auto_index_settings", "QUANTIZED_FROM"]
 
 ENV_PREFIX = "M3R_"
 # M3R_* variables read elsewhere, not settings of Config (M3R_MCP_TOKEN: the MCP bearer token).
@@ -66,6 +66,11 @@ class SearchConfig:
             none reaches it the result is empty and flagged "no confident match".
         hnsw_ef: HNSW beam for the dense branch (``None`` or 0: ``max(128, 2 * prefetch_limit)``).
         exact: Search exactly instead of through HNSW.
+        oversampling: On a quantized collection, candidates fetched from the quantized
+            vectors per candidate kept after rescoring (``None``: the profile's, else 2; from
+            1 to 100). Ignored by a collection without quantization.
+        rescore: On a quantized collection, rescore the candidates with the float vectors
+            (``None``: the profile's, else true). Ignored without quantization.
         stage_scores: Also fetch each branch's own ranking (same batch call) to report
             per-stage scores and ranks.
     """
@@ -83,6 +88,8 @@ class SearchConfig:
     min_score: float | None = None
     hnsw_ef: int | None = _by_profile(lambda s: max(128, 2 * (s.prefetch_limit or 100)))
     exact: bool = False
+    oversampling: float | None = _by_profile(2.0)
+    rescore: bool | None = _by_profile(True)
     stage_scores: bool = True
 
     def __post_init__(self) -> None:
@@ -90,9 +97,11 @@ class SearchConfig:
             object.__setattr__(self, name, _check_int(name, getattr(self, name), low, high, optional))
         if self.hnsw_ef == 0:
             object.__setattr__(self, "hnsw_ef", None)  # 0 means the default, as None does
-        for name in ("rerank", "exact", "stage_scores"):
-            if not isinstance(getattr(self, name), bool):
+        for name in ("rerank", "exact", "stage_scores", "rescore"):
+            if not isinstance(getattr(self, name), bool) and not (name == "rescore" and self.rescore is None):
                 raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.oversampling is not None and _check_float("oversampling", self.oversampling, 100.0) < 1.0:  # type: ignore[operator]
+            raise ConfigError(f"search.oversampling must be between 1 and 100, got {self.oversampling!r}")
         if self.fusion not in ("rrf", "dbsf", None):
             raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
         for name, top in _FLOAT_FIELDS.items():
@@ -117,6 +126,7 @@ _FLOAT_FIELDS = {
     "bm25_weight": 1e6,
     "rerank_weight": 1.0,
     "min_score": 1.0,
+    "oversampling": 100.0,
 }
 
 
@@ -194,6 +204,19 @@ class Config:
         chunk_tokens: Tokens per chunk.
         chunk_overlap: Tokens shared by consecutive chunks.
         indexed_fields: Metadata keys to index for fast filtering.
+        expected_chunks: How many chunks the collection is expected to hold; picks the index
+            settings below when they are unset (see :func:`auto_index_settings`).
+        quantization: ``"none"``, ``"scalar"`` (int8, 4x smaller), ``"binary"`` (1 bit, 32x)
+            or ``"turbo"`` (TurboQuant 4 bits, 8x): a compressed copy of the dense vectors
+            kept in RAM, searched first, the float vectors rescoring the candidates. Fixed at
+            creation. ``None``: the collection's own; for a new one, by ``expected_chunks``.
+        vectors_on_disk: Memory-map the float dense vectors and the sparse indexes from disk
+            instead of holding them in RAM (``None``: as ``quantization``). Fixed at creation.
+        payload_on_disk: Keep payloads (chunk texts) on disk (``None``: as
+            ``quantization``). Fixed at creation.
+        hnsw_m: HNSW graph degree (``None``: the collection's own; new: 16). Fixed at creation.
+        hnsw_ef_construct: HNSW build beam (``None``: the collection's own; new: 128). Fixed
+            at creation.
         show_progress: Show a progress bar while ingesting.
         search: Query-time settings.
     """
@@ -229,6 +252,14 @@ class Config:
     chunk_tokens: int = 512
     chunk_overlap: int = 64
     indexed_fields: tuple[str, ...] = ()
+    expected_chunks: int | None = None
+    quantization: Literal["none", "scalar", "binary", "turbo"] | None = _by_profile(
+        lambda c: auto_index_settings(c.expected_chunks)["quantization"]
+    )
+    vectors_on_disk: bool | None = _by_profile(lambda c: _quantized(c))
+    payload_on_disk: bool | None = _by_profile(lambda c: _quantized(c))
+    hnsw_m: int | None = _by_profile(16)
+    hnsw_ef_construct: int | None = _by_profile(128)
     show_progress: bool = False
     search: SearchConfig = field(default_factory=SearchConfig)
 
@@ -244,6 +275,7 @@ class Config:
             raise ConfigError(f"max_query_tokens must be >= 1, got {self.max_query_tokens}")
         if self.max_document_chars is not None and self.max_document_chars < 1:
             raise ConfigError(f"max_document_chars must be >= 1, got {self.max_document_chars}")
+        _check_index_settings(self)
         if isinstance(self.indexed_fields, list):
             object.__setattr__(self, "indexed_fields", tuple(self.indexed_fields))
 
@@ -252,6 +284,53 @@ class Config:
         """The :class:`~m3retriever.profiles.Profile` named by :attr:`profile`."""
         return get_profile(self.profile)
 
+
+
+QUANTIZED_FROM = 250_000
+"""``expected_chunks`` from which a new collection is quantized by default."""
+
+
+def auto_index_settings(expected_chunks: int | None) -> dict[str, Any]:
+    """The index settings a new collection of ``expected_chunks`` chunks gets by default.
+
+    Below :data:`QUANTIZED_FROM` chunks (or unknown): float vectors in RAM, as always. From
+    it: int8 scalar quantization in RAM, float vectors and payloads on disk (measured in
+    docs/benchmarks.md, "Store scale": same recall after rescoring, a fraction of the memory).
+    """
+    quantized = (expected_chunks or 0) >= QUANTIZED_FROM
+    return {
+        "quantization": "scalar" if quantized else "none",
+        "vectors_on_disk": quantized,
+        "payload_on_disk": quantized,
+    }
+
+
+def _quantized(config: "Config") -> bool:
+    """Whether ``config`` quantizes, its own setting or the default by size."""
+    kind = config.quantization or auto_index_settings(config.expected_chunks)["quantization"]
+    return bool(kind != "none")
+
+
+# name -> (lowest, highest)
+_INDEX_INTS = {"expected_chunks": (1, 10**12), "hnsw_m": (4, 128), "hnsw_ef_construct": (4, 4096)}
+
+
+def _check_index_settings(config: "Config") -> None:
+    """Range and type checks of the collection's index settings (``None``: unset)."""
+    if config.quantization not in (None, "none", "scalar", "binary", "turbo"):
+        raise ConfigError(
+            f"quantization must be 'none', 'scalar', 'binary' or 'turbo', got {config.quantization!r}"
+        )
+    for name in ("vectors_on_disk", "payload_on_disk"):
+        value = getattr(config, name)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+    for name, (low, high) in _INDEX_INTS.items():
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
+            raise ConfigError(f"{name} must be a whole number between {low} and {high:,}, got {value!r:.40}")
 
 
 def coerce_setting(name: str, raw: Any, annotation: Any) -> Any:

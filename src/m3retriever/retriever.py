@@ -22,6 +22,7 @@ from m3retriever.saved_defaults import SavedDefaults, load_saved
 from m3retriever.search import Searcher
 from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
 from m3retriever.store import open_store
+from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import CollectionSpec, Store
 from m3retriever.types import Document, SearchResult
 from m3retriever.validation import check_doc_id, check_string
@@ -89,6 +90,8 @@ class Retriever(SavedDefaults):
             self._spec = collection_spec(self.encoders, c)
             if self.store.has_collection(c.collection):
                 self.store.ensure_collection(self._spec)  # fails fast on a fingerprint mismatch
+                asked = {k: getattr(self.config, k) for k in INDEX_SETTINGS}  # explicit ones only
+                self._spec = adopt_index_settings(self.store, self._spec, asked)
                 self._ready = True
         except Exception:
             self.close()
@@ -109,6 +112,7 @@ class Retriever(SavedDefaults):
             self.reranker,
             distance=self._spec.distance,
             max_query_tokens=c.max_query_tokens,
+            quantized=self._spec.quantization != "none",
         )
 
     # -- construction helpers --------------------------------------------------------
@@ -383,4 +387,5 @@ def collection_spec(encoders: EncoderSet, config: Config) -> CollectionSpec:
         bm25=encoders.bm25 is not None,
         fingerprint=fingerprint,
         indexed_fields=config.indexed_fields,
+        **{name: getattr(config, name) for name in INDEX_SETTINGS},
     )

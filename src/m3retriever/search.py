@@ -143,6 +143,7 @@ class Searcher:
         distance: The collection's dense distance.
         max_query_tokens: Tokens of a query the models read (``None``: the encoders' max
             length); a longer query is cut before any model sees it.
+        quantized: The collection is quantized: send ``oversampling`` and ``rescore``.
     """
 
     def __init__(
@@ -153,7 +154,9 @@ class Searcher:
         reranker: Reranker | None,
         distance: str = "cosine",
         max_query_tokens: int | None = None,
+        quantized: bool = False,
     ) -> None:
+        self.quantized = quantized
         self.max_query_tokens = max_query_tokens or encoders.max_length
         self.store = store
         self.collection = collection
@@ -247,6 +250,7 @@ class Searcher:
         depth = candidate_depth(s)
         rrf_k = _set(s.rrf_k, "rrf_k")
         hnsw_ef = _set(s.hnsw_ef, "hnsw_ef")
+        quant: dict[str, Any] = {"rescore": s.rescore, "oversampling": s.oversampling} if self.quantized else {}
         requests: list[HybridQuery] = []
         layout: list[tuple[int, list[str]]] = []
         for row in range(n_queries):
@@ -266,6 +270,7 @@ class Searcher:
                     hnsw_ef=hnsw_ef,
                     exact=s.exact,
                     with_vectors=with_vectors,
+                    **quant,
                 )
             )
             names = []
@@ -273,7 +278,7 @@ class Searcher:
                 for b in branches:
                     requests.append(
                         HybridQuery(
-                            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=hnsw_ef, exact=s.exact
+                            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=hnsw_ef, exact=s.exact, **quant
                         )
                     )
                     names.append(b.name)

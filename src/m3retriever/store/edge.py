@@ -29,8 +29,9 @@ import numpy as np
 from m3retriever.errors import StoreError, StoreInUseError
 from m3retriever.store.directory import DirLock as _DirLock
 from m3retriever.store.directory import in_use_message, store_dir
+from m3retriever.store.index_settings import from_engine_config
 from m3retriever.store.qdrant import QdrantStore
-from m3retriever.store.schema import CollectionSpec
+from m3retriever.store.schema import CollectionSpec, Quantization
 from m3retriever.store.translate import CollectionModels, IndexKind
 from m3retriever.types import Distance, LengthStats
 
@@ -82,11 +83,20 @@ class EdgeKit:
         return self.q.Filter(must_not=conditions)
 
     # -- collection ------------------------------------------------------------------
-    def vector_params(self, size: int, distance: Distance) -> Any:
-        return self.q.EdgeVectorParams(size=size, distance=getattr(self.q.Distance, _DISTANCES[distance]))
+    def vector_params(self, size: int, distance: Distance, on_disk: bool) -> Any:
+        dist = getattr(self.q.Distance, _DISTANCES[distance])
+        return self.q.EdgeVectorParams(size=size, distance=dist, on_disk=on_disk or None)
 
-    def sparse_params(self, idf: bool) -> Any:
-        return self.q.EdgeSparseVectorParams(modifier=self.q.Modifier.Idf if idf else None)
+    def sparse_params(self, idf: bool, on_disk: bool) -> Any:
+        return self.q.EdgeSparseVectorParams(modifier=self.q.Modifier.Idf if idf else None, on_disk=on_disk or None)
+
+    def quantization(self, kind: Quantization) -> Any:
+        q = self.q
+        if kind == "scalar":
+            return q.ScalarQuantizationConfig(q.ScalarType.Int8, always_ram=True)
+        if kind == "binary":
+            return q.BinaryQuantizationConfig(always_ram=True)
+        return q.TurboQuantQuantizationConfig(always_ram=True, bits=q.TurboQuantBitSize.Bits4)
 
     def hnsw_config(self, m: int, ef_construct: int, full_scan_threshold: int) -> Any:
         return self.q.HnswIndexConfig(m=m, ef_construct=ef_construct, full_scan_threshold=full_scan_threshold)
@@ -101,8 +111,11 @@ class EdgeKit:
     def point(self, id: str, vectors: dict[str, Any], payload: dict[str, Any]) -> Any:
         return self.q.Point(id, vectors, payload)
 
-    def search_params(self, hnsw_ef: int | None, exact: bool) -> Any:
-        return self.q.SearchParams(hnsw_ef=hnsw_ef, exact=exact)
+    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any) -> Any:
+        return self.q.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quantization)
+
+    def quantization_search(self, rescore: bool | None, oversampling: float | None) -> Any:
+        return self.q.QuantizationSearchParams(rescore=rescore, oversampling=oversampling)
 
     def prefetch(self, vector: Any, using: str, limit: int, flt: Any, params: Any) -> Any:
         return self.q.Prefetch(limit=limit, query=self.q.Query.Nearest(vector, using=using), filter=flt, params=params)
@@ -167,6 +180,8 @@ class EdgeStore(QdrantStore):
             vectors=models.vectors or None,
             sparse_vectors=models.sparse or None,
             hnsw_config=models.hnsw,
+            quantization_config=models.quantization,
+            on_disk_payload=models.payload_on_disk or None,
             wal_enabled=True,
         )
         shard = q.EdgeShard.create(str(shard_dir), config)
@@ -182,6 +197,13 @@ class EdgeStore(QdrantStore):
         tmp = self._meta_path(name).with_suffix(".tmp")
         tmp.write_text(json.dumps(meta, indent=2, default=list))
         os.replace(tmp, self._meta_path(name))
+
+    def index_settings(self, name: str) -> dict[str, Any]:
+        """Read from the engine's own record of the collection (``edge_config.json``)."""
+        config = self.path / name / "edge_config.json"
+        if not config.exists():
+            raise StoreError(f"collection {name!r} does not exist at {self.path}; ingest documents first")
+        return from_engine_config(json.loads(config.read_text()))
 
     def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
         with self._mutex:
@@ -296,6 +318,7 @@ class EdgeStore(QdrantStore):
             "payload_indexes": sorted(si.payload_schema),
             "disk_bytes": disk,
             "fingerprint": meta["fingerprint"],
+            "index": self.index_settings(name),
         }
 
     def drop_collection(self, name: str) -> None:

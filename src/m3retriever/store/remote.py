@@ -12,8 +12,9 @@ import warnings
 from typing import Any, Mapping, Sequence
 
 from m3retriever.errors import StoreError
+from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS, index_settings_of
 from m3retriever.store.qdrant import QdrantStore
-from m3retriever.store.schema import CollectionSpec
+from m3retriever.store.schema import CollectionSpec, Quantization
 from m3retriever.store.translate import CollectionModels, IndexKind
 from m3retriever.types import Distance, LengthStats
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 _FINGERPRINT_KEY = "m3retriever_fingerprint"
 _LENGTHS_KEY = "m3retriever_lengths"
 _DEFAULTS_KEY = "m3retriever_search_defaults"
+_INDEX_KEY = "m3retriever_index"
 
 
 def _models() -> Any:
@@ -56,11 +58,20 @@ class ClientKit:
         return self.m.Filter(must_not=conditions)
 
     # -- collection ------------------------------------------------------------------
-    def vector_params(self, size: int, distance: Distance) -> Any:
-        return self.m.VectorParams(size=size, distance=self.m.Distance[distance.upper()])
+    def vector_params(self, size: int, distance: Distance, on_disk: bool) -> Any:
+        return self.m.VectorParams(size=size, distance=self.m.Distance[distance.upper()], on_disk=on_disk or None)
 
-    def sparse_params(self, idf: bool) -> Any:
-        return self.m.SparseVectorParams(modifier=self.m.Modifier.IDF if idf else None)
+    def sparse_params(self, idf: bool, on_disk: bool) -> Any:
+        index = self.m.SparseIndexParams(on_disk=True) if on_disk else None
+        return self.m.SparseVectorParams(index=index, modifier=self.m.Modifier.IDF if idf else None)
+
+    def quantization(self, kind: Quantization) -> Any:
+        m = self.m
+        if kind == "scalar":
+            return m.ScalarQuantization(scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, always_ram=True))
+        if kind == "binary":
+            return m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))
+        return m.TurboQuantization(turbo=m.TurboQuantQuantizationConfig(always_ram=True, bits=m.TurboQuantBitSize.BITS4))
 
     def hnsw_config(self, m: int, ef_construct: int, full_scan_threshold: int) -> Any:
         return self.m.HnswConfigDiff(m=m, ef_construct=ef_construct, full_scan_threshold=full_scan_threshold)
@@ -75,8 +86,11 @@ class ClientKit:
     def point(self, id: str, vectors: dict[str, Any], payload: dict[str, Any]) -> Any:
         return self.m.PointStruct(id=id, vector=vectors, payload=payload)
 
-    def search_params(self, hnsw_ef: int | None, exact: bool) -> Any:
-        return self.m.SearchParams(hnsw_ef=hnsw_ef, exact=exact)
+    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any) -> Any:
+        return self.m.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quantization)
+
+    def quantization_search(self, rescore: bool | None, oversampling: float | None) -> Any:
+        return self.m.QuantizationSearchParams(rescore=rescore, oversampling=oversampling)
 
     def prefetch(self, vector: Any, using: str, limit: int, flt: Any, params: Any) -> Any:
         return self.m.Prefetch(query=vector, using=using, limit=limit, filter=flt, params=params)
@@ -138,6 +152,14 @@ class QdrantClientStore(QdrantStore):
     def has_collection(self, name: str) -> bool:
         return bool(self.client.collection_exists(name))
 
+    def index_settings(self, name: str) -> dict[str, Any]:
+        """Read from the record kept in the collection metadata at creation (qdrant-client's
+        local mode keeps no quantization or HNSW config of its own)."""
+        if not self.client.collection_exists(name):
+            raise StoreError(f"collection {name!r} does not exist; ingest documents first")
+        recorded = (self.client.get_collection(name).config.metadata or {}).get(_INDEX_KEY) or {}
+        return {**LEGACY_INDEX_SETTINGS, **recorded}
+
     def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
         self.client.update_collection(name, metadata={_FINGERPRINT_KEY: dict(fingerprint)})
 
@@ -176,7 +198,9 @@ class QdrantClientStore(QdrantStore):
             shard_number=self.shard_number,
             replication_factor=self.replication_factor,
             hnsw_config=models.hnsw,
-            metadata={_FINGERPRINT_KEY: dict(spec.fingerprint)},
+            quantization_config=models.quantization,
+            on_disk_payload=models.payload_on_disk or None,
+            metadata={_FINGERPRINT_KEY: dict(spec.fingerprint), _INDEX_KEY: index_settings_of(spec)},
         )
         with warnings.catch_warnings():
             # qdrant-client's local mode warns that it ignores payload indexes; servers use them.
@@ -236,6 +260,7 @@ class QdrantClientStore(QdrantStore):
             "payload_indexes": sorted(ci.payload_schema or {}),
             "status": str(ci.status),
             "fingerprint": (ci.config.metadata or {}).get(_FINGERPRINT_KEY),
+            "index": self.index_settings(name),
         }
 
     def drop_collection(self, name: str) -> None:

@@ -23,6 +23,8 @@ __all__ = [
     "StoredPoint",
     "Branch",
     "HybridQuery",
+    "Quantization",
+    "QUANTIZATIONS",
     "ScoredRecord",
     "Store",
     "check_fingerprint",
@@ -37,6 +39,8 @@ BM25 = "bm25"
 INDEXED_FIELDS = ("doc_id", "source", "content_hash")
 
 Fusion = Literal["rrf", "dbsf"]
+Quantization = Literal["none", "scalar", "binary", "turbo"]
+QUANTIZATIONS: tuple[str, ...] = ("none", "scalar", "binary", "turbo")
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -109,6 +113,12 @@ class CollectionSpec:
         hnsw_m: HNSW graph degree.
         hnsw_ef_construct: HNSW build beam.
         full_scan_threshold_kb: Below this many KB of vectors a segment is searched exactly.
+        quantization: Compressed copy of the dense vectors kept in RAM and searched first
+            (``scalar``: int8, 4x smaller; ``binary``: 1 bit per dimension, 32x; ``turbo``:
+            TurboQuant at 4 bits, 8x); the float vectors rescore the candidates.
+        vectors_on_disk: Keep the float dense vectors and the sparse indexes memory-mapped on
+            disk instead of in RAM.
+        payload_on_disk: Keep payloads on disk, read only for returned points.
     """
 
     name: str
@@ -122,6 +132,9 @@ class CollectionSpec:
     hnsw_m: int = 16
     hnsw_ef_construct: int = 128
     full_scan_threshold_kb: int = 10_000
+    quantization: Quantization = "none"
+    vectors_on_disk: bool = False
+    payload_on_disk: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,10 @@ class HybridQuery:
         hnsw_ef: HNSW beam for the dense branch.
         exact: Search exactly instead of through HNSW.
         with_vectors: Vector names to return with the fused hits.
+        rescore: On a quantized collection, rescore the candidates with the float vectors
+            (``None``: the engine's default).
+        oversampling: On a quantized collection, fetch this many times the limit from the
+            quantized vectors before rescoring (``None``: the engine's default, 1).
     """
 
     branches: tuple[Branch, ...]
@@ -175,6 +192,8 @@ class HybridQuery:
     hnsw_ef: int | None = None
     exact: bool = False
     with_vectors: tuple[str, ...] = ()
+    rescore: bool | None = None
+    oversampling: float | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +220,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def collection_fingerprint(self, name: str) -> Mapping[str, Any] | None:
         """The fingerprint stored with collection ``name`` (``None`` if it doesn't exist)."""
+
+    @abc.abstractmethod
+    def index_settings(self, name: str) -> dict[str, Any]:
+        """The index settings collection ``name`` was created with (quantization,
+        vectors_on_disk, payload_on_disk, hnsw_m, hnsw_ef_construct; a collection created
+        before they were settings has the defaults of that time: none, false, false, 16, 128)."""
 
     @abc.abstractmethod
     def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:

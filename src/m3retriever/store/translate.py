@@ -21,6 +21,7 @@ from m3retriever.store.schema import (
     SPARSE,
     CollectionSpec,
     HybridQuery,
+    Quantization,
     ScoredRecord,
     StoredPoint,
 )
@@ -42,9 +43,12 @@ class ModelKit(FilterBuilder, Protocol):
 
     def sparse_vector(self, indices: list[int], values: list[float]) -> Any: ...
 
-    def vector_params(self, size: int, distance: Distance) -> Any: ...
+    def vector_params(self, size: int, distance: Distance, on_disk: bool) -> Any: ...
 
-    def sparse_params(self, idf: bool) -> Any: ...
+    def sparse_params(self, idf: bool, on_disk: bool) -> Any: ...
+
+    def quantization(self, kind: Quantization) -> Any:
+        """The quantization config of ``kind`` (never ``"none"``), kept in RAM."""
 
     def hnsw_config(self, m: int, ef_construct: int, full_scan_threshold: int) -> Any: ...
 
@@ -52,7 +56,9 @@ class ModelKit(FilterBuilder, Protocol):
 
     def point(self, id: str, vectors: dict[str, Any], payload: dict[str, Any]) -> Any: ...
 
-    def search_params(self, hnsw_ef: int | None, exact: bool) -> Any: ...
+    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any) -> Any: ...
+
+    def quantization_search(self, rescore: bool | None, oversampling: float | None) -> Any: ...
 
     def prefetch(self, vector: Any, using: str, limit: int, flt: Any, params: Any) -> Any: ...
 
@@ -76,12 +82,16 @@ class CollectionModels:
         sparse: Sparse vector params by vector name (empty: none).
         hnsw: HNSW config.
         indexes: ``(payload path, index type)`` for every payload index to create.
+        quantization: The quantization config (``None``: none).
+        payload_on_disk: Keep payloads on disk.
     """
 
     vectors: dict[str, Any]
     sparse: dict[str, Any]
     hnsw: Any
     indexes: tuple[tuple[str, Any], ...]
+    quantization: Any = None
+    payload_on_disk: bool = False
 
 
 class Translator:
@@ -101,12 +111,13 @@ class Translator:
     def collection(self, spec: CollectionSpec) -> CollectionModels:
         """Vector params, HNSW config and payload indexes of ``spec``."""
         k = self.kit
-        vectors = {DENSE: k.vector_params(spec.dense_dim, spec.distance)} if spec.dense_dim is not None else {}
+        disk = spec.vectors_on_disk
+        vectors = {DENSE: k.vector_params(spec.dense_dim, spec.distance, disk)} if spec.dense_dim is not None else {}
         sparse = {}
         if spec.sparse:
-            sparse[SPARSE] = k.sparse_params(spec.sparse_idf)
+            sparse[SPARSE] = k.sparse_params(spec.sparse_idf, disk)
         if spec.bm25:
-            sparse[BM25] = k.sparse_params(True)
+            sparse[BM25] = k.sparse_params(True, disk)
         keywords = INDEXED_FIELDS + tuple(payload_key(f) for f in spec.indexed_fields)
         indexes = tuple((f, k.index_type("keyword")) for f in keywords)
         return CollectionModels(
@@ -114,6 +125,8 @@ class Translator:
             sparse=sparse,
             hnsw=k.hnsw_config(spec.hnsw_m, spec.hnsw_ef_construct, spec.full_scan_threshold_kb),
             indexes=indexes + (("chunk_index", k.index_type("integer")),),
+            quantization=None if spec.quantization == "none" or not vectors else k.quantization(spec.quantization),
+            payload_on_disk=spec.payload_on_disk,
         )
 
     def vector(self, v: Sequence[float] | SparseVector) -> Any:
@@ -135,7 +148,10 @@ class Translator:
         """One query request: a single search, or a prefetch per branch fused in the engine."""
         k = self.kit
         flt = self.filter(hq.filter)
-        params = k.search_params(hq.hnsw_ef, hq.exact)
+        quantization = None
+        if hq.rescore is not None or hq.oversampling is not None:
+            quantization = k.quantization_search(hq.rescore, hq.oversampling)
+        params = k.search_params(hq.hnsw_ef, hq.exact, quantization)
         with_vector = list(hq.with_vectors) if hq.with_vectors else False
         if len(hq.branches) == 1:
             b = hq.branches[0]
