@@ -93,29 +93,59 @@ def pid(i: int) -> str:
     return f"00000000-0000-4000-8000-{i:012d}"
 
 
-def child(args: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
-
-    from m3retriever.store import open_store
-    from m3retriever.store.schema import DENSE, SPARSE, Branch, CollectionSpec, HybridQuery, StoredPoint
-
-    n, dim = args.n, args.dim
+def _plan(args: argparse.Namespace) -> dict[str, Any]:
     plan = dict(PLANS[args.plan])
     if args.hnsw_m:
         plan["hnsw_m"] = args.hnsw_m
     if args.hnsw_ef_construct:
         plan["hnsw_ef_construct"] = args.hnsw_ef_construct
-    tmp = Path(tempfile.mkdtemp(prefix="m3r-scale-", dir=args.workdir))
-    store = open_store(str(tmp / "edge"))
-    spec = CollectionSpec(name="bench", dense_dim=dim, sparse=True, fingerprint={"bench": 1}, **plan)
-    store.ensure_collection(spec)
-    cen = centers(n, dim)
+    return plan
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    """One phase (``upsert``, ``optimize``, ``query``) or all of them, in this process."""
+    from m3retriever.store import open_store
+    from m3retriever.store.schema import CollectionSpec
+
+    plan = _plan(args)
+    root = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="m3r-scale-", dir=args.workdir))
+    store = open_store(str(root / "edge"))
+    store.ensure_collection(CollectionSpec(name="bench", dense_dim=args.dim, sparse=True, fingerprint={"bench": 1}, **plan))
+    out: dict[str, Any] = {"n": args.n, "dim": args.dim, "plan": args.plan, "quantization": plan["quantization"]}
+    out.update({k: v for k, v in plan.items() if k != "quantization"})
+    phases = ("upsert", "optimize", "query") if args.phase == "all" else (args.phase,)
+    try:
+        if "upsert" in phases:
+            out.update(_upsert(store, args))
+        if "optimize" in phases:
+            t = time.perf_counter()
+            store.optimize("bench")
+            out["optimize_s"] = time.perf_counter() - t
+        if "query" in phases:
+            out.update(_query(store, args, plan))
+    finally:
+        store.close()
+    if "query" in phases:
+        out["disk_mb"] = sum(f.stat().st_blocks * 512 for f in (root / "edge").rglob("*") if f.is_file()) / 2**20
+        if args.phase == "all" or args.cleanup:
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def _upsert(store: Any, args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from m3retriever.store.schema import StoredPoint
+
+    cen = centers(args.n, args.dim)
     words = np.random.default_rng(3).integers(97, 123, size=4 * args.text_chars + 4096, dtype=np.uint8).tobytes().decode()
     srng = np.random.default_rng(2)
     t_upsert = t_gen = 0.0
-    for start in range(0, n, BATCH):
+    for start in range(0, args.n, BATCH):
         t = time.perf_counter()
-        m = min(BATCH, n - start)
+        m = min(BATCH, args.n - start)
         dense = dense_batch(start, m, cen)
         sparse = sparse_rows(srng, m, NNZ_DOC)
         pts = [
@@ -131,18 +161,27 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         store.upsert("bench", pts)
         t_gen += t1 - t
         t_upsert += time.perf_counter() - t1
-    t1 = time.perf_counter()
-    store.optimize("bench")
-    t_opt = time.perf_counter() - t1
+    t = time.perf_counter()
+    store.flush("bench")
+    return {"gen_s": t_gen, "upsert_s": t_upsert + time.perf_counter() - t}
+
+
+def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from m3retriever.store.schema import DENSE, SPARSE, Branch, HybridQuery
+
+    n = args.n
+    cen = centers(n, args.dim)
     qd = dense_batch(10_000_019, args.queries, cen)
     qs = sparse_rows(np.random.default_rng(7), args.queries, NNZ_QUERY)
-    knobs = {"hnsw_ef": 2 * PREFETCH}
+    knobs: dict[str, Any] = {"hnsw_ef": 2 * PREFETCH}
     if plan["quantization"] != "none":
         knobs.update(rescore=True, oversampling=args.oversampling)
 
     def hybrid(i: int, limit: int) -> Any:
         branches = (Branch(DENSE, qd[i].tolist(), PREFETCH), Branch(SPARSE, qs[i], PREFETCH))
-        return HybridQuery(branches=branches, limit=limit, rrf_k=RRF_K, **knobs)  # type: ignore[arg-type]
+        return HybridQuery(branches=branches, limit=limit, rrf_k=RRF_K, **knobs)
 
     lat = []
     for i in range(args.queries):
@@ -156,21 +195,18 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     approx_dense, approx_fused, exact_sparse = [], [], []
     for i in range(nr):
         b = (Branch(DENSE, qd[i].tolist(), PREFETCH),)
-        approx_dense.append([r.id for r in store.query("bench", [HybridQuery(branches=b, limit=PREFETCH, **knobs)])[0]])  # type: ignore[arg-type]
+        approx_dense.append([r.id for r in store.query("bench", [HybridQuery(branches=b, limit=PREFETCH, **knobs)])[0]])
         approx_fused.append([r.id for r in store.query("bench", [hybrid(i, PREFETCH)])[0]])
         sb = (Branch(SPARSE, qs[i], PREFETCH),)
         exact_sparse.append([r.id for r in store.query("bench", [HybridQuery(branches=sb, limit=PREFETCH)])[0]])
     info = store.info("bench")
-    store.close()
-    disk = sum(f.stat().st_blocks * 512 for f in (tmp / "edge").rglob("*") if f.is_file())
     best_s = np.full((nr, PREFETCH), -np.inf, dtype=np.float32)
     best_i = np.zeros((nr, PREFETCH), dtype=np.int64)
     qmat = qd[:nr]
     for start in range(0, n, BATCH * 10):
         m = min(BATCH * 10, n - start)
         x = np.concatenate([dense_batch(s, min(BATCH, start + m - s), cen) for s in range(start, start + m, BATCH)])
-        scores = qmat @ x.T
-        all_s = np.concatenate([best_s, scores], axis=1)
+        all_s = np.concatenate([best_s, qmat @ x.T], axis=1)
         all_i = np.concatenate([best_i, np.arange(start, start + m)[None, :].repeat(nr, 0)], axis=1)
         top = np.argpartition(-all_s, PREFETCH - 1, axis=1)[:, :PREFETCH]
         best_s = np.take_along_axis(all_s, top, 1)
@@ -186,25 +222,13 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                 fused[point] = fused.get(point, 0.0) + 1.0 / (RRF_K + rank - 1)
         truth_fused = sorted(fused, key=lambda p: -fused[p])[:PREFETCH]
         rf.append(len(set(truth_fused) & set(approx_fused[i])) / PREFETCH)
-    import shutil
-
-    shutil.rmtree(tmp, ignore_errors=True)
     return {
-        "n": n,
-        "dim": dim,
-        "plan": args.plan,
-        **{k: v for k, v in plan.items() if k != "quantization"},
-        "quantization": plan["quantization"],
         "oversampling": knobs.get("oversampling"),
         "queries": args.queries,
-        "gen_s": t_gen,
-        "upsert_s": t_upsert,
-        "optimize_s": t_opt,
         "p50_ms": statistics.median(lat),
         "p95_ms": lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))],
         "recall_dense": statistics.mean(rd),
         "recall_fused": statistics.mean(rf),
-        "disk_mb": disk / 2**20,
         "serving_rss_mb": serving.get("VmRSS"),
         "serving_anon_mb": serving.get("RssAnon"),
         "segments": info["segments"],
@@ -279,6 +303,27 @@ HEADER = (
 )
 
 
+def _merge_phase(store: Path, phase: str, res: dict[str, Any]) -> dict[str, Any] | None:
+    """Keep each phase's result beside the store; after ``query``, one result of all phases
+    (times of each, the highest memory peaks, the sum of wall times)."""
+    done = store.parent / (store.name + ".phases.json")
+    phases = json.loads(done.read_text()) if done.exists() else {}
+    phases[phase] = res
+    done.write_text(json.dumps(phases))
+    print(json.dumps(res), file=sys.stderr)
+    if phase != "query" or "error" in res:
+        return None
+    done.unlink()
+    merged: dict[str, Any] = {}
+    for part in phases.values():
+        merged.update(part)
+    for key in ("peak_rss_mb", "peak_anon_mb"):
+        merged[key] = max(p.get(key, 0) for p in phases.values())
+    merged["wall_s"] = sum(p.get("wall_s", 0.0) for p in phases.values())
+    merged["phases"] = {k: {"wall_s": v.get("wall_s"), "peak_rss_mb": v.get("peak_rss_mb"), "load": v.get("load")} for k, v in phases.items()}
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000)
@@ -289,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--oversampling", type=float, default=2.0)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--text-chars", type=int, default=2000)
+    ap.add_argument("--phase", choices=["all", "upsert", "optimize", "query"], default="all",
+                    help="run one phase on a kept --store (each under its own lock, for sizes whose build is long)")
+    ap.add_argument("--store", help="keep the store in this folder across phases")
+    ap.add_argument("--cleanup", action="store_true", help="delete --store after the query phase")
     ap.add_argument("--workdir", default=None, help="where the temporary store goes (default: the system's)")
     ap.add_argument("--limit-mb", type=int, default=14_000, help="kill the child above this anonymous RSS")
     ap.add_argument("--jsonl", help="append the result to this file")
@@ -317,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     res.setdefault("n", args.n)
     res.setdefault("dim", args.dim)
     res.setdefault("plan", args.plan)
+    if args.phase != "all":
+        res = _merge_phase(Path(args.store), args.phase, res)
+        if res is None:
+            return 0
     print(json.dumps(res), file=sys.stderr)
     if args.jsonl:
         with open(args.jsonl, "a") as fh:
