@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_collection_commands(sub)
     _add_tool_commands(sub)
     _add_eval_commands(sub)
+    from m3retriever.export.cli import add_commands as add_export_commands
+
+    add_export_commands(sub)
     return parser
 
 
