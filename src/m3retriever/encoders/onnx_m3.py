@@ -82,6 +82,13 @@ class OnnxBGEM3Encoder(Encoder):
                 f"with `m3retriever export-onnx BAAI/bge-m3 DIR --int8` ({EXPORT_COMMAND}) and "
                 "set dense_model = DIR (environment: M3R_DENSE_MODEL=DIR)"
             )
+        if not Path(options.model).expanduser().is_dir():
+            raise ModelNotFoundError(
+                f"The bge-m3-onnx encoder needs a BGE-M3 ONNX export in {options.model!r}, which "
+                f"is not a directory: write one with `m3retriever export-onnx BAAI/bge-m3 "
+                f"{options.model} --int8` (a local checkpoint path works in place of BAAI/bge-m3), "
+                "or set dense_model to an existing export (environment: M3R_DENSE_MODEL)"
+            )
         required = ("model.onnx", "tokenizer.json", MANIFEST_NAME)
         how = f"The bge-m3-onnx encoder (a directory written by `{EXPORT_COMMAND}`)"
         self._dir = local_model_dir(options.model, required, how)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from m3retriever.errors import ConfigError, InputError
+from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
 from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
 from m3retriever.runtime.exported import EXPORT_COMMAND, read_manifest, verify_export
 from m3retriever.runtime.onnx import (
@@ -27,8 +28,6 @@ from m3retriever.runtime.tokens import load_tokenizer, pad_token_id
 from m3retriever.runtime.wheels import WHEEL_MODELS, local_model_dir, msmarco_reranker_onnx_dir
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pathlib import Path
-
     from tokenizers import Encoding as TokEncoding
     from tokenizers import Tokenizer
 
@@ -69,6 +68,14 @@ class OnnxCrossEncoderReranker(Reranker):
             self._dir = msmarco_reranker_onnx_dir()
             model_id = WHEEL_MODELS["ms-marco-minilm-l12-onnx"].model_id
         else:
+            if not Path(options.model).expanduser().is_dir():
+                raise ModelNotFoundError(
+                    f"The onnx-cross-encoder reranker needs an ONNX cross-encoder in "
+                    f"{options.model!r}, which is not a directory: export one with `m3retriever "
+                    f"export-onnx BAAI/bge-reranker-v2-m3 {options.model} --int8` (or any "
+                    "sequence-classification checkpoint), or set reranker_model to a directory "
+                    "holding model.onnx and tokenizer.json (environment: M3R_RERANKER_MODEL)"
+                )
             self._dir = local_model_dir(
                 options.model,
                 ("model.onnx", "tokenizer.json"),
@@ -163,7 +170,7 @@ class OnnxCrossEncoderReranker(Reranker):
         return scores
 
 
-def _model_id(directory: "Path") -> str:
+def _model_id(directory: Path) -> str:
     """The source model of an export (int8 marked), else the directory itself."""
     manifest = read_manifest(directory)
     source = (manifest or {}).get("source") or {}
