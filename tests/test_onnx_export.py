@@ -165,3 +165,23 @@ def test_cli_errors_exit_2_without_a_traceback(tmp_path, tiny_bge_m3_path, capsy
     assert err.startswith("error: ") and message in err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["fp32", "int8"])
+def test_graphs_over_the_protobuf_limit_keep_their_weights_in_one_data_file(
+    tmp_path, tiny_bge_m3_path, onnx_exports, monkeypatch, int8
+):
+    from m3retriever.export import onnx_export
+
+    # BGE-M3's 2.2 GB of fp32 weights cannot sit in one protobuf: with the limit at 0, the tiny
+    # model takes the same path (weights in model.onnx.data beside the graph).
+    monkeypatch.setattr(onnx_export, "_PROTOBUF_LIMIT", 0)
+    out = export_onnx(str(tiny_bge_m3_path), tmp_path / "large", int8=int8)
+    assert sorted(_manifest(out)["files"]) == ["config.json", "model.onnx", "model.onnx.data", "tokenizer.json", "tokenizer_config.json"]
+    assert (out / "model.onnx.data").stat().st_size > 32 * 64 * 4  # at least a feed-forward weight
+    texts = ["The cat sat on the mat.", "Interest rates rose again.", ""]
+    same = onnx_exports["m3-int8" if int8 else "m3"]
+    ours = OnnxBGEM3Encoder(EncoderOptions(model=str(out), device="cpu")).encode_document(texts)
+    theirs = OnnxBGEM3Encoder(EncoderOptions(model=str(same), device="cpu")).encode_document(texts)
+    assert np.abs(ours.dense - theirs.dense).max() < 1e-6
+    assert ours.sparse == theirs.sparse

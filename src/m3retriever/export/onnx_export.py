@@ -97,6 +97,8 @@ def export_onnx(
         shutil.rmtree(work / "raw")
         _copy_tokenizer(source, work)
         shutil.copy2(source / "config.json", work / "config.json")
+        for path in work.iterdir():
+            path.chmod(0o644)  # onnx writes external data 0600; the export is meant to be shared
         manifest = _manifest(model, source, graph, work, opset, int8, excluded)
         (work / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _move_into_place(work, target)
