@@ -43,6 +43,7 @@ def test_manifest_records_the_files_source_opset_and_quantization(onnx_exports, 
     if name.endswith("int8"):
         assert manifest["quantization"]["weight_type"] == "QInt8"
         assert manifest["quantization"]["method"] == "dynamic"
+        assert manifest["quantization"]["per_channel"] is True
     else:
         assert manifest["quantization"] is None
     if name.startswith("m3"):
@@ -135,10 +136,11 @@ def test_export_refuses_a_checkpoint_of_neither_kind_and_a_full_directory(tmp_pa
 
 def test_cli_exports_and_replaces_with_force(tmp_path, tiny_reranker_path, capsys):
     out = tmp_path / "rr"
-    assert main(["export-onnx", str(tiny_reranker_path), str(out), "--int8"]) == 0
+    assert main(["export-onnx", str(tiny_reranker_path), str(out), "--int8", "--per-tensor"]) == 0
     printed = capsys.readouterr().out
     assert "exported reranker (int8, opset 17" in printed and str(out) in printed
     assert "outputs: logits" in printed
+    assert _manifest(out)["quantization"]["per_channel"] is False
     first = _manifest(out)["files"]["model.onnx"]
     assert main(["export-onnx", str(tiny_reranker_path), str(out), "--force", "--opset", "18"]) == 0
     manifest = _manifest(out)

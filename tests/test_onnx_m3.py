@@ -4,6 +4,7 @@ transformers, int8's ranking agreement on a fixture set, and a retriever on Qdra
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,10 @@ from m3retriever.errors import FingerprintMismatchError, ModelNotFoundError
 from m3retriever.rerankers.base import RerankerOptions
 from m3retriever.rerankers.cross_encoder import CrossEncoderReranker
 from m3retriever.rerankers.onnx_cross import OnnxCrossEncoderReranker
-from tinymodels import TRAINING_TEXT
 
 pytest.importorskip("onnx")
+sys.path.insert(0, str(Path(__file__).resolve().parent / "benchmarks"))
+import bench_onnx_int8  # noqa: E402
 
 DOCS = [
     "The cat sat on the mat and looked at the garden.",
@@ -34,15 +36,9 @@ QUERIES = ["where is the cat?", "interest rates", "capital of France"]
 MAX_LENGTH = 64
 ATOL = 1e-5
 
-# The int8 fixture set: 8 queries against the first 40 training sentences, and the lowest
-# agreement with fp32 accepted (measured on these tiny random models: see the report).
-AGREEMENT_QUERIES = [
-    "where is the cat?", "interest rates and the stock market", "capital of France",
-    "healthy diet with vegetables", "programming language for data science",
-    "how do vaccines work", "electric cars and solar power", "football match result",
-]
-AGREEMENT_DOCS = list(TRAINING_TEXT[:40])
-MIN_KENDALL = {"dense": 0.8, "sparse": 0.7, "colbert": 0.8, "rerank": 0.8}
+# The lowest int8 agreement with fp32 accepted on the fixture set of bench_onnx_int8 (8 queries x
+# 40 sentences; measured on these tiny random models, see docs/onnx.md).
+MIN_KENDALL = {"dense": 0.8, "sparse": 0.75, "colbert": 0.8, "rerank": 0.8}
 
 
 def _encoder(path: Path, **kwargs) -> OnnxBGEM3Encoder:  # type: ignore[no-untyped-def]
@@ -134,44 +130,17 @@ def test_fp32_reranker_equals_transformers(onnx_exports, tiny_reranker_path):
     assert exported.spec.model == str(tiny_reranker_path)
 
 
-def _kendall(a: np.ndarray, b: np.ndarray) -> float:
-    """Kendall's tau-a between two score lists (ties count as disagreement-free zeros)."""
-    upper = np.triu_indices(len(a), k=1)
-    return float(np.mean(np.sign(np.subtract.outer(a, a)[upper]) * np.sign(np.subtract.outer(b, b)[upper])))
-
-
-def _scores(encoder: OnnxBGEM3Encoder) -> dict[str, np.ndarray]:
-    q, d = encoder.encode_query(AGREEMENT_QUERIES), encoder.encode_document(AGREEMENT_DOCS)
-    sparse = [[sum(w * dv.as_dict().get(i, 0.0) for i, w in qv.as_dict().items()) for dv in d.sparse] for qv in q.sparse]
-    colbert = [[float((qm @ dm.T).max(axis=1).mean()) for dm in d.multivector] for qm in q.multivector]
-    return {"dense": q.dense @ d.dense.T, "sparse": np.array(sparse), "colbert": np.array(colbert)}
-
-
-def agreement(onnx_exports) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
-    """Per output: mean Kendall tau, top-1 agreement and top-5 overlap of int8 against fp32."""
-    fp32 = _scores(_encoder(onnx_exports["m3"], multivector=True))
-    int8 = _scores(_encoder(onnx_exports["m3-int8"], multivector=True))
-    rerankers = [
-        OnnxCrossEncoderReranker(RerankerOptions(model=str(onnx_exports[n]), device="cpu", max_length=MAX_LENGTH))
-        for n in ("reranker", "reranker-int8")
-    ]
-    fp32["rerank"], int8["rerank"] = (np.array([r.score(q, AGREEMENT_DOCS) for q in AGREEMENT_QUERIES]) for r in rerankers)
-    out = {}
-    for name in fp32:
-        pairs = list(zip(fp32[name], int8[name]))
-        out[name] = {
-            "kendall": float(np.mean([_kendall(a, b) for a, b in pairs])),
-            "top1": float(np.mean([np.argmax(a) == np.argmax(b) for a, b in pairs])),
-            "top5": float(np.mean([len(set(np.argsort(-a)[:5]) & set(np.argsort(-b)[:5])) / 5 for a, b in pairs])),
-        }
-    return out
-
-
 def test_int8_keeps_the_ranking_of_the_fixture_set(onnx_exports):
-    found = agreement(onnx_exports)
+    found = bench_onnx_int8.measure(
+        (onnx_exports["m3"], onnx_exports["m3-int8"]),
+        (onnx_exports["reranker"], onnx_exports["reranker-int8"]),
+        bench_onnx_int8.TINY_QUERIES,
+        bench_onnx_int8.tiny_documents(),
+        MAX_LENGTH,
+    )
     for name, floor in MIN_KENDALL.items():
         assert found[name]["kendall"] >= floor, (name, found[name])
-        assert found[name]["top5"] >= 0.8, (name, found[name])
+        assert found[name]["top5"] >= 0.6, (name, found[name])
 
 
 def test_a_retriever_ingests_and_searches_with_the_onnx_profile(make_retriever, corpus_docs, onnx_exports):

@@ -35,6 +35,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("model", help="hub id (from the local cache when offline) or checkpoint directory")
     p.add_argument("outdir", help="directory to write (new or empty)")
     p.add_argument("--int8", action="store_true", help="dynamic int8 quantization (onnxruntime)")
+    p.add_argument(
+        "--per-tensor",
+        action="store_true",
+        help="with --int8, one scale per weight tensor instead of per output channel (less accurate)",
+    )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUTDIR")
     p.set_defaults(func=_cmd_export)
@@ -47,7 +52,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     if not 14 <= opset <= 21:
         raise ConfigError(f"--opset must be between 14 and 21, got {opset}")
-    outdir = export_onnx(args.model, args.outdir, int8=args.int8, opset=opset, overwrite=args.force)
+    outdir = export_onnx(
+        args.model, args.outdir, int8=args.int8, opset=opset, overwrite=args.force, per_channel=not args.per_tensor
+    )
     manifest = json.loads((Path(outdir) / MANIFEST_NAME).read_text(encoding="utf-8"))
     size = sum((Path(outdir) / name).stat().st_size for name in manifest["files"])
     quantized = "int8" if manifest["quantization"] else "fp32"

@@ -52,6 +52,7 @@ def export_onnx(
     int8: bool = False,
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
+    per_channel: bool = True,
 ) -> Path:
     """Export a BGE-M3 or cross-encoder checkpoint to an ONNX directory m3retriever loads.
 
@@ -68,6 +69,9 @@ def export_onnx(
             sparse and ColBERT heads stay float).
         opset: ONNX opset of the graph.
         overwrite: Replace an existing non-empty ``outdir``.
+        per_channel: With ``int8``, one scale per output channel of each weight instead of
+            one per tensor (measured on all-MiniLM-L6-v2 weights: Kendall tau of the dense
+            ranking against fp32 0.911 instead of 0.814, docs/onnx.md).
 
     Returns:
         The export directory.
@@ -93,13 +97,18 @@ def export_onnx(
     try:
         started = time.perf_counter()
         _export_graph(graph, work / "raw", opset)
-        excluded = _write_model(graph, work / "raw", work, int8)
+        excluded = _write_model(graph, work / "raw", work, int8, per_channel)
         shutil.rmtree(work / "raw")
         _copy_tokenizer(source, work)
         shutil.copy2(source / "config.json", work / "config.json")
         for path in work.iterdir():
             path.chmod(0o644)  # onnx writes external data 0600; the export is meant to be shared
-        manifest = _manifest(model, source, graph, work, opset, int8, excluded)
+        quantization = (
+            {"method": "dynamic", "weight_type": "QInt8", "per_channel": per_channel,
+             "library": "onnxruntime", "float_nodes": excluded}
+            if int8 else None
+        )
+        manifest = _manifest(model, source, graph, work, opset, quantization)
         (work / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _move_into_place(work, target)
         logger.info("exported %s to %s in %.1f s", model, target, time.perf_counter() - started)
@@ -158,7 +167,7 @@ def _example_inputs(torch: Any, graph: LoadedGraph) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
 
 
-def _write_model(graph: LoadedGraph, raw: Path, work: Path, int8: bool) -> list[str]:
+def _write_model(graph: LoadedGraph, raw: Path, work: Path, int8: bool, per_channel: bool) -> list[str]:
     """Write ``work/model.onnx`` (weights in one ``model.onnx.data`` when over 2 GB), quantized
     when ``int8``; returns the graph nodes quantization left in float."""
     onnx = require("onnx", package="onnx", extra="onnx-export", purpose="export-onnx")
@@ -189,6 +198,7 @@ def _write_model(graph: LoadedGraph, raw: Path, work: Path, int8: bool) -> list[
             str(raw / MODEL_FILE),
             str(work / MODEL_FILE),
             weight_type=quantization.QuantType.QInt8,
+            per_channel=per_channel,
             nodes_to_exclude=excluded,
             use_external_data_format=large,
         )
@@ -242,7 +252,7 @@ def _versions() -> dict[str, str]:
 
 
 def _manifest(
-    model: str, source: Path, graph: LoadedGraph, work: Path, opset: int, int8: bool, excluded: list[str]
+    model: str, source: Path, graph: LoadedGraph, work: Path, opset: int, quantization: dict[str, Any] | None
 ) -> dict[str, Any]:
     parts = source.parts
     revision = parts[-1] if len(parts) > 2 and parts[-2] == "snapshots" else None
@@ -263,10 +273,7 @@ def _manifest(
             p.name: sha256_file(p) for p in sorted(work.iterdir()) if p.is_file() and p.name != MANIFEST_NAME
         },
         "opset": opset,
-        "quantization": (
-            {"method": "dynamic", "weight_type": "QInt8", "library": "onnxruntime", "float_nodes": excluded}
-            if int8 else None
-        ),
+        "quantization": quantization,
         "inputs": list(graph.inputs),
         "outputs": dict(graph.outputs),
         "hidden_size": config.get("hidden_size"),
