@@ -28,7 +28,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML configuration file (M3R_* variables override it)")
     p.add_argument("--location", help="store: a directory (embedded), ':memory:' or a Qdrant URL")
     p.add_argument("--collection", help="collection name")
-    p.add_argument("--profile", help="'bge-m3' (production) or 'small' (offline English models)")
+    p.add_argument("--profile", help="'bge-m3' (production), 'bge-m3-cpu' (int8 ONNX exports) or 'small' (offline English models)")
     p.add_argument("--device", help="'auto', 'cpu' or 'cuda'")
 
 

@@ -56,7 +56,8 @@ class OnnxBGEM3Encoder(Encoder):
             ``options.dims`` must be ``None``. ``options.max_length`` is capped at the model's
             positions.
         multivector: Also return ColBERT vectors (``Encoding.multivector``); ``None`` reads
-            ``options.multivector`` when the options have such a field, else ``False``.
+            ``options.multivector`` (``False`` when the options have no such field). The spec
+            declares ``multivector_dim`` either way, as the ``bge-m3`` encoder's does.
 
     Raises:
         ModelNotFoundError: No directory given, or it is not a BGE-M3 export.
@@ -126,7 +127,7 @@ class OnnxBGEM3Encoder(Encoder):
             pooling="cls",
             max_length=self._max_length,
             query_instruction=options.query_instruction or "",
-            multivector_dim=int(manifest["colbert_dim"]) if self._multivector else None,
+            multivector_dim=int(manifest["colbert_dim"]),  # declared always, returned when asked
         )
 
     @property
