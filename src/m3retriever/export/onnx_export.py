@@ -96,26 +96,31 @@ def export_onnx(
     work.chmod(0o755)  # mkdtemp's 0700 would hide the export from other users
     try:
         started = time.perf_counter()
-        _export_graph(graph, work / "raw", opset)
-        excluded = _write_model(graph, work / "raw", work, int8, per_channel)
-        shutil.rmtree(work / "raw")
-        _copy_tokenizer(source, work)
-        shutil.copy2(source / "config.json", work / "config.json")
-        for path in work.iterdir():
-            path.chmod(0o644)  # onnx writes external data 0600; the export is meant to be shared
-        quantization = (
-            {"method": "dynamic", "weight_type": "QInt8", "per_channel": per_channel,
-             "library": "onnxruntime", "float_nodes": excluded}
-            if int8 else None
-        )
-        manifest = _manifest(model, source, graph, work, opset, quantization)
-        (work / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _fill(work, model, source, graph, opset, int8, per_channel)
         _move_into_place(work, target)
         logger.info("exported %s to %s in %.1f s", model, target, time.perf_counter() - started)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return target
+
+
+def _fill(work: Path, model: str, source: Path, graph: LoadedGraph, opset: int, int8: bool, per_channel: bool) -> None:
+    """Write the graph, the tokenizer, ``config.json`` and the manifest into ``work``."""
+    _export_graph(graph, work / "raw", opset)
+    excluded = _write_model(graph, work / "raw", work, int8, per_channel)
+    shutil.rmtree(work / "raw")
+    _copy_tokenizer(source, work)
+    shutil.copy2(source / "config.json", work / "config.json")
+    for path in work.iterdir():
+        path.chmod(0o644)  # onnx writes external data 0600; the export is meant to be shared
+    quantization = (
+        {"method": "dynamic", "weight_type": "QInt8", "per_channel": per_channel,
+         "library": "onnxruntime", "float_nodes": excluded}
+        if int8 else None
+    )
+    manifest = _manifest(model, source, graph, work, opset, quantization)
+    (work / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def _check_target(target: Path, overwrite: bool) -> None:
