@@ -18,7 +18,15 @@ import numpy as np
 
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
 from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
-from m3retriever.runtime.exported import EXPORT_COMMAND, MANIFEST_NAME, read_manifest, verify_export
+from m3retriever.runtime.exported import (
+    EXPORT_COMMAND,
+    INT8_SUFFIX,
+    MANIFEST_NAME,
+    read_manifest,
+    require_directory,
+    source_model_id,
+    verify_export,
+)
 from m3retriever.runtime.onnx import get_onnx_session, pad_encodings, run_outputs
 from m3retriever.runtime.texts import check_texts
 from m3retriever.runtime.tokens import load_tokenizer
@@ -35,8 +43,6 @@ logger = logging.getLogger(__name__)
 
 SPARSE_PREFIX = "\u2581"  # sentencepiece word-boundary marker
 KIND = "bge-m3"
-INT8_SUFFIX = " (onnx int8)"
-"""Appended to the fingerprint's model of int8 exports: their vectors are not fp32's."""
 
 
 class OnnxBGEM3Encoder(Encoder):
@@ -83,13 +89,12 @@ class OnnxBGEM3Encoder(Encoder):
                 f"with `m3retriever export-onnx BAAI/bge-m3 DIR --int8` ({EXPORT_COMMAND}) and "
                 "set dense_model = DIR (environment: M3R_DENSE_MODEL=DIR)"
             )
-        if not Path(options.model).expanduser().is_dir():
-            raise ModelNotFoundError(
-                f"The bge-m3-onnx encoder needs a BGE-M3 ONNX export in {options.model!r}, which "
-                f"is not a directory: write one with `m3retriever export-onnx BAAI/bge-m3 "
-                f"{options.model} --int8` (a local checkpoint path works in place of BAAI/bge-m3), "
-                "or set dense_model to an existing export (environment: M3R_DENSE_MODEL)"
-            )
+        require_directory(
+            options.model,
+            "The bge-m3-onnx encoder needs a BGE-M3 ONNX export",
+            source="BAAI/bge-m3",
+            setting="dense_model",
+        )
         required = ("model.onnx", "tokenizer.json", MANIFEST_NAME)
         how = f"The bge-m3-onnx encoder (a directory written by `{EXPORT_COMMAND}`)"
         self._dir = local_model_dir(options.model, required, how)
@@ -115,11 +120,9 @@ class OnnxBGEM3Encoder(Encoder):
         self._offsets_tokenizer: Tokenizer | None = None
 
     def _make_spec(self, options: EncoderOptions, manifest: dict[str, Any]) -> EncoderSpec:
-        source = str((manifest.get("source") or {}).get("model") or self._dir)
-        model = source + (INT8_SUFFIX if manifest.get("quantization") else "")
         return EncoderSpec(
             name="bge-m3",
-            model=model,
+            model=source_model_id(self._dir) or str(self._dir),
             dense_dim=int(manifest["hidden_size"]),
             distance="cosine",
             sparse_kind="learned",

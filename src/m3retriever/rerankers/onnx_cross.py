@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
+from m3retriever.errors import ConfigError, InputError
 from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
-from m3retriever.runtime.exported import EXPORT_COMMAND, read_manifest, verify_export
 from m3retriever.runtime.onnx import (
     clamp_max_length,
     get_onnx_session,
@@ -24,7 +22,7 @@ from m3retriever.runtime.onnx import (
     run_session,
 )
 from m3retriever.runtime.texts import check_texts
-from m3retriever.runtime.tokens import load_tokenizer, pad_token_id
+from m3retriever.runtime.tokens import load_tokenizer
 from m3retriever.runtime.wheels import WHEEL_MODELS, local_model_dir, msmarco_reranker_onnx_dir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,26 +65,27 @@ class OnnxCrossEncoderReranker(Reranker):
         if options.model is None:
             self._dir = msmarco_reranker_onnx_dir()
             model_id = WHEEL_MODELS["ms-marco-minilm-l12-onnx"].model_id
+            self._verified = True  # the wheel's model has no export manifest
         else:
-            if not Path(options.model).expanduser().is_dir():
-                raise ModelNotFoundError(
-                    f"The onnx-cross-encoder reranker needs an ONNX cross-encoder in "
-                    f"{options.model!r}, which is not a directory: export one with `m3retriever "
-                    f"export-onnx BAAI/bge-reranker-v2-m3 {options.model} --int8` (or any "
-                    "sequence-classification checkpoint), or set reranker_model to a directory "
-                    "holding model.onnx and tokenizer.json (environment: M3R_RERANKER_MODEL)"
-                )
+            # Imported here: the wheel's default model never needs the export helpers.
+            from m3retriever.runtime.exported import require_directory, source_model_id
+
+            require_directory(
+                options.model,
+                "The onnx-cross-encoder reranker needs an ONNX cross-encoder",
+                source="BAAI/bge-reranker-v2-m3",
+                setting="reranker_model",
+            )
             self._dir = local_model_dir(
                 options.model,
                 ("model.onnx", "tokenizer.json"),
-                f"The onnx-cross-encoder reranker (`{EXPORT_COMMAND}` writes such a directory)",
+                "The onnx-cross-encoder reranker (`m3retriever export-onnx` writes such a directory)",
             )
-            model_id = _model_id(self._dir)
+            model_id = source_model_id(self._dir) or str(self._dir)
+            self._verified = False
         self._options = options
         self._max_length = clamp_max_length(options.max_length, "onnx-cross-encoder")
         self._lock = threading.Lock()
-        self._verified = options.model is None  # the wheel's model has no manifest
-        self._int8: bool | None = None
         self._only_second: Tokenizer | None = None
         self._longest_first: Tokenizer | None = None
         self._spec = RerankerSpec(name=self.name, model=model_id, max_length=self._max_length)
@@ -99,16 +98,12 @@ class OnnxCrossEncoderReranker(Reranker):
     def _verify(self) -> None:
         """Check an export directory's files against its manifest, once, before loading them."""
         if not self._verified:
+            from m3retriever.runtime.exported import verify_export
+
             with self._lock:
                 if not self._verified:
                     verify_export(self._dir, "reranker", "The onnx-cross-encoder reranker")
                     self._verified = True
-
-    def _quantized(self) -> bool:
-        """Whether the graph is dynamically quantized (read once: the scan reads the file)."""
-        if self._int8 is None:
-            self._int8 = is_dynamically_quantized(self._dir / "model.onnx")
-        return self._int8
 
     def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
         if self._only_second is None or self._longest_first is None:
@@ -152,17 +147,20 @@ class OnnxCrossEncoderReranker(Reranker):
         items = check_texts(passages, "passages")
         if not items:
             return np.zeros(0, dtype=np.float32)
-        encodings = self._encode_pairs(query, items)
+        self._verify()  # before the session reads the graph
         session = get_onnx_session(self._dir / "model.onnx", self._options.device)
         input_names = {i.name for i in session.get_inputs()}
         output_name = session.get_outputs()[0].name
-        pad_id = pad_token_id(self._only_second) if self._only_second else 0
-        batch_size = 1 if self._quantized() else self._options.batch_size
+        encodings = self._encode_pairs(query, items)
+        pad_id = self._only_second.token_to_id("[PAD]") if self._only_second else None
+        batch_size = (
+            1 if is_dynamically_quantized(self._dir / "model.onnx") else self._options.batch_size
+        )
         order = sorted(range(len(items)), key=lambda i: len(encodings[i].ids), reverse=True)
         scores = np.empty(len(items), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            feeds = pad_encodings([encodings[i] for i in rows], pad_id)
+            feeds = pad_encodings([encodings[i] for i in rows], pad_id or 0)
             feeds = {k: v for k, v in feeds.items() if k in input_names}
             logits = run_session(session, output_name, feeds)
             logits = np.asarray(logits, dtype=np.float32)
@@ -173,12 +171,3 @@ class OnnxCrossEncoderReranker(Reranker):
                 )
             scores[rows] = logits.reshape(len(rows))
         return scores
-
-
-def _model_id(directory: Path) -> str:
-    """The source model of an export (int8 marked), else the directory itself."""
-    manifest = read_manifest(directory)
-    source = (manifest or {}).get("source") or {}
-    if not source.get("model"):
-        return str(directory)
-    return str(source["model"]) + (" (onnx int8)" if (manifest or {}).get("quantization") else "")

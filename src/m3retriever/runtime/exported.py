@@ -27,6 +27,9 @@ __all__ = [
     "sha256_file",
     "read_manifest",
     "verify_export",
+    "require_directory",
+    "source_model_id",
+    "INT8_SUFFIX",
 ]
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,10 @@ MANIFEST_VERSION = 1
 
 EXPORT_COMMAND = "m3retriever export-onnx MODEL OUTDIR [--int8]"
 """How to write an export directory, quoted by error messages."""
+
+INT8_SUFFIX = " (onnx int8)"
+"""Appended to the source model of an int8 export where it names the vectors (fingerprints):
+int8 vectors are close to fp32's but not the same."""
 
 _CHUNK = 1 << 20
 
@@ -134,3 +141,33 @@ def verify_export(directory: Path, kind: str | None, what: str) -> dict[str, Any
             )
     logger.debug("verified %d files of %s", len(files), directory)
     return manifest
+
+
+def require_directory(path: str, what: str, *, source: str, setting: str) -> None:
+    """Raise an error giving the ``export-onnx`` command when ``path`` is not a directory.
+
+    Args:
+        path: The configured directory.
+        what: Who needs it and what it should hold, to start the message.
+        source: The hub id to export, for the command.
+        setting: The configuration setting that names the directory.
+
+    Raises:
+        ModelNotFoundError: ``path`` is not a directory.
+    """
+    if not Path(path).expanduser().is_dir():
+        raise ModelNotFoundError(
+            f"{what} in {path!r}, which is not a directory: write one with `m3retriever "
+            f"export-onnx {source} {path} --int8` (a local checkpoint works in place of {source}), "
+            f"or set {setting} to an existing export (environment: M3R_{setting.upper()})"
+        )
+
+
+def source_model_id(directory: Path) -> str | None:
+    """The model an export came from, as given to ``export-onnx`` (with :data:`INT8_SUFFIX`
+    for int8 exports), or ``None`` for a directory without a manifest."""
+    manifest = read_manifest(directory)
+    model = ((manifest or {}).get("source") or {}).get("model")
+    if manifest is None or not model:
+        return None
+    return str(model) + (INT8_SUFFIX if manifest.get("quantization") else "")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from tokenizers import Tokenizer
 
-__all__ = ["load_tokenizer", "pad_token_id", "OffsetsTokenizer"]
+__all__ = ["load_tokenizer", "OffsetsTokenizer"]
 
 
 def load_tokenizer(path: Path) -> "Tokenizer":
@@ -19,15 +19,6 @@ def load_tokenizer(path: Path) -> "Tokenizer":
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
-
-
-def pad_token_id(tokenizer: "Tokenizer") -> int:
-    """The padding id of a ``tokenizer.json``: BERT's ``[PAD]``, XLM-R's ``<pad>``, else 0."""
-    for token in ("[PAD]", "<pad>"):
-        found = tokenizer.token_to_id(token)
-        if found is not None:
-            return int(found)
-    return 0
 
 
 class OffsetsTokenizer:
