@@ -34,6 +34,21 @@ def tiny_reranker_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_reranker(tmp_path_factory.mktemp("tiny-reranker"))
 
 
+@pytest.fixture(scope="session")
+def onnx_exports(tmp_path_factory: pytest.TempPathFactory, tiny_bge_m3_path: Path, tiny_reranker_path: Path) -> dict:
+    """The tiny models exported by ``export_onnx`` once per session: ``{"m3", "m3-int8",
+    "reranker", "reranker-int8"}`` -> export directory."""
+    from m3retriever.export import export_onnx
+
+    root = tmp_path_factory.mktemp("onnx-exports")
+    sources = {"m3": tiny_bge_m3_path, "reranker": tiny_reranker_path}
+    return {
+        name + suffix: export_onnx(str(source), root / (name + suffix), int8=bool(suffix))
+        for name, source in sources.items()
+        for suffix in ("", "-int8")
+    }
+
+
 CORPUS = [
     ("qdrant", "Qdrant is a vector database written in Rust with HNSW indexes and payload filters.", {"lang": "en", "year": 2021, "topic": "db"}),
     ("bge", "BGE-M3 produces dense, sparse and multi-vector embeddings in one forward pass.", {"lang": "en", "year": 2024, "topic": "model"}),

@@ -30,7 +30,7 @@ from m3retriever.errors import PluginError
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = [name for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
 OURS = "llamaindex,langchain,mcp"
-BUILTIN_ENCODERS = {"bge-m3", "onnx-dense", "sentence-transformers", "splade", "bm25"}
+BUILTIN_ENCODERS = {"bge-m3", "bge-m3-onnx", "onnx-dense", "sentence-transformers", "splade", "bm25"}
 BUILTIN_RERANKERS = {"cross-encoder", "onnx-cross-encoder"}
 
 THIRD_PARTY = """

@@ -20,6 +20,12 @@ def _bge_m3(options: EncoderOptions) -> Encoder:
     return BGEM3Encoder(options)
 
 
+def _bge_m3_onnx(options: EncoderOptions) -> Encoder:
+    from m3retriever.encoders.onnx_m3 import OnnxBGEM3Encoder
+
+    return OnnxBGEM3Encoder(options)
+
+
 def _onnx_dense(options: EncoderOptions) -> Encoder:
     from m3retriever.encoders.onnx_dense import OnnxDenseEncoder
 
@@ -60,6 +66,7 @@ def _onnx_cross_encoder(options: RerankerOptions) -> Reranker:
 def register_encoders(register: Callable[[str, Callable[[EncoderOptions], Encoder]], None]) -> None:
     """Register the built-in encoders."""
     register("bge-m3", _bge_m3)
+    register("bge-m3-onnx", _bge_m3_onnx)
     register("onnx-dense", _onnx_dense)
     register("sentence-transformers", _st_dense)
     register("splade", _splade)

@@ -28,7 +28,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML configuration file (M3R_* variables override it)")
     p.add_argument("--location", help="store: a directory (embedded), ':memory:' or a Qdrant URL")
     p.add_argument("--collection", help="collection name")
-    p.add_argument("--profile", help="'bge-m3' (production) or 'small' (offline English models)")
+    p.add_argument("--profile", help="'bge-m3' (production), 'bge-m3-cpu' (int8 ONNX exports) or 'small' (offline English models)")
     p.add_argument("--device", help="'auto', 'cpu' or 'cuda'")
 
 
@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_collection_commands(sub)
     _add_tool_commands(sub)
     _add_eval_commands(sub)
+    from m3retriever.export.cli import add_commands as add_export_commands
+
+    add_export_commands(sub)
     return parser
 
 

@@ -60,6 +60,23 @@ PROFILES: dict[str, Profile] = {
             "reranker_model": "BAAI/bge-reranker-v2-m3",
         },
     ),
+    "bge-m3-cpu": Profile(
+        name="bge-m3-cpu",
+        description=(
+            "BGE-M3 and bge-reranker-v2-m3 as int8 ONNX exports on CPU (no torch at run time; "
+            "write them with `m3retriever export-onnx ... --int8`)."
+        ),
+        # The directories `m3retriever export-onnx BAAI/bge-m3 ~/.cache/m3retriever/onnx/bge-m3-int8
+        # --int8` (and the reranker's) write; dense_model / reranker_model point elsewhere.
+        settings={
+            "dense_encoder": "bge-m3-onnx",
+            "dense_model": "~/.cache/m3retriever/onnx/bge-m3-int8",
+            "sparse_encoder": "bge-m3-onnx",
+            "bm25": False,
+            "reranker": "onnx-cross-encoder",
+            "reranker_model": "~/.cache/m3retriever/onnx/bge-reranker-v2-m3-int8",
+        },
+    ),
     "small": Profile(
         name="small",
         description=(

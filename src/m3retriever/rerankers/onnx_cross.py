@@ -65,11 +65,24 @@ class OnnxCrossEncoderReranker(Reranker):
         if options.model is None:
             self._dir = msmarco_reranker_onnx_dir()
             model_id = WHEEL_MODELS["ms-marco-minilm-l12-onnx"].model_id
+            self._verified = True  # the wheel's model has no export manifest
         else:
-            self._dir = local_model_dir(
-                options.model, ("model.onnx", "tokenizer.json"), "The onnx-cross-encoder reranker"
+            # Imported here: the wheel's default model never needs the export helpers.
+            from m3retriever.runtime.exported import require_directory, source_model_id
+
+            require_directory(
+                options.model,
+                "The onnx-cross-encoder reranker needs an ONNX cross-encoder",
+                source="BAAI/bge-reranker-v2-m3",
+                setting="reranker_model",
             )
-            model_id = str(self._dir)
+            self._dir = local_model_dir(
+                options.model,
+                ("model.onnx", "tokenizer.json"),
+                "The onnx-cross-encoder reranker (`m3retriever export-onnx` writes such a directory)",
+            )
+            model_id = source_model_id(self._dir) or str(self._dir)
+            self._verified = False
         self._options = options
         self._max_length = clamp_max_length(options.max_length, "onnx-cross-encoder")
         self._lock = threading.Lock()
@@ -82,8 +95,19 @@ class OnnxCrossEncoderReranker(Reranker):
         """Name, model directory and maximum pair length."""
         return self._spec
 
+    def _verify(self) -> None:
+        """Check an export directory's files against its manifest, once, before loading them."""
+        if not self._verified:
+            from m3retriever.runtime.exported import verify_export
+
+            with self._lock:
+                if not self._verified:
+                    verify_export(self._dir, "reranker", "The onnx-cross-encoder reranker")
+                    self._verified = True
+
     def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
         if self._only_second is None or self._longest_first is None:
+            self._verify()
             with self._lock:
                 if self._only_second is None or self._longest_first is None:
                     path = self._dir / "tokenizer.json"
@@ -123,6 +147,7 @@ class OnnxCrossEncoderReranker(Reranker):
         items = check_texts(passages, "passages")
         if not items:
             return np.zeros(0, dtype=np.float32)
+        self._verify()  # before the session reads the graph
         session = get_onnx_session(self._dir / "model.onnx", self._options.device)
         input_names = {i.name for i in session.get_inputs()}
         output_name = session.get_outputs()[0].name

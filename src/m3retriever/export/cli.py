@@ -1,0 +1,66 @@
+"""``m3retriever export-onnx``: argument parsing and the handler (the work is imported when the
+command runs, so ``m3retriever --help`` stays fast)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from m3retriever.errors import ConfigError
+
+__all__ = ["add_commands"]
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``export-onnx`` to the CLI's sub-parsers.
+
+    Args:
+        sub: The ``add_subparsers()`` object of the main parser.
+    """
+    p = sub.add_parser(
+        "export-onnx",
+        help="export a BGE-M3 or bge-reranker checkpoint to an ONNX directory (optionally int8)",
+        description=(
+            "Turn a BGE-M3 checkpoint into one ONNX graph emitting dense vectors, lexical weights "
+            "and ColBERT vectors, or a cross-encoder (bge-reranker) into an ONNX graph emitting "
+            "logits (the kind is detected from the checkpoint). The directory holds the graph, "
+            "the tokenizer and a manifest with the sha256 of every file; the bge-m3-onnx encoder "
+            "and the onnx-cross-encoder reranker load it (profile bge-m3-cpu). Needs torch, "
+            "transformers and onnx."
+        ),
+    )
+    p.add_argument("model", help="hub id (from the local cache when offline) or checkpoint directory")
+    p.add_argument("outdir", help="directory to write (new or empty)")
+    p.add_argument("--int8", action="store_true", help="dynamic int8 quantization (onnxruntime)")
+    p.add_argument(
+        "--per-tensor",
+        action="store_true",
+        help="with --int8, one scale per weight tensor instead of per output channel (less accurate)",
+    )
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty OUTDIR")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from m3retriever.export.onnx_export import DEFAULT_OPSET, export_onnx
+    from m3retriever.runtime.exported import MANIFEST_NAME
+
+    opset = DEFAULT_OPSET if args.opset is None else args.opset
+    if not 14 <= opset <= 21:
+        raise ConfigError(f"--opset must be between 14 and 21, got {opset}")
+    outdir = export_onnx(
+        args.model, args.outdir, int8=args.int8, opset=opset, overwrite=args.force, per_channel=not args.per_tensor
+    )
+    manifest = json.loads((Path(outdir) / MANIFEST_NAME).read_text(encoding="utf-8"))
+    size = sum((Path(outdir) / name).stat().st_size for name in manifest["files"])
+    quantized = "int8" if manifest["quantization"] else "fp32"
+    sys.stdout.write(
+        f"exported {manifest['kind']} ({quantized}, opset {manifest['opset']}, "
+        f"{size / 1e6:.1f} MB) to {outdir}\n"
+        f"outputs: {', '.join(manifest['outputs'])}\n"
+    )
+    return 0
