@@ -66,6 +66,8 @@ class ClientKit:
         return self.m.HnswConfigDiff(m=m, ef_construct=ef_construct, full_scan_threshold=full_scan_threshold)
 
     def index_type(self, kind: IndexKind) -> Any:
+        if kind == "tenant":
+            return self.m.KeywordIndexParams(type=self.m.KeywordIndexType.KEYWORD, is_tenant=True)
         return self.m.PayloadSchemaType.KEYWORD if kind == "keyword" else self.m.PayloadSchemaType.INTEGER
 
     # -- points and requests ---------------------------------------------------------
@@ -75,8 +77,9 @@ class ClientKit:
     def point(self, id: str, vectors: dict[str, Any], payload: dict[str, Any]) -> Any:
         return self.m.PointStruct(id=id, vector=vectors, payload=payload)
 
-    def search_params(self, hnsw_ef: int | None, exact: bool) -> Any:
-        return self.m.SearchParams(hnsw_ef=hnsw_ef, exact=exact)
+    def search_params(self, hnsw_ef: int | None, exact: bool, idf_corpus: Any = None) -> Any:
+        idf = self.m.IdfCorpusParams(corpus=idf_corpus) if idf_corpus is not None else None
+        return self.m.SearchParams(hnsw_ef=hnsw_ef, exact=exact, idf=idf)
 
     def prefetch(self, vector: Any, using: str, limit: int, flt: Any, params: Any) -> Any:
         return self.m.Prefetch(query=vector, using=using, limit=limit, filter=flt, params=params)

@@ -19,6 +19,7 @@ from m3retriever.store.schema import (
     DENSE,
     INDEXED_FIELDS,
     SPARSE,
+    Branch,
     CollectionSpec,
     HybridQuery,
     ScoredRecord,
@@ -28,7 +29,7 @@ from m3retriever.types import Distance, SparseVector
 
 __all__ = ["IndexKind", "ModelKit", "CollectionModels", "Translator", "paginate"]
 
-IndexKind = Literal["keyword", "integer"]
+IndexKind = Literal["keyword", "integer", "tenant"]
 
 
 class ModelKit(FilterBuilder, Protocol):
@@ -52,7 +53,7 @@ class ModelKit(FilterBuilder, Protocol):
 
     def point(self, id: str, vectors: dict[str, Any], payload: dict[str, Any]) -> Any: ...
 
-    def search_params(self, hnsw_ef: int | None, exact: bool) -> Any: ...
+    def search_params(self, hnsw_ef: int | None, exact: bool, idf_corpus: Any = None) -> Any: ...
 
     def prefetch(self, vector: Any, using: str, limit: int, flt: Any, params: Any) -> Any: ...
 
@@ -107,8 +108,11 @@ class Translator:
             sparse[SPARSE] = k.sparse_params(spec.sparse_idf)
         if spec.bm25:
             sparse[BM25] = k.sparse_params(True)
+        tenant = payload_key(spec.tenant_field) if spec.tenant_field else None
         keywords = INDEXED_FIELDS + tuple(payload_key(f) for f in spec.indexed_fields)
-        indexes = tuple((f, k.index_type("keyword")) for f in keywords)
+        indexes = tuple((f, k.index_type("keyword")) for f in dict.fromkeys(keywords) if f != tenant)
+        if tenant is not None:
+            indexes += ((tenant, k.index_type("tenant")),)
         return CollectionModels(
             vectors=vectors,
             sparse=sparse,
@@ -135,12 +139,19 @@ class Translator:
         """One query request: a single search, or a prefetch per branch fused in the engine."""
         k = self.kit
         flt = self.filter(hq.filter)
-        params = k.search_params(hq.hnsw_ef, hq.exact)
+        plain = k.search_params(hq.hnsw_ef, hq.exact)
+        # The engines refuse an IDF corpus on a vector without the IDF modifier.
+        corpus = self.filter(hq.idf_corpus) if hq.idf_corpus is not None else None
+        scoped = k.search_params(hq.hnsw_ef, hq.exact, corpus) if corpus is not None else plain
+
+        def params(b: Branch) -> Any:
+            return scoped if b.idf else plain
+
         with_vector = list(hq.with_vectors) if hq.with_vectors else False
         if len(hq.branches) == 1:
             b = hq.branches[0]
-            return k.nearest_request(self.vector(b.vector), b.name, hq.limit, flt, params, with_vector)
-        prefetches = [k.prefetch(self.vector(b.vector), b.name, b.limit, flt, params) for b in hq.branches]
+            return k.nearest_request(self.vector(b.vector), b.name, hq.limit, flt, params(b), with_vector)
+        prefetches = [k.prefetch(self.vector(b.vector), b.name, b.limit, flt, params(b)) for b in hq.branches]
         if hq.fusion == "rrf":
             weights = [b.weight for b in hq.branches]
             fusion = k.rrf(hq.rrf_k, None if all(w == 1.0 for w in weights) else weights)
