@@ -18,6 +18,7 @@ pytest.importorskip("mcp")
 
 from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
+
 from test_adapter_mcp import (  # noqa: E402
     CALL_TIMEOUT,
     SERVER_ENV,

@@ -114,10 +114,10 @@ def test_tenant_settings_are_checked():
 
 
 def test_tenant_index_is_marked_on_both_engines(tmp_path, make_retriever, settings):
-    from m3retriever.store.translate import Translator
     from m3retriever.store.edge import EdgeKit
     from m3retriever.store.remote import ClientKit
     from m3retriever.store.schema import CollectionSpec
+    from m3retriever.store.translate import Translator
 
     spec = CollectionSpec(name="c", dense_dim=4, tenant_field="tenant", indexed_fields=("tenant", "lang"))
     for kit in (EdgeKit(), ClientKit()):
