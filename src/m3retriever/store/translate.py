@@ -110,7 +110,7 @@ class Translator:
             sparse[BM25] = k.sparse_params(True)
         tenant = payload_key(spec.tenant_field) if spec.tenant_field else None
         keywords = INDEXED_FIELDS + tuple(payload_key(f) for f in spec.indexed_fields)
-        indexes = tuple((f, k.index_type("keyword")) for f in dict.fromkeys(keywords) if f != tenant)
+        indexes = tuple((f, k.index_type("keyword")) for f in keywords if f != tenant)
         if tenant is not None:
             indexes += ((tenant, k.index_type("tenant")),)
         return CollectionModels(
