@@ -5,9 +5,17 @@ Qdrant Edge and on qdrant-client's ``:memory:`` mode."""
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from m3retriever import Config, ConfigError, InputError
+from m3retriever.filters import And, AnyOf, Eq, Not
+from m3retriever.tenancy import Scope
+from m3retriever.validation import check_metadata
+from test_congruence import _ids, _load, leaf, metadata, reference
 
 BACKENDS = ["edge", "memory"]
 
@@ -41,17 +49,17 @@ def _ranking(result) -> list[tuple[str, float, float]]:
 
 
 @pytest.fixture
-def settings(tiny_settings: dict) -> dict:
+def tenant_settings(tiny_settings: dict) -> dict:
     return {**tiny_settings, "bm25": True, "lexical_encoder": "bm25", "tenant_field": "tenant"}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_tenants_rank_as_separate_collections(backend, tmp_path, make_retriever, settings):
-    shared = make_retriever(location=_location(backend, tmp_path, "shared"), collection="shared", **settings)
+def test_tenants_rank_as_separate_collections(backend, tmp_path, make_retriever, tenant_settings):
+    shared = make_retriever(location=_location(backend, tmp_path, "shared"), collection="shared", **tenant_settings)
     for tenant in VOCAB:
         shared.scoped(tenant).ingest(_docs(tenant))
     for tenant in VOCAB:
-        alone = make_retriever(location=_location(backend, tmp_path, tenant), collection=tenant, **settings)
+        alone = make_retriever(location=_location(backend, tmp_path, tenant), collection=tenant, **tenant_settings)
         alone.ingest(_docs(tenant))
         scoped = shared.scoped(tenant)
         unscoped_idf = 0
@@ -69,8 +77,8 @@ def test_tenants_rank_as_separate_collections(backend, tmp_path, make_retriever,
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_scope_cannot_be_widened(backend, tmp_path, make_retriever, settings):
-    r = make_retriever(location=_location(backend, tmp_path, "s"), **settings)
+def test_scope_cannot_be_widened(backend, tmp_path, make_retriever, tenant_settings):
+    r = make_retriever(location=_location(backend, tmp_path, "s"), **tenant_settings)
     acme, globex = r.scoped("acme"), r.scoped("globex")
     acme.ingest(_docs("acme"))
     globex.ingest(_docs("globex"))
@@ -91,8 +99,8 @@ def test_scope_cannot_be_widened(backend, tmp_path, make_retriever, settings):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_scoped_ingest_stamps_and_refuses_another_tenant(backend, tmp_path, make_retriever, settings):
-    r = make_retriever(location=_location(backend, tmp_path, "s"), **settings)
+def test_scoped_ingest_stamps_and_refuses_another_tenant(backend, tmp_path, make_retriever, tenant_settings):
+    r = make_retriever(location=_location(backend, tmp_path, "s"), **tenant_settings)
     acme = r.scoped("acme")
     report = acme.ingest([{"doc_id": "a", "text": "kiwi mango", "metadata": {"tenant": "acme", "k": 1}}])
     assert report.added == 1
@@ -113,7 +121,7 @@ def test_tenant_settings_are_checked():
         Config(tenant_field="tenant", tenant="  ")
 
 
-def test_tenant_index_is_marked_on_both_engines(tmp_path, make_retriever, settings):
+def test_tenant_index_is_marked_on_both_engines(tmp_path, make_retriever, tenant_settings):
     from m3retriever.store.edge import EdgeKit
     from m3retriever.store.remote import ClientKit
     from m3retriever.store.schema import CollectionSpec
@@ -124,6 +132,41 @@ def test_tenant_index_is_marked_on_both_engines(tmp_path, make_retriever, settin
         indexes = dict(Translator(kit).collection(spec).indexes)
         assert indexes["metadata.tenant"].is_tenant is True
         assert "metadata.lang" in indexes
-    edge = make_retriever(**settings)
+    edge = make_retriever(**tenant_settings)
     edge.scoped("acme").ingest(_docs("acme"))
     assert "metadata.tenant" in edge.info()["payload_indexes"]
+
+
+tenants = st.sampled_from(["acme", "globex", "", "x"])
+tenant_leaf = st.one_of(
+    st.builds(Eq, st.just("tenant"), tenants),
+    st.builds(AnyOf, st.just("tenant"), st.lists(tenants, min_size=1, max_size=3)),
+)
+caller_filters = st.recursive(
+    st.one_of(leaf, tenant_leaf),
+    lambda inner: st.one_of(st.builds(Not, inner), st.builds(And, st.lists(inner, min_size=1, max_size=3).map(tuple))),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    docs=st.lists(st.tuples(st.sampled_from(["acme", "globex"]), metadata()), min_size=1, max_size=10),
+    flts=st.lists(caller_filters, min_size=4, max_size=8),
+)
+def test_no_caller_filter_leaves_the_scope(docs, flts):
+    """Whatever filter a caller sends, a scope returns exactly its tenant's points matching it,
+    on both backends (the documented filter rules in Python are the reference)."""
+    docs = [{**check_metadata(md, "test"), "tenant": t} for t, md in docs]
+    scope = Scope("tenant", "acme")
+    with tempfile.TemporaryDirectory() as tmp:
+        edge, memory = _load(tmp, docs), _load(":memory:", docs)
+        try:
+            for flt in flts:
+                expected = [i for i, md in enumerate(docs) if md["tenant"] == "acme" and reference(flt, md)]
+                for store in (edge, memory):
+                    assert _ids(store, scope.within(flt)) == expected, flt
+                    assert store.count("c", scope.within(flt)) == len(expected)
+        finally:
+            edge.close()
+            memory.close()
