@@ -38,7 +38,43 @@ SETTINGS: list[tuple[str, dict[str, Any]]] = [
     ("mmr=0.1", {"mmr": 0.1}),
     ("mmr=0.3", {"mmr": 0.3}),
     ("mmr=0.5", {"mmr": 0.5}),
+    ("no rerank", {"rerank": False}),
+    ("no rerank, max_per_doc=1", {"rerank": False, "max_per_doc": 1}),
+    ("no rerank, mmr=0.3", {"rerank": False, "mmr": 0.3}),
 ]
+NATIVE = [0.3]
+"""Diversity values of Qdrant's own MMR (Edge, no rerank) measured for comparison."""
+
+
+def native_mmr(r: Any, queries: dict[str, str], diversity: float, depth: int = 30) -> tuple[dict[str, list[Any]], list[float]]:
+    """Qdrant Edge's MMR over the fused candidates, in the engine: prefetch per branch -> RRF
+    (``depth`` candidates) -> MMR on the dense vector; top 10, no rerank.
+
+    Built from the searcher's own requests (private API: a measurement, not a feature), so the
+    branches, weights and RRF k are the ones ``search(rerank=False)`` sends.
+    """
+    from types import SimpleNamespace
+
+    s = r.search_settings(rerank=False, top_k=10, stage_scores=False)
+    kit, tr, q = r.store.tr.kit, r.store.tr, r.store.q
+    hits: dict[str, list[Any]] = {}
+    times = []
+    for qid, text in queries.items():
+        t0 = time.perf_counter()
+        qv = r.encoders.encode_query([r._searcher.cut_query(text)])
+        (hq,), _ = r._searcher._requests(qv, 1, s, None)
+        params = kit.search_params(hq.hnsw_ef, hq.exact)
+        prefetches = [kit.prefetch(tr.vector(b.vector), b.name, b.limit, None, params) for b in hq.branches]
+        weights = [b.weight for b in hq.branches]
+        fusion = kit.rrf(hq.rrf_k, None if all(w == 1.0 for w in weights) else weights)
+        inner = q.Prefetch(limit=depth, prefetches=prefetches, query=fusion)
+        dense = next(tr.vector(b.vector) for b in hq.branches if b.name == "dense")
+        mmr = q.Mmr(dense, 1.0 - diversity, depth, using="dense")
+        request = q.QueryRequest(limit=10, prefetches=[inner], query=mmr, with_payload=True)
+        points = r.store._query_batch(r.collection, [request])[0]
+        times.append((time.perf_counter() - t0) * 1000)
+        hits[qid] = [SimpleNamespace(doc_id=str(p.payload["doc_id"])) for p in points]
+    return hits, times
 
 
 def run_setting(r: Any, queries: dict[str, str], options: dict[str, Any]) -> tuple[dict[str, list[Any]], list[float]]:
@@ -73,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         chunks, docs = r.count(), r.count({"chunk_index": 0})
         for text in list(data.queries.values())[:5]:  # warm the models
             r.search(text)
-        for name, options in SETTINGS:
-            hits, times = run_setting(r, data.queries, options)
+        runs = [(name, lambda o=options: run_setting(r, data.queries, o)) for name, options in SETTINGS]
+        runs += [(f"no rerank, Qdrant's MMR diversity={d}", lambda d=d: native_mmr(r, data.queries, d)) for d in NATIVE]
+        for name, measure in runs:
+            hits, times = measure()
             run = drop_self_matches(hits_to_run(hits))
             ndcg = score(data.qrels, run, ["ndcg@10"])["ndcg@10"]
             distinct = statistics.mean(len({h.doc_id for h in hs[:10]}) for hs in hits.values())
