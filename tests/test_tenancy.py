@@ -27,7 +27,7 @@ VOCAB = {
     "globex": ["granite", "basalt", "marble", "quartz", "schist", "gneiss", "shale", "slate"],
 }
 PATTERNS = [[0, 1, 2], [0, 3], [1, 4, 5, 6], [2, 2, 7], [3, 5], [0, 6, 7, 1]]
-QUERIES = [[0], [1, 2], [7, 3], [5, 0, 4]]
+QUERIES = [[1, 2], [5, 0, 4]]
 
 
 def _docs(tenant: str) -> list[dict]:
@@ -149,7 +149,7 @@ caller_filters = st.recursive(
 )
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     docs=st.lists(st.tuples(st.sampled_from(["acme", "globex"]), metadata()), min_size=1, max_size=10),
     flts=st.lists(caller_filters, min_size=4, max_size=8),
