@@ -30,6 +30,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collection", help="collection name")
     p.add_argument("--profile", help="'bge-m3' (production), 'bge-m3-cpu' (int8 ONNX exports) or 'small' (offline English models)")
     p.add_argument("--device", help="'auto', 'cpu' or 'cuda'")
+    p.add_argument("--tenant", help="confine the command to this tenant (value of tenant_field)")
+    p.add_argument("--tenant-field", help="metadata key that holds the tenant")
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> Config:
@@ -39,6 +41,8 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
         collection=args.collection,
         profile=args.profile,
         device=args.device,
+        tenant=args.tenant,
+        tenant_field=args.tenant_field,
         **extra,
     )
 
@@ -86,8 +90,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.no_rerank:
         options["rerank"] = False
-    if args.min_score is not None:
-        options["min_score"] = args.min_score
+    for name in ("min_score", "max_per_doc", "mmr", "diversity_depth"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
     _check_utf8("query", args.query)
     with Retriever(_config(args)) as r:
         result = r.search(args.query, top_k=args.top_k, filter=_parse_filter_arg(args.filter), **options)
@@ -242,6 +247,9 @@ def _add_collection_commands(sub: Any) -> None:
     p.add_argument("--filter", help='JSON filter, e.g. \'{"lang": "en", "year": {"gte": 2020}}\'')
     p.add_argument("--no-rerank", action="store_true")
     p.add_argument("--min-score", type=float, default=None, help="minimum calibrated rerank score")
+    p.add_argument("--max-per-doc", type=int, default=None, help="at most N chunks per document")
+    p.add_argument("--mmr", type=float, default=None, help="MMR diversity, 0 (relevance) to 1")
+    p.add_argument("--diversity-depth", type=int, default=None, help="candidates --max-per-doc/--mmr pick from")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 

@@ -73,6 +73,12 @@ class SearchConfig:
             (``None``: the profile's, else true). Ignored without quantization.
         stage_scores: Also fetch each branch's own ranking (same batch call) to report
             per-stage scores and ranks.
+        max_per_doc: At most this many chunks of one document among the hits (``None``: no
+            cap); the places left are filled from deeper candidates.
+        mmr: Maximal marginal relevance over the candidates: 0 = relevance only, 1 = diversity
+            only (``None``: off). Needs the dense branch (similarity of chunk vectors).
+        diversity_depth: Candidates ``max_per_doc`` and ``mmr`` choose from (reranked when
+            reranking; ``None``: ``max(rerank depth, 3 * top_k)``).
     """
 
     top_k: int = 10
@@ -91,6 +97,9 @@ class SearchConfig:
     oversampling: float | None = _by_profile(2.0)
     rescore: bool | None = _by_profile(True)
     stage_scores: bool = True
+    max_per_doc: int | None = None
+    mmr: float | None = None
+    diversity_depth: int | None = None
 
     def __post_init__(self) -> None:
         for name, (low, high, optional) in _INT_FIELDS.items():
@@ -118,6 +127,8 @@ _INT_FIELDS = {
     "rerank_depth": (1, MAX_LIMIT, True),
     "rrf_k": (1, 1_000_000, True),
     "hnsw_ef": (0, 100_000, True),
+    "max_per_doc": (1, MAX_LIMIT, True),
+    "diversity_depth": (1, MAX_LIMIT, True),
 }
 # name -> highest (lowest is 0); all may be None.
 _FLOAT_FIELDS = {
@@ -127,6 +138,7 @@ _FLOAT_FIELDS = {
     "rerank_weight": 1.0,
     "min_score": 1.0,
     "oversampling": 100.0,
+    "mmr": 1.0,
 }
 
 
@@ -217,6 +229,11 @@ class Config:
         hnsw_m: HNSW graph degree (``None``: the collection's own; new: 16). Fixed at creation.
         hnsw_ef_construct: HNSW build beam (``None``: the collection's own; new: 128). Fixed
             at creation.
+        tenant_field: Metadata key that partitions the collection by tenant (a keyword index
+            marked as the tenant field is created with the collection).
+        tenant: Scope every search, count, delete and ingest to this value of
+            ``tenant_field``; BM25 (and IDF-weighted sparse) statistics are computed over
+            its documents only (``None``: the whole collection).
         show_progress: Show a progress bar while ingesting.
         search: Query-time settings.
     """
@@ -260,6 +277,8 @@ class Config:
     payload_on_disk: bool | None = _by_profile(lambda c: _quantized(c))
     hnsw_m: int | None = _by_profile(16)
     hnsw_ef_construct: int | None = _by_profile(128)
+    tenant_field: str | None = None
+    tenant: str | None = None
     show_progress: bool = False
     search: SearchConfig = field(default_factory=SearchConfig)
 
@@ -278,6 +297,7 @@ class Config:
         _check_index_settings(self)
         if isinstance(self.indexed_fields, list):
             object.__setattr__(self, "indexed_fields", tuple(self.indexed_fields))
+        _check_tenant(self.tenant_field, self.tenant)
 
     @property
     def profile_obj(self) -> Profile:
@@ -331,6 +351,28 @@ def _check_index_settings(config: "Config") -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
             raise ConfigError(f"{name} must be a whole number between {low} and {high:,}, got {value!r:.40}")
+
+
+_RESERVED = ("doc_id", "source", "chunk_index", "text", "metadata", "content_hash")
+
+
+def _check_tenant(tenant_field: Any, tenant: Any) -> None:
+    """``tenant_field`` is a metadata key; ``tenant`` a non-blank string that needs it."""
+    if tenant_field is not None:
+        ok = isinstance(tenant_field, str) and bool(tenant_field) and all(c.isalnum() or c in "_-" for c in tenant_field)
+        if not ok or tenant_field in _RESERVED:
+            raise ConfigError(
+                f"tenant_field must be a top-level metadata key (letters, digits, '_', '-'), got {tenant_field!r}"
+            )
+    if tenant is None:
+        return
+    if not isinstance(tenant, str) or not tenant.strip() or len(tenant) > 1024:
+        raise ConfigError(f"tenant must be a non-blank string of at most 1,024 characters, got {tenant!r:.60}")
+    if tenant_field is None:
+        raise ConfigError(
+            f"tenant={tenant!r} needs tenant_field: name the metadata key that holds the tenant "
+            "(e.g. tenant_field='tenant')"
+        )
 
 
 def coerce_setting(name: str, raw: Any, annotation: Any) -> Any:

@@ -41,6 +41,7 @@ from m3retriever.errors import InputError
 from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range
 from m3retriever.sources import coerce_document
 from m3retriever.store.schema import Store, StoredPoint
+from m3retriever.tenancy import Scope
 from m3retriever.types import Chunk, Document, LengthStats
 
 __all__ = ["IngestReport", "point_id", "text_id", "content_hash", "batched", "Ingestor"]
@@ -52,8 +53,11 @@ T = TypeVar("T")
 _NAMESPACE = uuid.UUID("6f1c8a52-4d0e-5b7a-9c3e-2a1d0b9e7f10")
 
 
-def point_id(doc_id: str, chunk_index: int) -> str:
-    """The point id of a chunk: UUIDv5 of (doc id, chunk index)."""
+def point_id(doc_id: str, chunk_index: int, tenant: str | None = None) -> str:
+    """The point id of a chunk: UUIDv5 of (doc id, chunk index), and of the tenant when the
+    collection is partitioned (so tenants' equal doc ids stay apart)."""
+    if tenant is not None:
+        return str(uuid.uuid5(_NAMESPACE, f"{tenant}\x1e{doc_id}\x1f{chunk_index}"))
     return str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x1f{chunk_index}"))
 
 
@@ -127,6 +131,7 @@ class Ingestor:
         doc_batch: Documents handled per write batch.
         dense_dim: Dense size of the collection; encoder output of another size is refused.
         max_document_chars: Longest document text accepted (``None``: no limit).
+        scope: The tenant every document is written to (``None``: no tenant).
     """
 
     def __init__(
@@ -138,7 +143,10 @@ class Ingestor:
         doc_batch: int = 256,
         dense_dim: int | None = None,
         max_document_chars: int | None = None,
+        scope: Scope | None = None,
     ) -> None:
+        self.scope = scope
+        self._tenant = scope.tenant if scope is not None else None
         self.store = store
         self.collection = collection
         self.encoders = encoders
@@ -227,6 +235,8 @@ class Ingestor:
         for i, item in enumerate(batch):
             where = f"document #{offset + i}"
             doc = coerce_document(item, where=where, max_chars=self.max_document_chars)
+            if self.scope is not None:
+                doc = self.scope.stamp(doc)
             if doc.doc_id in seen:
                 raise InputError(
                     f"{where}: doc_id {doc.doc_id!r} appears twice in this ingest call; doc ids "
@@ -242,7 +252,7 @@ class Ingestor:
             raise _no_tokens(doc)
 
     def _ingest_batch(self, docs: Sequence[Document]) -> IngestReport:
-        first = {d.doc_id: point_id(d.doc_id, 0) for d in docs}
+        first = {d.doc_id: point_id(d.doc_id, 0, self._tenant) for d in docs}
         existing = {r.id: r.payload for r in self.store.retrieve(self.collection, list(first.values()))}
         digests = {d.doc_id: content_hash(d, self._salt) for d in docs}
         unchanged = self._unchanged(first, digests, existing)
@@ -283,7 +293,8 @@ class Ingestor:
                 expected[doc_id] = int(payload.get("n_chunks", -1))
         if not expected:
             return set()
-        stored = self.store.count_by_value(self.collection, "doc_id", list(expected))
+        within = self.scope.filter if self.scope is not None else None
+        stored = self.store.count_by_value(self.collection, "doc_id", list(expected), within)
         return {doc_id for doc_id, n in expected.items() if stored.get(doc_id) == n}
 
     def _encode(
@@ -327,7 +338,7 @@ class Ingestor:
                 }
                 points.append(
                     StoredPoint(
-                        id=point_id(doc.doc_id, c.chunk_index),
+                        id=point_id(doc.doc_id, c.chunk_index, self._tenant),
                         payload=payload,
                         dense=vectors.dense[row].tolist() if vectors.dense is not None else None,
                         sparse=vectors.sparse[row] if vectors.sparse is not None else None,
@@ -344,6 +355,8 @@ class Ingestor:
         if not updated:
             return 0
         stale = _stale_chunks(updated)
+        if self.scope is not None:
+            stale = self.scope.within(stale)
         n_stale = self.store.count(self.collection, stale)
         if n_stale:
             self.store.delete_by_filter(self.collection, stale)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Sized
 
@@ -24,6 +25,7 @@ from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
 from m3retriever.store import open_store
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import CollectionSpec, Store
+from m3retriever.tenancy import Scope
 from m3retriever.types import Document, SearchResult
 from m3retriever.validation import check_doc_id, check_string
 
@@ -96,6 +98,8 @@ class Retriever(SavedDefaults):
         except Exception:
             self.close()
             raise
+        # The tenant this retriever is confined to (None: the whole collection).
+        self.scope = Scope(c.tenant_field, c.tenant) if c.tenant and c.tenant_field else None
         chunk_tokens = min(c.chunk_tokens, max(8, self.encoders.max_length - 2))
         self._ingestor = Ingestor(
             self.store,
@@ -104,6 +108,7 @@ class Retriever(SavedDefaults):
             ChunkingConfig(chunk_tokens, min(c.chunk_overlap, chunk_tokens // 2)),
             dense_dim=self._spec.dense_dim,
             max_document_chars=c.max_document_chars,
+            scope=self.scope,
         )
         self._searcher = Searcher(
             self.store,
@@ -131,6 +136,15 @@ class Retriever(SavedDefaults):
                 r = cls(config)
                 _shared[config] = r
             return r
+
+    def scoped(self, tenant: str) -> "Retriever":
+        """A retriever over the same store confined to ``tenant`` (needs ``tenant_field``):
+        its searches, counts, deletes and ingests see and touch that tenant's chunks only."""
+        return type(self)(replace(self.config, tenant=tenant), store=self.store)
+
+    def _within(self, flt: Filter | None) -> Filter | None:
+        """``flt`` confined to this retriever's tenant (unchanged when it has none)."""
+        return self.scope.within(flt) if self.scope is not None else flt
 
     @property
     def dense_encoder(self) -> Encoder | None:
@@ -216,8 +230,6 @@ class Retriever(SavedDefaults):
             InputError: if the path is missing or of the wrong kind, a JSONL record or file is
                 malformed, or (``strict``) a file of the folder cannot be read.
         """
-        from dataclasses import replace
-
         p = Path(path)
         skipped: list[str] = []
         if p.is_dir():
@@ -273,12 +285,13 @@ class Retriever(SavedDefaults):
                 f"search_batch() takes a list of query strings, got {type(queries).__name__}"
             )
         resolved = self.search_settings(top_k=top_k, **options)
-        flt = parse_filter(filter)
+        flt = self._within(parse_filter(filter))
         if not self._ready:
             if not self.store.has_collection(self.collection):
                 return [SearchResult(q, []) for q in queries]
             self._ensure_collection()
-        return self._searcher.search_many(list(queries), resolved, flt)
+        corpus = self.scope.filter if self.scope is not None else None
+        return self._searcher.search_many(list(queries), resolved, flt, idf_corpus=corpus)
 
     async def asearch(self, query: str, top_k: int | None = None, filter: FilterLike = None, **options: Any) -> SearchResult:
         """:meth:`search` in a worker thread, so the event loop keeps running."""
@@ -312,6 +325,7 @@ class Retriever(SavedDefaults):
         if flt is not None:
             parts.append(flt)
         target: Filter = parts[0] if len(parts) == 1 else parts[0] & parts[1]  # type: ignore[operator]
+        target = self.scope.within(target) if self.scope is not None else target
         with self._write_lock:
             n = self.store.count(self.collection, target)
             if n:
@@ -323,7 +337,7 @@ class Retriever(SavedDefaults):
         """Number of chunks (matching ``filter``)."""
         if not self.store.has_collection(self.collection):
             return 0
-        return self.store.count(self.collection, parse_filter(filter))
+        return self.store.count(self.collection, self._within(parse_filter(filter)))
 
     def optimize(self) -> None:
         """Build the HNSW and payload indexes after a bulk ingest (Qdrant Edge needs this)."""
@@ -342,11 +356,12 @@ class Retriever(SavedDefaults):
                 else None
             ),
             "search_defaults": self.search_defaults,  # the collection's own
+            "tenant": self.scope.tenant if self.scope is not None else None,
         }
         if self.store.has_collection(self.collection):
             out.update(self.store.info(self.collection))
-            out["points"] = self.store.count(self.collection)  # exact; the engine's is an estimate
-            out["documents"] = self.store.count(self.collection, parse_filter({"chunk_index": 0}))
+            out["points"] = self.count()  # exact; the engine's is an estimate
+            out["documents"] = self.count({"chunk_index": 0})
         else:
             out["points"] = 0
             out["documents"] = 0
@@ -388,4 +403,5 @@ def collection_spec(encoders: EncoderSet, config: Config) -> CollectionSpec:
         fingerprint=fingerprint,
         indexed_fields=config.indexed_fields,
         **{name: getattr(config, name) for name in INDEX_SETTINGS},
+        tenant_field=config.tenant_field,
     )

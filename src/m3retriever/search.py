@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from m3retriever.branches import EncoderSet
-from m3retriever.config import SearchConfig
+from m3retriever.config import MAX_LIMIT, SearchConfig
+from m3retriever.diversity import diversify_records
 from m3retriever.errors import ConfigError
 from m3retriever.filters import Filter
 from m3retriever.rerankers.base import Reranker
@@ -88,8 +89,13 @@ def branch_weights(s: SearchConfig) -> dict[str, float]:
 
 
 def candidate_depth(s: SearchConfig) -> int:
-    """Fused candidates kept: the rerank depth when reranking (at least ``top_k``), else ``top_k``."""
-    return max(_set(s.rerank_depth, "rerank_depth"), s.top_k) if s.rerank else s.top_k
+    """Fused candidates kept: the rerank depth when reranking (at least ``top_k``), else
+    ``top_k``; with ``max_per_doc`` or ``mmr``, at least ``diversity_depth`` (default
+    ``3 * top_k``), so the places they free are filled from deeper candidates."""
+    depth = max(_set(s.rerank_depth, "rerank_depth"), s.top_k) if s.rerank else s.top_k
+    if s.max_per_doc is not None or s.mmr is not None:
+        depth = max(depth, s.diversity_depth or min(MAX_LIMIT, 3 * s.top_k))
+    return depth
 
 
 @dataclass
@@ -101,6 +107,9 @@ class _Scores:
     logits: np.ndarray | None = None
     probs: np.ndarray | None = None
     rerank_rank: dict[int, int] = field(default_factory=dict)
+    relevance: np.ndarray | None = None
+    relevance_rank: dict[int, int] = field(default_factory=dict)
+    doc_best: dict[str, int] = field(default_factory=dict)
 
 
 def _stage_scores(
@@ -129,6 +138,7 @@ def _stage_scores(
         rerank_rank=scores.rerank_rank.get(i),
         final=float(scores.final[i]),
         final_rank=final_rank,
+        relevance_rank=scores.relevance_rank.get(i),
     )
 
 
@@ -184,6 +194,7 @@ class Searcher:
 
     def _branches(self, qv: Any, row: int, s: SearchConfig) -> list[Branch]:
         weights = branch_weights(s)
+        idf = {SPARSE: bool(self.encoders.sparse and self.encoders.sparse.spec.sparse_idf), BM25: True}
         branches = []
         if qv.dense is not None and weights[DENSE] > 0:
             branches.append(Branch(DENSE, qv.dense[row].tolist(), _set(s.prefetch_limit, "prefetch_limit"), weights[DENSE]))
@@ -191,11 +202,12 @@ class Searcher:
             # An empty sparse query (all stopwords, unknown tokens) matches nothing: drop the
             # branch so the other branches decide alone.
             if vectors is not None and len(vectors[row]) > 0 and weights[name] > 0:
-                branches.append(Branch(name, vectors[row], _set(s.prefetch_limit, "prefetch_limit"), weights[name]))
+                limit = _set(s.prefetch_limit, "prefetch_limit")
+                branches.append(Branch(name, vectors[row], limit, weights[name], idf=idf[name]))
         return branches
 
     def search_many(
-        self, queries: Sequence[str], s: SearchConfig, flt: Filter | None
+        self, queries: Sequence[str], s: SearchConfig, flt: Filter | None, idf_corpus: Filter | None = None
     ) -> list[SearchResult]:
         """Search several queries (encoded together, one store batch call).
 
@@ -203,12 +215,15 @@ class Searcher:
             queries: Query texts.
             s: Resolved search settings (:func:`m3retriever.resolution.resolve`).
             flt: A parsed filter, or ``None``.
+            idf_corpus: The points IDF is computed over (a tenant's), or ``None`` (all).
         """
+        if s.mmr is not None and self.encoders.dense is None:
+            raise ConfigError("search.mmr compares the chunks' dense vectors: it needs a dense encoder")
         t0 = time.perf_counter()
         cut = [self.cut_query(check_query(q)) for q in queries]
         qv = self.encoders.encode_query(cut)
         t_enc = time.perf_counter()
-        requests, layout = self._requests(qv, len(queries), s, flt)
+        requests, layout = self._requests(qv, len(queries), s, flt, idf_corpus)
         results = self.store.query(self.collection, requests) if requests else []
         t_search = time.perf_counter()
         out = []
@@ -238,7 +253,7 @@ class Searcher:
         return out
 
     def _requests(
-        self, qv: Any, n_queries: int, s: SearchConfig, flt: Filter | None
+        self, qv: Any, n_queries: int, s: SearchConfig, flt: Filter | None, idf_corpus: Filter | None = None
     ) -> tuple[list[HybridQuery], list[tuple[int, list[str]]]]:
         """The store requests of encoded queries, and where each query's results are.
 
@@ -259,6 +274,7 @@ class Searcher:
                 layout.append((-1, []))
                 continue
             with_vectors = tuple(b.name for b in branches if b.name in (SPARSE, BM25))
+            with_vectors += (DENSE,) if s.mmr is not None else ()
             first = len(requests)
             requests.append(
                 HybridQuery(
@@ -271,6 +287,7 @@ class Searcher:
                     exact=s.exact,
                     with_vectors=with_vectors,
                     **quant,
+                    idf_corpus=idf_corpus,
                 )
             )
             names = []
@@ -278,7 +295,8 @@ class Searcher:
                 for b in branches:
                     requests.append(
                         HybridQuery(
-                            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=hnsw_ef, exact=s.exact, **quant
+                            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=hnsw_ef, exact=s.exact, **quant,
+                            idf_corpus=idf_corpus,
                         )
                     )
                     names.append(b.name)
@@ -310,11 +328,17 @@ class Searcher:
             order = [i for i in order if scores.probs[i] >= s.min_score]
             if not order:
                 return SearchResult(query, [], no_confident_match=True)
+        if s.max_per_doc is not None or s.mmr is not None:
+            relevance = scores.relevance if scores.relevance is not None else scores.final
+            scores.relevance_rank = {i: rank for rank, i in enumerate(order, 1)}
+            order, scores.doc_best = diversify_records(order, fused, relevance, s.max_per_doc, s.mmr)
         query_terms = self._query_terms(qv, row)
         hits = []
         for final_rank, i in enumerate(order[: s.top_k], 1):
             rec = fused[i]
             stage_scores = _stage_scores(ranks, scores, rec.id, i, final_rank, single)
+            if scores.doc_best:
+                stage_scores = replace(stage_scores, doc_best_rank=scores.doc_best[str(rec.payload.get("doc_id", ""))])
             hits.append(self._hit(rec, stage_scores, query_terms))
         return SearchResult(query, hits)
 
@@ -346,8 +370,8 @@ class Searcher:
             w = _set(s.rerank_weight, "rerank_weight")
             final = probs if w >= 1.0 else w * minmax(logits) + (1.0 - w) * minmax(relevance)
             order = sorted(range(len(fused)), key=lambda i: (-final[i], i))
-            return _Scores(fused_scores, final, logits, probs, rerank_rank), order
-        return _Scores(fused_scores, fused_scores), list(range(len(fused)))
+            return _Scores(fused_scores, final, logits, probs, rerank_rank, relevance=final), order
+        return _Scores(fused_scores, fused_scores, relevance=relevance), list(range(len(fused)))
 
     def _hit(
         self, rec: ScoredRecord, scores: StageScores, query_terms: Mapping[str, SparseVector]

@@ -185,6 +185,10 @@ class StageScores:
         rerank_rank: Rank by the cross-encoder alone.
         final: The score the hit is ordered by.
         final_rank: Final 1-based rank.
+        relevance_rank: Rank by ``final`` alone, before ``max_per_doc``/``mmr`` reordered the
+            hits (``None`` when neither is set).
+        doc_best_rank: ``relevance_rank`` of the best chunk of this hit's document (``None``
+            when neither is set).
     """
 
     dense: float | None = None
@@ -200,6 +204,8 @@ class StageScores:
     rerank_rank: int | None = None
     final: float = 0.0
     final_rank: int = 0
+    relevance_rank: int | None = None
+    doc_best_rank: int | None = None
 
     def as_dict(self) -> dict[str, float | int | None]:
         """Return the scores as a flat dict (JSON-friendly)."""

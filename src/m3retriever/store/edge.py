@@ -102,6 +102,8 @@ class EdgeKit:
         return self.q.HnswIndexConfig(m=m, ef_construct=ef_construct, full_scan_threshold=full_scan_threshold)
 
     def index_type(self, kind: IndexKind) -> Any:
+        if kind == "tenant":
+            return self.q.KeywordIndexParams(is_tenant=True)
         return self.q.PayloadSchemaType.Keyword if kind == "keyword" else self.q.PayloadSchemaType.Integer
 
     # -- points and requests ---------------------------------------------------------
@@ -111,8 +113,9 @@ class EdgeKit:
     def point(self, id: str, vectors: dict[str, Any], payload: dict[str, Any]) -> Any:
         return self.q.Point(id, vectors, payload)
 
-    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any) -> Any:
-        return self.q.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quantization)
+    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any, idf_corpus: Any = None) -> Any:
+        idf = self.q.IdfParams(corpus=idf_corpus) if idf_corpus is not None else None
+        return self.q.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quantization, idf=idf)
 
     def quantization_search(self, rescore: bool | None, oversampling: float | None) -> Any:
         return self.q.QuantizationSearchParams(rescore=rescore, oversampling=oversampling)

@@ -14,7 +14,7 @@ import abc
 import threading
 from typing import Any, Iterator, Sequence
 
-from m3retriever.filters import AnyOf, Filter, payload_key
+from m3retriever.filters import And, AnyOf, Filter, payload_key
 from m3retriever.store.schema import (
     CollectionSpec,
     HybridQuery,
@@ -124,12 +124,14 @@ class QdrantStore(Store):
     def count(self, name: str, flt: Filter | None = None) -> int:
         return int(self._count(name, self.tr.filter(flt)))
 
-    def count_by_value(self, name: str, field: str, values: Sequence[str]) -> dict[str, int]:
+    def count_by_value(
+        self, name: str, field: str, values: Sequence[str], within: Filter | None = None
+    ) -> dict[str, int]:
         """One scroll of the matching points that reads only ``field`` from their payloads."""
         wanted = list(dict.fromkeys(values))
         if not wanted:
             return {}
         key = payload_key(field)
-        native = self.tr.filter(AnyOf(field, wanted))
+        native = self.tr.filter(AnyOf(field, wanted) if within is None else And((AnyOf(field, wanted), within)))
         pages = paginate(lambda offset: self._scroll_page(name, native, offset, _GROUP_PAGE, False, [key]))
         return count_values((p.payload or {} for p in pages), key, wanted)

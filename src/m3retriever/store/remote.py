@@ -77,6 +77,8 @@ class ClientKit:
         return self.m.HnswConfigDiff(m=m, ef_construct=ef_construct, full_scan_threshold=full_scan_threshold)
 
     def index_type(self, kind: IndexKind) -> Any:
+        if kind == "tenant":
+            return self.m.KeywordIndexParams(type=self.m.KeywordIndexType.KEYWORD, is_tenant=True)
         return self.m.PayloadSchemaType.KEYWORD if kind == "keyword" else self.m.PayloadSchemaType.INTEGER
 
     # -- points and requests ---------------------------------------------------------
@@ -86,8 +88,9 @@ class ClientKit:
     def point(self, id: str, vectors: dict[str, Any], payload: dict[str, Any]) -> Any:
         return self.m.PointStruct(id=id, vector=vectors, payload=payload)
 
-    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any) -> Any:
-        return self.m.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quantization)
+    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any, idf_corpus: Any = None) -> Any:
+        idf = self.m.IdfCorpusParams(corpus=idf_corpus) if idf_corpus is not None else None
+        return self.m.SearchParams(hnsw_ef=hnsw_ef, exact=exact, quantization=quantization, idf=idf)
 
     def quantization_search(self, rescore: bool | None, oversampling: float | None) -> Any:
         return self.m.QuantizationSearchParams(rescore=rescore, oversampling=oversampling)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from m3retriever.errors import FingerprintMismatchError
-from m3retriever.filters import AnyOf, Filter, payload_key
+from m3retriever.filters import And, AnyOf, Filter, payload_key
 from m3retriever.types import Distance, LengthStats, SparseVector
 
 __all__ = [
@@ -110,6 +110,7 @@ class CollectionSpec:
         bm25: Whether a ``bm25`` sparse vector (IDF modifier on) exists.
         fingerprint: Encoder identity recorded with the collection.
         indexed_fields: Extra metadata keys to index as keywords (``metadata.<key>``).
+        tenant_field: Metadata key indexed as the tenant partition (``None``: none).
         hnsw_m: HNSW graph degree.
         hnsw_ef_construct: HNSW build beam.
         full_scan_threshold_kb: Below this many KB of vectors a segment is searched exactly.
@@ -129,6 +130,7 @@ class CollectionSpec:
     bm25: bool = False
     fingerprint: Mapping[str, Any] = field(default_factory=dict)
     indexed_fields: tuple[str, ...] = ()
+    tenant_field: str | None = None
     hnsw_m: int = 16
     hnsw_ef_construct: int = 128
     full_scan_threshold_kb: int = 10_000
@@ -157,12 +159,14 @@ class Branch:
         vector: Dense list or sparse vector.
         limit: Candidates this branch contributes.
         weight: Weight in weighted RRF.
+        idf: The engine applies IDF to this vector (its IDF corpus can be narrowed).
     """
 
     name: str
     vector: Sequence[float] | SparseVector
     limit: int
     weight: float = 1.0
+    idf: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,8 @@ class HybridQuery:
             (``None``: the engine's default).
         oversampling: On a quantized collection, fetch this many times the limit from the
             quantized vectors before rescoring (``None``: the engine's default, 1).
+        idf_corpus: The points IDF statistics are computed over, for branches with ``idf``
+            (``None``: the whole collection).
     """
 
     branches: tuple[Branch, ...]
@@ -194,6 +200,7 @@ class HybridQuery:
     with_vectors: tuple[str, ...] = ()
     rescore: bool | None = None
     oversampling: float | None = None
+    idf_corpus: Filter | None = None
 
 
 @dataclass(frozen=True)
@@ -279,13 +286,17 @@ class Store(abc.ABC):
     def count(self, name: str, flt: Filter | None = None) -> int:
         """Exact number of points matching ``flt``."""
 
-    def count_by_value(self, name: str, field: str, values: Sequence[str]) -> dict[str, int]:
-        """Exact number of points whose ``field`` equals each of ``values`` (0 if none), in
-        one call whatever the number of values (this default scrolls the matching points)."""
+    def count_by_value(
+        self, name: str, field: str, values: Sequence[str], within: Filter | None = None
+    ) -> dict[str, int]:
+        """Exact number of points whose ``field`` equals each of ``values`` (0 if none), among
+        the points matching ``within`` (``None``: all), in one call whatever the number of
+        values (this default scrolls the matching points)."""
         wanted = list(dict.fromkeys(values))
         if not wanted:
             return {}
-        payloads = (r.payload for r in self.scroll(name, AnyOf(field, wanted)))
+        flt: Filter = AnyOf(field, wanted) if within is None else And((AnyOf(field, wanted), within))
+        payloads = (r.payload for r in self.scroll(name, flt))
         return count_values(payloads, payload_key(field), wanted)
 
     @abc.abstractmethod

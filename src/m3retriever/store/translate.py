@@ -19,6 +19,7 @@ from m3retriever.store.schema import (
     DENSE,
     INDEXED_FIELDS,
     SPARSE,
+    Branch,
     CollectionSpec,
     HybridQuery,
     Quantization,
@@ -29,7 +30,7 @@ from m3retriever.types import Distance, SparseVector
 
 __all__ = ["IndexKind", "ModelKit", "CollectionModels", "Translator", "paginate"]
 
-IndexKind = Literal["keyword", "integer"]
+IndexKind = Literal["keyword", "integer", "tenant"]
 
 
 class ModelKit(FilterBuilder, Protocol):
@@ -56,7 +57,7 @@ class ModelKit(FilterBuilder, Protocol):
 
     def point(self, id: str, vectors: dict[str, Any], payload: dict[str, Any]) -> Any: ...
 
-    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any) -> Any: ...
+    def search_params(self, hnsw_ef: int | None, exact: bool, quantization: Any, idf_corpus: Any = None) -> Any: ...
 
     def quantization_search(self, rescore: bool | None, oversampling: float | None) -> Any: ...
 
@@ -118,8 +119,11 @@ class Translator:
             sparse[SPARSE] = k.sparse_params(spec.sparse_idf, disk)
         if spec.bm25:
             sparse[BM25] = k.sparse_params(True, disk)
+        tenant = payload_key(spec.tenant_field) if spec.tenant_field else None
         keywords = INDEXED_FIELDS + tuple(payload_key(f) for f in spec.indexed_fields)
-        indexes = tuple((f, k.index_type("keyword")) for f in keywords)
+        indexes = tuple((f, k.index_type("keyword")) for f in keywords if f != tenant)
+        if tenant is not None:
+            indexes += ((tenant, k.index_type("tenant")),)
         return CollectionModels(
             vectors=vectors,
             sparse=sparse,
@@ -151,12 +155,19 @@ class Translator:
         quantization = None
         if hq.rescore is not None or hq.oversampling is not None:
             quantization = k.quantization_search(hq.rescore, hq.oversampling)
-        params = k.search_params(hq.hnsw_ef, hq.exact, quantization)
+        plain = k.search_params(hq.hnsw_ef, hq.exact, quantization)
+        # The engines refuse an IDF corpus on a vector without the IDF modifier.
+        corpus = self.filter(hq.idf_corpus) if hq.idf_corpus is not None else None
+        scoped = k.search_params(hq.hnsw_ef, hq.exact, quantization, corpus) if corpus is not None else plain
+
+        def params(b: Branch) -> Any:
+            return scoped if b.idf else plain
+
         with_vector = list(hq.with_vectors) if hq.with_vectors else False
         if len(hq.branches) == 1:
             b = hq.branches[0]
-            return k.nearest_request(self.vector(b.vector), b.name, hq.limit, flt, params, with_vector)
-        prefetches = [k.prefetch(self.vector(b.vector), b.name, b.limit, flt, params) for b in hq.branches]
+            return k.nearest_request(self.vector(b.vector), b.name, hq.limit, flt, params(b), with_vector)
+        prefetches = [k.prefetch(self.vector(b.vector), b.name, b.limit, flt, params(b)) for b in hq.branches]
         if hq.fusion == "rrf":
             weights = [b.weight for b in hq.branches]
             fusion = k.rrf(hq.rrf_k, None if all(w == 1.0 for w in weights) else weights)

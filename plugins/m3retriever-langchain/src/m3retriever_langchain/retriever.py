@@ -120,6 +120,10 @@ class M3RetrieverLangChain(BaseRetriever):
         search_options: Other :class:`~m3retriever.SearchConfig` fields for every call
             (``{"rerank": False}``...). Per call, pass them as keyword arguments of
             ``invoke`` (``invoke(q, min_score=0.5)``).
+        max_per_doc: At most this many chunks of one document per call (``None``: the
+            retriever's setting); ``invoke(..., max_per_doc=2)`` overrides it for one call.
+        mmr: MMR diversity, 0 (relevance only) to 1 (``None``: the retriever's setting);
+            ``invoke(..., mmr=0.5)`` overrides it for one call.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -128,6 +132,8 @@ class M3RetrieverLangChain(BaseRetriever):
     k: int | None = Field(default=None, ge=1)
     filter: Any = None
     search_options: dict[str, Any] = Field(default_factory=dict)
+    max_per_doc: int | None = Field(default=None, ge=1)
+    mmr: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @field_validator("filter")
     @classmethod
@@ -157,6 +163,8 @@ class M3RetrieverLangChain(BaseRetriever):
         return {
             "top_k": k if k is not None else self.k,
             "filter": _combine(self.filter, filter),
+            "max_per_doc": self.max_per_doc,
+            "mmr": self.mmr,
             **self.search_options,
             **options,
         }

@@ -153,12 +153,16 @@ class M3RetrieverLlamaIndex(BaseRetriever):
             ``{"lang": "en", "year": {"gte": 2020}}`` or a :mod:`m3retriever.filters` object.
         search_options: Other :class:`~m3retriever.SearchConfig` fields for every query
             (``{"rerank": False}``, ``{"min_score": 0.5}``...).
+        max_per_doc: At most this many chunks of one document per query (``None``: the
+            retriever's setting).
+        mmr: MMR diversity, 0 (relevance only) to 1 (``None``: the retriever's setting).
         callback_manager: LlamaIndex callback manager.
         verbose: LlamaIndex verbosity.
 
     Raises:
         InputError: for an invalid filter or ``top_k`` (at construction, not at the first
             query).
+        ConfigError: for an invalid search option, ``max_per_doc`` or ``mmr`` (at construction).
     """
 
     def __init__(
@@ -168,6 +172,8 @@ class M3RetrieverLlamaIndex(BaseRetriever):
         top_k: int | None = None,
         filter: Filter | Mapping[str, Any] | None = None,
         search_options: Mapping[str, Any] | None = None,
+        max_per_doc: int | None = None,
+        mmr: float | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -181,7 +187,9 @@ class M3RetrieverLlamaIndex(BaseRetriever):
         self._retriever = retriever
         self.top_k = top_k
         self.filter = filter
-        self.search_options = dict(search_options or {})
+        diversity = {k: v for k, v in (("max_per_doc", max_per_doc), ("mmr", mmr)) if v is not None}
+        self.search_options = {**diversity, **dict(search_options or {})}
+        retriever.search_settings(**self.search_options)  # fail fast on a bad option
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @classmethod

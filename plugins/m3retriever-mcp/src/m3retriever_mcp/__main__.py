@@ -5,6 +5,7 @@ Usage::
     python -m m3retriever_mcp --config m3r.toml                 # stdio
     python -m m3retriever_mcp --config m3r.toml --http --port 8000 --token SECRET
     python -m m3retriever_mcp --config m3r.toml --allow-writes --description "Our HR policies"
+    python -m m3retriever_mcp --config m3r.toml --tenant acme   # one tenant's documents only
 
 The token may also be given in the ``M3R_MCP_TOKEN`` environment variable (it then does not
 show in the process list).
@@ -37,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-writes", action="store_true", help="also expose the ingest and delete tools"
     )
     p.add_argument("--description", default=None, help="what the collection holds (shown to the agent)")
+    p.add_argument(
+        "--tenant",
+        default=None,
+        help="confine the server to this tenant (needs tenant_field; no tool argument can change it)",
+    )
     return p
 
 
@@ -47,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     token = args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
     try:
-        retriever = Retriever.shared(load_config(args.config))
+        retriever = Retriever.shared(load_config(args.config, tenant=args.tenant))
     except M3RetrieverError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

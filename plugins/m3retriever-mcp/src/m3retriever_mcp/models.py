@@ -43,6 +43,7 @@ __all__ = [
     "Query",
     "TopK",
     "MinScore",
+    "Diversity",
     "DocId",
     "FiniteNumber",
     "Int64",
@@ -106,6 +107,9 @@ FiniteNumber = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 """A finite JSON number (an integer is accepted); not a boolean, not a string."""
 
 MinScore = Annotated[FiniteNumber, Field(ge=0.0, le=1.0)]
+
+Diversity = Annotated[FiniteNumber, Field(ge=0.0, le=1.0)]
+"""MMR's weight of novelty against relevance, in [0, 1]."""
 
 Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 """An integer the store can hold (signed 64 bits)."""
@@ -229,6 +233,12 @@ class StageScoresOut(BaseModel):
     rerank_rank: int | None
     final: float = Field(description="The score hits are ordered by.")
     final_rank: int
+    relevance_rank: int | None = Field(
+        default=None, description="Rank by relevance alone, before max_per_doc/mmr reordered the hits."
+    )
+    doc_best_rank: int | None = Field(
+        default=None, description="relevance_rank of the best passage of this hit's document."
+    )
 
 
 class HitOut(BaseModel):
@@ -306,3 +316,6 @@ class CollectionInfo(BaseModel):
     reranker: dict[str, Any] | None = Field(description="The reranker's name and model, if any.")
     disk_bytes: int | None = Field(default=None, description="Disk used by an embedded store.")
     description: str | None = Field(default=None, description="What the collection holds, as configured.")
+    tenant: str | None = Field(
+        default=None, description="The tenant this server is confined to (null: the whole collection)."
+    )

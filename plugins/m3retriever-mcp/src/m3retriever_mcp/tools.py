@@ -21,6 +21,7 @@ from m3retriever.validation import MAX_ID_CHARS
 from m3retriever_mcp.models import (
     CollectionInfo,
     DeleteOutput,
+    Diversity,
     DocId,
     DocumentIn,
     FilterSpec,
@@ -81,10 +82,29 @@ def register_search(srv: MCPServer, r: Retriever, read: Runner, about: str) -> N
                 ),
             ),
         ] = None,
+        max_per_doc: Annotated[
+            TopK | None,
+            Field(le=MAX_TOP_K, description="Optional: at most this many passages of one document."),
+        ] = None,
+        mmr: Annotated[
+            Diversity | None,
+            Field(
+                description=(
+                    "Optional diversity (0..1): 0 orders by relevance only, higher values prefer "
+                    "passages unlike those already returned."
+                ),
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, SearchOutput]:
         try:
             result = await read(
-                r.search, query, top_k=top_k, filter=filter_to_mapping(filter), min_score=min_score
+                r.search,
+                query,
+                top_k=top_k,
+                filter=filter_to_mapping(filter),
+                min_score=min_score,
+                max_per_doc=max_per_doc,
+                mmr=mmr,
             )
         except M3RetrieverError as exc:
             raise _tool_error(exc) from exc
