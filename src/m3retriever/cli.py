@@ -295,8 +295,10 @@ def _add_eval_commands(sub: Any) -> None:
     """``eval`` and ``tune`` live in :mod:`m3retriever.evaluation` (their heavy imports are
     deferred until they run)."""
     from m3retriever.evaluation.cli import add_commands
+    from m3retriever.transfer_cli import add_commands as add_transfer_commands
 
     add_commands(sub, _common, _config)
+    add_transfer_commands(sub, _common, _config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
