@@ -126,8 +126,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps(info, indent=2, default=str))
     else:
+        in_force = info.pop("settings", {})
         for key, value in info.items():
             _out(f"{key:16} {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
+        _out("settings in force (where each comes from: explicit, collection, profile, default):")
+        for name, item in in_force.items():
+            _out(f"  {name:24} {json.dumps(item['value'], default=str):40} {item['source']}")
     return 0
 
 
