@@ -163,3 +163,16 @@ def test_cli_info_shows_the_settings_and_their_sources(built, tmp_path, capsys):
     assert rows["device"] == "explicit" and rows["search.fusion"] == "default"
     assert main(["search", "capital of France", "--config", str(conf), "--no-rerank", "--json"]) == 0
     assert [h["doc_id"] for h in json.loads(capsys.readouterr().out)["hits"]] == built["hits"]
+
+
+def test_build_settings_on_qdrant_client_memory(tiny_settings, corpus_docs):
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(location=":memory:")
+    rest = {k: v for k, v in tiny_settings.items() if k not in ("profile", "dense_model")}
+    with Retriever(load_config(env={}, location=":memory:", collection="docs", **tiny_settings), client=client) as r:
+        r.ingest(corpus_docs[:3])
+        assert r.store.metadata("docs")["settings"]["dense_model"] == tiny_settings["dense_model"]
+    with Retriever(load_config(env={}, location=":memory:", collection="docs", **rest), client=client) as r:
+        assert r.settings.dense_model == tiny_settings["dense_model"] and r.count() > 0
+        assert r.info()["settings"]["profile"]["source"] == "collection"

@@ -4,6 +4,7 @@ resuming an interrupted copy, and snapshots of embedded collections with their r
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,11 @@ def _points(n: int, seed: int = 0) -> list[StoredPoint]:
 
 
 def _filled(store: Store, n: int = 120, name: str = "c") -> Store:
-    from dataclasses import replace
-
     store.ensure_collection(replace(SPEC, name=name))
     store.upsert(name, _points(n))
     store.set_length_stats(name, {BM25: LengthStats(total=1234, count=n)})
     store.set_search_defaults(name, {"rrf_k": 7, "fusion": "dbsf"})
-    store.set_metadata(name, {"built_with": {"profile": "small"}})
+    store.set_metadata(name, {"settings": {"profile": "small"}})
     return store
 
 
@@ -273,3 +272,14 @@ def test_cli_copy_snapshot_restore(tmp_path, capsys):
     finally:
         src.close()
         dst.close()
+
+
+def test_a_server_collection_without_a_kept_description_is_read_from_its_config():
+    store = _filled(open_store(":memory:"), n=3)
+    kept = store.stored_spec("c")
+    store.set_metadata("c", {"spec": None})  # as a collection created by an older version
+    assert "spec" not in store.metadata("c")
+    # qdrant-client's local mode keeps no payload indexes, so the indexed fields come back only from a server
+    assert store.stored_spec("c") == replace(kept, indexed_fields=())
+    target = open_store(":memory:")
+    assert copy_collection(store, target, "c").target_count == 3
