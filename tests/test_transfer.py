@@ -283,3 +283,17 @@ def test_a_server_collection_without_a_kept_description_is_read_from_its_config(
     assert store.stored_spec("c") == replace(kept, indexed_fields=())
     target = open_store(":memory:")
     assert copy_collection(store, target, "c").target_count == 3
+
+
+def test_copy_benchmark_runs_small(tmp_path):
+    import importlib.util
+
+    path = Path(__file__).parent / "benchmarks" / "bench_copy.py"
+    spec = importlib.util.spec_from_file_location("bench_copy", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "copy.md"
+    assert bench.main(["--n", "50", "--shapes", "small", "--work", str(tmp_path / "w"), "--out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| small")]
+    assert len(rows) == 2 and all("| 50 |" in row for row in rows)

@@ -91,7 +91,8 @@ def run(shape: str, n: int, optimize: bool, work: Path) -> list[dict[str, Any]]:
         shutil.rmtree(work / f"dst-{shape}", ignore_errors=True)
         rows.append(
             {"shape": shape, "target": target, "n": report.target_count, "seconds": report.seconds,
-             "pps": report.points_per_second, "optimize": report.optimize_seconds, "build": built}
+             "pps": report.points_per_second, "build": built,
+             "optimize": report.optimize_seconds if optimize and target == "edge" else None}
         )
         print(rows[-1], file=sys.stderr, flush=True)
     shutil.rmtree(source, ignore_errors=True)
@@ -108,7 +109,7 @@ def markdown(rows: list[dict[str, Any]], command: str, load: str) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        opt = f"{r['optimize']:.0f} s" if r["optimize"] else "-"
+        opt = "-" if r["optimize"] is None else f"{r['optimize']:.0f} s"
         lines.append(
             f"| {r['shape']} | edge -> {'edge' if r['target'] == 'edge' else ':memory:'} | {r['n']:,} | "
             f"{r['seconds']:.0f} s | {r['pps']:,.0f} | {opt} | {r['build']:.0f} s |"
