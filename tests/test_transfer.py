@@ -297,3 +297,18 @@ def test_copy_benchmark_runs_small(tmp_path):
     assert bench.main(["--n", "50", "--shapes", "small", "--work", str(tmp_path / "w"), "--out", str(out)]) == 0
     rows = [line for line in out.read_text().splitlines() if line.startswith("| small")]
     assert len(rows) == 2 and all("| 50 |" in row for row in rows)
+
+
+def test_every_named_vector_is_written_whatever_its_kind():
+    from m3retriever.store.remote import ClientKit
+    from m3retriever.store.translate import Translator
+
+    tr = Translator(ClientKit())
+    point = StoredPoint(
+        id=point_id("d", 0),
+        payload={},
+        vectors={"dense": [1, 2], "colbert": [[1, 2], [3, 4]], "extra": SparseVector((3,), (0.5,))},
+    )
+    native = tr.points([point])[0].vector
+    assert native["dense"] == [1.0, 2.0] and native["colbert"] == [[1.0, 2.0], [3.0, 4.0]]
+    assert (native["extra"].indices, native["extra"].values) == ([3], [0.5])
