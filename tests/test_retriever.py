@@ -312,8 +312,11 @@ def test_dense_distance_is_configurable(make_retriever, corpus_docs, distance):
     fingerprint = r.store.info(r.collection)["fingerprint"]
     assert fingerprint.get("distance") == distance
     r.close()
-    with pytest.raises(FingerprintMismatchError):  # reopening with another distance is refused
-        make_retriever(location=r.config.location, sparse_encoder="none")
+    other = "cosine" if distance != "cosine" else "dot"
+    with pytest.raises(FingerprintMismatchError, match="distance"):  # asking for another is refused
+        make_retriever(location=r.config.location, sparse_encoder="none", distance=other)
+    # left unset, the collection's own distance applies
+    assert make_retriever(location=r.config.location, sparse_encoder="none").settings.distance == distance
 
 
 def test_encoder_output_of_the_wrong_dimension_is_refused(make_retriever, corpus_docs):

@@ -30,6 +30,8 @@ from m3retriever.renormalize import RenormalizeReport, renormalize
 from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
 from m3retriever.resolution import resolve
 from m3retriever.retriever import Retriever
+from m3retriever.snapshot import SnapshotReport, restore_snapshot, snapshot_collection
+from m3retriever.transfer import CopyReport, copy_collection
 from m3retriever.types import (
     Chunk,
     Distance,
@@ -63,6 +65,12 @@ __all__ = [
     "renormalize",
     "RenormalizeReport",
     "LengthStats",
+    # moving a collection: copy between stores, snapshots of embedded ones
+    "copy_collection",
+    "CopyReport",
+    "snapshot_collection",
+    "restore_snapshot",
+    "SnapshotReport",
     # filters
     "Filter",
     "Eq",

@@ -131,8 +131,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps(info, indent=2, default=str))
     else:
+        in_force = info.pop("settings", {})
         for key, value in info.items():
             _out(f"{key:16} {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
+        _out("settings in force (where each comes from: explicit, collection, profile, default):")
+        for name, item in in_force.items():
+            _out(f"  {name:24} {json.dumps(item['value'], default=str):40} {item['source']}")
     return 0
 
 
@@ -306,8 +310,10 @@ def _add_eval_commands(sub: Any) -> None:
     """``eval`` and ``tune`` live in :mod:`m3retriever.evaluation` (their heavy imports are
     deferred until they run)."""
     from m3retriever.evaluation.cli import add_commands
+    from m3retriever.transfer_cli import add_commands as add_transfer_commands
 
     add_commands(sub, _common, _config)
+    add_transfer_commands(sub, _common, _config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,9 @@ from m3retriever.profiles import Profile, get_profile
 
 __all__ = ["SearchConfig", "Config", "load_config", "auto_index_settings", "QUANTIZED_FROM"]
 
+DEFAULT_PROFILE = "bge-m3"
+"""The profile of a new collection when none is named."""
+
 ENV_PREFIX = "M3R_"
 # M3R_* variables read elsewhere, not settings of Config (M3R_MCP_TOKEN: the MCP bearer token).
 NON_CONFIG_PREFIXES = ("M3R_MCP_", "M3R_LOAD_PLUGINS")
@@ -181,7 +184,8 @@ class Config:
         api_key: API key for a Qdrant server.
         shard_number: Shards for a new collection on a server/cluster.
         replication_factor: Replicas for a new collection on a cluster.
-        profile: ``"bge-m3"`` (production) or ``"small"`` (offline English models).
+        profile: ``"bge-m3"`` (production) or ``"small"`` (offline English models)
+            (``None``: the profile an existing collection was built with, else ``"bge-m3"``).
         dense_encoder: Registered encoder of the dense branch (``"none"`` disables the branch).
         dense_model: Its model (hub id or local path; ``None``: the profile's when the encoder
             is the profile's, else the encoder's default).
@@ -243,7 +247,7 @@ class Config:
     api_key: str | None = None
     shard_number: int | None = None
     replication_factor: int | None = None
-    profile: str = "bge-m3"
+    profile: str | None = None
     dense_encoder: str | None = _by_profile("none", component=True)
     dense_model: str | None = _by_profile(follows="dense_encoder")
     sparse_encoder: str | None = _by_profile("none", component=True)
@@ -283,7 +287,8 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
 
     def __post_init__(self) -> None:
-        get_profile(self.profile)  # validates the name
+        if self.profile is not None:
+            get_profile(self.profile)  # validates the name
         if not self.collection or not self.collection.replace("-", "_").replace(".", "_").isidentifier():
             raise ConfigError(
                 f"collection name {self.collection!r} must be letters, digits, '-', '_' or '.'"
@@ -301,8 +306,9 @@ class Config:
 
     @property
     def profile_obj(self) -> Profile:
-        """The :class:`~m3retriever.profiles.Profile` named by :attr:`profile`."""
-        return get_profile(self.profile)
+        """The :class:`~m3retriever.profiles.Profile` named by :attr:`profile` (``bge-m3``
+        when unset; the resolved configuration names the one in force)."""
+        return get_profile(self.profile or DEFAULT_PROFILE)
 
 
 

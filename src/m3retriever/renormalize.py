@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from m3retriever.branches import EncoderSet, without_parameters
+from m3retriever.built_settings import load_built
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
 from m3retriever.ingest import batched
@@ -91,15 +92,16 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
         # counted in neither the totals nor the rewrite.
         with target._write_lock:
             return _run(target.store, target.encoders, _spec_of(target), batch)
-    settings = resolve(target)
+    base = resolve(target)
     store = open_store(
-        settings.location,
+        base.location,
         client=client,
-        api_key=settings.api_key,
-        shard_number=settings.shard_number,
-        replication_factor=settings.replication_factor,
+        api_key=base.api_key,
+        shard_number=base.shard_number,
+        replication_factor=base.replication_factor,
     )
     try:
+        settings = resolve(target, built=load_built(store, base.collection))  # the collection's encoders
         encoders = encoders_for(settings)
         return _run(store, encoders, collection_spec(encoders, settings), batch)
     finally:

@@ -9,19 +9,32 @@ in their metadata), so a new setting is added to its dataclass and its docs, now
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import MISSING, fields, replace
 from typing import Any, Mapping, TypeVar
 
-from m3retriever.config import Config, SearchConfig, coerce_setting
+from m3retriever.config import DEFAULT_PROFILE, Config, SearchConfig, coerce_setting
 from m3retriever.errors import ConfigError
-from m3retriever.profiles import Profile, get_profile
+from m3retriever.profiles import PROFILES, Profile, get_profile
 
-__all__ = ["resolve"]
+__all__ = ["BUILT", "Source", "resolve", "sources"]
+
+BUILT = ("dense_encoder", "dense_model", "sparse_encoder", "sparse_model", "bm25", "lexical_encoder", "dims", "distance")
+"""The settings that shape a collection's vectors, kept with it (besides its profile) and used
+when a configuration leaves them unset."""
+
+Source = str
+"""Where a setting's value comes from: ``explicit``, ``collection``, ``profile`` or ``default``."""
 
 T = TypeVar("T")
 
 
-def resolve(config: Config, *, saved: Mapping[str, Any] | None = None, **search: Any) -> Config:
+def resolve(
+    config: Config,
+    *,
+    saved: Mapping[str, Any] | None = None,
+    built: Mapping[str, Any] | None = None,
+    **search: Any,
+) -> Config:
     """Fill every unset setting of ``config``: the one resolution the components, the search
     and the retriever read.
 
@@ -33,11 +46,17 @@ def resolve(config: Config, *, saved: Mapping[str, Any] | None = None, **search:
 
     A collection's own search defaults (``saved``, checked by
     :func:`m3retriever.saved_defaults.check_saved`) come between the user's values and the
-    profile's: explicit > collection's own > profile > field default.
+    profile's: explicit > collection's own > profile > field default. So do the settings an
+    existing collection was built with (``built``: its ``profile`` and the :data:`BUILT`
+    settings): a configuration that names no profile takes the collection's, and its unset
+    encoder settings the collection's. One that names another profile takes nothing from the
+    collection (its encoders then differ from the collection's, which the store refuses,
+    naming the setting).
 
     Args:
         config: The configuration.
         saved: The collection's own search defaults (``None``: none).
+        built: The settings the collection was built with (``None``: a new collection).
         **search: Search settings for one call, applied over ``config.search`` first.
 
     Returns:
@@ -56,7 +75,11 @@ def resolve(config: Config, *, saved: Mapping[str, Any] | None = None, **search:
         config = replace(config, search=replace(config.search, **search))
     if saved:
         config = _own(config, saved)
-    defaults = _profile_defaults(config.profile)
+    if built:
+        config = _built(config, built)
+    if config.profile is None:
+        config = replace(config, profile=DEFAULT_PROFILE)
+    defaults = _profile_defaults(str(config.profile))
     top = _fill(config, defaults)
     names: dict[str, Any] = {
         f.name: _component(getattr(top, f.name)) for f in fields(Config) if f.metadata.get("component")
@@ -80,6 +103,62 @@ def _own(config: Config, saved: Mapping[str, Any]) -> Config:
     top = {k: v for k, v in saved.items() if k == "query_instruction" and config.query_instruction is None}
     search = {k: v for k, v in saved.items() if k != "query_instruction" and getattr(config.search, k) is None}
     return replace(config, search=replace(config.search, **search), **top)
+
+
+def _built(config: Config, built: Mapping[str, Any]) -> Config:
+    """``config`` with its profile and unset :data:`BUILT` settings taken from the collection's
+    (nothing when it names another profile; a setting that follows one the user set stays
+    unset, as with a profile)."""
+    profile = built.get("profile")
+    if config.profile is not None and config.profile != profile:
+        return config
+    if profile is not None and profile not in PROFILES:
+        raise ConfigError(
+            f"collection {config.collection!r} was built with profile {profile!r}, which is not "
+            f"known here (known: {sorted(PROFILES)}); name the profile to use with --profile"
+        )
+    own = {f.name: f for f in fields(Config)}
+    changes: dict[str, Any] = {"profile": profile} if config.profile is None and profile else {}
+    for name in BUILT:
+        follows = own[name].metadata.get("follows")
+        if getattr(config, name) is None and built.get(name) is not None:
+            if follows is None or getattr(config, follows) is None:
+                changes[name] = built[name]
+    return replace(config, **changes) if changes else config
+
+
+def sources(
+    config: Config, *, saved: Mapping[str, Any] | None = None, built: Mapping[str, Any] | None = None
+) -> dict[str, Source]:
+    """Where each setting :func:`resolve` gives comes from, by name (``search.<name>`` for
+    search settings): ``explicit`` (set by the user; a setting with a non-``None`` default
+    counts as set when it differs from its default), ``collection`` (the collection's own
+    search defaults or the settings it was built with), ``profile`` or ``default``."""
+    given = _own(config, saved) if saved else config
+    given = _built(given, built) if built else given
+    profile = given.profile or DEFAULT_PROFILE
+    defaults = _profile_defaults(profile)
+    out: dict[str, Source] = {}
+    for user, coll, profile_values, prefix in (
+        (config, given, defaults, ""),
+        (config.search, given.search, defaults.get("search", {}), "search."),
+    ):
+        for f in fields(user):  # type: ignore[arg-type]
+            if f.name == "search":
+                continue
+            mine, theirs = getattr(user, f.name), getattr(coll, f.name)
+            follows = f.metadata.get("follows")
+            if f.default is not None and f.default is not MISSING:
+                out[prefix + f.name] = "default" if mine == f.default else "explicit"
+            elif mine is not None:
+                out[prefix + f.name] = "explicit"
+            elif theirs is not None:
+                out[prefix + f.name] = "collection"
+            elif f.name in profile_values and (follows is None or getattr(coll, follows) is None):
+                out[prefix + f.name] = "profile"
+            else:
+                out[prefix + f.name] = "default"
+    return out
 
 
 def _component(name: str | None) -> str | None:

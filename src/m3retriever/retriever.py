@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Sized
 
 from m3retriever.branches import EncoderSet
+from m3retriever.built_settings import KEY as BUILT_KEY
+from m3retriever.built_settings import built_values, explain_mismatch, load_built, settings_in_force
 from m3retriever.chunking import ChunkingConfig
 from m3retriever.components import encoders_for, reranker_for
 from m3retriever.config import Config, SearchConfig
@@ -85,13 +87,15 @@ class Retriever(SavedDefaults):
         try:
             # Every default is applied here, once: the user's, the collection's own, the profile's.
             self._saved = load_saved(self.store, base.collection)
-            self.settings: Config = resolve(self.config, saved=self._saved)
+            self._built = load_built(self.store, base.collection)  # what it was built with
+            self.settings: Config = resolve(self.config, saved=self._saved, built=self._built)
             c = self.settings
             self.encoders = encoders_for(c)
             self.reranker: Reranker | None = reranker_for(c)
             self._spec = collection_spec(self.encoders, c)
             if self.store.has_collection(c.collection):
-                self.store.ensure_collection(self._spec)  # fails fast on a fingerprint mismatch
+                with explain_mismatch(self._built, c):
+                    self.store.ensure_collection(self._spec)  # fails fast on a fingerprint mismatch
                 asked = {k: getattr(self.config, k) for k in INDEX_SETTINGS}  # explicit ones only
                 self._spec = adopt_index_settings(self.store, self._spec, asked)
                 self._ready = True
@@ -154,7 +158,10 @@ class Retriever(SavedDefaults):
     def _ensure_collection(self) -> None:
         with self._ready_lock:
             if not self._ready:
+                new = not self.store.has_collection(self.collection)
                 self.store.ensure_collection(self._spec)
+                if new:
+                    self.store.set_metadata(self.collection, {BUILT_KEY: built_values(self.settings)})
                 self._ready = True
 
     # -- ingest ----------------------------------------------------------------------
@@ -258,7 +265,9 @@ class Retriever(SavedDefaults):
             ConfigError: for an unknown option or a value of the wrong type or range.
         """
         changes = {k: v for k, v in options.items() if v is not None}
-        return resolve(self.config, saved=self._saved, **changes).search if changes else self.settings.search
+        if not changes:
+            return self.settings.search
+        return resolve(self.config, saved=self._saved, built=self._built, **changes).search
 
     def search(self, query: str, top_k: int | None = None, filter: FilterLike = None, **options: Any) -> SearchResult:
         """Search the collection.
@@ -347,7 +356,7 @@ class Retriever(SavedDefaults):
     def info(self) -> dict[str, Any]:
         """Counts, sizes, models and settings of the collection."""
         out: dict[str, Any] = {
-            "profile": self.config.profile,
+            "profile": self.settings.profile,
             "collection": self.collection,
             "encoders": self.encoders.fingerprint(),
             "reranker": (
@@ -357,6 +366,7 @@ class Retriever(SavedDefaults):
             ),
             "search_defaults": self.search_defaults,  # the collection's own
             "tenant": self.scope.tenant if self.scope is not None else None,
+            "settings": settings_in_force(self.config, self.settings, self._saved, self._built),
         }
         if self.store.has_collection(self.collection):
             out.update(self.store.info(self.collection))

@@ -103,6 +103,7 @@ class SavedDefaults:
     settings: Config
     store: Store
     _saved: dict[str, Any]
+    _built: dict[str, Any]
     _write_lock: threading.Lock
 
     @property
@@ -137,7 +138,7 @@ class SavedDefaults:
         if checked.get("query_instruction") != self._saved.get("query_instruction"):
             logger.info("query_instruction applies when collection %r is next opened", self.collection)
         self._saved = checked
-        self.settings = resolve(self.config, saved=checked)
+        self.settings = resolve(self.config, saved=checked, built=self._built)
         return dict(checked)
 
     def clear_search_defaults(self) -> None:
@@ -146,7 +147,7 @@ class SavedDefaults:
             with self._write_lock:
                 self.store.set_search_defaults(self.collection, {})
         self._saved = {}
-        self.settings = resolve(self.config)
+        self.settings = resolve(self.config, built=self._built)
 
     @property
     def search_defaults(self) -> dict[str, Any]:

@@ -319,7 +319,7 @@ def _report_settings(retriever: Any, depth: int, rerank_depth: int | None) -> di
     """The search settings an evaluation ran with, for its report."""
     resolved = retriever.search_settings(rerank_depth=rerank_depth)
     return {
-        "profile": retriever.config.profile,
+        "profile": retriever.settings.profile,
         "depth": depth,
         "prefetch_limit": resolved.prefetch_limit,
         "rrf_k": resolved.rrf_k,

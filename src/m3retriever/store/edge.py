@@ -238,6 +238,24 @@ class EdgeStore(QdrantStore):
             meta = json.loads(self._meta_path(name).read_text())
             self._write_meta(name, {**meta, "search_defaults": dict(values)})
 
+    def metadata(self, name: str) -> dict[str, Any]:
+        meta = self._meta_path(name)
+        return dict(json.loads(meta.read_text())) if meta.exists() else {}
+
+    def set_metadata(self, name: str, values: Mapping[str, Any]) -> None:
+        with self._mutex:
+            meta = {**json.loads(self._meta_path(name).read_text()), **values}
+            self._write_meta(name, {k: v for k, v in meta.items() if v is not None})
+
+    def release(self, name: str) -> None:
+        """Flush and close the collection's shard, so its files are complete and still (it
+        opens again on next use); a snapshot copies them meanwhile."""
+        with self._mutex:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                shard.flush()
+                shard.close()
+
     def _shard(self, name: str) -> Any:
         # Lock-free once open: reads must not wait behind a write or an optimize holding the
         # mutex (the engine itself lets queries run during updates).

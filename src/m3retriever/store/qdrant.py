@@ -121,6 +121,15 @@ class QdrantStore(Store):
         for point in paginate(lambda offset: self._scroll_page(name, native, offset, batch, with_vectors)):
             yield self.tr.record(point)
 
+    def scroll_page(
+        self, name: str, offset: Any = None, *, limit: int = 256, with_vectors: bool = True
+    ) -> tuple[list[ScoredRecord], Any]:
+        points, next_offset = self._scroll_page(name, None, offset, limit, with_vectors)
+        # Edge returns a UUID object, qdrant-client a string: one form, which JSON can keep.
+        if next_offset is not None and not isinstance(next_offset, int):
+            next_offset = str(next_offset)
+        return self.tr.records(points), next_offset
+
     def count(self, name: str, flt: Filter | None = None) -> int:
         return int(self._count(name, self.tr.filter(flt)))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import asdict
 from typing import Any, Mapping, Sequence
 
 from m3retriever.errors import StoreError
@@ -26,6 +27,7 @@ _FINGERPRINT_KEY = "m3retriever_fingerprint"
 _LENGTHS_KEY = "m3retriever_lengths"
 _DEFAULTS_KEY = "m3retriever_search_defaults"
 _INDEX_KEY = "m3retriever_index"
+_PREFIX = "m3retriever_"  # every key of ours in a collection's metadata
 
 
 def _models() -> Any:
@@ -190,6 +192,41 @@ class QdrantClientStore(QdrantStore):
         with self._mutex:
             self.client.update_collection(name, metadata={_DEFAULTS_KEY: dict(values)})
 
+    def metadata(self, name: str) -> dict[str, Any]:
+        if not self.client.collection_exists(name):
+            return {}
+        metadata = self.client.get_collection(name).config.metadata or {}
+        return {k[len(_PREFIX) :]: v for k, v in metadata.items() if k.startswith(_PREFIX)}
+
+    def set_metadata(self, name: str, values: Mapping[str, Any]) -> None:
+        # A None value removes the key: the server drops metadata keys set to null.
+        with self._mutex:
+            self.client.update_collection(name, metadata={_PREFIX + k: v for k, v in values.items()})
+
+    def stored_spec(self, name: str) -> CollectionSpec | None:
+        """The stored description, or for a collection created before it was kept, one read
+        back from the collection's vector configuration."""
+        if self.has_collection(name) and "spec" not in self.metadata(name):
+            return self._spec_from_config(name)
+        return super().stored_spec(name)
+
+    def _spec_from_config(self, name: str) -> CollectionSpec:
+        m = _models()
+        ci = self.client.get_collection(name)
+        dense = (ci.config.params.vectors or {}).get("dense") if isinstance(ci.config.params.vectors, dict) else None
+        sparse = ci.config.params.sparse_vectors or {}
+        keys = sorted(ci.payload_schema or {})
+        return CollectionSpec(
+            name=name,
+            dense_dim=dense.size if dense is not None else None,
+            distance=str(dense.distance.value).lower() if dense is not None else "cosine",  # type: ignore[arg-type]
+            sparse="sparse" in sparse,
+            sparse_idf="sparse" in sparse and sparse["sparse"].modifier == m.Modifier.IDF,
+            bm25="bm25" in sparse,
+            fingerprint=self.collection_fingerprint(name) or {},
+            indexed_fields=tuple(k[len("metadata.") :] for k in keys if k.startswith("metadata.")),
+        )
+
     def _open(self, name: str) -> None:
         """Nothing to open: the server holds the collection."""
 
@@ -203,7 +240,11 @@ class QdrantClientStore(QdrantStore):
             hnsw_config=models.hnsw,
             quantization_config=models.quantization,
             on_disk_payload=models.payload_on_disk or None,
-            metadata={_FINGERPRINT_KEY: dict(spec.fingerprint), _INDEX_KEY: index_settings_of(spec)},
+            metadata={
+                _FINGERPRINT_KEY: dict(spec.fingerprint),
+                _INDEX_KEY: index_settings_of(spec),
+                _PREFIX + "spec": asdict(spec),
+            },
         )
         with warnings.catch_warnings():
             # qdrant-client's local mode warns that it ignores payload indexes; servers use them.

@@ -7,10 +7,10 @@ binding (Edge or qdrant-client), so the retriever is written once for both backe
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
-from m3retriever.errors import FingerprintMismatchError
+from m3retriever.errors import FingerprintMismatchError, StoreError
 from m3retriever.filters import And, AnyOf, Filter, payload_key
 from m3retriever.types import Distance, LengthStats, SparseVector
 
@@ -29,6 +29,7 @@ __all__ = [
     "Store",
     "check_fingerprint",
     "count_values",
+    "spec_from_dict",
 ]
 
 DENSE = "dense"
@@ -139,6 +140,15 @@ class CollectionSpec:
     payload_on_disk: bool = False
 
 
+def spec_from_dict(values: Mapping[str, Any]) -> CollectionSpec:
+    """A :class:`CollectionSpec` from its stored form (``dataclasses.asdict``, through JSON);
+    keys this version does not know are left out."""
+    known = {f.name for f in fields(CollectionSpec)}
+    kwargs = {k: v for k, v in values.items() if k in known}
+    kwargs["indexed_fields"] = tuple(kwargs.get("indexed_fields") or ())
+    return CollectionSpec(**kwargs)
+
+
 @dataclass(frozen=True)
 class StoredPoint:
     """One chunk as written to the store."""
@@ -148,6 +158,9 @@ class StoredPoint:
     dense: Sequence[float] | None = None
     sparse: SparseVector | None = None
     bm25: SparseVector | None = None
+    vectors: Mapping[str, Any] = field(default_factory=dict)
+    """Further named vectors, written as they are (a dense list, a :class:`SparseVector` or
+    a multivector, a list of dense lists): a copy carries every vector a point holds."""
 
 
 @dataclass(frozen=True)
@@ -255,6 +268,41 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def set_search_defaults(self, name: str, values: Mapping[str, Any]) -> None:
         """Replace the search defaults saved with an existing collection (``{}`` clears them)."""
+
+    @abc.abstractmethod
+    def metadata(self, name: str) -> dict[str, Any]:
+        """Everything kept with collection ``name`` beside its points, by key: ``fingerprint``,
+        ``spec``, ``lengths``, ``search_defaults``... (empty if no collection)."""
+
+    @abc.abstractmethod
+    def set_metadata(self, name: str, values: Mapping[str, Any]) -> None:
+        """Replace the given keys of an existing collection's metadata (a ``None`` value
+        removes its key); other keys are kept."""
+
+    def stored_spec(self, name: str) -> CollectionSpec | None:
+        """The description collection ``name`` was created with, its current fingerprint
+        included (``None`` if it does not exist).
+
+        Raises:
+            StoreError: if the collection keeps no description of itself.
+        """
+        fingerprint = self.collection_fingerprint(name)
+        if fingerprint is None:
+            return None
+        raw = self.metadata(name).get("spec")
+        if not isinstance(raw, Mapping):
+            raise StoreError(
+                f"collection {name!r} keeps no description of its vectors (it was created by an "
+                "older version); re-create it with this version to copy or restore it"
+            )
+        return spec_from_dict({**raw, "name": name, "fingerprint": dict(fingerprint)})
+
+    @abc.abstractmethod
+    def scroll_page(
+        self, name: str, offset: Any = None, *, limit: int = 256, with_vectors: bool = True
+    ) -> tuple[list[ScoredRecord], Any]:
+        """One page of every point in id order from ``offset`` (``None``: the first), and the
+        offset of the next page (``None`` after the last): a scroll that can be resumed."""
 
     @abc.abstractmethod
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:

@@ -133,18 +133,20 @@ class Translator:
             payload_on_disk=spec.payload_on_disk,
         )
 
-    def vector(self, v: Sequence[float] | SparseVector) -> Any:
-        """A dense list of floats or the binding's sparse vector."""
+    def vector(self, v: Sequence[float] | Sequence[Sequence[float]] | SparseVector) -> Any:
+        """A dense list of floats, a multivector (a list of them) or the binding's sparse vector."""
         if isinstance(v, SparseVector):
             return self.kit.sparse_vector(list(v.indices), list(v.values))
-        return [float(x) for x in v]
+        if len(v) and not isinstance(v[0], (int, float)) and hasattr(v[0], "__len__"):
+            return [[float(x) for x in row] for row in v]  # type: ignore[union-attr]
+        return [float(x) for x in v]  # type: ignore[arg-type]
 
     def points(self, points: Sequence[StoredPoint]) -> list[Any]:
         """The binding's points (named vectors and payload)."""
         out = []
         for p in points:
             named = ((DENSE, p.dense), (SPARSE, p.sparse), (BM25, p.bm25))
-            vectors = {name: self.vector(v) for name, v in named if v is not None}
+            vectors = {name: self.vector(v) for name, v in (*named, *p.vectors.items()) if v is not None}
             out.append(self.kit.point(p.id, vectors, dict(p.payload)))
         return out
 

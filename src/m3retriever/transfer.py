@@ -1,0 +1,230 @@
+"""Copy a collection between stores without re-encoding: every point with all its vectors and
+its payload, and everything kept with the collection (fingerprint, description, BM25 length
+totals, saved search defaults, build settings).
+
+The copy streams pages of points in id order from the source and upserts them into the target.
+Point ids are stable, so it is idempotent: running it again rewrites the same points and never
+duplicates one. After each page the target records where the copy stands (``copy`` in its
+metadata); an interrupted copy run again with the same source starts from there. At the end the
+collection's metadata is written, the counts are compared and a sample of points is checked
+vector by vector; only then does the checkpoint go.
+
+Every named vector a point holds is copied (whatever branches the collection has), and the
+target collection is created from the description the source keeps of itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
+
+from m3retriever.errors import ConfigError, StoreError
+from m3retriever.store import open_store
+from m3retriever.store.schema import ScoredRecord, Store, StoredPoint
+from m3retriever.types import SparseVector
+
+__all__ = ["CopyReport", "copy_collection"]
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT = "copy"
+# Kept by the target itself: created from the source's, never copied over it.
+_OWN_KEYS = frozenset({"fingerprint", "spec"})
+
+StoreLike = Store | str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """What :func:`copy_collection` did.
+
+    Attributes:
+        collection: The target collection.
+        points: Points written by this run.
+        resumed: Whether this run continued an interrupted copy.
+        complete: Whether every point is copied and verified (``False``: stopped after
+            ``max_batches``; run again to continue).
+        source_count: Points in the source.
+        target_count: Points in the target at the end.
+        verified: Points whose vectors and payload were compared with the source's.
+        seconds: Wall time of the copy (without ``optimize``).
+        optimize_seconds: Wall time of building the target's indexes.
+    """
+
+    collection: str
+    points: int
+    resumed: bool
+    complete: bool
+    source_count: int
+    target_count: int
+    verified: int
+    seconds: float
+    optimize_seconds: float = 0.0
+
+    @property
+    def points_per_second(self) -> float:
+        """Points written per second of copying."""
+        return self.points / self.seconds if self.seconds > 0 else 0.0
+
+
+def copy_collection(
+    source: StoreLike,
+    target: StoreLike,
+    collection: str,
+    *,
+    to_collection: str | None = None,
+    batch: int = 512,
+    max_batches: int | None = None,
+    verify_sample: int = 64,
+    optimize: bool = True,
+) -> CopyReport:
+    """Copy ``collection`` from ``source`` to ``target`` with its vectors, payloads and metadata.
+
+    Args:
+        source: An open :class:`~m3retriever.store.Store` or a location (a directory,
+            ``":memory:"`` or a Qdrant URL; opened here and closed afterwards).
+        target: The same, for the target.
+        collection: The source collection.
+        to_collection: The target collection's name (default: the same).
+        batch: Points per page read and written.
+        max_batches: Stop after this many pages (the copy stays resumable); ``None``: copy all.
+        verify_sample: Points compared vector by vector with the source at the end.
+        optimize: Build the target's indexes at the end (Qdrant Edge needs it for HNSW).
+
+    Returns:
+        A :class:`CopyReport`.
+
+    Raises:
+        StoreError: if the source collection does not exist, the target is the source, or the
+            counts or the sample differ at the end.
+        FingerprintMismatchError: if the target collection exists and was built with other
+            encoder settings (naming each setting that differs).
+    """
+    if batch < 1:
+        raise ConfigError(f"batch must be >= 1, got {batch}")
+    dest = to_collection or collection
+    src, owns_src = _opened(source)
+    try:
+        dst, owns_dst = _opened(target)
+    except Exception:
+        if owns_src:
+            src.close()
+        raise
+    try:
+        if src is dst and dest == collection:
+            raise StoreError(f"cannot copy collection {collection!r} onto itself; name another target collection")
+        return _copy(src, dst, collection, dest, batch, max_batches, verify_sample, optimize)
+    finally:
+        for store, owned in ((dst, owns_dst), (src, owns_src)):
+            if owned:
+                store.close()
+
+
+def _opened(where: StoreLike) -> tuple[Store, bool]:
+    if isinstance(where, Store):
+        return where, False
+    return open_store(where), True
+
+
+def _where(store: Store) -> str:
+    return str(getattr(store, "where", type(store).__name__))
+
+
+def _copy(
+    src: Store, dst: Store, name: str, dest: str, batch: int, max_batches: int | None, sample: int, optimize: bool
+) -> CopyReport:
+    start = time.perf_counter()
+    spec = src.stored_spec(name)
+    if spec is None:
+        raise StoreError(f"collection {name!r} does not exist at {_where(src)}; nothing to copy")
+    origin = f"{_where(src)}/{name}"
+    dst.ensure_collection(replace(spec, name=dest))  # refuses one built otherwise, naming the setting
+    state = dst.metadata(dest).get(_CHECKPOINT)
+    resumed = isinstance(state, Mapping) and state.get("source") == origin
+    offset = state.get("offset") if resumed and isinstance(state, Mapping) else None
+    written = pages = 0
+    complete = False
+    while max_batches is None or pages < max_batches:
+        records, offset = src.scroll_page(name, offset, limit=batch, with_vectors=True)
+        dst.upsert(dest, [_point(r) for r in records])
+        written += len(records)
+        pages += 1
+        if offset is None:
+            complete = True
+            break
+        dst.set_metadata(dest, {_CHECKPOINT: {"source": origin, "offset": offset}})
+        logger.info("copy %s -> %s: %d points written", origin, dest, written)
+    dst.flush(dest)
+    source_count, target_count, verified = src.count(name), dst.count(dest), 0
+    if complete:
+        _check_counts(name, dest, source_count, target_count)
+        verified = _verify_sample(src, dst, name, dest, sample)
+        _copy_metadata(src.metadata(name), dst, dest)
+    seconds = time.perf_counter() - start
+    opt = time.perf_counter()
+    if complete and optimize:
+        dst.optimize(dest)
+    return CopyReport(
+        dest, written, resumed, complete, source_count, target_count, verified, seconds, time.perf_counter() - opt
+    )
+
+
+def _point(record: ScoredRecord) -> StoredPoint:
+    """The record as a point to write: every named vector it holds, as it is."""
+    return StoredPoint(id=record.id, payload=dict(record.payload), vectors=dict(record.vectors))
+
+
+def _copy_metadata(meta: Mapping[str, Any], dst: Store, dest: str) -> None:
+    """Make the target's metadata the source's (its own fingerprint and description aside);
+    the checkpoint goes with it, in the same write."""
+    keys = (set(meta) | set(dst.metadata(dest))) - _OWN_KEYS
+    dst.set_metadata(dest, {key: meta.get(key) for key in sorted(keys)})
+
+
+def _check_counts(name: str, dest: str, source_count: int, target_count: int) -> None:
+    if source_count != target_count:
+        raise StoreError(
+            f"copy of collection {name!r} ended with {target_count} points in {dest!r} but "
+            f"{source_count} in the source: the target holds points the source does not (or the "
+            "source changed during the copy); copy into an empty collection, or run the copy again"
+        )
+
+
+def _verify_sample(src: Store, dst: Store, name: str, dest: str, sample: int) -> int:
+    """Compare the first ``sample`` points (in id order) of both, vectors and payloads."""
+    if sample <= 0:
+        return 0
+    ours, _ = src.scroll_page(name, None, limit=sample, with_vectors=True)
+    theirs = {r.id: r for r in dst.scroll_page(dest, None, limit=sample, with_vectors=True)[0]}
+    for record in ours:
+        other = theirs.get(record.id)
+        if other is None or dict(other.payload) != dict(record.payload) or not _same_vectors(record, other):
+            raise StoreError(
+                f"copy of collection {name!r}: point {record.id} differs in {dest!r} from the "
+                "source after the copy; run the copy again"
+            )
+    return len(ours)
+
+
+def _same_vectors(a: ScoredRecord, b: ScoredRecord) -> bool:
+    if set(a.vectors) != set(b.vectors):
+        return False
+    return all(_close(a.vectors[k], b.vectors[k]) for k in a.vectors)
+
+
+def _close(x: Any, y: Any) -> bool:
+    """Equal up to float32 rounding (the engines keep float32; cosine vectors are re-normalised)."""
+    if isinstance(x, SparseVector) or isinstance(y, SparseVector):
+        if not (isinstance(x, SparseVector) and isinstance(y, SparseVector)):
+            return False
+        xs, ys = dict(zip(x.indices, x.values)), dict(zip(y.indices, y.values))
+        return xs.keys() == ys.keys() and all(_close(xs[i], ys[i]) for i in xs)
+    if isinstance(x, Sequence) and isinstance(y, Sequence):
+        return len(x) == len(y) and all(_close(u, v) for u, v in zip(x, y))
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return math.isclose(float(x), float(y), rel_tol=1e-5, abs_tol=1e-6)
+    return bool(x == y)
