@@ -176,3 +176,17 @@ def test_build_settings_on_qdrant_client_memory(tiny_settings, corpus_docs):
     with Retriever(load_config(env={}, location=":memory:", collection="docs", **rest), client=client) as r:
         assert r.settings.dense_model == tiny_settings["dense_model"] and r.count() > 0
         assert r.info()["settings"]["profile"]["source"] == "collection"
+
+
+def test_an_adapter_opens_the_collection_without_the_profile(built):
+    pytest.importorskip("langchain_core")
+    from m3retriever_langchain.retriever import M3RetrieverLangChain
+
+    cfg = load_config(env={}, location=built["location"], collection="docs", **built["rest"])
+    lc = M3RetrieverLangChain.from_config(cfg, k=3, search_options={"rerank": False})
+    try:
+        assert lc.retriever.settings.profile == "bge-m3"
+        docs = lc.invoke("capital of France")
+        assert [d.metadata["doc_id"] for d in docs] == built["hits"][:3]
+    finally:
+        lc.retriever.close()

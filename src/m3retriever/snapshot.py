@@ -97,15 +97,14 @@ def snapshot_collection(
         manifest = {"format": FORMAT, "collection": collection, "points": points, "created": time.time()}
         out = Path(path)
         tmp = out.with_name(out.name + ".partial")
-        with edge._mutex:  # no write between the flush and the last file read
-            edge.release(collection)
-            sizes = _shard_sizes(edge.path / collection)
+        with edge.quiesced(collection) as (shard, meta):  # no write until the last file is read
+            sizes = _shard_sizes(shard)
             manifest["sizes"] = sizes
             with tarfile.open(tmp, "w") as tar:
                 _add_bytes(tar, _MANIFEST, json.dumps(manifest, indent=2).encode())
-                tar.add(edge.path / f"{collection}.m3r.json", arcname=_META)
+                tar.add(meta, arcname=_META)
                 for rel, (_, used) in sizes.items():
-                    _add_file(tar, edge.path / collection / rel, f"{_SHARD}/{rel}", used)
+                    _add_file(tar, shard / rel, f"{_SHARD}/{rel}", used)
         os.replace(tmp, out)
     finally:
         if owned:
@@ -192,10 +191,11 @@ def restore_snapshot(
         meta = json.loads((staging / _META).read_text())
         if isinstance(meta.get("spec"), dict):
             meta["spec"]["name"] = dest
-        with edge._mutex:
+        (staging / _META).write_text(json.dumps(meta, indent=2))
+        with edge.quiesced(dest) as (shard, meta_file):
             edge.drop_collection(dest)
-            os.replace(staging / _SHARD, edge.path / dest)
-            edge._write_meta(dest, meta)  # last: its presence marks a complete collection
+            os.replace(staging / _SHARD, shard)
+            os.replace(staging / _META, meta_file)  # last: its presence marks a complete collection
         points = edge.count(dest)
         if points != manifest["points"]:
             raise StoreError(

@@ -20,9 +20,10 @@ import json
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -247,14 +248,17 @@ class EdgeStore(QdrantStore):
             meta = {**json.loads(self._meta_path(name).read_text()), **values}
             self._write_meta(name, {k: v for k, v in meta.items() if v is not None})
 
-    def release(self, name: str) -> None:
-        """Flush and close the collection's shard, so its files are complete and still (it
-        opens again on next use); a snapshot copies them meanwhile."""
+    @contextmanager
+    def quiesced(self, name: str) -> Iterator[tuple[Path, Path]]:
+        """Hold this store's writes, flush and close the collection's shard (it opens again on
+        next use), and give its folder and metadata file: a snapshot reads them meanwhile, a
+        restore replaces them (metadata file last)."""
         with self._mutex:
             shard = self._shards.pop(name, None)
             if shard is not None:
                 shard.flush()
                 shard.close()
+            yield self.path / name, self._meta_path(name)
 
     def _shard(self, name: str) -> Any:
         # Lock-free once open: reads must not wait behind a write or an optimize holding the
