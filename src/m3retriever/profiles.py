@@ -58,6 +58,9 @@ PROFILES: dict[str, Profile] = {
             "bm25": False,
             "reranker": "cross-encoder",
             "reranker_model": "BAAI/bge-reranker-v2-m3",
+            # Pairs of at most 512 tokens (the query keeps up to 384, the passage the rest),
+            # as BAAI's own reference code scores bge-reranker-v2-m3; see docs/benchmarks.md.
+            "rerank_max_length": 512,
         },
     ),
     "small": Profile(
