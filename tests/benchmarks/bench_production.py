@@ -16,7 +16,7 @@ Parts (``--parts``; each meant for one run under ``flock /work/cache/timing.lock
   at rerank depths 10 and 20, and the ColBERT head's cost over token states.
 * ``onnx``: the same two models exported with ``torch.onnx.export`` and quantized with
   onnxruntime's ``quantize_dynamic`` (int8 weights), timed with onnxruntime on token ids.
-* ``multivector`` (``bench_multivector.py``): the engine side of a multivector (MaxSim) rescoring stage in Qdrant Edge:
+* ``multivector`` (``bench_production_maxsim.py``): the engine side of a multivector (MaxSim) rescoring stage in Qdrant Edge:
   prefetch (dense + sparse) -> RRF -> MaxSim over a named multivector, against the same query
   without that last stage, on random 1024-d token vectors.
 
@@ -361,7 +361,7 @@ def run(parts: list[str], args: argparse.Namespace, command: str) -> dict[str, A
             elif part == "onnx":
                 results["onnx"] = run_onnx(root, args.reps)
             elif part == "multivector":
-                from bench_multivector import run_multivector
+                from bench_production_maxsim import run_multivector
 
                 results["multivector"] = run_multivector(
                     root, args.mv_chunks, args.mv_tokens, QUERY_TOKENS, max(args.reps, 10)
