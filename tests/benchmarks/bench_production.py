@@ -200,7 +200,7 @@ def run_torch(root: Path, reps: int, depths: tuple[int, ...] = DEPTHS) -> dict[s
 
         docs = [
             {"doc_id": f"d{i}", "text": words_of_tokens(tok, PASSAGE_TOKENS - 2, offset=i)}
-            for i in range(max(DEPTHS))
+            for i in range(max(depths))
         ]
         n_tokens = sum(len(enc.token_offsets(d["text"])) for d in docs)
         reports: list[Any] = []
