@@ -1,6 +1,7 @@
-"""Cross-encoder reranker through sentence-transformers' ``CrossEncoder``.
+"""Cross-encoder reranker loaded through sentence-transformers' ``CrossEncoder``.
 
-Scores are the model's raw logits (no sigmoid); the pipeline applies ``sigmoid`` itself where it
+Pairs are tokenized here (the query within its budget, the passage cut to the rest; see
+:func:`~m3retriever.rerankers.base.query_budget`) and scored by the loaded model. Scores are the model's raw logits (no sigmoid); the pipeline applies ``sigmoid`` itself where it
 needs a calibrated relevance. The model is loaded lazily on first use and shared by every
 :class:`CrossEncoderReranker` of the process that names the same model directory, device and
 precision.
