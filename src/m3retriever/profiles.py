@@ -58,6 +58,14 @@ PROFILES: dict[str, Profile] = {
             "bm25": False,
             "reranker": "cross-encoder",
             "reranker_model": "BAAI/bge-reranker-v2-m3",
+            # Pairs of at most 512 tokens (the query keeps up to 384, the passage the rest):
+            # chunks are 512 tokens, so this holds a whole chunk but for the query's tokens, as
+            # BAAI's reference code scores bge-reranker-v2-m3. Measured with random weights on
+            # 2 CPU threads (docs/benchmarks.md; from CPU time, a busy shared machine), pairs/s
+            # at 128/256/512/1024 tokens: torch fp32 1.26/0.63/0.30/0.18, ONNX int8
+            # 6.6/3.6/1.5/0.55. Past 512 a pair costs 1.7-2.7x more for the few chunk tokens
+            # it would keep; 256 halves the cost but drops half of every full chunk.
+            "rerank_max_length": 512,
         },
     ),
     "bge-m3-cpu": Profile(

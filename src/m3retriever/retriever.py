@@ -367,6 +367,7 @@ class Retriever(SavedDefaults):
             "search_defaults": self.search_defaults,  # the collection's own
             "tenant": self.scope.tenant if self.scope is not None else None,
             "settings": settings_in_force(self.config, self.settings, self._saved, self._built),
+            "lengths": self.lengths(),
         }
         if self.store.has_collection(self.collection):
             out.update(self.store.info(self.collection))
@@ -376,6 +377,24 @@ class Retriever(SavedDefaults):
             out["points"] = 0
             out["documents"] = 0
         return out
+
+    def lengths(self) -> dict[str, int | None]:
+        """The token lengths in force: chunks, encoders, queries, reranker pairs.
+
+        ``chunk_tokens`` is the chunk size after capping to the encoders' max length,
+        ``max_query_tokens`` the tokens of a query any model reads, ``rerank_max_length`` the
+        tokens of a (query, passage) pair and ``rerank_query_tokens`` the query's share of it
+        (the passage is cut to the rest). ``None``: no such stage.
+        """
+        encoder_max = self.encoders.max_length
+        spec = self.reranker.spec if self.reranker else None
+        return {
+            "chunk_tokens": self._ingestor.chunking.max_tokens,
+            "encoder_max_length": encoder_max if encoder_max < 10**9 else None,
+            "max_query_tokens": self._searcher.max_query_tokens,
+            "rerank_max_length": spec.max_length if spec else None,
+            "rerank_query_tokens": spec.max_query_length if spec else None,
+        }
 
     def close(self) -> None:
         """Release the store (and its lock) if this retriever opened it."""

@@ -6,8 +6,9 @@
 Sections: SciFact quality (our stages and peer pipelines), store speed (synthetic vectors,
 Qdrant Edge vs qdrant-client local mode), ingest throughput, end-to-end query latency, the
 cross-encoder's cost against the pair length, the MCP server under concurrent clients
-(throughput, latency, memory; ``bench_mcp``), and re-ingest of unchanged documents
-(``bench_reingest``).
+(throughput, latency, memory; ``bench_mcp``), re-ingest of unchanged documents
+(``bench_reingest``), and the production models' speed with random weights (``production``:
+``bench_production``, XLM-R large in torch fp32 and ONNX int8; never part of ``--smoke``).
 ``--only`` picks sections. The SciFact collection is cached in ``--store`` (content-hash skip
 makes re-runs cheap); SciFact is read from ``../shared/data/scifact`` (``--scifact``).
 """
@@ -33,10 +34,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import bench_mcp  # noqa: E402
 import bench_pipeline  # noqa: E402
+import bench_production  # noqa: E402
 import bench_reingest  # noqa: E402
 import bench_store  # noqa: E402
 
-SECTIONS = ("quality", "store", "ingest", "latency", "rerank", "mcp", "reingest")
+SECTIONS = ("quality", "store", "ingest", "latency", "rerank", "mcp", "reingest", "production")
 
 
 def log(msg: str) -> None:
@@ -84,9 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="quality on a sub-corpus: the first N SciFact documents plus the evaluated queries' relevant ones",
     )
+    bench_production.add_arguments(ap, prefix="production-")
     args = ap.parse_args(argv)
 
     sections = args.only.split(",") if args.only else list(SECTIONS)
+    if args.smoke and "production" in sections:  # XLM-R large: ~5 GB of RAM, minutes per figure
+        log("[production] not part of --smoke; skipped")
+        sections.remove("production")
     command = "python tests/benchmarks/run_all.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     scifact = Path(args.scifact)
     out_parts: list[str] = []
@@ -210,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         md, res = bench_reingest.run(n, runs, command + "  # section: reingest", log)
         out_parts.append(md)
         results["reingest"] = res
+
+    if "production" in sections:
+        from bench_production_report import markdown
+
+        res = bench_production.run(args.parts.split(","), args, command + "  # section: production")
+        out_parts.append("## Production models' speed (random weights, CPU)\n\n" + markdown(res, command + "  # section: production"))
+        results["production"] = res
 
     header = [
         "# Benchmarks" + (" (smoke run: tiny sizes, figures meaningless)" if args.smoke else ""),

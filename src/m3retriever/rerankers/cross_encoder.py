@@ -1,6 +1,7 @@
-"""Cross-encoder reranker through sentence-transformers' ``CrossEncoder``.
+"""Cross-encoder reranker loaded through sentence-transformers' ``CrossEncoder``.
 
-Scores are the model's raw logits (no sigmoid); the pipeline applies ``sigmoid`` itself where it
+Pairs are tokenized here (the query within its budget, the passage cut to the rest; see
+:func:`~m3retriever.rerankers.base.query_budget`) and scored by the loaded model. Scores are the model's raw logits (no sigmoid); the pipeline applies ``sigmoid`` itself where it
 needs a calibrated relevance. The model is loaded lazily on first use and shared by every
 :class:`CrossEncoderReranker` of the process that names the same model directory, device and
 precision.
@@ -16,7 +17,13 @@ import numpy as np
 
 from m3retriever._deps import require
 from m3retriever.errors import ConfigError, InputError, ModelNotFoundError
-from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
+from m3retriever.rerankers.base import (
+    Reranker,
+    RerankerOptions,
+    RerankerSpec,
+    cut_to_tokens,
+    query_budget,
+)
 from m3retriever.runtime.cache import SharedModels
 from m3retriever.runtime.device import resolve_device
 from m3retriever.runtime.hub import resolve_model_dir
@@ -37,8 +44,9 @@ class CrossEncoderReranker(Reranker):
     Args:
         options: Reranker options. ``options.model`` defaults to ``"BAAI/bge-reranker-v2-m3"``;
             a local directory with a sequence-classification model and its tokenizer works too.
-            Pairs longer than ``options.max_length`` tokens are truncated, longest side first
-            (in practice the passage).
+            A pair is at most ``options.max_length`` tokens: the query keeps up to
+            :func:`~m3retriever.rerankers.base.query_budget` tokens (three quarters), the
+            passage gets the rest and is the side that is cut.
 
     Raises:
         ConfigError: ``batch_size`` or ``max_length`` is not positive.
@@ -53,7 +61,10 @@ class CrossEncoderReranker(Reranker):
         self._options = options
         self._model_name = options.model or DEFAULT_MODEL
         self._spec = RerankerSpec(
-            name="cross-encoder", model=self._model_name, max_length=options.max_length
+            name="cross-encoder",
+            model=self._model_name,
+            max_length=options.max_length,
+            max_query_length=query_budget(options.max_length),
         )
         self._device = resolve_device(options.device)
         self._fp16 = self._device.startswith("cuda")
@@ -151,17 +162,9 @@ class CrossEncoderReranker(Reranker):
 
         model, call_lock = self._load()
         order = sorted(range(len(items)), key=lambda i: len(items[i]), reverse=True)
-        pairs = [(query, items[i]) for i in order]
         with call_lock:
-            sorted_scores = model.predict(
-                pairs,
-                batch_size=self._options.batch_size,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-                processing_kwargs={
-                    "text": {"max_length": self._options.max_length, "truncation": "longest_first"}
-                },
-            )
+            query = self._cut_query(model.tokenizer, query)
+            sorted_scores = self._logits(model, query, [items[i] for i in order])
         sorted_scores = np.asarray(sorted_scores, dtype=np.float32).reshape(-1)
         if sorted_scores.shape[0] != len(items):
             raise RuntimeError(
@@ -171,3 +174,52 @@ class CrossEncoderReranker(Reranker):
         scores = np.empty(len(items), dtype=np.float32)
         scores[np.asarray(order)] = sorted_scores
         return scores
+
+    def _cut_query(self, tokenizer: Any, query: str) -> str:
+        """``query`` cut to its budget of tokens inside a pair (see :func:`~m3retriever.rerankers.base.query_budget`)."""
+        budget = self._spec.max_query_length or self._options.max_length
+        encoded = tokenizer(
+            query,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            truncation=True,
+            max_length=budget + 1,
+        )
+        return cut_to_tokens(query, encoded["offset_mapping"], budget)
+
+    def _logits(self, model: Any, query: str, passages: list[str]) -> np.ndarray:
+        """The model's logits for ``(query, passage)`` pairs of at most ``max_length`` tokens.
+
+        The pairs are tokenized here, not by ``CrossEncoder.predict``, so that only the passage
+        is cut (``only_second``); the query is already within its budget.
+        """
+        import torch
+
+        tokenizer, net = model.tokenizer, model.model
+        out = []
+        for start in range(0, len(passages), self._options.batch_size):
+            chunk = passages[start : start + self._options.batch_size]
+            features = self._tokenize(tokenizer, query, chunk, "only_second")
+            with torch.inference_mode():
+                logits = net(**{k: v.to(net.device) for k, v in features.items()}).logits
+            out.append(logits.float().cpu().numpy().reshape(len(chunk), -1))
+        logits_all = np.concatenate(out)
+        return logits_all[:, 0] if logits_all.shape[1] == 1 else logits_all.reshape(-1)
+
+    def _tokenize(self, tokenizer: Any, query: str, passages: list[str], truncation: str) -> Any:
+        """Tokenized pairs, padded to the longest, cut to ``max_length`` with ``truncation``."""
+        try:
+            return tokenizer(
+                [query] * len(passages),
+                passages,
+                truncation=truncation,
+                max_length=self._options.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+        except Exception:  # tokenizers raises a bare Exception when only_second cannot fit
+            if truncation == "longest_first":
+                raise
+            # The cut query re-tokenized a little longer than its budget: cut both sides.
+            logger.debug("query too long for only_second truncation; using longest_first")
+            return self._tokenize(tokenizer, query, passages, "longest_first")

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from m3retriever.errors import ConfigError, InputError
-from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
+from m3retriever.rerankers.base import (
+    Reranker,
+    RerankerOptions,
+    RerankerSpec,
+    cut_to_tokens,
+    query_budget,
+)
 from m3retriever.runtime.onnx import (
     clamp_max_length,
     get_onnx_session,
@@ -37,9 +43,10 @@ logger = logging.getLogger(__name__)
 class OnnxCrossEncoderReranker(Reranker):
     """Scores (query, passage) pairs with an ONNX cross-encoder; returns raw logits.
 
-    Pairs are encoded as ``[CLS] query [SEP] passage [SEP]``; when a pair is longer than
-    ``options.max_length`` only the passage is truncated (a query too long for that falls back
-    to truncating the longer side first). Pairs are sorted by length before scoring so
+    Pairs are encoded as ``[CLS] query [SEP] passage [SEP]``; the query keeps up to
+    :func:`~m3retriever.rerankers.base.query_budget` tokens (three quarters of
+    ``options.max_length``) and the passage gets the rest: when a pair is too long, the passage
+    is cut. Pairs are sorted by length before scoring so
     batches carry little padding, and the scores come back in the caller's order.
 
     Dynamically quantized (int8) graphs, like the default, are scored one pair per call:
@@ -88,7 +95,12 @@ class OnnxCrossEncoderReranker(Reranker):
         self._lock = threading.Lock()
         self._only_second: Tokenizer | None = None
         self._longest_first: Tokenizer | None = None
-        self._spec = RerankerSpec(name=self.name, model=model_id, max_length=self._max_length)
+        self._spec = RerankerSpec(
+            name=self.name,
+            model=model_id,
+            max_length=self._max_length,
+            max_query_length=query_budget(self._max_length),
+        )
 
     @property
     def spec(self) -> RerankerSpec:
@@ -121,11 +133,13 @@ class OnnxCrossEncoderReranker(Reranker):
 
     def _encode_pairs(self, query: str, passages: list[str]) -> list["TokEncoding"]:
         only_second, longest_first = self._tokenizers()
-        pairs = [(query, p) for p in passages]
+        budget = self._spec.max_query_length or self._max_length
+        offsets = longest_first.encode(query, add_special_tokens=False).offsets
+        pairs = [(cut_to_tokens(query, offsets, budget), p) for p in passages]
         try:
             return only_second.encode_batch(pairs)
         except Exception:  # tokenizers raises a bare Exception on impossible truncation
-            # The query alone exceeds max_length: truncate the longer side first instead.
+            # The cut query re-tokenized a little longer than its budget: cut both sides.
             logger.debug("Query too long for only_second truncation; using longest_first")
             return longest_first.encode_batch(pairs)
 
@@ -152,7 +166,7 @@ class OnnxCrossEncoderReranker(Reranker):
         input_names = {i.name for i in session.get_inputs()}
         output_name = session.get_outputs()[0].name
         encodings = self._encode_pairs(query, items)
-        pad_id = self._only_second.token_to_id("[PAD]") if self._only_second else None
+        pad_id = _pad_id(self._only_second) if self._only_second else None
         batch_size = (
             1 if is_dynamically_quantized(self._dir / "model.onnx") else self._options.batch_size
         )
@@ -171,3 +185,12 @@ class OnnxCrossEncoderReranker(Reranker):
                 )
             scores[rows] = logits.reshape(len(rows))
         return scores
+
+
+def _pad_id(tokenizer: "Tokenizer") -> int | None:
+    """The padding token's id: ``[PAD]`` (BERT) or ``<pad>`` (XLM-R)."""
+    for token in ("[PAD]", "<pad>"):
+        found = tokenizer.token_to_id(token)
+        if found is not None:
+            return int(found)
+    return None
