@@ -68,6 +68,12 @@ class SearchConfig:
         exact: Search exactly instead of through HNSW.
         stage_scores: Also fetch each branch's own ranking (same batch call) to report
             per-stage scores and ranks.
+        multivector_rescore: Rescore the fused candidates by late-interaction (ColBERT) MaxSim
+            in the same Query API call, before the reranker (``None``: on when the collection
+            stores the multivectors, i.e. ``Config.multivector`` is on; ``True`` on a
+            collection without them is a ``ConfigError`` that says to re-ingest).
+        multivector_depth: Fused candidates the MaxSim rescoring reads (``None``: the
+            profile's, else 100; at least the candidates kept after it).
     """
 
     top_k: int = 10
@@ -84,6 +90,8 @@ class SearchConfig:
     hnsw_ef: int | None = _by_profile(lambda s: max(128, 2 * (s.prefetch_limit or 100)))
     exact: bool = False
     stage_scores: bool = True
+    multivector_rescore: bool | None = None
+    multivector_depth: int | None = _by_profile(100)
 
     def __post_init__(self) -> None:
         for name, (low, high, optional) in _INT_FIELDS.items():
@@ -93,6 +101,8 @@ class SearchConfig:
         for name in ("rerank", "exact", "stage_scores"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.multivector_rescore not in (True, False, None):
+            raise ConfigError(f"search.multivector_rescore must be true or false, got {self.multivector_rescore!r}")
         if self.fusion not in ("rrf", "dbsf", None):
             raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
         for name, top in _FLOAT_FIELDS.items():
@@ -109,6 +119,7 @@ _INT_FIELDS = {
     "rerank_depth": (1, MAX_LIMIT, True),
     "rrf_k": (1, 1_000_000, True),
     "hnsw_ef": (0, 100_000, True),
+    "multivector_depth": (1, MAX_LIMIT, True),
 }
 # name -> highest (lowest is 0); all may be None.
 _FLOAT_FIELDS = {
@@ -194,6 +205,12 @@ class Config:
         chunk_tokens: Tokens per chunk.
         chunk_overlap: Tokens shared by consecutive chunks.
         indexed_fields: Metadata keys to index for fast filtering.
+        multivector: Store the dense encoder's late-interaction (ColBERT) token vectors in a
+            ``colbert`` multivector of the collection at ingest (``None``: what an existing
+            collection was built with, else the profile's, else false; with
+            ``search.multivector_rescore`` set true, true). Part of the collection's
+            fingerprint when on: turning it on or off for an existing collection needs a
+            re-ingest.
         show_progress: Show a progress bar while ingesting.
         search: Query-time settings.
     """
@@ -229,6 +246,7 @@ class Config:
     chunk_tokens: int = 512
     chunk_overlap: int = 64
     indexed_fields: tuple[str, ...] = ()
+    multivector: bool | None = _by_profile(False)
     show_progress: bool = False
     search: SearchConfig = field(default_factory=SearchConfig)
 

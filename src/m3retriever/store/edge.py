@@ -85,6 +85,17 @@ class EdgeKit:
     def vector_params(self, size: int, distance: Distance) -> Any:
         return self.q.EdgeVectorParams(size=size, distance=getattr(self.q.Distance, _DISTANCES[distance]))
 
+    def multivector_params(self, size: int) -> Any:
+        q = self.q
+        return q.EdgeVectorParams(
+            size=size,
+            distance=q.Distance.Dot,
+            multivector_config=q.MultiVectorConfig(q.MultiVectorComparator.MaxSim),
+            hnsw_config=q.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
+            quantization_config=q.ScalarQuantizationConfig(q.ScalarType.Int8, memory=q.Memory.Pinned),
+            memory=q.Memory.Cold,
+        )
+
     def sparse_params(self, idf: bool) -> Any:
         return self.q.EdgeSparseVectorParams(modifier=self.q.Modifier.Idf if idf else None)
 
@@ -120,6 +131,20 @@ class EdgeKit:
     def fused_request(self, prefetches: list[Any], fusion: Any, limit: int, with_vector: Any) -> Any:
         return self.q.QueryRequest(
             limit=limit, prefetches=prefetches, query=fusion, with_payload=True, with_vector=with_vector
+        )
+
+    def fused_prefetch(self, prefetches: list[Any], fusion: Any, limit: int) -> Any:
+        return self.q.Prefetch(limit=limit, prefetches=prefetches, query=fusion)
+
+    def rescore_request(
+        self, prefetch: Any, vector: list[list[float]], using: str, limit: int, with_vector: Any
+    ) -> Any:
+        return self.q.QueryRequest(
+            limit=limit,
+            prefetches=[prefetch],
+            query=self.q.Query.Nearest(vector, using=using),
+            with_payload=True,
+            with_vector=with_vector,
         )
 
     def rrf(self, k: int, weights: list[float] | None) -> Any:

@@ -59,6 +59,19 @@ class ClientKit:
     def vector_params(self, size: int, distance: Distance) -> Any:
         return self.m.VectorParams(size=size, distance=self.m.Distance[distance.upper()])
 
+    def multivector_params(self, size: int) -> Any:
+        m = self.m
+        return m.VectorParams(
+            size=size,
+            distance=m.Distance.DOT,
+            multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM),
+            hnsw_config=m.HnswConfigDiff(m=0),
+            quantization_config=m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, always_ram=True)
+            ),
+            on_disk=True,
+        )
+
     def sparse_params(self, idf: bool) -> Any:
         return self.m.SparseVectorParams(modifier=self.m.Modifier.IDF if idf else None)
 
@@ -95,6 +108,16 @@ class ClientKit:
     def fused_request(self, prefetches: list[Any], fusion: Any, limit: int, with_vector: Any) -> Any:
         return self.m.QueryRequest(
             prefetch=prefetches, query=fusion, limit=limit, with_payload=True, with_vector=with_vector
+        )
+
+    def fused_prefetch(self, prefetches: list[Any], fusion: Any, limit: int) -> Any:
+        return self.m.Prefetch(prefetch=prefetches, query=fusion, limit=limit)
+
+    def rescore_request(
+        self, prefetch: Any, vector: list[list[float]], using: str, limit: int, with_vector: Any
+    ) -> Any:
+        return self.m.QueryRequest(
+            prefetch=[prefetch], query=vector, using=using, limit=limit, with_payload=True, with_vector=with_vector
         )
 
     def rrf(self, k: int, weights: list[float] | None) -> Any:

@@ -10,6 +10,8 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
+import numpy as np
+
 from m3retriever.errors import FingerprintMismatchError
 from m3retriever.filters import AnyOf, Filter, payload_key
 from m3retriever.types import Distance, LengthStats, SparseVector
@@ -18,10 +20,12 @@ __all__ = [
     "DENSE",
     "SPARSE",
     "BM25",
+    "MULTIVECTOR",
     "INDEXED_FIELDS",
     "CollectionSpec",
     "StoredPoint",
     "Branch",
+    "Rescore",
     "HybridQuery",
     "ScoredRecord",
     "Store",
@@ -32,6 +36,8 @@ __all__ = [
 DENSE = "dense"
 SPARSE = "sparse"
 BM25 = "bm25"
+MULTIVECTOR = "colbert"
+"""Name of the late-interaction (ColBERT) multivector, and its key in the fingerprint."""
 
 # Keyword payload indexes created on every collection.
 INDEXED_FIELDS = ("doc_id", "source", "content_hash")
@@ -62,7 +68,14 @@ def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: 
     diffs = [f"{key}: built with {old.get(key, '(unset)')!r}, configured {new.get(key, '(unset)')!r}" for key in keys]
     if diffs:
         fix = "Use the settings it was built with, another collection name, or delete the collection and re-ingest."
-        if all(".parameters." in key for key in keys):
+        if all(key.split(".")[0] == MULTIVECTOR for key in keys):
+            fix = (
+                "Only the late-interaction (ColBERT) multivector differs: storing it, or not, "
+                "needs a re-ingest. Leave `multivector` unset (it follows the collection), or "
+                "ingest into another collection (or delete this one and ingest again) with the "
+                "`multivector` setting you want."
+            )
+        elif all(".parameters." in key for key in keys):
             fix = (
                 "Only the BM25 parameters differ (the collection was built before they were "
                 "recorded, with a fixed average length): run `m3retriever renormalize` with the "
@@ -109,6 +122,10 @@ class CollectionSpec:
         hnsw_m: HNSW graph degree.
         hnsw_ef_construct: HNSW build beam.
         full_scan_threshold_kb: Below this many KB of vectors a segment is searched exactly.
+        multivector_dim: Size of each token vector of the ``colbert`` multivector (``None``: no
+            multivector). It is compared by MaxSim over dot products, has no HNSW graph (it
+            only rescores candidates), keeps its original vectors on disk and an int8
+            scalar-quantized copy in RAM.
     """
 
     name: str
@@ -122,17 +139,19 @@ class CollectionSpec:
     hnsw_m: int = 16
     hnsw_ef_construct: int = 128
     full_scan_threshold_kb: int = 10_000
+    multivector_dim: int | None = None
 
 
 @dataclass(frozen=True)
 class StoredPoint:
-    """One chunk as written to the store."""
+    """One chunk as written to the store (``multivector``: one row per token vector)."""
 
     id: str
     payload: Mapping[str, Any]
     dense: Sequence[float] | None = None
     sparse: SparseVector | None = None
     bm25: SparseVector | None = None
+    multivector: np.ndarray | Sequence[Sequence[float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +172,19 @@ class Branch:
 
 
 @dataclass(frozen=True)
+class Rescore:
+    """Rescore the fused candidates by MaxSim of the ``colbert`` multivector.
+
+    Attributes:
+        vector: The query's token vectors, one row each.
+        candidates: Fused candidates read by the rescoring (the fusion's limit).
+    """
+
+    vector: np.ndarray | Sequence[Sequence[float]]
+    candidates: int
+
+
+@dataclass(frozen=True)
 class HybridQuery:
     """Prefetch each branch (with the filter), then fuse in the engine.
 
@@ -165,6 +197,9 @@ class HybridQuery:
         hnsw_ef: HNSW beam for the dense branch.
         exact: Search exactly instead of through HNSW.
         with_vectors: Vector names to return with the fused hits.
+        rescore: Rescore the ``rescore.candidates`` fused (or, with one branch, nearest)
+            candidates by multivector MaxSim in the same request; ``limit`` of them are
+            returned, scored by the engine's MaxSim (the sum over query vectors).
     """
 
     branches: tuple[Branch, ...]
@@ -175,6 +210,7 @@ class HybridQuery:
     hnsw_ef: int | None = None
     exact: bool = False
     with_vectors: tuple[str, ...] = ()
+    rescore: Rescore | None = None
 
 
 @dataclass(frozen=True)
