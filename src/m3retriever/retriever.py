@@ -86,6 +86,8 @@ class Retriever(SavedDefaults):
             # Every default is applied here, once: the user's, the collection's own, the profile's.
             self._saved = load_saved(self.store, base.collection)
             self.settings: Config = resolve(self.config, saved=self._saved)
+            # ... and is pinned for this retriever: its encoders are built with it.
+            self.config = follow_collection(self.config, bool(self.settings.multivector))
             c = self.settings
             self.encoders = encoders_for(c)
             self.reranker: Reranker | None = reranker_for(c)

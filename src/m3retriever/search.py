@@ -273,7 +273,7 @@ class Searcher:
         if rescore and qv.multivector is None:
             raise ConfigError(
                 "search.multivector_rescore is on but the encoders produce no multivectors; "
-                "build the retriever with multivector = true (and a collection ingested with it)"
+                "build the retriever with multivector = true and re-ingest with it"
             )
         requests: list[HybridQuery] = []
         layout: list[tuple[int, list[str]]] = []

@@ -139,10 +139,12 @@ class EdgeKit:
     def rescore_request(
         self, prefetch: Any, vector: list[list[float]], using: str, limit: int, with_vector: Any
     ) -> Any:
-        return self.q.QueryRequest(
+        q = self.q
+        return q.QueryRequest(
             limit=limit,
             prefetches=[prefetch],
-            query=self.q.Query.Nearest(vector, using=using),
+            query=q.Query.Nearest(vector, using=using),
+            params=q.SearchParams(quantization=q.QuantizationSearchParams(rescore=True)),
             with_payload=True,
             with_vector=with_vector,
         )

@@ -116,8 +116,15 @@ class ClientKit:
     def rescore_request(
         self, prefetch: Any, vector: list[list[float]], using: str, limit: int, with_vector: Any
     ) -> Any:
-        return self.m.QueryRequest(
-            prefetch=[prefetch], query=vector, using=using, limit=limit, with_payload=True, with_vector=with_vector
+        m = self.m
+        return m.QueryRequest(
+            prefetch=[prefetch],
+            query=vector,
+            using=using,
+            limit=limit,
+            params=m.SearchParams(quantization=m.QuantizationSearchParams(rescore=True)),
+            with_payload=True,
+            with_vector=with_vector,
         )
 
     def rrf(self, k: int, weights: list[float] | None) -> Any:

@@ -74,7 +74,10 @@ class ModelKit(FilterBuilder, Protocol):
 
     def rescore_request(
         self, prefetch: Any, vector: list[list[float]], using: str, limit: int, with_vector: Any
-    ) -> Any: ...
+    ) -> Any:
+        """MaxSim of ``vector`` over the prefetched candidates; the quantized copy picks the
+        ``limit`` best, whose scores are then computed from the original vectors."""
+        ...
 
     def rrf(self, k: int, weights: list[float] | None) -> Any: ...
 
