@@ -202,6 +202,18 @@ def test_switching_an_existing_collection_needs_a_reingest(tmp_path: Path, tiny_
         _open(other, "edge", tiny_settings, multivector=False)
 
 
+def test_renormalize_keeps_the_multivectors(tmp_path: Path, tiny_settings: dict, corpus_docs) -> None:  # type: ignore[no-untyped-def]
+    from m3retriever import renormalize
+
+    with _open(tmp_path, "edge", tiny_settings, multivector=True, bm25=True, lexical_encoder="bm25") as r:
+        r.ingest(corpus_docs[:4])
+        before = _stored(r)
+        assert renormalize(r).chunks == len(before)
+        after = _stored(r)
+        assert before.keys() == after.keys()
+        assert all(np.array_equal(before[k][1], after[k][1]) for k in before)
+
+
 def test_an_encoder_without_multivectors_is_refused_by_name() -> None:
     bm25 = get_encoder("bm25")
     with pytest.raises(ConfigError, match="'bm25' produces none"):
