@@ -214,6 +214,17 @@ def test_renormalize_keeps_the_multivectors(tmp_path: Path, tiny_settings: dict,
         assert all(np.array_equal(before[k][1], after[k][1]) for k in before)
 
 
+def test_evaluation_has_a_multivector_stage(built) -> None:  # type: ignore[no-untyped-def]
+    from m3retriever.evaluation.runner import available_stages, hits_to_ranking, stage_runs
+
+    r = built["edge"]
+    assert available_stages(r) == ["dense", "sparse", "fused", "multivector", "rerank"]
+    runs, _ = stage_runs(r, {"q1": QUERIES[0]}, ["fused", "multivector"], depth=20)
+    for stage, rescore in (("fused", False), ("multivector", True)):
+        expected = hits_to_ranking(r.search(QUERIES[0], top_k=20, rerank=False, multivector_rescore=rescore))
+        assert sorted(runs[stage]["q1"], key=lambda d: -runs[stage]["q1"][d]) == expected
+
+
 def test_an_encoder_without_multivectors_is_refused_by_name() -> None:
     bm25 = get_encoder("bm25")
     with pytest.raises(ConfigError, match="'bm25' produces none"):
