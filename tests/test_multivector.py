@@ -128,6 +128,19 @@ def test_rescoring_score_is_flagembeddings_colbert_score(built, reference, backe
         assert all(f.multivector is None and f.multivector_rank is None for f in fused.values())
 
 
+def test_the_multivector_is_maxsim_without_hnsw_on_disk_and_quantized(built) -> None:  # type: ignore[no-untyped-def]
+    edge = built["edge"]
+    config = json.loads((edge.store.path / edge.collection / "edge_config.json").read_text())["vectors"][MULTIVECTOR]  # type: ignore[attr-defined]
+    assert config["multivector_config"] == {"comparator": "max_sim"} and config["distance"] == "Dot"
+    assert config["hnsw_config"]["m"] == 0 and config["memory"] == "cold"
+    assert config["quantization_config"]["scalar"]["type"] == "int8"
+    memory = built["memory"]
+    params = memory.store.client.get_collection(memory.collection).config.params.vectors[MULTIVECTOR]  # type: ignore[attr-defined]
+    assert params.multivector_config.comparator == "max_sim" and params.distance == "Dot"
+    assert params.hnsw_config.m == 0 and params.on_disk is True
+    assert params.quantization_config.scalar.type == "int8"
+
+
 def test_both_backends_give_the_same_order_and_scores(built) -> None:  # type: ignore[no-untyped-def]
     for query in QUERIES:
         edge, memory = (built[b].search(query, top_k=8) for b in BACKENDS)
