@@ -101,7 +101,7 @@ class SearchConfig:
         for name in ("rerank", "exact", "stage_scores"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
-        if self.multivector_rescore not in (True, False, None):
+        if self.multivector_rescore is not None and not isinstance(self.multivector_rescore, bool):
             raise ConfigError(f"search.multivector_rescore must be true or false, got {self.multivector_rescore!r}")
         if self.fusion not in ("rrf", "dbsf", None):
             raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
