@@ -61,7 +61,7 @@ options = st.dictionaries(
         [
             "top_k", "prefetch_limit", "rerank_depth", "fusion", "rrf_k", "dense_weight",
             "sparse_weight", "bm25_weight", "rerank", "rerank_weight", "min_score", "hnsw_ef",
-            "exact", "stage_scores", "no_such_option",
+            "exact", "stage_scores", "multivector_rescore", "multivector_depth", "no_such_option",
         ]
     ),
     option_values,

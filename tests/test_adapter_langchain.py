@@ -36,7 +36,7 @@ from m3retriever_langchain.plugin import make_langchain_retriever  # noqa: E402
 
 SCORE_KEYS = {
     "dense", "dense_rank", "sparse", "sparse_rank", "bm25", "bm25_rank", "fused", "fused_rank",
-    "rerank_logit", "rerank", "rerank_rank", "final", "final_rank", "relevance_rank", "doc_best_rank",
+    "multivector", "multivector_rank", "rerank_logit", "rerank", "rerank_rank", "final", "final_rank", "relevance_rank", "doc_best_rank",
 }
 
 

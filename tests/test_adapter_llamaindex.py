@@ -38,7 +38,7 @@ from m3retriever_llamaindex.plugin import make_llamaindex_retriever  # noqa: E40
 
 SCORE_KEYS = {
     "dense", "dense_rank", "sparse", "sparse_rank", "bm25", "bm25_rank", "fused", "fused_rank",
-    "rerank_logit", "rerank", "rerank_rank", "final", "final_rank", "relevance_rank", "doc_best_rank",
+    "multivector", "multivector_rank", "rerank_logit", "rerank", "rerank_rank", "final", "final_rank", "relevance_rank", "doc_best_rank",
 }
 
 

@@ -8,7 +8,10 @@ Which encoder may serve which branch:
 - sparse: any encoder that produces sparse vectors (``sparse_kind`` ``"learned"`` or
   ``"bm25"``); the engine applies IDF to it when ``spec.sparse_idf`` says so;
 - lexical (the ``bm25`` vector): an encoder with ``sparse_kind="bm25"`` and ``sparse_idf=True``:
-  term frequencies, to which the engine always applies IDF.
+  term frequencies, to which the engine always applies IDF;
+- multivector (the ``colbert`` late-interaction vectors, when asked for): the dense encoder
+  (else the sparse one), which must declare ``spec.multivector_dim``; it returns them from the
+  same forward pass.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from m3retriever.encoders.base import Encoder, LengthNormalizedEncoder
 from m3retriever.errors import ConfigError
-from m3retriever.store.schema import BM25, DENSE, SPARSE
+from m3retriever.store.schema import BM25, DENSE, MULTIVECTOR, SPARSE
 from m3retriever.types import Encoding, LengthStats, SparseVector
 
 __all__ = ["BranchVectors", "EncoderSet"]
@@ -36,12 +39,15 @@ class BranchVectors:
         bm25: Lexical-branch vectors.
         lengths: For documents, the batch's length totals per length-normalised branch
             (:meth:`EncoderSet.length_normalized`), to add to the collection's.
+        multivector: Late-interaction token vectors, one ``(n_tokens, dim)`` float32 array
+            per text (``None`` unless the set was built with ``multivector=True``).
     """
 
     dense: np.ndarray | None
     sparse: list[SparseVector] | None
     bm25: list[SparseVector] | None
     lengths: Mapping[str, LengthStats] = field(default_factory=dict)
+    multivector: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         for v in (self.dense, self.sparse, self.bm25):
@@ -58,10 +64,13 @@ class EncoderSet:
         sparse: Encoder of the sparse branch, or ``None`` (may be ``dense``).
         bm25: Encoder of the lexical (BM25) branch, or ``None``.
         dims: Matryoshka truncation applied to dense vectors.
+        multivector: Also produce the late-interaction (ColBERT) vectors, from the dense
+            encoder (else the sparse one).
 
     Raises:
-        ConfigError: when no branch is left, or an encoder cannot serve its branch (the
-            message says which branch it can serve).
+        ConfigError: when no branch is left, an encoder cannot serve its branch (the
+            message says which branch it can serve), or ``multivector`` is asked of an
+            encoder that produces none.
     """
 
     def __init__(
@@ -70,6 +79,7 @@ class EncoderSet:
         sparse: Encoder | None,
         bm25: Encoder | None,
         dims: int | None = None,
+        multivector: bool = False,
     ) -> None:
         if dense is None and sparse is None and bm25 is None:
             raise ConfigError("a retriever needs at least one of a dense, sparse or BM25 encoder")
@@ -78,6 +88,7 @@ class EncoderSet:
         self.sparse = sparse
         self.bm25 = bm25
         self.dims = dims
+        self.multivector = _multivector_encoder(dense, sparse) if multivector else None
         if dims is not None and dense is not None:
             allowed = dense.spec.matryoshka_dims
             if dims not in allowed:
@@ -106,7 +117,15 @@ class EncoderSet:
         }
         if self.dims is not None:
             fp["dims"] = self.dims
+        if self.multivector is not None:  # only when on: fingerprints without it stay as they were
+            spec = self.multivector.spec
+            fp[MULTIVECTOR] = {"name": spec.name, "model": spec.model, "dim": spec.multivector_dim}
         return fp
+
+    @property
+    def multivector_dim(self) -> int | None:
+        """Size of each late-interaction token vector (``None``: the set produces none)."""
+        return self.multivector.spec.multivector_dim if self.multivector is not None else None
 
     def length_normalized(self) -> dict[str, LengthNormalizedEncoder]:
         """The branches (``sparse``, ``bm25``) whose encoder normalises documents by the
@@ -144,8 +163,10 @@ class EncoderSet:
                 dense = dense / np.maximum(norms, 1e-12)
         sparse = enc(self.sparse).sparse if self.sparse is not None else None
         bm25 = enc(self.bm25).sparse if self.bm25 is not None else None
+        multivector = _multivectors(self.multivector, enc(self.multivector), len(texts)) if self.multivector else None
         # One encoder serving both sparse branches is called once: both get its totals.
-        return BranchVectors(dense, sparse, bm25, {name: own[id(e)] for name, e in branches.items()})
+        lengths = {name: own[id(e)] for name, e in branches.items()}
+        return BranchVectors(dense, sparse, bm25, lengths, multivector)
 
     def encode_document(
         self, texts: Sequence[str], lengths: Mapping[str, LengthStats] | None = None
@@ -186,6 +207,41 @@ def _check_branches(dense: Encoder | None, sparse: Encoder | None, bm25: Encoder
             f"it declares sparse_kind {bm25.spec.sparse_kind!r}, sparse_idf "
             f"{bm25.spec.sparse_idf}; use it as sparse_encoder instead"
         )
+
+
+def _multivector_encoder(dense: Encoder | None, sparse: Encoder | None) -> Encoder:
+    """The encoder that gives the late-interaction vectors (the dense one, else the sparse one)."""
+    source = dense if dense is not None else sparse
+    if source is None or source.spec.multivector_dim is None:
+        name = repr(source.spec.name) if source is not None else "(none)"
+        raise ConfigError(
+            "multivector = true stores late-interaction (ColBERT) vectors from the dense "
+            f"encoder (else the sparse one), but encoder {name} produces none (its spec has no "
+            "multivector_dim); use an encoder that does (bge-m3) or set multivector = false"
+        )
+    return source
+
+
+def _multivectors(encoder: Encoder, encoding: Encoding, n: int) -> list[np.ndarray]:
+    """The encoder's multivectors of ``n`` texts as float32 ``(n_tokens, dim)`` arrays, checked."""
+    spec = encoder.spec
+    if encoding.multivector is None or len(encoding.multivector) != n:
+        got = "none" if encoding.multivector is None else len(encoding.multivector)
+        raise ConfigError(
+            f"encoder {spec.name!r} returned {got} multivectors for {n} texts although "
+            "multivector = true; it must fill Encoding.multivector (one array per text) when "
+            "EncoderOptions.multivector is set"
+        )
+    out = []
+    for rows in encoding.multivector:
+        array = np.asarray(rows, dtype=np.float32)
+        if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != spec.multivector_dim:
+            raise ConfigError(
+                f"encoder {spec.name!r} returned a multivector of shape {array.shape}; expected "
+                f"(n_tokens >= 1, {spec.multivector_dim})"
+            )
+        out.append(array)
+    return out
 
 
 def without_parameters(fingerprint: Mapping[str, Any]) -> dict[str, Any]:

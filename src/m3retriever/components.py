@@ -84,27 +84,33 @@ def encoders_for(config: "Config") -> EncoderSet:
     """
     c = resolve(config)
 
-    def options(model: str | None, query_instruction: str | None = None) -> EncoderOptions:
+    dense_name, sparse_name = _enabled(c.dense_encoder), _enabled(c.sparse_encoder)
+    # The late-interaction vectors come from the dense encoder (else the sparse one).
+    multivector = bool(c.multivector)
+
+    def options(model: str | None, query_instruction: str | None = None, *, mv: bool = False) -> EncoderOptions:
         return EncoderOptions(
             model=model,
             batch_size=c.batch_size,
             max_length=c.max_length,
             device=c.device,
             query_instruction=query_instruction,
+            multivector=mv,
         )
 
-    dense_name, sparse_name = _enabled(c.dense_encoder), _enabled(c.sparse_encoder)
-    dense = get_encoder(dense_name, options(c.dense_model, c.query_instruction)) if dense_name else None
+    dense_mv = multivector and dense_name is not None
+    dense = get_encoder(dense_name, options(c.dense_model, c.query_instruction, mv=dense_mv)) if dense_name else None
     if sparse_name and sparse_name == dense_name and c.sparse_model == c.dense_model:
         sparse = dense
     else:
-        sparse = get_encoder(sparse_name, options(c.sparse_model)) if sparse_name else None
+        sparse_mv = multivector and dense_name is None
+        sparse = get_encoder(sparse_name, options(c.sparse_model, mv=sparse_mv)) if sparse_name else None
     lexical_name = _enabled(c.lexical_encoder) if c.bm25 else None
     # Lexical encoders count words and never truncate: no token limit.
     lexical = (
         get_encoder(lexical_name, EncoderOptions(max_length=LEXICAL_MAX_LENGTH)) if lexical_name else None
     )
-    return EncoderSet(dense, sparse, lexical, dims=c.dims)
+    return EncoderSet(dense, sparse, lexical, dims=c.dims, multivector=multivector)
 
 
 def reranker_for(config: "Config") -> Reranker | None:

@@ -82,6 +82,12 @@ class SearchConfig:
             only (``None``: off). Needs the dense branch (similarity of chunk vectors).
         diversity_depth: Candidates ``max_per_doc`` and ``mmr`` choose from (reranked when
             reranking; ``None``: ``max(rerank depth, 3 * top_k)``).
+        multivector_rescore: Rescore the fused candidates by late-interaction (ColBERT) MaxSim
+            in the same Query API call, before the reranker (``None``: on when the collection
+            stores the multivectors, i.e. ``Config.multivector`` is on; ``True`` on a
+            collection without them is a ``ConfigError`` that says to re-ingest).
+        multivector_depth: Fused candidates the MaxSim rescoring reads (``None``: the
+            profile's, else 100; at least the candidates kept after it).
     """
 
     top_k: int = 10
@@ -103,6 +109,8 @@ class SearchConfig:
     max_per_doc: int | None = None
     mmr: float | None = None
     diversity_depth: int | None = None
+    multivector_rescore: bool | None = None
+    multivector_depth: int | None = _by_profile(100)
 
     def __post_init__(self) -> None:
         for name, (low, high, optional) in _INT_FIELDS.items():
@@ -114,6 +122,8 @@ class SearchConfig:
                 raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
         if self.oversampling is not None and _check_float("oversampling", self.oversampling, 100.0) < 1.0:  # type: ignore[operator]
             raise ConfigError(f"search.oversampling must be between 1 and 100, got {self.oversampling!r}")
+        if self.multivector_rescore is not None and not isinstance(self.multivector_rescore, bool):
+            raise ConfigError(f"search.multivector_rescore must be true or false, got {self.multivector_rescore!r}")
         if self.fusion not in ("rrf", "dbsf", None):
             raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
         for name, top in _FLOAT_FIELDS.items():
@@ -132,6 +142,7 @@ _INT_FIELDS = {
     "hnsw_ef": (0, 100_000, True),
     "max_per_doc": (1, MAX_LIMIT, True),
     "diversity_depth": (1, MAX_LIMIT, True),
+    "multivector_depth": (1, MAX_LIMIT, True),
 }
 # name -> highest (lowest is 0); all may be None.
 _FLOAT_FIELDS = {
@@ -238,6 +249,12 @@ class Config:
         tenant: Scope every search, count, delete and ingest to this value of
             ``tenant_field``; BM25 (and IDF-weighted sparse) statistics are computed over
             its documents only (``None``: the whole collection).
+        multivector: Store the dense encoder's late-interaction (ColBERT) token vectors in a
+            ``colbert`` multivector of the collection at ingest (``None``: what an existing
+            collection was built with, else the profile's, else false; with
+            ``search.multivector_rescore`` set true, true). Part of the collection's
+            fingerprint when on: turning it on or off for an existing collection needs a
+            re-ingest.
         show_progress: Show a progress bar while ingesting.
         search: Query-time settings.
     """
@@ -283,6 +300,7 @@ class Config:
     hnsw_ef_construct: int | None = _by_profile(128)
     tenant_field: str | None = None
     tenant: str | None = None
+    multivector: bool | None = _by_profile(False)
     show_progress: bool = False
     search: SearchConfig = field(default_factory=SearchConfig)
 

@@ -17,7 +17,9 @@ def format_hits(result: SearchResult, width: int = 60) -> str:
         return "no confident match (no hit reached min_score)"
     if not result.hits:
         return "no hits"
-    rows = [("#", "doc_id", "dense", "sparse", "bm25", "fused", "rerank", "final", "text")]
+    rescored = any(h.scores.multivector is not None for h in result.hits)
+    head = ("#", "doc_id", "dense", "sparse", "bm25", "fused", *(("colbert",) if rescored else ()), "rerank", "final", "text")
+    rows = [head]
     for h in result.hits:
         s = h.scores
 
@@ -33,6 +35,7 @@ def format_hits(result: SearchResult, width: int = 60) -> str:
                 cell(s.sparse, s.sparse_rank, 2),
                 cell(s.bm25, s.bm25_rank, 2),
                 cell(s.fused, s.fused_rank, 4),
+                *((cell(s.multivector, s.multivector_rank),) if rescored else ()),
                 cell(s.rerank, s.rerank_rank),
                 _fmt(s.final),
                 text if len(text) <= width else text[: width - 1] + "…",

@@ -28,12 +28,13 @@ from m3retriever.built_settings import load_built
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
 from m3retriever.ingest import batched
-from m3retriever.resolution import resolve
-from m3retriever.retriever import Retriever, collection_spec
+from m3retriever.resolution import follow_collection, resolve
+from m3retriever.retriever import Retriever, collection_spec, stored_multivector
 from m3retriever.store import open_store
 from m3retriever.store.schema import (
     BM25,
     DENSE,
+    MULTIVECTOR,
     SPARSE,
     CollectionSpec,
     ScoredRecord,
@@ -102,6 +103,7 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
     )
     try:
         settings = resolve(target, built=load_built(store, base.collection))  # the collection's encoders
+        settings = resolve(follow_collection(target, stored_multivector(store, settings.collection)))
         encoders = encoders_for(settings)
         return _run(store, encoders, collection_spec(encoders, settings), batch)
     finally:
@@ -175,4 +177,5 @@ def _rewritten(record: ScoredRecord, new: Mapping[str, SparseVector]) -> StoredP
         dense=vectors.get(DENSE),
         sparse=new.get(SPARSE, vectors.get(SPARSE)),
         bm25=new.get(BM25, vectors.get(BM25)),
+        multivector=vectors.get(MULTIVECTOR),
     )

@@ -16,7 +16,7 @@ from m3retriever.config import DEFAULT_PROFILE, Config, SearchConfig, coerce_set
 from m3retriever.errors import ConfigError
 from m3retriever.profiles import PROFILES, Profile, get_profile
 
-__all__ = ["BUILT", "Source", "resolve", "sources"]
+__all__ = ["BUILT", "Source", "resolve", "sources", "follow_collection", "check_rescoring"]
 
 BUILT = ("dense_encoder", "dense_model", "sparse_encoder", "sparse_model", "bm25", "lexical_encoder", "dims", "distance")
 """The settings that shape a collection's vectors, kept with it (besides its profile) and used
@@ -42,6 +42,8 @@ def resolve(
     set: a profile's model belongs to the profile's encoder), else its own default
     (``otherwise`` in the field). Then: component names ``""`` become ``"none"``; a lexical
     encoder ``"none"`` turns ``bm25`` off; without a reranker, ``search.rerank`` is off.
+    An unset ``multivector`` is on when ``search.multivector_rescore`` is set true (rescoring
+    needs the multivectors); an unset ``search.multivector_rescore`` follows ``multivector``.
     Resolving a resolved configuration changes nothing.
 
     A collection's own search defaults (``saved``, checked by
@@ -65,7 +67,8 @@ def resolve(
 
     Raises:
         ConfigError: for an unknown search option, a profile that sets something it cannot,
-            or ``min_score`` without reranking.
+            ``min_score`` without reranking, or multivector rescoring without the
+            multivectors.
     """
     if search:
         known = {f.name for f in fields(SearchConfig)}
@@ -77,6 +80,8 @@ def resolve(
         config = _own(config, saved)
     if built:
         config = _built(config, built)
+    if config.multivector is None and config.search.multivector_rescore:
+        config = replace(config, multivector=True)
     if config.profile is None:
         config = replace(config, profile=DEFAULT_PROFILE)
     defaults = _profile_defaults(str(config.profile))
@@ -95,7 +100,47 @@ def resolve(
             "min_score applies to the calibrated rerank score, but reranking is off; "
             "enable a reranker or drop min_score"
         )
+    if s.multivector_rescore is None:
+        s = replace(s, multivector_rescore=bool(top.multivector))
+    check_rescoring(top.collection, bool(top.multivector), s.multivector_rescore)
     return replace(top, search=s)
+
+
+def check_rescoring(collection: str, stored: bool, rescore: bool | None) -> None:
+    """Refuse multivector rescoring for a collection without the multivectors.
+
+    Args:
+        collection: The collection's name (for the message).
+        stored: Whether the collection stores (or will store) the multivectors.
+        rescore: The resolved ``search.multivector_rescore``.
+
+    Raises:
+        ConfigError: ``rescore`` is on and ``stored`` is not; the message says to re-ingest.
+    """
+    if rescore and not stored:
+        raise ConfigError(
+            f"search.multivector_rescore needs the late-interaction (ColBERT) vectors, but "
+            f"collection {collection!r} is built (or configured) without them (multivector = "
+            "false); set multivector = true and re-ingest into a new collection (or delete this "
+            "one and ingest again), or leave search.multivector_rescore unset"
+        )
+
+
+def follow_collection(config: Config, multivector: bool | None) -> Config:
+    """``config`` with its unset collection-level settings taken from the collection as built.
+
+    ``multivector`` left unset follows an existing collection, so a collection built with or
+    without the multivectors opens with the same configuration, whatever the profile's
+    default for new collections (explicit > the collection's > the profile's > false).
+
+    Args:
+        config: The configuration as given.
+        multivector: Whether the existing collection stores the multivectors (``None``: no
+            collection yet).
+    """
+    if multivector is None or config.multivector is not None:
+        return config
+    return replace(config, multivector=multivector)
 
 
 def _own(config: Config, saved: Mapping[str, Any]) -> Config:

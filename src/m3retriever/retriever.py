@@ -20,18 +20,18 @@ from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
 from m3retriever.ingest import Ingestor, IngestReport, text_id
 from m3retriever.rerankers.base import Reranker
-from m3retriever.resolution import resolve
+from m3retriever.resolution import follow_collection, resolve
 from m3retriever.saved_defaults import SavedDefaults, load_saved
 from m3retriever.search import Searcher
 from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
 from m3retriever.store import open_store
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
-from m3retriever.store.schema import CollectionSpec, Store
+from m3retriever.store.schema import MULTIVECTOR, CollectionSpec, Store
 from m3retriever.tenancy import Scope
 from m3retriever.types import Document, SearchResult
 from m3retriever.validation import check_doc_id, check_string
 
-__all__ = ["Retriever", "collection_spec"]
+__all__ = ["Retriever", "collection_spec", "stored_multivector"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class Retriever(SavedDefaults):
         store: An already-open :class:`~m3retriever.store.Store` (for sharing one store).
 
     Attributes:
-        config: The configuration as given.
+        config: The configuration as given (with ``multivector``, when left unset, taken from
+            the existing collection).
         settings: The same with every default filled in (:func:`m3retriever.resolve`); what
             the encoders, the reranker and the search run with.
         encoders: The branch encoders (:class:`~m3retriever.branches.EncoderSet`).
@@ -85,10 +86,14 @@ class Retriever(SavedDefaults):
         # would each find it absent and leave a mix of both versions. Searches never wait on it.
         self._write_lock = threading.Lock()
         try:
+            # An unset `multivector` follows the collection as it was built.
+            self.config = follow_collection(self.config, stored_multivector(self.store, base.collection))
             # Every default is applied here, once: the user's, the collection's own, the profile's.
             self._saved = load_saved(self.store, base.collection)
             self._built = load_built(self.store, base.collection)  # what it was built with
             self.settings: Config = resolve(self.config, saved=self._saved, built=self._built)
+            # ... and is pinned for this retriever: its encoders are built with it.
+            self.config = follow_collection(self.config, bool(self.settings.multivector))
             c = self.settings
             self.encoders = encoders_for(c)
             self.reranker: Reranker | None = reranker_for(c)
@@ -433,4 +438,12 @@ def collection_spec(encoders: EncoderSet, config: Config) -> CollectionSpec:
         indexed_fields=config.indexed_fields,
         **{name: getattr(config, name) for name in INDEX_SETTINGS},
         tenant_field=config.tenant_field,
+        multivector_dim=encoders.multivector_dim,
     )
+
+
+def stored_multivector(store: Store, collection: str) -> bool | None:
+    """Whether ``collection`` stores the late-interaction multivectors (``None``: it does not
+    exist)."""
+    fingerprint = store.collection_fingerprint(collection)
+    return None if fingerprint is None else MULTIVECTOR in fingerprint

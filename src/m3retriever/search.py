@@ -1,5 +1,5 @@
-"""Query: encode -> one batched Query API call (prefetch per branch, fused in the engine) ->
-rerank -> hits with every stage's score and rank."""
+"""Query: encode -> one batched Query API call (prefetch per branch, fused in the engine,
+optionally rescored by multivector MaxSim) -> rerank -> hits with every stage's score and rank."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from m3retriever.diversity import diversify_records
 from m3retriever.errors import ConfigError
 from m3retriever.filters import Filter
 from m3retriever.rerankers.base import Reranker
-from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, HybridQuery, ScoredRecord, Store
+from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, HybridQuery, Rescore, ScoredRecord, Store
 from m3retriever.types import Hit, SearchResult, SparseVector, StageScores
 from m3retriever.validation import check_query
 
@@ -41,6 +41,9 @@ CHARS_PER_TOKEN = 32
 
 TIE_MARGIN = 8
 """Extra fused candidates fetched beyond the depth, so ties at the cut are broken by id."""
+
+FUSED = "fused"
+"""Stage name of the fused ranking fetched on its own (beside a multivector-rescored one)."""
 
 
 def tie_break(records: Sequence[ScoredRecord]) -> list[ScoredRecord]:
@@ -98,12 +101,19 @@ def candidate_depth(s: SearchConfig) -> int:
     return depth
 
 
+def rescore_depth(s: SearchConfig) -> int:
+    """Fused candidates the multivector rescoring reads: ``multivector_depth``, at least the
+    candidates kept after it (with the tie margin)."""
+    return max(_set(s.multivector_depth, "multivector_depth"), candidate_depth(s) + TIE_MARGIN)
+
+
 @dataclass
 class _Scores:
     """Scores of one query's fused candidates, indexed by fused position (0-based)."""
 
-    fused: np.ndarray
+    fused: np.ndarray | None
     final: np.ndarray
+    multivector: np.ndarray | None = None
     logits: np.ndarray | None = None
     probs: np.ndarray | None = None
     rerank_rank: dict[int, int] = field(default_factory=dict)
@@ -124,6 +134,12 @@ def _stage_scores(
     d = ranks.get(DENSE, {}).get(point_id)
     sp = ranks.get(SPARSE, {}).get(point_id)
     bm = ranks.get(BM25, {}).get(point_id)
+    fu: tuple[int, float] | None = None
+    if scores.multivector is not None:  # the fused ranking came on its own
+        fu = ranks.get(FUSED, {}).get(point_id)
+    elif not single and scores.fused is not None:
+        fu = (i + 1, float(scores.fused[i]))
+    mv = scores.multivector
     return StageScores(
         dense=d[1] if d else None,
         dense_rank=d[0] if d else None,
@@ -131,8 +147,10 @@ def _stage_scores(
         sparse_rank=sp[0] if sp else None,
         bm25=bm[1] if bm else None,
         bm25_rank=bm[0] if bm else None,
-        fused=None if single else float(scores.fused[i]),
-        fused_rank=None if single else i + 1,
+        fused=fu[1] if fu else None,
+        fused_rank=fu[0] if fu else None,
+        multivector=float(mv[i]) if mv is not None else None,
+        multivector_rank=i + 1 if mv is not None else None,
         rerank_logit=float(scores.logits[i]) if scores.logits is not None else None,
         rerank=float(scores.probs[i]) if scores.probs is not None else None,
         rerank_rank=scores.rerank_rank.get(i),
@@ -234,12 +252,14 @@ class Searcher:
             if first < 0:
                 out.append(SearchResult(cut[row], [], timings_ms={"encode": per_query_enc}))
                 continue
-            fused = results[first]
+            main = results[first]
             branch_lists = {n: results[first + 1 + i] for i, n in enumerate(names)}
-            if not names:  # single branch: the fused list *is* that branch
-                branch_lists = {requests[first].branches[0].name: fused}
+            single = len(requests[first].branches) == 1
+            rescored = requests[first].late_interaction is not None
+            if single and not rescored:  # single branch: the main list *is* that branch
+                branch_lists = {requests[first].branches[0].name: main}
             t_r0 = time.perf_counter()
-            result = self._finish(cut[row], qv, row, fused, branch_lists, s, single=not names)
+            result = self._finish(cut[row], qv, row, main, branch_lists, s, single=single)
             t_r1 = time.perf_counter()
             timings = {
                 "encode": per_query_enc,
@@ -259,13 +279,21 @@ class Searcher:
 
         Returns:
             ``(requests, layout)``: per query, ``(first, names)`` where ``requests[first]`` is
-            its fused request (``first`` is -1 when no branch can search it) and the
-            single-branch requests for stage scores follow it, one per name in ``names``.
+            its main request (fused, or with ``multivector_rescore`` fused then rescored by
+            MaxSim; ``first`` is -1 when no branch can search it) and the requests for stage
+            scores follow it, one per name in ``names`` (:data:`FUSED`: the fused ranking
+            on its own, beside a rescored one; else a branch name).
         """
         depth = candidate_depth(s)
         rrf_k = _set(s.rrf_k, "rrf_k")
         hnsw_ef = _set(s.hnsw_ef, "hnsw_ef")
         quant: dict[str, Any] = {"rescore": s.rescore, "oversampling": s.oversampling} if self.quantized else {}
+        rescore = bool(s.multivector_rescore)
+        if rescore and qv.multivector is None:
+            raise ConfigError(
+                "search.multivector_rescore is on but the encoders produce no multivectors; "
+                "build the retriever with multivector = true and re-ingest with it"
+            )
         requests: list[HybridQuery] = []
         layout: list[tuple[int, list[str]]] = []
         for row in range(n_queries):
@@ -276,22 +304,27 @@ class Searcher:
             with_vectors = tuple(b.name for b in branches if b.name in (SPARSE, BM25))
             with_vectors += (DENSE,) if s.mmr is not None else ()
             first = len(requests)
-            requests.append(
-                HybridQuery(
-                    branches=tuple(branches),
-                    limit=depth + TIE_MARGIN,
-                    fusion=_set(s.fusion, "fusion"),  # type: ignore[arg-type]
-                    rrf_k=rrf_k,
-                    filter=flt,
-                    hnsw_ef=hnsw_ef,
-                    exact=s.exact,
-                    with_vectors=with_vectors,
-                    **quant,
-                    idf_corpus=idf_corpus,
-                )
+            fused = HybridQuery(
+                branches=tuple(branches),
+                limit=depth + TIE_MARGIN,
+                fusion=_set(s.fusion, "fusion"),  # type: ignore[arg-type]
+                rrf_k=rrf_k,
+                filter=flt,
+                hnsw_ef=hnsw_ef,
+                exact=s.exact,
+                with_vectors=with_vectors,
+                **quant,
+                idf_corpus=idf_corpus,
             )
             names = []
-            if s.stage_scores and len(branches) > 1:
+            if rescore:
+                requests.append(replace(fused, late_interaction=Rescore(qv.multivector[row], rescore_depth(s))))
+                if s.stage_scores and len(branches) > 1:
+                    requests.append(replace(fused, limit=rescore_depth(s), with_vectors=()))
+                    names.append(FUSED)
+            else:
+                requests.append(fused)
+            if s.stage_scores and (len(branches) > 1 or rescore):
                 for b in branches:
                     requests.append(
                         HybridQuery(
@@ -313,7 +346,8 @@ class Searcher:
         s: SearchConfig,
         single: bool,
     ) -> SearchResult:
-        """One query's result from its fused candidates and each branch's list."""
+        """One query's result from its candidates (fused, or rescored by MaxSim) and each
+        stage's own list."""
         # Keep the engine's order (best first, whatever the distance's direction) and break
         # exact score ties by point id, so rankings are deterministic. The engine was asked for
         # TIE_MARGIN extra candidates, so which of several tied candidates makes the cut is
@@ -323,7 +357,8 @@ class Searcher:
             name: {r.id: (i + 1, r.score) for i, r in enumerate(tie_break(lst))}
             for name, lst in branch_lists.items()
         }
-        scores, order = self._score(query, fused, branch_lists, s, single)
+        n_query_vectors = len(qv.multivector[row]) if s.multivector_rescore else 0
+        scores, order = self._score(query, fused, branch_lists, s, single, n_query_vectors)
         if s.min_score is not None and scores.probs is not None:
             order = [i for i in order if scores.probs[i] >= s.min_score]
             if not order:
@@ -349,15 +384,28 @@ class Searcher:
         branch_lists: Mapping[str, list[ScoredRecord]],
         s: SearchConfig,
         single: bool,
+        n_query_vectors: int = 0,
     ) -> tuple[_Scores, list[int]]:
-        """The fused candidates' scores, and their final order (reranked when configured)."""
-        fused_scores = np.array([r.score for r in fused], dtype=np.float64)
-        # Relevance grows with the score, except for a lone euclid/manhattan dense branch,
-        # whose scores are distances.
-        lower_is_better = single and self.encoders.dense is not None and DENSE in branch_lists and (
-            self.distance in ("euclid", "manhattan")
-        )
-        relevance = -fused_scores if lower_is_better else fused_scores
+        """The candidates' scores, and their final order (reranked when configured).
+
+        With ``n_query_vectors`` (multivector rescoring), the candidates' engine scores are
+        MaxSim sums over that many query vectors; they are reported divided by it (as
+        FlagEmbedding's ``colbert_score``) and are the first-stage relevance.
+        """
+        engine = np.array([r.score for r in fused], dtype=np.float64)
+        multivector: np.ndarray | None = None
+        fused_scores: np.ndarray | None = engine
+        if n_query_vectors:
+            multivector = engine / n_query_vectors
+            fused_scores = None
+            relevance = multivector
+        else:
+            # Relevance grows with the score, except for a lone euclid/manhattan dense branch,
+            # whose scores are distances.
+            lower_is_better = single and self.encoders.dense is not None and DENSE in branch_lists and (
+                self.distance in ("euclid", "manhattan")
+            )
+            relevance = -engine if lower_is_better else engine
         if s.rerank and self.reranker is not None and fused:
             logits = np.asarray(
                 self.reranker.score(query, [str(r.payload.get("text", "")) for r in fused]),
@@ -370,8 +418,9 @@ class Searcher:
             w = _set(s.rerank_weight, "rerank_weight")
             final = probs if w >= 1.0 else w * minmax(logits) + (1.0 - w) * minmax(relevance)
             order = sorted(range(len(fused)), key=lambda i: (-final[i], i))
-            return _Scores(fused_scores, final, logits, probs, rerank_rank, relevance=final), order
-        return _Scores(fused_scores, fused_scores, relevance=relevance), list(range(len(fused)))
+            return _Scores(fused_scores, final, multivector, logits, probs, rerank_rank, relevance=final), order
+        first = multivector if multivector is not None else engine
+        return _Scores(fused_scores, first, multivector, relevance=relevance), list(range(len(fused)))
 
     def _hit(
         self, rec: ScoredRecord, scores: StageScores, query_terms: Mapping[str, SparseVector]

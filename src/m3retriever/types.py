@@ -180,6 +180,10 @@ class StageScores:
         bm25_rank: Rank in the BM25 branch.
         fused: Score after fusion (RRF or DBSF) in the engine.
         fused_rank: Rank after fusion.
+        multivector: Late-interaction (ColBERT) MaxSim score of the fused candidate, divided by
+            the query's number of token vectors (FlagEmbedding's ``colbert_score``), when the
+            search rescored the fused candidates by it.
+        multivector_rank: Rank after that rescoring (the order the reranker reads).
         rerank_logit: Raw cross-encoder logit.
         rerank: ``sigmoid(rerank_logit)``, the calibrated relevance in [0, 1].
         rerank_rank: Rank by the cross-encoder alone.
@@ -199,6 +203,8 @@ class StageScores:
     bm25_rank: int | None = None
     fused: float | None = None
     fused_rank: int | None = None
+    multivector: float | None = None
+    multivector_rank: int | None = None
     rerank_logit: float | None = None
     rerank: float | None = None
     rerank_rank: int | None = None

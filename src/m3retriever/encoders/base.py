@@ -29,6 +29,9 @@ class EncoderOptions:
         query_instruction: Text prepended to every query by dense encoders that take one
             (``None``: the encoder's default for its model; ``""``: none). Stored vectors do
             not depend on it, so it can change without re-ingesting.
+        multivector: Also return the late-interaction (ColBERT) token vectors
+            (``Encoding.multivector``), for encoders whose spec declares ``multivector_dim``;
+            others ignore it.
     """
 
     model: str | None = None
@@ -37,6 +40,7 @@ class EncoderOptions:
     device: str = "auto"
     dims: int | None = None
     query_instruction: str | None = None
+    multivector: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""BGE-M3 encoder: dense and learned-sparse vectors from one forward pass (FlagEmbedding).
+"""BGE-M3 encoder: dense, learned-sparse and (on request) late-interaction vectors from one
+forward pass (FlagEmbedding).
 
 The model is loaded lazily on first use and shared by every :class:`BGEM3Encoder` of the process
 that names the same model directory, device and precision. The tokenizer is loaded on its own
@@ -41,7 +42,10 @@ _tokenizers: SharedModels[tuple[Any, threading.Lock]] = SharedModels()
 
 
 class BGEM3Encoder(Encoder):
-    """BGE-M3 dense (CLS pooled, L2-normalised) plus learned-sparse encoder.
+    """BGE-M3 dense (CLS pooled, L2-normalised) plus learned-sparse encoder; with
+    ``options.multivector`` also FlagEmbedding's ``colbert_vecs`` (``colbert_linear`` over the
+    token states, L2-normalised, without the CLS position or padding) in
+    ``Encoding.multivector``.
 
     Args:
         options: Encoder options. ``options.model`` defaults to ``"BAAI/bge-m3"``; a local
@@ -79,6 +83,7 @@ class BGEM3Encoder(Encoder):
             pooling="cls",
             max_length=options.max_length,
             query_instruction=options.query_instruction or "",
+            multivector_dim=self._dim,  # colbert_linear maps hidden_size to hidden_size
         )
         self._device = resolve_device(options.device)
         self._fp16 = self._device.startswith("cuda")
@@ -206,7 +211,8 @@ class BGEM3Encoder(Encoder):
     def _encode(self, texts: Sequence[str], *, query: bool) -> Encoding:
         items = check_texts(texts)
         if not items:
-            return Encoding(dense=np.zeros((0, self._dim), dtype=np.float32), sparse=[])
+            empty: list[np.ndarray] | None = [] if self._options.multivector else None
+            return Encoding(dense=np.zeros((0, self._dim), dtype=np.float32), sparse=[], multivector=empty)
         if query and self._spec.query_instruction:
             items = [self._spec.query_instruction + t for t in items]
         model, call_lock = self._load()
@@ -220,13 +226,16 @@ class BGEM3Encoder(Encoder):
                 max_length=self._max_length(model),
                 return_dense=True,
                 return_sparse=True,
-                return_colbert_vecs=False,
+                return_colbert_vecs=self._options.multivector,
             )
         dense = np.ascontiguousarray(np.asarray(out["dense_vecs"], dtype=np.float32))
         if dense.ndim != 2 or dense.shape[0] != len(items):
             raise RuntimeError(f"unexpected dense output shape {dense.shape} for {len(items)} texts")
         sparse = [SparseVector.from_mapping(weights) for weights in out["lexical_weights"]]
-        return Encoding(dense=dense, sparse=sparse)
+        multivector = None
+        if self._options.multivector:
+            multivector = [np.ascontiguousarray(np.asarray(v, dtype=np.float32)) for v in out["colbert_vecs"]]
+        return Encoding(dense=dense, sparse=sparse, multivector=multivector)
 
     def encode_query(self, texts: Sequence[str]) -> Encoding:
         """Encode search queries (FlagEmbedding's query path; BGE-M3 needs no instruction, a
@@ -236,7 +245,8 @@ class BGEM3Encoder(Encoder):
             texts: Query strings.
 
         Returns:
-            ``(n, dim)`` float32 L2-normalised dense vectors and one sparse vector per query.
+            ``(n, dim)`` float32 L2-normalised dense vectors and one sparse vector per query
+            (and with ``options.multivector`` one ``(n_tokens, dim)`` array per query).
 
         Raises:
             ModelNotFoundError: The model cannot be found.
@@ -251,7 +261,8 @@ class BGEM3Encoder(Encoder):
             texts: Passage strings.
 
         Returns:
-            ``(n, dim)`` float32 L2-normalised dense vectors and one sparse vector per passage.
+            ``(n, dim)`` float32 L2-normalised dense vectors and one sparse vector per passage
+            (and with ``options.multivector`` one ``(n_tokens, dim)`` array per passage).
 
         Raises:
             ModelNotFoundError: The model cannot be found.

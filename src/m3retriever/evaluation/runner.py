@@ -1,10 +1,13 @@
-"""Per-stage evaluation from one ingest: dense, sparse, BM25, fused and fused+rerank.
+"""Per-stage evaluation from one ingest: dense, sparse, BM25, fused, fused+MaxSim and rerank.
 
 Each stage's ranking comes from the retriever itself:
 
 - ``dense`` / ``sparse`` / ``bm25``: a search with only that branch (the other branch weights
   set to 0, so the branch is dropped from the query), no rerank, ``top_k = depth``;
-- ``fused``: the configured branches and weights fused in the engine, no rerank;
+- ``fused``: the configured branches and weights fused in the engine, no rerank (and no
+  multivector rescoring);
+- ``multivector`` (collections that store the late-interaction vectors): the fused candidates
+  rescored by MaxSim, no rerank;
 - ``rerank``: the configured pipeline (fused, then the top ``rerank_depth`` reranked and
   interpolated with the fused score as configured); below the rerank depth the fused order
   follows, so Recall@100 stays comparable.
@@ -41,7 +44,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("dense", "sparse", "bm25", "fused", "rerank")
+STAGES: tuple[str, ...] = ("dense", "sparse", "bm25", "fused", "multivector", "rerank")
 
 Run = dict[str, dict[str, float]]
 
@@ -62,6 +65,8 @@ def available_stages(retriever: Any) -> list[str]:
     out = list(branches)
     if len(branches) > 1:
         out.append("fused")
+    if retriever.settings.multivector:
+        out.append("multivector")
     if retriever.reranker is not None:
         out.append("rerank")
     return out
@@ -91,9 +96,9 @@ def _stage_options(stage: str, depth: int, rerank_depth: int | None) -> dict[str
     common: dict[str, Any] = {"stage_scores": False}
     if stage in ("dense", "sparse", "bm25"):
         weights = {f"{b}_weight": (1.0 if b == stage else 0.0) for b in ("dense", "sparse", "bm25")}
-        return {**common, **weights, "rerank": False, "top_k": depth, "prefetch_limit": max(depth, 1)}
-    if stage == "fused":
-        return {**common, "rerank": False, "top_k": depth}
+        return {**common, **weights, "rerank": False, "top_k": depth, "prefetch_limit": max(depth, 1), "multivector_rescore": False}
+    if stage in ("fused", "multivector"):
+        return {**common, "rerank": False, "top_k": depth, "multivector_rescore": stage == "multivector"}
     if stage == "rerank":
         # top_k = rerank depth: exactly the pipeline's reranked head (the fused tail follows)
         return {**common, "rerank": True, "rerank_depth": rerank_depth, "top_k": rerank_depth}

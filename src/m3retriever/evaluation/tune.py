@@ -222,7 +222,9 @@ def _verify(
     run = {}
     for start in range(0, len(qids), _VERIFY_BATCH):
         batch = qids[start : start + _VERIFY_BATCH]
-        results = retriever.search_batch([queries[x] for x in batch], top_k=top_k, stage_scores=False, **opts)
+        results = retriever.search_batch(
+            [queries[x] for x in batch], top_k=top_k, stage_scores=False, multivector_rescore=False, **opts
+        )
         for q, r in zip(batch, results):
             run[q] = ranking_to_scores(hits_to_ranking(r.hits))
     run = run if keep_self_matches else drop_self_matches(run)

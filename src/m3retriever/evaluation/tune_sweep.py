@@ -59,6 +59,7 @@ class BranchCache:
                     prefetch_limit=depth,
                     rerank=False,
                     stage_scores=False,
+                    multivector_rescore=False,  # each branch's own ranking
                     **opts,
                 )
                 for q, res in zip(batch, results):

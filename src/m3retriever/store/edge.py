@@ -99,6 +99,17 @@ class EdgeKit:
             return q.BinaryQuantizationConfig(always_ram=True)
         return q.TurboQuantQuantizationConfig(always_ram=True, bits=q.TurboQuantBitSize.Bits4)
 
+    def multivector_params(self, size: int) -> Any:
+        q = self.q
+        return q.EdgeVectorParams(
+            size=size,
+            distance=q.Distance.Dot,
+            multivector_config=q.MultiVectorConfig(q.MultiVectorComparator.MaxSim),
+            hnsw_config=q.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
+            quantization_config=q.ScalarQuantizationConfig(q.ScalarType.Int8, memory=q.Memory.Pinned),
+            memory=q.Memory.Cold,
+        )
+
     def hnsw_config(self, m: int, ef_construct: int, full_scan_threshold: int) -> Any:
         return self.q.HnswIndexConfig(m=m, ef_construct=ef_construct, full_scan_threshold=full_scan_threshold)
 
@@ -137,6 +148,22 @@ class EdgeKit:
     def fused_request(self, prefetches: list[Any], fusion: Any, limit: int, with_vector: Any) -> Any:
         return self.q.QueryRequest(
             limit=limit, prefetches=prefetches, query=fusion, with_payload=True, with_vector=with_vector
+        )
+
+    def fused_prefetch(self, prefetches: list[Any], fusion: Any, limit: int) -> Any:
+        return self.q.Prefetch(limit=limit, prefetches=prefetches, query=fusion)
+
+    def rescore_request(
+        self, prefetch: Any, vector: list[list[float]], using: str, limit: int, with_vector: Any
+    ) -> Any:
+        q = self.q
+        return q.QueryRequest(
+            limit=limit,
+            prefetches=[prefetch],
+            query=q.Query.Nearest(vector, using=using),
+            params=q.SearchParams(quantization=q.QuantizationSearchParams(rescore=True)),
+            with_payload=True,
+            with_vector=with_vector,
         )
 
     def rrf(self, k: int, weights: list[float] | None) -> Any:

@@ -75,6 +75,19 @@ class ClientKit:
             return m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))
         return m.TurboQuantization(turbo=m.TurboQuantQuantizationConfig(always_ram=True, bits=m.TurboQuantBitSize.BITS4))
 
+    def multivector_params(self, size: int) -> Any:
+        m = self.m
+        return m.VectorParams(
+            size=size,
+            distance=m.Distance.DOT,
+            multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM),
+            hnsw_config=m.HnswConfigDiff(m=0),
+            quantization_config=m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, always_ram=True)
+            ),
+            on_disk=True,
+        )
+
     def hnsw_config(self, m: int, ef_construct: int, full_scan_threshold: int) -> Any:
         return self.m.HnswConfigDiff(m=m, ef_construct=ef_construct, full_scan_threshold=full_scan_threshold)
 
@@ -114,6 +127,23 @@ class ClientKit:
     def fused_request(self, prefetches: list[Any], fusion: Any, limit: int, with_vector: Any) -> Any:
         return self.m.QueryRequest(
             prefetch=prefetches, query=fusion, limit=limit, with_payload=True, with_vector=with_vector
+        )
+
+    def fused_prefetch(self, prefetches: list[Any], fusion: Any, limit: int) -> Any:
+        return self.m.Prefetch(prefetch=prefetches, query=fusion, limit=limit)
+
+    def rescore_request(
+        self, prefetch: Any, vector: list[list[float]], using: str, limit: int, with_vector: Any
+    ) -> Any:
+        m = self.m
+        return m.QueryRequest(
+            prefetch=[prefetch],
+            query=vector,
+            using=using,
+            limit=limit,
+            params=m.SearchParams(quantization=m.QuantizationSearchParams(rescore=True)),
+            with_payload=True,
+            with_vector=with_vector,
         )
 
     def rrf(self, k: int, weights: list[float] | None) -> Any:

@@ -10,6 +10,8 @@ import abc
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
+import numpy as np
+
 from m3retriever.errors import FingerprintMismatchError, StoreError
 from m3retriever.filters import And, AnyOf, Filter, payload_key
 from m3retriever.types import Distance, LengthStats, SparseVector
@@ -18,10 +20,12 @@ __all__ = [
     "DENSE",
     "SPARSE",
     "BM25",
+    "MULTIVECTOR",
     "INDEXED_FIELDS",
     "CollectionSpec",
     "StoredPoint",
     "Branch",
+    "Rescore",
     "HybridQuery",
     "Quantization",
     "QUANTIZATIONS",
@@ -35,6 +39,8 @@ __all__ = [
 DENSE = "dense"
 SPARSE = "sparse"
 BM25 = "bm25"
+MULTIVECTOR = "colbert"
+"""Name of the late-interaction (ColBERT) multivector, and its key in the fingerprint."""
 
 # Keyword payload indexes created on every collection.
 INDEXED_FIELDS = ("doc_id", "source", "content_hash")
@@ -67,7 +73,14 @@ def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: 
     diffs = [f"{key}: built with {old.get(key, '(unset)')!r}, configured {new.get(key, '(unset)')!r}" for key in keys]
     if diffs:
         fix = "Use the settings it was built with, another collection name, or delete the collection and re-ingest."
-        if all(".parameters." in key for key in keys):
+        if all(key.split(".")[0] == MULTIVECTOR for key in keys):
+            fix = (
+                "Only the late-interaction (ColBERT) multivector differs: storing it, or not, "
+                "needs a re-ingest. Leave `multivector` unset (it follows the collection), or "
+                "ingest into another collection (or delete this one and ingest again) with the "
+                "`multivector` setting you want."
+            )
+        elif all(".parameters." in key for key in keys):
             fix = (
                 "Only the BM25 parameters differ (the collection was built before they were "
                 "recorded, with a fixed average length): run `m3retriever renormalize` with the "
@@ -121,6 +134,10 @@ class CollectionSpec:
         vectors_on_disk: Keep the float dense vectors and the sparse indexes memory-mapped on
             disk instead of in RAM.
         payload_on_disk: Keep payloads on disk, read only for returned points.
+        multivector_dim: Size of each token vector of the ``colbert`` multivector (``None``: no
+            multivector). It is compared by MaxSim over dot products, has no HNSW graph (it
+            only rescores candidates), keeps its original vectors on disk and an int8
+            scalar-quantized copy in RAM.
     """
 
     name: str
@@ -138,6 +155,7 @@ class CollectionSpec:
     quantization: Quantization = "none"
     vectors_on_disk: bool = False
     payload_on_disk: bool = False
+    multivector_dim: int | None = None
 
 
 def spec_from_dict(values: Mapping[str, Any]) -> CollectionSpec:
@@ -151,7 +169,7 @@ def spec_from_dict(values: Mapping[str, Any]) -> CollectionSpec:
 
 @dataclass(frozen=True)
 class StoredPoint:
-    """One chunk as written to the store."""
+    """One chunk as written to the store (``multivector``: one row per token vector)."""
 
     id: str
     payload: Mapping[str, Any]
@@ -161,6 +179,7 @@ class StoredPoint:
     vectors: Mapping[str, Any] = field(default_factory=dict)
     """Further named vectors, written as they are (a dense list, a :class:`SparseVector` or
     a multivector, a list of dense lists): a copy carries every vector a point holds."""
+    multivector: np.ndarray | Sequence[Sequence[float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +202,19 @@ class Branch:
 
 
 @dataclass(frozen=True)
+class Rescore:
+    """Rescore the fused candidates by MaxSim of the ``colbert`` multivector.
+
+    Attributes:
+        vector: The query's token vectors, one row each.
+        candidates: Fused candidates read by the rescoring (the fusion's limit).
+    """
+
+    vector: np.ndarray | Sequence[Sequence[float]]
+    candidates: int
+
+
+@dataclass(frozen=True)
 class HybridQuery:
     """Prefetch each branch (with the filter), then fuse in the engine.
 
@@ -201,6 +233,9 @@ class HybridQuery:
             quantized vectors before rescoring (``None``: the engine's default, 1).
         idf_corpus: The points IDF statistics are computed over, for branches with ``idf``
             (``None``: the whole collection).
+        late_interaction: Rescore the ``late_interaction.candidates`` fused (or, with one branch, nearest)
+            candidates by multivector MaxSim in the same request; ``limit`` of them are
+            returned, scored by the engine's MaxSim (the sum over query vectors).
     """
 
     branches: tuple[Branch, ...]
@@ -214,6 +249,7 @@ class HybridQuery:
     rescore: bool | None = None
     oversampling: float | None = None
     idf_corpus: Filter | None = None
+    late_interaction: Rescore | None = None
 
 
 @dataclass(frozen=True)

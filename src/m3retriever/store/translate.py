@@ -13,11 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
 
+import numpy as np
+
 from m3retriever.filters import Filter, FilterBuilder, payload_key, translate
 from m3retriever.store.schema import (
     BM25,
     DENSE,
     INDEXED_FIELDS,
+    MULTIVECTOR,
     SPARSE,
     Branch,
     CollectionSpec,
@@ -28,7 +31,7 @@ from m3retriever.store.schema import (
 )
 from m3retriever.types import Distance, SparseVector
 
-__all__ = ["IndexKind", "ModelKit", "CollectionModels", "Translator", "paginate"]
+__all__ = ["IndexKind", "ModelKit", "CollectionModels", "Translator", "multivector", "paginate"]
 
 IndexKind = Literal["keyword", "integer", "tenant"]
 
@@ -51,6 +54,11 @@ class ModelKit(FilterBuilder, Protocol):
     def quantization(self, kind: Quantization) -> Any:
         """The quantization config of ``kind`` (never ``"none"``), kept in RAM."""
 
+    def multivector_params(self, size: int) -> Any:
+        """Dot-product MaxSim multivector params: no HNSW graph, originals on disk, int8
+        scalar quantization kept in RAM."""
+        ...
+
     def hnsw_config(self, m: int, ef_construct: int, full_scan_threshold: int) -> Any: ...
 
     def index_type(self, kind: IndexKind) -> Any: ...
@@ -68,6 +76,15 @@ class ModelKit(FilterBuilder, Protocol):
     ) -> Any: ...
 
     def fused_request(self, prefetches: list[Any], fusion: Any, limit: int, with_vector: Any) -> Any: ...
+
+    def fused_prefetch(self, prefetches: list[Any], fusion: Any, limit: int) -> Any: ...
+
+    def rescore_request(
+        self, prefetch: Any, vector: list[list[float]], using: str, limit: int, with_vector: Any
+    ) -> Any:
+        """MaxSim of ``vector`` over the prefetched candidates; the quantized copy picks the
+        ``limit`` best, whose scores are then computed from the original vectors."""
+        ...
 
     def rrf(self, k: int, weights: list[float] | None) -> Any: ...
 
@@ -114,6 +131,8 @@ class Translator:
         k = self.kit
         disk = spec.vectors_on_disk
         vectors = {DENSE: k.vector_params(spec.dense_dim, spec.distance, disk)} if spec.dense_dim is not None else {}
+        if spec.multivector_dim is not None:
+            vectors[MULTIVECTOR] = k.multivector_params(spec.multivector_dim)
         sparse = {}
         if spec.sparse:
             sparse[SPARSE] = k.sparse_params(spec.sparse_idf, disk)
@@ -147,6 +166,8 @@ class Translator:
         for p in points:
             named = ((DENSE, p.dense), (SPARSE, p.sparse), (BM25, p.bm25))
             vectors = {name: self.vector(v) for name, v in (*named, *p.vectors.items()) if v is not None}
+            if p.multivector is not None:
+                vectors[MULTIVECTOR] = multivector(p.multivector)
             out.append(self.kit.point(p.id, vectors, dict(p.payload)))
         return out
 
@@ -166,16 +187,31 @@ class Translator:
             return scoped if b.idf else plain
 
         with_vector = list(hq.with_vectors) if hq.with_vectors else False
+        if hq.late_interaction is not None:
+            return k.rescore_request(
+                self._candidates(hq, flt, params), multivector(hq.late_interaction.vector), MULTIVECTOR, hq.limit, with_vector
+            )
         if len(hq.branches) == 1:
             b = hq.branches[0]
             return k.nearest_request(self.vector(b.vector), b.name, hq.limit, flt, params(b), with_vector)
         prefetches = [k.prefetch(self.vector(b.vector), b.name, b.limit, flt, params(b)) for b in hq.branches]
+        return k.fused_request(prefetches, self._fusion(hq), hq.limit, with_vector)
+
+    def _fusion(self, hq: HybridQuery) -> Any:
         if hq.fusion == "rrf":
             weights = [b.weight for b in hq.branches]
-            fusion = k.rrf(hq.rrf_k, None if all(w == 1.0 for w in weights) else weights)
-        else:
-            fusion = k.dbsf()
-        return k.fused_request(prefetches, fusion, hq.limit, with_vector)
+            return self.kit.rrf(hq.rrf_k, None if all(w == 1.0 for w in weights) else weights)
+        return self.kit.dbsf()
+
+    def _candidates(self, hq: HybridQuery, flt: Any, params: Callable[[Branch], Any]) -> Any:
+        """The prefetch a rescoring reads: the branches fused (or the lone branch's nearest)."""
+        k = self.kit
+        limit = hq.late_interaction.candidates if hq.late_interaction is not None else hq.limit
+        if len(hq.branches) == 1:
+            b = hq.branches[0]
+            return k.prefetch(self.vector(b.vector), b.name, limit, flt, params(b))
+        prefetches = [k.prefetch(self.vector(b.vector), b.name, b.limit, flt, params(b)) for b in hq.branches]
+        return k.fused_prefetch(prefetches, self._fusion(hq), limit)
 
     def record(self, point: Any) -> ScoredRecord:
         """A returned point (``id``, ``payload``, ``vector`` and, when scored, ``score``)."""
@@ -193,6 +229,12 @@ class Translator:
     def records(self, points: Sequence[Any]) -> list[ScoredRecord]:
         """:meth:`record` of each point."""
         return [self.record(p) for p in points]
+
+
+def multivector(rows: np.ndarray | Sequence[Sequence[float]]) -> list[list[float]]:
+    """A multivector (an array or rows of floats) as the lists both bindings take; float32
+    values, so what the engine stores (float32) reads back equal."""
+    return np.asarray(rows, dtype=np.float32).tolist()  # type: ignore[no-any-return]
 
 
 Page = Callable[[Any], "tuple[Sequence[Any], Any]"]

@@ -228,6 +228,14 @@ class StageScoresOut(BaseModel):
     bm25_rank: int | None
     fused: float | None = Field(description="Score after rank fusion.")
     fused_rank: int | None
+    multivector: float | None = Field(
+        default=None,
+        description=(
+            "Late-interaction (ColBERT) MaxSim score, averaged over the query's token vectors, "
+            "when the fused candidates were rescored by it (collections that store them)."
+        ),
+    )
+    multivector_rank: int | None = Field(default=None, description="Rank after the MaxSim rescoring.")
     rerank_logit: float | None = Field(description="Raw cross-encoder logit.")
     rerank: float | None = Field(description="Calibrated relevance in [0, 1]: sigmoid(rerank_logit).")
     rerank_rank: int | None

@@ -21,6 +21,8 @@ def describe_pipeline(retriever: Retriever) -> str:
     if enc.bm25 is not None:
         branches.append("BM25 (keyword)")
     text = "Hybrid search: " + " + ".join(branches or ["no"]) + " retrieval fused by rank"
+    if retriever.settings.search.multivector_rescore:
+        text += ", rescored by late-interaction (ColBERT) MaxSim"
     if retriever.reranker is not None:
         text += ", then reranked by a cross-encoder"
     return text + "."
@@ -45,6 +47,8 @@ def summarize(result: SearchResult, min_score: float | None) -> str:
         head = f"\n[{s.final_rank}] doc_id={hit.doc_id} chunk={hit.chunk_index} score={_fmt(s.final)}"
         if s.rerank is not None:
             head += f" rerank={_fmt(s.rerank)}"
+        if s.multivector is not None:
+            head += f" multivector={_fmt(s.multivector)}"
         if s.fused is not None:
             head += f" fused={_fmt(s.fused)}"
         if hit.source:
