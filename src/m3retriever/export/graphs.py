@@ -54,6 +54,7 @@ class LoadedGraph:
         outputs: Its output names with what each holds.
         config: The transformer's ``config.json`` as a dict.
         quantize_exclude: Name prefixes of graph nodes int8 quantization must leave in float.
+        colbert_dim: Size of the ColBERT vectors (BGE-M3 only).
     """
 
     kind: str
@@ -62,6 +63,7 @@ class LoadedGraph:
     outputs: dict[str, str]
     config: dict[str, Any]
     quantize_exclude: tuple[str, ...] = field(default=())
+    colbert_dim: int | None = None
 
 
 def _read_config(directory: Path) -> dict[str, Any]:
@@ -172,13 +174,15 @@ def load_graph(directory: Path) -> LoadedGraph:
     )
     config = _read_config(directory)
     if kind == KIND_BGE_M3:
+        module = _m3_module(torch, transformers, directory)
         return LoadedGraph(
             kind=kind,
-            module=_m3_module(torch, transformers, directory),
+            module=module,
             inputs=["input_ids", "attention_mask"],
             outputs=dict(M3_OUTPUTS),
             config=config,
             quantize_exclude=("/colbert_linear/", "/sparse_linear/"),
+            colbert_dim=int(module.colbert_linear.out_features),
         )
     inputs = ["input_ids", "attention_mask"]
     if int(config.get("type_vocab_size") or 1) > 1:

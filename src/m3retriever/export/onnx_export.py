@@ -9,6 +9,7 @@ end, so a failed export leaves nothing half-written.
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 import json
 import logging
@@ -108,6 +109,10 @@ def export_onnx(
 def _fill(work: Path, model: str, source: Path, graph: LoadedGraph, opset: int, int8: bool, per_channel: bool) -> None:
     """Write the graph, the tokenizer, ``config.json`` and the manifest into ``work``."""
     _export_graph(graph, work / "raw", opset)
+    # The torch weights are no longer needed: free them before onnx and the quantizer load
+    # their own copies (BGE-M3's are 2.2 GB).
+    graph.module = None
+    gc.collect()
     excluded = _write_model(graph, work / "raw", work, int8, per_channel)
     shutil.rmtree(work / "raw")
     _copy_tokenizer(source, work)
@@ -287,7 +292,7 @@ def _manifest(
         "versions": _versions(),
     }
     if graph.kind == KIND_BGE_M3:
-        manifest["colbert_dim"] = int(graph.module.colbert_linear.out_features)
+        manifest["colbert_dim"] = graph.colbert_dim
         manifest["special_token_ids"] = _special_ids(source)
     return manifest
 
