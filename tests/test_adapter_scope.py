@@ -62,3 +62,5 @@ def test_langchain_scope_and_diversity(scoped):
     assert len(set(_doc_ids(fixed.invoke("vector search river", max_per_doc=1)))) == 5
     with pytest.raises(ValueError):
         M3RetrieverLangChain(retriever=scoped, mmr=1.5)
+    with pytest.raises(ConfigError, match="unknown search option"):  # the tenant is no search option
+        lc.invoke("vector search river", tenant="globex")

@@ -50,7 +50,7 @@ def test_mmr_is_a_permutation_led_by_the_most_relevant(case, diversity):
     relevance, vectors = np.array(case[0]), np.array(case[1])
     order = sorted(range(len(relevance)), key=lambda i: (-relevance[i], i))
     out = mmr_order(order, relevance, vectors, diversity)
-    assert sorted(out) == order and len(out) == len(order) or sorted(out) == sorted(order)
+    assert sorted(out) == sorted(order) and len(out) == len(order)
     if diversity < 1.0:
         assert relevance[out[0]] == relevance[order[0]]
     assert mmr_order(order, relevance, vectors, 0.0) == order
