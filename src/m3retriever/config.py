@@ -20,8 +20,9 @@ else:  # pragma: no cover - Python 3.10
 
 from m3retriever.errors import ConfigError
 from m3retriever.profiles import Profile, get_profile
+from m3retriever.sizing import auto_index_settings, check_index_values, quantized
 
-__all__ = ["SearchConfig", "Config", "load_config", "auto_index_settings", "QUANTIZED_FROM"]
+__all__ = ["SearchConfig", "Config", "load_config"]
 
 DEFAULT_PROFILE = "bge-m3"
 """The profile of a new collection when none is named."""
@@ -294,8 +295,8 @@ class Config:
     quantization: Literal["none", "scalar", "binary", "turbo"] | None = _by_profile(
         lambda c: auto_index_settings(c.expected_chunks)["quantization"]
     )
-    vectors_on_disk: bool | None = _by_profile(lambda c: _quantized(c))
-    payload_on_disk: bool | None = _by_profile(lambda c: _quantized(c))
+    vectors_on_disk: bool | None = _by_profile(lambda c: quantized(c.quantization, c.expected_chunks))
+    payload_on_disk: bool | None = _by_profile(lambda c: quantized(c.quantization, c.expected_chunks))
     hnsw_m: int | None = _by_profile(16)
     hnsw_ef_construct: int | None = _by_profile(128)
     tenant_field: str | None = None
@@ -317,7 +318,7 @@ class Config:
             raise ConfigError(f"max_query_tokens must be >= 1, got {self.max_query_tokens}")
         if self.max_document_chars is not None and self.max_document_chars < 1:
             raise ConfigError(f"max_document_chars must be >= 1, got {self.max_document_chars}")
-        _check_index_settings(self)
+        check_index_values(self)
         if isinstance(self.indexed_fields, list):
             object.__setattr__(self, "indexed_fields", tuple(self.indexed_fields))
         _check_tenant(self.tenant_field, self.tenant)
@@ -328,53 +329,6 @@ class Config:
         when unset; the resolved configuration names the one in force)."""
         return get_profile(self.profile or DEFAULT_PROFILE)
 
-
-
-QUANTIZED_FROM = 250_000
-"""``expected_chunks`` from which a new collection is quantized by default."""
-
-
-def auto_index_settings(expected_chunks: int | None) -> dict[str, Any]:
-    """The index settings a new collection of ``expected_chunks`` chunks gets by default.
-
-    Below :data:`QUANTIZED_FROM` chunks (or unknown): float vectors in RAM, as always. From
-    it: int8 scalar quantization in RAM, float vectors and payloads on disk (measured in
-    docs/benchmarks.md, "Store scale": same recall after rescoring, a fraction of the memory).
-    """
-    quantized = (expected_chunks or 0) >= QUANTIZED_FROM
-    return {
-        "quantization": "scalar" if quantized else "none",
-        "vectors_on_disk": quantized,
-        "payload_on_disk": quantized,
-    }
-
-
-def _quantized(config: "Config") -> bool:
-    """Whether ``config`` quantizes, its own setting or the default by size."""
-    kind = config.quantization or auto_index_settings(config.expected_chunks)["quantization"]
-    return bool(kind != "none")
-
-
-# name -> (lowest, highest)
-_INDEX_INTS = {"expected_chunks": (1, 10**12), "hnsw_m": (4, 128), "hnsw_ef_construct": (4, 4096)}
-
-
-def _check_index_settings(config: "Config") -> None:
-    """Range and type checks of the collection's index settings (``None``: unset)."""
-    if config.quantization not in (None, "none", "scalar", "binary", "turbo"):
-        raise ConfigError(
-            f"quantization must be 'none', 'scalar', 'binary' or 'turbo', got {config.quantization!r}"
-        )
-    for name in ("vectors_on_disk", "payload_on_disk"):
-        value = getattr(config, name)
-        if value is not None and not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {value!r}")
-    for name, (low, high) in _INDEX_INTS.items():
-        value = getattr(config, name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= int(value) <= high:
-            raise ConfigError(f"{name} must be a whole number between {low} and {high:,}, got {value!r:.40}")
 
 
 _RESERVED = ("doc_id", "source", "chunk_index", "text", "metadata", "content_hash")

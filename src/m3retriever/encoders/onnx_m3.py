@@ -62,7 +62,7 @@ class OnnxBGEM3Encoder(Encoder):
             ``options.dims`` must be ``None``. ``options.max_length`` is capped at the model's
             positions.
         multivector: Also return ColBERT vectors (``Encoding.multivector``); ``None`` reads
-            ``options.multivector`` (``False`` when the options have no such field). The spec
+            ``options.multivector``. The spec
             declares ``multivector_dim`` either way, as the ``bge-m3`` encoder's does.
 
     Raises:
@@ -108,7 +108,7 @@ class OnnxBGEM3Encoder(Encoder):
         self._options = options
         self._max_length = _capped_length(options.max_length, manifest.get("max_positions"))
         if multivector is None:
-            multivector = bool(getattr(options, "multivector", False))
+            multivector = bool(options.multivector)
         self._multivector = multivector
         self._spec = self._make_spec(options, manifest)
         specials = manifest.get("special_token_ids") or {}
