@@ -93,7 +93,10 @@ def paired_randomisation(
 
 
 def paired_t(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided paired t-test p-value (``scipy.stats.ttest_rel``; 1.0 when all differences are equal)."""
+    """Two-sided paired t-test p-value (``scipy.stats.ttest_rel``).
+
+    Where scipy gives NaN (every difference equal): 1.0 if they are all 0, else 0.0.
+    """
     d = _differences(a, b)
     if d.size < 2 or float(np.std(d)) == 0.0:  # scipy gives nan here
         return 0.0 if d.size >= 2 and float(d[0]) != 0.0 else 1.0
