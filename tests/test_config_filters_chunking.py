@@ -172,8 +172,8 @@ def test_search_config_defaults():
     small = get_profile("small")
     assert resolve(Config()).search.rrf_k == 60
     got = resolve(Config(profile="small")).search
-    assert got.rrf_k == small.get("search.rrf_k") == 2
-    assert got.sparse_weight == small.get("search.sparse_weight") == 0.25
+    assert got.rrf_k == small.get("search.rrf_k") == 10
+    assert got.sparse_weight == small.get("search.sparse_weight") == 0.5
     assert resolve(Config(profile="small", search=SearchConfig(rrf_k=7))).search.rrf_k == 7
     assert resolve(Config(profile="small"), rrf_k=9).search.rrf_k == 9
     with pytest.raises(ConfigError, match="rrf_k must be between 1 and"):

@@ -163,6 +163,17 @@ def test_evaluate_every_stage_and_write_outputs(tmp_path, make_retriever):
     assert "| stage | ndcg@10 | recall@100 | mrr@10 |" in paths[1].read_text()
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "fused (baseline)" in report.table()
+    # fused and rerank are each tested against the best single branch, computed from the runs
+    versus = {v["stage"]: v for v in report.versus}
+    best = max(("dense", "sparse", "bm25"), key=lambda b: report.scores[b]["ndcg@10"])
+    assert set(versus) == {"fused", "rerank"}
+    for stage, v in versus.items():
+        assert v["branch"] == best
+        assert v["delta"] == pytest.approx(report.scores[stage]["ndcg@10"] - report.scores[best]["ndcg@10"])
+        assert 0.0 < v["p_randomisation"] <= 1.0 and sum(v["win_tie_loss"]) == 4
+        assert f"{stage} vs best branch {best}" in report.table()
+    assert saved["versus_best_branch"] == report.versus
+    assert "- rerank vs best branch" in paths[1].read_text()
 
 
 def test_single_branch_stage_matches_a_plain_single_branch_search(tmp_path, make_retriever):

@@ -304,7 +304,7 @@ def quality(
         f"from the same collection (`ours: rerank` is the default pipeline: RRF k={s['rrf_k']}, weights "
         f"{s['weights']}, prefetch {s['prefetch_limit']}, rerank depth {s['rerank_depth']}, rerank_weight "
         f"{s['rerank_weight']}, rerank pairs cut to {retriever.reranker.spec.max_length if retriever.reranker else '-'} tokens; "
-        "tuned on SciFact train). Peers: the same bge-small int8 + SPLADE-tiny vectors (queries "
+        "the `small` profile's defaults, chosen to transfer across collections). Peers: the same bge-small int8 + SPLADE-tiny vectors (queries "
         "encoded exactly as ours), fused by their own hybrid mode (LangChain: Qdrant RRF with its "
         "defaults; LlamaIndex: its relative-score fusion, alpha 0.5), and the same ms-marco-MiniLM-L-12 "
         f"int8 cross-encoder at its full {PEER_RERANK_MAX_LENGTH} tokens reordering their top {peer_depth} "
@@ -323,7 +323,11 @@ def quality(
                 mark = "▲" if c["score"] > cmp[base][m]["score"] else "▼"
             cells.append(f"{c['score']:.4f}{mark}" + (f" (p={c['p_value']:.3f})" if c.get("p_value") is not None else ""))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += [""] + [f"- {n}" for n in notes]
+    from m3retriever.evaluation.stats import versus_lines
+
+    versus = versus_lines(report.versus, "ndcg@10")
+    lines += ["", "Ours against the best single branch (nDCG@10, paired randomisation test):", ""]
+    lines += [f"- {line}" for line in versus] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n", {"report": report.as_dict(), "comparison": cmp}
 
 

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from m3retriever.errors import InputError
-from m3retriever.evaluation.metrics import DEFAULT_METRICS, compare
+from m3retriever.evaluation.metrics import DEFAULT_METRICS, compare, per_query
 from m3retriever.evaluation.protocol import apply_protocol, progress_bar
+from m3retriever.evaluation.stats import versus_best_branch, versus_lines
 from m3retriever.types import Hit
 
 __all__ = [
@@ -215,6 +216,8 @@ class EvalReport:
         settings: The search settings used.
         runs: ``{stage: run}`` (not written to JSON unless asked).
         protocol: What was done with self-matches (:func:`.protocol.describe`).
+        versus: Each multi-branch stage against the best single branch on the first metric
+            (:meth:`.stats.Versus.as_dict`: delta, paired randomisation and t-test p-values).
     """
 
     dataset: str
@@ -229,6 +232,7 @@ class EvalReport:
     settings: dict[str, Any] = field(default_factory=dict)
     runs: dict[str, Run] = field(default_factory=dict, repr=False)
     protocol: str = ""
+    versus: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def best_stage(self) -> str:
@@ -250,6 +254,7 @@ class EvalReport:
             "timings_ms": self.timings_ms,
             "settings": self.settings,
             "protocol": self.protocol,
+            "versus_best_branch": self.versus,
         }
         if with_runs:
             out["runs"] = self.runs
@@ -283,7 +288,10 @@ class EvalReport:
         lines.insert(1, "  ".join("-" * w for w in widths))
         head = f"{self.dataset}: {self.n_queries} queries; p-values: paired {self._test_name()} vs {self.baseline}"
         lines.insert(0, head + (f"; {self.protocol}" if self.protocol else ""))
-        return "\n".join(lines)
+        return "\n".join(lines + self._versus_lines())
+
+    def _versus_lines(self) -> list[str]:
+        return ([""] if self.versus else []) + versus_lines(self.versus, self.metrics[0])
 
     def _test_name(self) -> str:
         return {"student": "t-test", "fisher": "randomisation test"}.get(self.test, self.test)
@@ -300,7 +308,7 @@ class EvalReport:
             "|" + "|".join("---" for _ in rows[0]) + "|",
         ]
         out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-        return "\n".join(out) + "\n"
+        return "\n".join(out + [f"- {line}" for line in self._versus_lines() if line]) + "\n"
 
     def plot(self, path: str | Path) -> Path:
         """A grouped bar plot of the metrics per stage (PNG)."""
@@ -385,10 +393,11 @@ def evaluate(
         baseline = names[0]
     judged = {q: dict(qrels[q]) for q in queries}
     comparison = compare(judged, runs, metrics, baseline=baseline, test=test)
+    versus = versus_best_branch({s: per_query(judged, runs[s], metrics[0]) for s in names})
     scores = {s: {m: comparison[s][m]["score"] for m in metrics} for s in names}
     return EvalReport(
         dataset=dataset, n_queries=len(queries), stages=names, metrics=list(metrics), scores=scores,
         comparison={s: comparison[s] for s in names}, baseline=baseline, test=test,
         timings_ms={s: vars(t) for s, t in timings.items()}, settings=_report_settings(retriever, depth, rerank_depth),
-        runs=runs, protocol=protocol,
+        runs=runs, protocol=protocol, versus=[v.as_dict() for v in versus],
     )
