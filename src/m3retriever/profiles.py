@@ -83,6 +83,11 @@ PROFILES: dict[str, Profile] = {
             "bm25": False,
             "reranker": "onnx-cross-encoder",
             "reranker_model": "~/.cache/m3retriever/onnx/bge-reranker-v2-m3-int8",
+            # The same 512-token pairs as `bge-m3` (same chunks, same reason). On 2 CPU cores an
+            # int8 pair of 512 tokens costs ~0.7 s (docs/benchmarks.md), so a depth-10 rerank
+            # is several seconds: lower `search.rerank_depth`, not the pair length, to go
+            # faster (a shorter pair silently drops the end of every full chunk).
+            "rerank_max_length": 512,
         },
     ),
     "small": Profile(
