@@ -90,6 +90,8 @@ def test_versus_best_branch_picks_the_best_branch_per_metric():
     assert rows["rerank"].p_randomisation == 1.0
     lines = versus_lines([v.as_dict() for v in rows.values()], "ndcg@10")
     assert lines[0].startswith("fused vs best branch dense (ndcg@10 0.5000): +0.0000 (paired randomisation p=1.000")
+    tiny = {**rows["fused"].as_dict(), "p_randomisation": 5e-5, "p_t": 0.0123}
+    assert "(paired randomisation p<0.001, t-test p=0.012;" in versus_lines([tiny], "ndcg@10")[0]
     assert versus_best_branch({"dense": per["dense"]}) == []
     with pytest.raises(InputError, match="other queries"):
         versus_best_branch({"dense": per["dense"], "fused": {"q1": 1.0}})

@@ -308,7 +308,7 @@ class EvalReport:
             "|" + "|".join("---" for _ in rows[0]) + "|",
         ]
         out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-        return "\n".join(out + [f"- {line}" for line in self._versus_lines() if line]) + "\n"
+        return "\n".join(out + [f"- {line}" if line else "" for line in self._versus_lines()]) + "\n"
 
     def plot(self, path: str | Path) -> Path:
         """A grouped bar plot of the metrics per stage (PNG)."""

@@ -173,6 +173,10 @@ def versus_best_branch(per_query: Mapping[str, Mapping[str, float]], *, seed: in
     return out
 
 
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"={p:.3f}"
+
+
 def versus_lines(rows: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
     """Plain-text lines for a report: each stage against the best single branch.
 
@@ -185,7 +189,7 @@ def versus_lines(rows: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
         w, t, lo = v["win_tie_loss"]
         out.append(
             f"{v['stage']} vs best branch {v['branch']} ({metric} {v['branch_score']:.4f}): {v['delta']:+.4f} "
-            f"(paired randomisation p={v['p_randomisation']:.3f}, t-test p={v['p_t']:.3f}; "
+            f"(paired randomisation p{_p(v['p_randomisation'])}, t-test p{_p(v['p_t'])}; "
             f"win/tie/loss {w}/{t}/{lo})"
         )
     return out
