@@ -20,7 +20,7 @@ import numpy as np
 
 from m3retriever.encoders.base import Encoder, LengthNormalizedEncoder
 from m3retriever.errors import ConfigError
-from m3retriever.store.schema import BM25, DENSE, SPARSE
+from m3retriever.store.schema import BM25, DENSE, DENSE2, SPARSE
 from m3retriever.types import Encoding, LengthStats, SparseVector
 
 __all__ = ["BranchVectors", "EncoderSet"]
@@ -36,12 +36,14 @@ class BranchVectors:
         bm25: Lexical-branch vectors.
         lengths: For documents, the batch's length totals per length-normalised branch
             (:meth:`EncoderSet.length_normalized`), to add to the collection's.
+        dense2: Vectors of the extra dense branch.
     """
 
     dense: np.ndarray | None
     sparse: list[SparseVector] | None
     bm25: list[SparseVector] | None
     lengths: Mapping[str, LengthStats] = field(default_factory=dict)
+    dense2: np.ndarray | None = None
 
     def __len__(self) -> int:
         for v in (self.dense, self.sparse, self.bm25):
@@ -58,6 +60,7 @@ class EncoderSet:
         sparse: Encoder of the sparse branch, or ``None`` (may be ``dense``).
         bm25: Encoder of the lexical (BM25) branch, or ``None``.
         dims: Matryoshka truncation applied to dense vectors.
+        dense2: Encoder of the optional extra dense branch (``dense2``), or ``None``.
 
     Raises:
         ConfigError: when no branch is left, or an encoder cannot serve its branch (the
@@ -70,6 +73,7 @@ class EncoderSet:
         sparse: Encoder | None,
         bm25: Encoder | None,
         dims: int | None = None,
+        dense2: Encoder | None = None,
     ) -> None:
         if dense is None and sparse is None and bm25 is None:
             raise ConfigError("a retriever needs at least one of a dense, sparse or BM25 encoder")
@@ -78,6 +82,9 @@ class EncoderSet:
         self.sparse = sparse
         self.bm25 = bm25
         self.dims = dims
+        if dense2 is not None and not dense2.spec.produces_dense:
+            raise ConfigError(f"encoder {dense2.spec.name!r} produces no dense vectors, so it cannot be dense2_encoder")
+        self.dense2 = dense2
         if dims is not None and dense is not None:
             allowed = dense.spec.matryoshka_dims
             if dims not in allowed:
@@ -106,6 +113,8 @@ class EncoderSet:
         }
         if self.dims is not None:
             fp["dims"] = self.dims
+        if self.dense2 is not None:  # absent otherwise: collections without it keep their fingerprint
+            fp[DENSE2] = self.dense2.spec.fingerprint()
         return fp
 
     def length_normalized(self) -> dict[str, LengthNormalizedEncoder]:
@@ -144,8 +153,15 @@ class EncoderSet:
                 dense = dense / np.maximum(norms, 1e-12)
         sparse = enc(self.sparse).sparse if self.sparse is not None else None
         bm25 = enc(self.bm25).sparse if self.bm25 is not None else None
+        dense2 = _dense_of(self.dense2, enc(self.dense2)) if self.dense2 is not None else None
         # One encoder serving both sparse branches is called once: both get its totals.
-        return BranchVectors(dense, sparse, bm25, {name: own[id(e)] for name, e in branches.items()})
+        return BranchVectors(dense, sparse, bm25, {name: own[id(e)] for name, e in branches.items()}, dense2)
+
+    def encode_dense2(self, texts: Sequence[str]) -> np.ndarray:
+        """Passage vectors of the extra dense branch alone (no other encoder runs)."""
+        if self.dense2 is None:
+            raise ConfigError("no dense2_encoder is configured")
+        return _dense_of(self.dense2, self.dense2.encode_document(texts))
 
     def encode_document(
         self, texts: Sequence[str], lengths: Mapping[str, LengthStats] | None = None
@@ -165,6 +181,12 @@ class EncoderSet:
     def encode_query(self, texts: Sequence[str]) -> BranchVectors:
         """Encode queries for every branch."""
         return self._run(texts, query=True)
+
+
+def _dense_of(encoder: Encoder, encoding: Encoding) -> np.ndarray:
+    if encoding.dense is None:
+        raise ConfigError(f"encoder {encoder.spec.name!r} returned no dense vectors")
+    return np.asarray(encoding.dense, dtype=np.float32)
 
 
 def _check_branches(dense: Encoder | None, sparse: Encoder | None, bm25: Encoder | None) -> None:

@@ -383,4 +383,6 @@ def collection_spec(encoders: EncoderSet, config: Config) -> CollectionSpec:
         bm25=encoders.bm25 is not None,
         fingerprint=fingerprint,
         indexed_fields=config.indexed_fields,
+        dense2_dim=encoders.dense2.spec.dense_dim if encoders.dense2 is not None else None,
+        dense2_distance=encoders.dense2.spec.distance if encoders.dense2 is not None else "cosine",
     )

@@ -18,6 +18,7 @@ __all__ = [
     "DENSE",
     "SPARSE",
     "BM25",
+    "DENSE2",
     "INDEXED_FIELDS",
     "CollectionSpec",
     "StoredPoint",
@@ -32,6 +33,7 @@ __all__ = [
 DENSE = "dense"
 SPARSE = "sparse"
 BM25 = "bm25"
+DENSE2 = "dense2"  # the optional extra dense branch (a fine-tuned model, for example)
 
 # Keyword payload indexes created on every collection.
 INDEXED_FIELDS = ("doc_id", "source", "content_hash")
@@ -62,7 +64,13 @@ def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: 
     diffs = [f"{key}: built with {old.get(key, '(unset)')!r}, configured {new.get(key, '(unset)')!r}" for key in keys]
     if diffs:
         fix = "Use the settings it was built with, another collection name, or delete the collection and re-ingest."
-        if all(".parameters." in key for key in keys):
+        if all(key.split(".")[0] == DENSE2 for key in keys):
+                        fix = (
+                "Only the extra dense branch differs: configure dense2_encoder and dense2_model as "
+                "the collection has them, or add (or replace) the branch with `m3retriever "
+                "add-branch` (it re-encodes that branch alone)."
+            )
+        elif all(".parameters." in key for key in keys):
             fix = (
                 "Only the BM25 parameters differ (the collection was built before they were "
                 "recorded, with a fixed average length): run `m3retriever renormalize` with the "
@@ -109,6 +117,8 @@ class CollectionSpec:
         hnsw_m: HNSW graph degree.
         hnsw_ef_construct: HNSW build beam.
         full_scan_threshold_kb: Below this many KB of vectors a segment is searched exactly.
+        dense2_dim: Size of the extra ``dense2`` vector (``None``: none).
+        dense2_distance: Its distance.
     """
 
     name: str
@@ -122,6 +132,8 @@ class CollectionSpec:
     hnsw_m: int = 16
     hnsw_ef_construct: int = 128
     full_scan_threshold_kb: int = 10_000
+    dense2_dim: int | None = None
+    dense2_distance: Distance = "cosine"
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,7 @@ class StoredPoint:
     dense: Sequence[float] | None = None
     sparse: SparseVector | None = None
     bm25: SparseVector | None = None
+    dense2: Sequence[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +153,7 @@ class Branch:
     """One prefetch of a hybrid query.
 
     Attributes:
-        name: Vector name (``dense``, ``sparse`` or ``bm25``).
+        name: Vector name (``dense``, ``sparse``, ``bm25`` or ``dense2``).
         vector: Dense list or sparse vector.
         limit: Candidates this branch contributes.
         weight: Weight in weighted RRF.

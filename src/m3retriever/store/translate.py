@@ -17,6 +17,7 @@ from m3retriever.filters import Filter, FilterBuilder, payload_key, translate
 from m3retriever.store.schema import (
     BM25,
     DENSE,
+    DENSE2,
     INDEXED_FIELDS,
     SPARSE,
     CollectionSpec,
@@ -102,6 +103,8 @@ class Translator:
         """Vector params, HNSW config and payload indexes of ``spec``."""
         k = self.kit
         vectors = {DENSE: k.vector_params(spec.dense_dim, spec.distance)} if spec.dense_dim is not None else {}
+        if spec.dense2_dim is not None:
+            vectors[DENSE2] = k.vector_params(spec.dense2_dim, spec.dense2_distance)
         sparse = {}
         if spec.sparse:
             sparse[SPARSE] = k.sparse_params(spec.sparse_idf)
@@ -126,7 +129,7 @@ class Translator:
         """The binding's points (named vectors and payload)."""
         out = []
         for p in points:
-            named = ((DENSE, p.dense), (SPARSE, p.sparse), (BM25, p.bm25))
+            named = ((DENSE, p.dense), (SPARSE, p.sparse), (BM25, p.bm25), (DENSE2, p.dense2))
             vectors = {name: self.vector(v) for name, v in named if v is not None}
             out.append(self.kit.point(p.id, vectors, dict(p.payload)))
         return out
