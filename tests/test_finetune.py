@@ -113,6 +113,18 @@ def test_batches_never_repeat_a_passage(filled):
         assert len(b) <= 4 and len(texts) == len(set(texts))
 
 
+def test_heldout_pool_is_the_fused_candidates_and_the_relevant_documents(filled):
+    from m3retriever.finetune.heldout import heldout_pool
+
+    data = _data(LABELS)
+    chunks = collection_chunks(filled.store.scroll(filled.collection))
+    assert heldout_pool(filled, data, chunks, 0) == chunks
+    pool = heldout_pool(filled, data, chunks, 2)
+    expected = {d for q in data.qrels.values() for d in q}
+    expected |= {h.doc_id for q in data.queries.values() for h in filled.search(q, top_k=2, rerank=False)}
+    assert set(pool) == expected and all(pool[d] == chunks[d] for d in pool)
+
+
 def test_heldout_split_is_seeded_and_disjoint():
     data = _data(LABELS)
     train, held = split_heldout(data, 0.25, 7)
@@ -276,7 +288,7 @@ def generator_plugin():
     pm.unregister(plugin)
 
 
-def test_a_query_generator_plugin_makes_the_pairs(generator_plugin, filled, tiny_st, tmp_path):
+def test_register_query_generators_a_plugin_makes_the_pairs(generator_plugin, filled, tiny_st, tmp_path):
     assert "first-words" in plugins.query_generator_factories()
     report = finetune(filled, tmp_path / "m", generate="first-words", generator_options={"words": 5},
                       base_model=str(tiny_st), recipe=FAST)

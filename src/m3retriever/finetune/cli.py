@@ -52,6 +52,7 @@ def add_commands(
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--negatives", type=int, default=None, help="hard negatives per example")
     p.add_argument("--heldout", type=float, default=None, help="fraction of queries held back for the manifest")
+    p.add_argument("--heldout-pool", type=int, default=None, help="measure held-back queries on their fused top N (0: every chunk)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(func=lambda args: _cmd_finetune(args, config_fn))
@@ -78,7 +79,7 @@ def _cmd_finetune(args: argparse.Namespace, config_fn: Callable[..., Any]) -> in
 
     if (args.pairs is None) == (args.generate is None):
         raise InputError("pass labelled pairs (a BEIR folder or JSONL) or --generate NAME, not both or neither")
-    names = ("loss", "epochs", "batch_size", "lr", "max_length", "negatives", "heldout", "seed")
+    names = ("loss", "epochs", "batch_size", "lr", "max_length", "negatives", "heldout", "heldout_pool", "seed")
     recipe = Recipe(**{n: getattr(args, n) for n in names if getattr(args, n) is not None})
     with Retriever(config_fn(args)) as r:
         report = finetune(

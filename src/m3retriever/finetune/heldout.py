@@ -14,7 +14,21 @@ import numpy as np
 from m3retriever.evaluation.metrics import score
 from m3retriever.finetune.pairs import ChunkTexts, TrainingData
 
-__all__ = ["encode_chunks", "dense_scores"]
+__all__ = ["encode_chunks", "dense_scores", "heldout_pool"]
+
+
+def heldout_pool(retriever: Any, data: TrainingData, chunks: ChunkTexts, depth: int) -> ChunkTexts:
+    """The documents the held-back queries are measured on: with ``depth`` 0 every document,
+    else each query's fused top ``depth`` (no rerank) and every relevant document."""
+    if depth == 0 or not data.queries:
+        return chunks
+    ids = sorted(data.queries)
+    keep = {d for q in ids for d, g in data.qrels[q].items() if g > 0}
+    for start in range(0, len(ids), 64):
+        part = ids[start : start + 64]
+        for result in retriever.search_batch([data.queries[q] for q in part], top_k=depth, rerank=False):
+            keep.update(h.doc_id for h in result)
+    return {d: chunks[d] for d in sorted(keep) if d in chunks}
 
 
 def encode_chunks(model: Any, chunks: ChunkTexts, batch_size: int = 64) -> tuple[list[str], np.ndarray]:

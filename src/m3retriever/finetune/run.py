@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from m3retriever.errors import InputError
-from m3retriever.finetune.heldout import dense_scores, encode_chunks
+from m3retriever.finetune.heldout import dense_scores, encode_chunks, heldout_pool
 from m3retriever.finetune.mining import mine_examples
 from m3retriever.finetune.pairs import (
     TrainingData,
@@ -134,9 +134,10 @@ def finetune(
     examples = mine_examples(retriever, train, chunks, negatives=recipe.negatives, depth=recipe.depth, skip=recipe.skip)
     load_ref, base_id = _base(base_model)
     model = load_model(load_ref, 10**6)  # its own max_seq_length
-    before = dense_scores(model, held, encode_chunks(model, chunks)) if held.queries else {}
+    pool = heldout_pool(retriever, held, chunks, recipe.heldout_pool)
+    before = dense_scores(model, held, encode_chunks(model, pool)) if held.queries else {}
     result = train_model(model, examples, recipe)
-    after = dense_scores(model, held, encode_chunks(model, chunks)) if held.queries else {}
+    after = dense_scores(model, held, encode_chunks(model, pool)) if held.queries else {}
     manifest = {
         "format": 1,
         "base_model": base_id,
@@ -148,6 +149,8 @@ def finetune(
             "queries": len(data.queries),
             "train_queries": len(train.queries),
             "heldout_queries": len(held.queries),
+            "heldout_corpus": f"{len(pool)} of {len(chunks)} documents"
+            + ("" if len(pool) == len(chunks) else f" (their fused top {recipe.heldout_pool} and relevant ones)"),
             "examples": len(examples),
             "qrels_sha256": data.qrels_sha256(),
             "negatives_from": "fused candidates of the collection's retriever (no rerank), not judged relevant",

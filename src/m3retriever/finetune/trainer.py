@@ -44,6 +44,9 @@ class Recipe:
         depth: Fused candidates read per query when mining.
         skip: Top non-relevant candidates passed over when mining.
         heldout: Fraction of the queries held back to measure the model before and after.
+        heldout_pool: Fused candidates per held-back query that, with their relevant
+            documents, form the corpus the held-back queries are measured on (0: every chunk
+            of the collection; a pool keeps the two extra encodings cheap on a large one).
         seed: Seed of the split, the shuffles and the weights' dropout.
         scale: Similarity scale of the loss (inverse temperature).
     """
@@ -51,14 +54,15 @@ class Recipe:
     loss: Loss = "mnrl"
     batch_size: int = 32
     mini_batch_size: int = 16
-    epochs: float = 2.0
-    lr: float = 3e-5
+    epochs: float = 1.0
+    lr: float = 5e-5
     warmup_ratio: float = 0.1
     max_length: int = 128
     negatives: int = 1
     depth: int = 30
     skip: int = 2
     heldout: float = 0.1
+    heldout_pool: int = 0
     seed: int = 42
     scale: float = 20.0
 
@@ -72,7 +76,7 @@ class Recipe:
             raise ConfigError("batch_size must be at least 2 (in-batch negatives need a second example)")
         if self.epochs <= 0 or self.lr <= 0:
             raise ConfigError(f"epochs and lr must be positive, got {self.epochs} and {self.lr}")
-        if self.negatives < 0 or self.skip < 0 or not 0 <= self.warmup_ratio < 1:
+        if self.negatives < 0 or self.skip < 0 or self.heldout_pool < 0 or not 0 <= self.warmup_ratio < 1:
             raise ConfigError("negatives and skip must be >= 0 and warmup_ratio in [0, 1)")
 
     def as_dict(self) -> dict[str, Any]:
