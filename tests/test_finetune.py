@@ -233,6 +233,24 @@ def test_an_interrupted_build_or_swap_is_finished_by_the_next_run(trained, tiny_
         _same_vectors(after[pid][1], vectors)
 
 
+def test_an_ingest_with_dense2_writes_and_searches_the_branch(make_retriever, tiny_st, corpus_docs):
+    r = make_retriever(dense2_encoder="sentence-transformers", dense2_model=str(tiny_st), **TINY)
+    r.ingest(corpus_docs)
+    stored = list(r.store.scroll(r.collection, with_vectors=True))
+    assert stored and all(len(p.vectors["dense2"]) == 32 for p in stored)
+    hits = r.search("capital of France", top_k=len(CORPUS), rerank=False).hits
+    ranks = sorted(h.scores.dense2_rank for h in hits if h.scores.dense2_rank is not None)
+    assert ranks == list(range(1, len(ranks) + 1)) and ranks
+    assert r.info()["encoders"]["dense2"]["name"] == "sentence-transformers"
+    from m3retriever.evaluation.runner import available_stages, evaluate
+
+    assert "dense2" in available_stages(r)
+    report = evaluate(r, {"q": "capital of France"}, {"q": {"paris": 1}}, stages=["dense", "dense2"])
+    alone = sorted(report.runs["dense2"]["q"].items(), key=lambda kv: -kv[1])
+    best = min((h for h in hits if h.scores.dense2_rank is not None), key=lambda h: h.scores.dense2_rank)
+    assert alone[0][0] == best.doc_id  # the stage is the dense2 branch alone
+
+
 def test_dense2_refused_until_added_with_a_hint(filled, trained, tiny_settings):
     cfg = load_config(env={}, location=filled.config.location, dense2_encoder="sentence-transformers",
                       dense2_model=str(trained.path), **{**tiny_settings, **TINY})

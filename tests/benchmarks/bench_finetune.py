@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data" / "scifact"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact"  # as bench_pipeline
 
 
 def log(msg: str) -> None:
