@@ -12,7 +12,7 @@ import pytest
 from conftest import CORPUS
 from m3retriever import Retriever, hookimpl, load_config, plugins
 from m3retriever.cli import main
-from m3retriever.errors import ConfigError, InputError, PluginError
+from m3retriever.errors import ConfigError, FingerprintMismatchError, InputError, PluginError
 from m3retriever.finetune import MANIFEST_NAME, Recipe, TrainingData, finetune, read_manifest
 from m3retriever.finetune.branch import BUILD_SUFFIX, _build, add_dense2_branch
 from m3retriever.finetune.mining import mine_examples
@@ -51,11 +51,13 @@ def pairs_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def filled(make_retriever, corpus_docs):
-    r = make_retriever(**TINY)
+@pytest.fixture(scope="module")
+def filled(tiny_settings: dict, corpus_docs, tmp_path_factory: pytest.TempPathFactory):
+    """The test corpus in a tiny-model collection, shared by the tests that only read it."""
+    r = Retriever(load_config(env={}, location=str(tmp_path_factory.mktemp("filled")), **{**tiny_settings, **TINY}))
     r.ingest(corpus_docs)
-    return r
+    yield r
+    r.close()
 
 
 @pytest.fixture(scope="module")
@@ -251,11 +253,12 @@ def test_an_ingest_with_dense2_writes_and_searches_the_branch(make_retriever, ti
     assert alone[0][0] == best.doc_id  # the stage is the dense2 branch alone
 
 
-def test_dense2_refused_until_added_with_a_hint(filled, trained, tiny_settings):
-    cfg = load_config(env={}, location=filled.config.location, dense2_encoder="sentence-transformers",
-                      dense2_model=str(trained.path), **{**tiny_settings, **TINY})
-    filled.close()
-    with pytest.raises(Exception, match="m3retriever add-branch"):
+def test_dense2_refused_until_added_with_a_hint(trained, tiny_settings, corpus_docs, tmp_path):
+    base = {**tiny_settings, **TINY, "location": str(tmp_path / "s")}
+    with Retriever(load_config(env={}, **base)) as r:
+        r.ingest(corpus_docs[:2])
+    cfg = load_config(env={}, dense2_encoder="sentence-transformers", dense2_model=str(trained.path), **base)
+    with pytest.raises(FingerprintMismatchError, match="dense2.model.*m3retriever add-branch"):
         Retriever(cfg)
 
 
