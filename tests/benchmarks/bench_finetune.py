@@ -107,16 +107,17 @@ def evaluate_all(args: argparse.Namespace, command: str) -> str:
         report = add_dense2_branch(config)
         log(f"[eval] dense2 {label} added in {time.perf_counter() - t:.0f}s: {report}")
         with Retriever(config) as r:
-            rows.append((f"{label} MiniLM alone (dense only)", _alone(r, test.queries, test.qrels)))
-            log(f"[eval] {label} alone {rows[-1][1]}")
             weights = [float(w) for w in args.weights.split(",")]
-            picked = {w: _eval(r, held.queries, held.qrels, dense2_weight=w)["rerank"]["ndcg@10"] for w in weights}
-            best = max(weights, key=lambda w: (picked[w], -abs(w - 1.0)))
+            picked = {w: _eval(r, held.queries, held.qrels, dense2_weight=w)["rerank"]["ndcg@10"] for w in weights} if len(weights) > 1 else {}
+            best = max(weights, key=lambda w: (picked.get(w, 0.0), -abs(w - 1.0)))
             log(f"[eval] dense2 {label} held-back train queries, nDCG@10 by weight {picked} -> {best}")
             s = _eval(r, test.queries, test.qrels, dense2_weight=best)
             rows.append((f"small pipeline + {label} MiniLM as dense2 (weight {best}), fused", s["fused"]))
             rows.append((f"small pipeline + {label} MiniLM as dense2 (weight {best}), rerank", s["rerank"]))
-            if label == "fine-tuned":
+            log(f"[eval] {label} dense2: {rows[-2:]}")
+            rows.append((f"{label} MiniLM alone (dense only)", _alone(r, test.queries, test.qrels)))
+            log(f"[eval] {label} alone {rows[-1][1]}")
+            if label == "fine-tuned" and args.dense_branch:
                 s = _eval(r, test.queries, test.qrels, dense_weight=0.0, dense2_weight=1.0)
                 rows.append(("small pipeline, fine-tuned MiniLM as its dense branch (no bge-small), fused", s["fused"]))
                 rows.append(("small pipeline, fine-tuned MiniLM as its dense branch (no bge-small), rerank", s["rerank"]))
@@ -207,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", type=int, default=None)
     ap.add_argument("--negatives", type=int, default=None)
     ap.add_argument("--heldout-pool", type=int, default=None)
-    ap.add_argument("--weights", default="0.5,1.0", help="dense2 weights tried on the held-back train queries (eval)")
+    ap.add_argument("--weights", default="1.0", help="dense2 weights to pick from on the held-back train queries (eval)")
+    ap.add_argument("--dense-branch", action="store_true", help="also the model as the only dense branch (eval)")
     ap.add_argument("--loss", choices=("mnrl", "cached-mnrl"), default="cached-mnrl", help="cached: ~1 GB instead of ~6 GB")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
