@@ -35,7 +35,7 @@ from m3retriever_langchain import M3RetrieverLangChain, ingest_langchain  # noqa
 from m3retriever_langchain.plugin import make_langchain_retriever  # noqa: E402
 
 SCORE_KEYS = {
-    "dense", "dense_rank", "sparse", "sparse_rank", "bm25", "bm25_rank", "fused", "fused_rank",
+    "dense", "dense_rank", "sparse", "sparse_rank", "bm25", "bm25_rank", "dense2", "dense2_rank", "fused", "fused_rank",
     "multivector", "multivector_rank", "rerank_logit", "rerank", "rerank_rank", "final", "final_rank", "relevance_rank", "doc_best_rank",
 }
 

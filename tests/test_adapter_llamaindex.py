@@ -37,7 +37,7 @@ from m3retriever_llamaindex import M3RetrieverLlamaIndex, ingest_llamaindex  # n
 from m3retriever_llamaindex.plugin import make_llamaindex_retriever  # noqa: E402
 
 SCORE_KEYS = {
-    "dense", "dense_rank", "sparse", "sparse_rank", "bm25", "bm25_rank", "fused", "fused_rank",
+    "dense", "dense_rank", "sparse", "sparse_rank", "bm25", "bm25_rank", "dense2", "dense2_rank", "fused", "fused_rank",
     "multivector", "multivector_rank", "rerank_logit", "rerank", "rerank_rank", "final", "final_rank", "relevance_rank", "doc_best_rank",
 }
 

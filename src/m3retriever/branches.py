@@ -23,7 +23,7 @@ import numpy as np
 
 from m3retriever.encoders.base import Encoder, LengthNormalizedEncoder
 from m3retriever.errors import ConfigError
-from m3retriever.store.schema import BM25, DENSE, MULTIVECTOR, SPARSE
+from m3retriever.store.schema import BM25, DENSE, DENSE2, MULTIVECTOR, SPARSE
 from m3retriever.types import Encoding, LengthStats, SparseVector
 
 __all__ = ["BranchVectors", "EncoderSet"]
@@ -41,6 +41,7 @@ class BranchVectors:
             (:meth:`EncoderSet.length_normalized`), to add to the collection's.
         multivector: Late-interaction token vectors, one ``(n_tokens, dim)`` float32 array
             per text (``None`` unless the set was built with ``multivector=True``).
+        dense2: Vectors of the extra dense branch.
     """
 
     dense: np.ndarray | None
@@ -48,6 +49,7 @@ class BranchVectors:
     bm25: list[SparseVector] | None
     lengths: Mapping[str, LengthStats] = field(default_factory=dict)
     multivector: list[np.ndarray] | None = None
+    dense2: np.ndarray | None = None
 
     def __len__(self) -> int:
         for v in (self.dense, self.sparse, self.bm25):
@@ -66,6 +68,7 @@ class EncoderSet:
         dims: Matryoshka truncation applied to dense vectors.
         multivector: Also produce the late-interaction (ColBERT) vectors, from the dense
             encoder (else the sparse one).
+        dense2: Encoder of the optional extra dense branch (``dense2``), or ``None``.
 
     Raises:
         ConfigError: when no branch is left, an encoder cannot serve its branch (the
@@ -80,6 +83,7 @@ class EncoderSet:
         bm25: Encoder | None,
         dims: int | None = None,
         multivector: bool = False,
+        dense2: Encoder | None = None,
     ) -> None:
         if dense is None and sparse is None and bm25 is None:
             raise ConfigError("a retriever needs at least one of a dense, sparse or BM25 encoder")
@@ -89,6 +93,9 @@ class EncoderSet:
         self.bm25 = bm25
         self.dims = dims
         self.multivector = _multivector_encoder(dense, sparse) if multivector else None
+        if dense2 is not None and not dense2.spec.produces_dense:
+            raise ConfigError(f"encoder {dense2.spec.name!r} produces no dense vectors, so it cannot be dense2_encoder")
+        self.dense2 = dense2
         if dims is not None and dense is not None:
             allowed = dense.spec.matryoshka_dims
             if dims not in allowed:
@@ -120,6 +127,8 @@ class EncoderSet:
         if self.multivector is not None:  # only when on: fingerprints without it stay as they were
             spec = self.multivector.spec
             fp[MULTIVECTOR] = {"name": spec.name, "model": spec.model, "dim": spec.multivector_dim}
+        if self.dense2 is not None:  # absent otherwise: collections without it keep their fingerprint
+            fp[DENSE2] = self.dense2.spec.fingerprint()
         return fp
 
     @property
@@ -164,9 +173,16 @@ class EncoderSet:
         sparse = enc(self.sparse).sparse if self.sparse is not None else None
         bm25 = enc(self.bm25).sparse if self.bm25 is not None else None
         multivector = _multivectors(self.multivector, enc(self.multivector), len(texts)) if self.multivector else None
+        dense2 = _dense_of(self.dense2, enc(self.dense2)) if self.dense2 is not None else None
         # One encoder serving both sparse branches is called once: both get its totals.
         lengths = {name: own[id(e)] for name, e in branches.items()}
-        return BranchVectors(dense, sparse, bm25, lengths, multivector)
+        return BranchVectors(dense, sparse, bm25, lengths, multivector=multivector, dense2=dense2)
+
+    def encode_dense2(self, texts: Sequence[str]) -> np.ndarray:
+        """Passage vectors of the extra dense branch alone (no other encoder runs)."""
+        if self.dense2 is None:
+            raise ConfigError("no dense2_encoder is configured")
+        return _dense_of(self.dense2, self.dense2.encode_document(texts))
 
     def encode_document(
         self, texts: Sequence[str], lengths: Mapping[str, LengthStats] | None = None
@@ -186,6 +202,12 @@ class EncoderSet:
     def encode_query(self, texts: Sequence[str]) -> BranchVectors:
         """Encode queries for every branch."""
         return self._run(texts, query=True)
+
+
+def _dense_of(encoder: Encoder, encoding: Encoding) -> np.ndarray:
+    if encoding.dense is None:
+        raise ConfigError(f"encoder {encoder.spec.name!r} returned no dense vectors")
+    return np.asarray(encoding.dense, dtype=np.float32)
 
 
 def _check_branches(dense: Encoder | None, sparse: Encoder | None, bm25: Encoder | None) -> None:

@@ -314,6 +314,9 @@ def _add_eval_commands(sub: Any) -> None:
 
     add_commands(sub, _common, _config)
     add_transfer_commands(sub, _common, _config)
+    from m3retriever.finetune.cli import add_commands as add_finetune_commands
+
+    add_finetune_commands(sub, _common, _config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -110,7 +110,9 @@ def encoders_for(config: "Config") -> EncoderSet:
     lexical = (
         get_encoder(lexical_name, EncoderOptions(max_length=LEXICAL_MAX_LENGTH)) if lexical_name else None
     )
-    return EncoderSet(dense, sparse, lexical, dims=c.dims, multivector=multivector)
+    dense2_name = _enabled(c.dense2_encoder)
+    dense2 = get_encoder(dense2_name, options(c.dense2_model)) if dense2_name else None
+    return EncoderSet(dense, sparse, lexical, dims=c.dims, multivector=multivector, dense2=dense2)
 
 
 def reranker_for(config: "Config") -> Reranker | None:

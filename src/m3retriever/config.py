@@ -62,6 +62,8 @@ class SearchConfig:
         dense_weight: RRF weight of the dense branch (``None``: the profile's, else 1).
         sparse_weight: RRF weight of the sparse branch (``None``: the profile's, else 1).
         bm25_weight: RRF weight of the lexical (BM25) branch (``None``: the profile's, else 1).
+        dense2_weight: RRF weight of the extra dense branch ``dense2`` (``None``: the
+            profile's, else 1; ignored without that branch).
         rerank: Run the rerank stage (when a reranker is configured).
         rerank_weight: Weight of the rerank score in the final score, against the fused score
             (both min-max normalised over the candidates); 1.0 = rerank alone. ``None``: the
@@ -99,6 +101,7 @@ class SearchConfig:
     dense_weight: float | None = _by_profile(1.0)
     sparse_weight: float | None = _by_profile(1.0)
     bm25_weight: float | None = _by_profile(1.0)
+    dense2_weight: float | None = _by_profile(1.0)
     rerank: bool = True
     rerank_weight: float | None = _by_profile(1.0)
     min_score: float | None = None
@@ -150,6 +153,7 @@ _FLOAT_FIELDS = {
     "dense_weight": 1e6,
     "sparse_weight": 1e6,
     "bm25_weight": 1e6,
+    "dense2_weight": 1e6,
     "rerank_weight": 1.0,
     "min_score": 1.0,
     "oversampling": 100.0,
@@ -211,6 +215,11 @@ class Config:
         lexical_encoder: Registered encoder of the lexical branch, one with ``sparse_kind``
             ``"bm25"`` (term frequencies; the engine applies IDF). ``None``: the profile's,
             else ``"bm25"``.
+        dense2_encoder: Registered encoder of an extra dense branch, ``dense2`` (``None`` or
+            ``"none"``: no such branch), for example ``"sentence-transformers"`` with a
+            fine-tuned model (``m3retriever finetune``). It reads the same chunks; add it to an
+            existing collection with ``m3retriever add-branch``.
+        dense2_model: Its model (hub id or local folder; ``None``: the encoder's default).
         reranker: Registered reranker (``"none"`` disables reranking).
         reranker_model: Its model (``None``: the profile's when the reranker is the
             profile's, else the reranker's default).
@@ -277,6 +286,8 @@ class Config:
         lambda c: c.lexical_encoder not in (None, "", "none"), follows="lexical_encoder"
     )
     lexical_encoder: str | None = _by_profile("bm25", component=True)
+    dense2_encoder: str | None = None
+    dense2_model: str | None = None
     reranker: str | None = _by_profile("none", component=True)
     reranker_model: str | None = _by_profile(follows="reranker")
     device: str = "auto"

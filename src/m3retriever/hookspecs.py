@@ -23,7 +23,7 @@ and in ``my_package/plugin.py``::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import pluggy
 
@@ -37,9 +37,11 @@ __all__ = [
     "EncoderFactory",
     "RerankerFactory",
     "AdapterFactory",
+    "QueryGeneratorFactory",
     "register_encoders",
     "register_rerankers",
     "register_adapters",
+    "register_query_generators",
 ]
 
 hookspec = pluggy.HookspecMarker("m3retriever")
@@ -66,6 +68,13 @@ class AdapterFactory(Protocol):
     """
 
     def __call__(self, retriever: Any, **options: Any) -> Any: ...
+
+
+class QueryGeneratorFactory(Protocol):
+    """Builds a synthetic query generator from keyword options: a callable that takes
+    ``(doc_id, chunk text)`` items and returns ``(query, doc_id)`` pairs."""
+
+    def __call__(self, **options: Any) -> Callable[[Sequence[tuple[str, str]]], Sequence[tuple[str, str]]]: ...
 
 
 @hookspec
@@ -100,4 +109,18 @@ def register_adapters(register: Callable[[str, "AdapterFactory"], None]) -> None
         register: Call ``register(name, factory)`` once per adapter (for example
             ``"llamaindex"``). ``factory(retriever, **options)`` returns the framework's
             object wrapping the shared retriever.
+    """
+
+
+@hookspec
+def register_query_generators(register: Callable[[str, "QueryGeneratorFactory"], None]) -> None:
+    """Register synthetic query generators (used by ``m3retriever finetune --generate NAME``
+    to make training pairs for a collection without labels).
+
+    Args:
+        register: Call ``register(name, factory)`` once per generator. ``factory(**options)``
+            returns a callable that takes a sequence of ``(doc_id, chunk text)`` and returns
+            a sequence of ``(query, doc_id)`` pairs (an LLM that writes a question a chunk
+            answers, for example). m3retriever ships none: a generator that needs a network
+            or a large model belongs in its own plugin.
     """

@@ -344,6 +344,7 @@ class Ingestor:
                         sparse=vectors.sparse[row] if vectors.sparse is not None else None,
                         bm25=vectors.bm25[row] if vectors.bm25 is not None else None,
                         multivector=vectors.multivector[row] if vectors.multivector is not None else None,
+                        dense2=vectors.dense2[row].tolist() if vectors.dense2 is not None else None,
                     )
                 )
                 row += 1

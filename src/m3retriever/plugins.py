@@ -35,6 +35,7 @@ __all__ = [
     "encoder_factories",
     "reranker_factories",
     "adapter_factories",
+    "query_generator_factories",
     "get_adapter",
     "PluginInfo",
     "list_plugins",
@@ -294,6 +295,11 @@ def reranker_factories() -> Factories:
 def adapter_factories() -> Factories:
     """All registered adapter factories by name."""
     return _collect("register_adapters")
+
+
+def query_generator_factories() -> Factories:
+    """All registered synthetic query generator factories by name."""
+    return _collect("register_query_generators")
 
 
 def get_adapter(name: str, retriever: Any, **options: Any) -> Any:

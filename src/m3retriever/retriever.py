@@ -439,6 +439,8 @@ def collection_spec(encoders: EncoderSet, config: Config) -> CollectionSpec:
         **{name: getattr(config, name) for name in INDEX_SETTINGS},
         tenant_field=config.tenant_field,
         multivector_dim=encoders.multivector_dim,
+        dense2_dim=encoders.dense2.spec.dense_dim if encoders.dense2 is not None else None,
+        dense2_distance=encoders.dense2.spec.distance if encoders.dense2 is not None else "cosine",
     )
 
 

@@ -16,7 +16,7 @@ from m3retriever.diversity import diversify_records
 from m3retriever.errors import ConfigError
 from m3retriever.filters import Filter
 from m3retriever.rerankers.base import Reranker
-from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, HybridQuery, Rescore, ScoredRecord, Store
+from m3retriever.store.schema import BM25, DENSE, DENSE2, SPARSE, Branch, HybridQuery, Rescore, ScoredRecord, Store
 from m3retriever.types import Hit, SearchResult, SparseVector, StageScores
 from m3retriever.validation import check_query
 
@@ -88,6 +88,7 @@ def branch_weights(s: SearchConfig) -> dict[str, float]:
         DENSE: _set(s.dense_weight, "dense_weight"),
         SPARSE: _set(s.sparse_weight, "sparse_weight"),
         BM25: _set(s.bm25_weight, "bm25_weight"),
+        DENSE2: _set(s.dense2_weight, "dense2_weight"),
     }
 
 
@@ -140,6 +141,7 @@ def _stage_scores(
     elif not single and scores.fused is not None:
         fu = (i + 1, float(scores.fused[i]))
     mv = scores.multivector
+    d2 = ranks.get(DENSE2, {}).get(point_id)
     return StageScores(
         dense=d[1] if d else None,
         dense_rank=d[0] if d else None,
@@ -147,6 +149,8 @@ def _stage_scores(
         sparse_rank=sp[0] if sp else None,
         bm25=bm[1] if bm else None,
         bm25_rank=bm[0] if bm else None,
+        dense2=d2[1] if d2 else None,
+        dense2_rank=d2[0] if d2 else None,
         fused=fu[1] if fu else None,
         fused_rank=fu[0] if fu else None,
         multivector=float(mv[i]) if mv is not None else None,
@@ -222,6 +226,8 @@ class Searcher:
             if vectors is not None and len(vectors[row]) > 0 and weights[name] > 0:
                 limit = _set(s.prefetch_limit, "prefetch_limit")
                 branches.append(Branch(name, vectors[row], limit, weights[name], idf=idf[name]))
+        if qv.dense2 is not None and weights[DENSE2] > 0:
+            branches.append(Branch(DENSE2, qv.dense2[row].tolist(), _set(s.prefetch_limit, "prefetch_limit"), weights[DENSE2]))
         return branches
 
     def search_many(

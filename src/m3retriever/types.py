@@ -178,6 +178,8 @@ class StageScores:
         sparse_rank: Rank in the sparse branch.
         bm25: BM25 score (IDF applied by the engine).
         bm25_rank: Rank in the BM25 branch.
+        dense2: Similarity in the extra dense branch (``dense2``), where it exists.
+        dense2_rank: Rank in that branch.
         fused: Score after fusion (RRF or DBSF) in the engine.
         fused_rank: Rank after fusion.
         multivector: Late-interaction (ColBERT) MaxSim score of the fused candidate, divided by
@@ -201,6 +203,8 @@ class StageScores:
     sparse_rank: int | None = None
     bm25: float | None = None
     bm25_rank: int | None = None
+    dense2: float | None = None
+    dense2_rank: int | None = None
     fused: float | None = None
     fused_rank: int | None = None
     multivector: float | None = None

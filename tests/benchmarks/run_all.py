@@ -7,8 +7,10 @@ Sections: SciFact quality (our stages and peer pipelines), store speed (syntheti
 Qdrant Edge vs qdrant-client local mode), ingest throughput, end-to-end query latency, the
 cross-encoder's cost against the pair length, the MCP server under concurrent clients
 (throughput, latency, memory; ``bench_mcp``), re-ingest of unchanged documents
-(``bench_reingest``), and the production models' speed with random weights (``production``:
-``bench_production``, XLM-R large in torch fp32 and ONNX int8; never part of ``--smoke``).
+(``bench_reingest``), the production models' speed with random weights (``production``:
+``bench_production``, XLM-R large in torch fp32 and ONNX int8; never part of ``--smoke``),
+and fine-tuning all-MiniLM-L6-v2 on SciFact train (``bench_finetune``, on the store the
+quality section fills).
 ``--only`` picks sections. The SciFact collection is cached in ``--store`` (content-hash skip
 makes re-runs cheap); SciFact is read from ``../shared/data/scifact`` (``--scifact``).
 """
@@ -38,7 +40,7 @@ import bench_production  # noqa: E402
 import bench_reingest  # noqa: E402
 import bench_store  # noqa: E402
 
-SECTIONS = ("quality", "store", "ingest", "latency", "rerank", "mcp", "reingest", "production")
+SECTIONS = ("quality", "store", "ingest", "latency", "rerank", "mcp", "reingest", "production", "finetune")
 
 
 def log(msg: str) -> None:
@@ -223,6 +225,15 @@ def main(argv: list[str] | None = None) -> int:
         res = bench_production.run(args.parts.split(","), args, command + "  # section: production")
         out_parts.append("## Production models' speed (random weights, CPU)\n\n" + markdown(res, command + "  # section: production"))
         results["production"] = res
+
+    if "finetune" in sections and have_data and not args.smoke:  # ~1 h on 2 cores: bench_finetune.py
+        import bench_finetune
+
+        model, out_md = str(Path(args.store).parent / "finetune-minilm"), str(Path(args.store).parent / "finetune.md")
+        common = ["--store", args.store, "--scifact", str(scifact), "--model", model]
+        bench_finetune.main(["--stage", "train", *common, "--loss", "cached-mnrl", "--heldout-pool", "10"])
+        bench_finetune.main(["--stage", "eval", *common, "--out", out_md])
+        out_parts.append(Path(out_md).read_text())
 
     header = [
         "# Benchmarks" + (" (smoke run: tiny sizes, figures meaningless)" if args.smoke else ""),

@@ -45,7 +45,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("dense", "sparse", "bm25", "fused", "multivector", "rerank")
+STAGES: tuple[str, ...] = ("dense", "sparse", "bm25", "dense2", "fused", "multivector", "rerank")
 
 Run = dict[str, dict[str, float]]
 
@@ -62,7 +62,8 @@ def ingest_corpus(retriever: Any, data: Any, *, show_progress: bool | None = Non
 def available_stages(retriever: Any) -> list[str]:
     """The stages this retriever has (a stage whose branch or reranker is absent is left out)."""
     enc = retriever.encoders
-    branches = [n for n, e in (("dense", enc.dense), ("sparse", enc.sparse), ("bm25", enc.bm25)) if e is not None]
+    pairs = (("dense", enc.dense), ("sparse", enc.sparse), ("bm25", enc.bm25), ("dense2", enc.dense2))
+    branches = [n for n, e in pairs if e is not None]
     out = list(branches)
     if len(branches) > 1:
         out.append("fused")
@@ -95,8 +96,8 @@ def hits_to_run(results: Mapping[str, Iterable[Hit]]) -> Run:
 
 def _stage_options(stage: str, depth: int, rerank_depth: int | None) -> dict[str, Any]:
     common: dict[str, Any] = {"stage_scores": False}
-    if stage in ("dense", "sparse", "bm25"):
-        weights = {f"{b}_weight": (1.0 if b == stage else 0.0) for b in ("dense", "sparse", "bm25")}
+    if stage in ("dense", "sparse", "bm25", "dense2"):
+        weights = {f"{b}_weight": (1.0 if b == stage else 0.0) for b in ("dense", "sparse", "bm25", "dense2")}
         return {**common, **weights, "rerank": False, "top_k": depth, "prefetch_limit": max(depth, 1), "multivector_rescore": False}
     if stage in ("fused", "multivector"):
         return {**common, "rerank": False, "top_k": depth, "multivector_rescore": stage == "multivector"}

@@ -21,6 +21,7 @@ __all__ = [
     "SPARSE",
     "BM25",
     "MULTIVECTOR",
+    "DENSE2",
     "INDEXED_FIELDS",
     "CollectionSpec",
     "StoredPoint",
@@ -41,6 +42,7 @@ SPARSE = "sparse"
 BM25 = "bm25"
 MULTIVECTOR = "colbert"
 """Name of the late-interaction (ColBERT) multivector, and its key in the fingerprint."""
+DENSE2 = "dense2"  # the optional extra dense branch (a fine-tuned model, for example)
 
 # Keyword payload indexes created on every collection.
 INDEXED_FIELDS = ("doc_id", "source", "content_hash")
@@ -79,6 +81,12 @@ def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: 
                 "needs a re-ingest. Leave `multivector` unset (it follows the collection), or "
                 "ingest into another collection (or delete this one and ingest again) with the "
                 "`multivector` setting you want."
+            )
+        elif all(key.split(".")[0] == DENSE2 for key in keys):
+            fix = (
+                "Only the extra dense branch differs: configure dense2_encoder and dense2_model as "
+                "the collection has them, or add (or replace) the branch with `m3retriever "
+                "add-branch` (it re-encodes that branch alone)."
             )
         elif all(".parameters." in key for key in keys):
             fix = (
@@ -138,6 +146,8 @@ class CollectionSpec:
             multivector). It is compared by MaxSim over dot products, has no HNSW graph (it
             only rescores candidates), keeps its original vectors on disk and an int8
             scalar-quantized copy in RAM.
+        dense2_dim: Size of the extra ``dense2`` vector (``None``: none).
+        dense2_distance: Its distance.
     """
 
     name: str
@@ -156,6 +166,8 @@ class CollectionSpec:
     vectors_on_disk: bool = False
     payload_on_disk: bool = False
     multivector_dim: int | None = None
+    dense2_dim: int | None = None
+    dense2_distance: Distance = "cosine"
 
 
 def spec_from_dict(values: Mapping[str, Any]) -> CollectionSpec:
@@ -180,6 +192,7 @@ class StoredPoint:
     """Further named vectors, written as they are (a dense list, a :class:`SparseVector` or
     a multivector, a list of dense lists): a copy carries every vector a point holds."""
     multivector: np.ndarray | Sequence[Sequence[float]] | None = None
+    dense2: Sequence[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +200,7 @@ class Branch:
     """One prefetch of a hybrid query.
 
     Attributes:
-        name: Vector name (``dense``, ``sparse`` or ``bm25``).
+        name: Vector name (``dense``, ``sparse``, ``bm25`` or ``dense2``).
         vector: Dense list or sparse vector.
         limit: Candidates this branch contributes.
         weight: Weight in weighted RRF.

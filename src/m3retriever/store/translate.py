@@ -19,6 +19,7 @@ from m3retriever.filters import Filter, FilterBuilder, payload_key, translate
 from m3retriever.store.schema import (
     BM25,
     DENSE,
+    DENSE2,
     INDEXED_FIELDS,
     MULTIVECTOR,
     SPARSE,
@@ -133,6 +134,8 @@ class Translator:
         vectors = {DENSE: k.vector_params(spec.dense_dim, spec.distance, disk)} if spec.dense_dim is not None else {}
         if spec.multivector_dim is not None:
             vectors[MULTIVECTOR] = k.multivector_params(spec.multivector_dim)
+        if spec.dense2_dim is not None:
+            vectors[DENSE2] = k.vector_params(spec.dense2_dim, spec.dense2_distance, disk)
         sparse = {}
         if spec.sparse:
             sparse[SPARSE] = k.sparse_params(spec.sparse_idf, disk)
@@ -164,7 +167,7 @@ class Translator:
         """The binding's points (named vectors and payload)."""
         out = []
         for p in points:
-            named = ((DENSE, p.dense), (SPARSE, p.sparse), (BM25, p.bm25))
+            named = ((DENSE, p.dense), (SPARSE, p.sparse), (BM25, p.bm25), (DENSE2, p.dense2))
             vectors = {name: self.vector(v) for name, v in (*named, *p.vectors.items()) if v is not None}
             if p.multivector is not None:
                 vectors[MULTIVECTOR] = multivector(p.multivector)

@@ -1,0 +1,164 @@
+"""Add (or replace) the extra dense branch ``dense2`` of an existing collection.
+
+Only the ``dense2`` encoder runs, over the chunk texts already stored: every other vector and
+every payload is copied unchanged. Qdrant cannot add a named vector to an existing collection,
+so the copy is built beside it and then swapped in:
+
+1. **build**: ``<name>.dense2-build`` is created with the new schema, marked as building in its
+   fingerprint, filled page by page (stored vectors + the new ``dense2`` vector), given the
+   collection's length totals and search defaults, and only then marked complete.
+2. **swap**: the original is dropped, recreated with the new schema and filled from the
+   complete copy (no model runs), then the copy is dropped.
+
+A failure during the build leaves the original as it was (the next run starts the build over);
+a failure during the swap leaves the complete copy, and the next run finishes the swap from it.
+Run it with the configuration the collection was built with plus ``dense2_encoder`` /
+``dense2_model``; a collection with an older ``dense2`` gets the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+from m3retriever.branches import EncoderSet
+from m3retriever.components import encoders_for
+from m3retriever.config import Config
+from m3retriever.errors import ConfigError, InputError
+from m3retriever.ingest import batched
+from m3retriever.resolution import resolve
+from m3retriever.retriever import collection_spec
+from m3retriever.store import open_store
+from m3retriever.store.schema import (
+    BM25,
+    DENSE,
+    DENSE2,
+    SPARSE,
+    CollectionSpec,
+    ScoredRecord,
+    Store,
+    StoredPoint,
+    check_fingerprint,
+)
+
+__all__ = ["BranchReport", "add_dense2_branch", "BUILD_SUFFIX"]
+
+logger = logging.getLogger(__name__)
+
+BUILD_SUFFIX = ".dense2-build"
+_BUILDING = "building"
+
+
+@dataclass(frozen=True)
+class BranchReport:
+    """What :func:`add_dense2_branch` did: chunks encoded (0 when a finished build was only
+    swapped in), chunks copied into the collection, and the wall time in seconds."""
+
+    encoded: int
+    copied: int
+    seconds: float
+
+
+def add_dense2_branch(config: Config, *, client: Any = None, batch: int = 256) -> BranchReport:
+    """Encode a collection's stored chunks with ``config.dense2_encoder`` and add them as its
+    ``dense2`` vector (see the module docstring for the two steps and what a failure leaves).
+
+    Args:
+        config: The collection's configuration with ``dense2_encoder`` (and ``dense2_model``).
+        client: An existing ``qdrant_client.QdrantClient`` (for a ``:memory:`` store).
+        batch: Chunks read, encoded and written per store call.
+
+    Raises:
+        ConfigError: No ``dense2_encoder`` is configured.
+        InputError: The collection does not exist.
+        FingerprintMismatchError: The collection was built with other encoders.
+    """
+    settings = resolve(config)
+    if settings.dense2_encoder in (None, "", "none"):
+        raise ConfigError("add-branch needs dense2_encoder (and dense2_model): the encoder of the new branch")
+    store = open_store(
+        settings.location,
+        client=client,
+        api_key=settings.api_key,
+        shard_number=settings.shard_number,
+        replication_factor=settings.replication_factor,
+    )
+    try:
+        encoders = encoders_for(settings)
+        return _run(store, encoders, collection_spec(encoders, settings), batch)
+    finally:
+        store.close()
+
+
+def _without_dense2(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fingerprint.items() if k not in (DENSE2, _BUILDING)}
+
+
+def _run(store: Store, encoders: EncoderSet, spec: CollectionSpec, batch: int) -> BranchReport:
+    start = time.perf_counter()
+    name, build = spec.name, spec.name + BUILD_SUFFIX
+    wanted = dict(spec.fingerprint)
+    built = store.collection_fingerprint(build)
+    encoded = 0
+    if built is None or dict(built) != wanted:  # no complete copy: build one from the original
+        stored = store.collection_fingerprint(name)
+        if stored is None:
+            raise InputError(
+                f"collection {name!r} does not exist at {getattr(store, 'where', 'the store')}; "
+                "ingest it first, then add the branch"
+            )
+        check_fingerprint(name, getattr(store, "where", "the store"), _without_dense2(stored), _without_dense2(wanted))
+        if built is not None:
+            store.drop_collection(build)  # an interrupted build: start over
+        encoded = _build(store, encoders, spec, build, batch)
+    copied = _swap(store, spec, build, batch)
+    return BranchReport(encoded, copied, time.perf_counter() - start)
+
+
+def _copy_meta(store: Store, source: str, target: str) -> None:
+    lengths = store.length_stats(source)
+    if lengths:
+        store.set_length_stats(target, lengths)
+    defaults = store.search_defaults(source)
+    if defaults:
+        store.set_search_defaults(target, defaults)
+
+
+def _build(store: Store, encoders: EncoderSet, spec: CollectionSpec, build: str, batch: int) -> int:
+    store.ensure_collection(replace(spec, name=build, fingerprint={**spec.fingerprint, _BUILDING: True}))
+    done = 0
+    for page in batched(store.scroll(spec.name, with_vectors=True, batch=batch), batch):
+        texts = [str(r.payload.get("text", "")) for r in page]
+        vectors = encoders.encode_dense2(texts)
+        store.upsert(build, [_point(r, vectors[i].tolist()) for i, r in enumerate(page)])
+        done += len(page)
+        logger.info("add-branch %s: %d chunks encoded", spec.name, done)
+    _copy_meta(store, spec.name, build)
+    store.flush(build)
+    store.set_fingerprint(build, spec.fingerprint)  # last: marks the copy complete
+    return done
+
+
+def _swap(store: Store, spec: CollectionSpec, build: str, batch: int) -> int:
+    store.drop_collection(spec.name)
+    store.ensure_collection(spec)
+    copied = 0
+    for page in batched(store.scroll(build, with_vectors=True, batch=batch), batch):
+        store.upsert(spec.name, [_point(r, r.vectors.get(DENSE2)) for r in page])
+        copied += len(page)
+    _copy_meta(store, build, spec.name)
+    store.flush(spec.name)
+    store.optimize(spec.name)
+    store.drop_collection(build)
+    logger.info("add-branch %s: %d chunks swapped in", spec.name, copied)
+    return copied
+
+
+def _point(record: ScoredRecord, dense2: Any) -> StoredPoint:
+    """The stored point with every vector and the payload as they were, and ``dense2``."""
+    v = record.vectors
+    return StoredPoint(
+        id=record.id, payload=dict(record.payload), dense=v.get(DENSE), sparse=v.get(SPARSE), bm25=v.get(BM25), dense2=dense2
+    )
