@@ -15,6 +15,7 @@ from m3retriever import Config, Retriever, load_config, resolve
 from m3retriever.built_settings import infer_profile, load_built
 from m3retriever.cli import main
 from m3retriever.errors import ConfigError, FingerprintMismatchError
+from m3retriever.profiles import get_profile
 from m3retriever.resolution import BUILT, sources
 
 # -- resolution alone (no store, no model) ----------------------------------------------------
@@ -23,7 +24,9 @@ from m3retriever.resolution import BUILT, sources
 def test_an_unnamed_profile_is_the_collections_else_bge_m3():
     assert resolve(Config()).profile == "bge-m3"
     small = resolve(Config(), built={"profile": "small"})
-    assert (small.profile, small.dense_encoder, small.search.rrf_k) == ("small", "onnx-dense", 2)
+    expected = ("small", "onnx-dense", get_profile("small").get("search.rrf_k"))
+    assert (small.profile, small.dense_encoder, small.search.rrf_k) == expected
+    assert small.search.rrf_k != resolve(Config()).search.rrf_k  # the small profile's own, not bge-m3's
     kept = resolve(Config(), built={"profile": "bge-m3", "dense_model": "/models/m3", "sparse_model": "/models/m3"})
     assert (kept.dense_model, kept.sparse_model) == ("/models/m3", "/models/m3")
 
