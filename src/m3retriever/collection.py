@@ -11,11 +11,12 @@ from m3retriever.config import Config
 from m3retriever.ingest import Ingestor
 from m3retriever.rerankers.base import Reranker
 from m3retriever.search import Searcher
+from m3retriever.store import open_store
 from m3retriever.store.index_settings import INDEX_SETTINGS
 from m3retriever.store.schema import MULTIVECTOR, CollectionSpec, Store
 from m3retriever.tenancy import Scope
 
-__all__ = ["CollectionInfo", "collection_spec", "stored_multivector"]
+__all__ = ["CollectionInfo", "collection_spec", "open_configured_store", "stored_multivector"]
 
 
 class CollectionInfo:
@@ -123,3 +124,20 @@ def stored_multivector(store: Store, collection: str) -> bool | None:
     exist)."""
     fingerprint = store.collection_fingerprint(collection)
     return None if fingerprint is None else MULTIVECTOR in fingerprint
+
+
+def open_configured_store(config: Config, client: Any = None) -> Store:
+    """Open the store ``config`` names (its location, API key and cluster shape).
+
+    Args:
+        config: A configuration (its ``location``, ``api_key``, ``shard_number`` and
+            ``replication_factor`` are used).
+        client: An existing ``qdrant_client.QdrantClient`` to use instead of the location.
+    """
+    return open_store(
+        config.location,
+        client=client,
+        api_key=config.api_key,
+        shard_number=config.shard_number,
+        replication_factor=config.replication_factor,
+    )

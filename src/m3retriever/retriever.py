@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence, Sized
 from m3retriever.built_settings import KEY as BUILT_KEY
 from m3retriever.built_settings import built_values, explain_mismatch, load_built
 from m3retriever.chunking import ChunkingConfig
-from m3retriever.collection import CollectionInfo
+from m3retriever.collection import CollectionInfo, open_configured_store
 
 # Re-exported: imported from here by renormalize, finetune and users.
 from m3retriever.collection import collection_spec as collection_spec
@@ -28,7 +28,6 @@ from m3retriever.resolution import follow_collection, resolve
 from m3retriever.saved_defaults import SavedDefaults, load_saved
 from m3retriever.search import Searcher
 from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
-from m3retriever.store import open_store
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import Store
 from m3retriever.tenancy import Scope
@@ -77,13 +76,7 @@ class Retriever(SavedDefaults, CollectionInfo):
         self.config = config or Config()
         base = resolve(self.config)  # checks the settings before anything opens
         self._owns_store = store is None
-        self.store = store or open_store(
-            base.location,
-            client=client,
-            api_key=base.api_key,
-            shard_number=base.shard_number,
-            replication_factor=base.replication_factor,
-        )
+        self.store = store or open_configured_store(base, client)
         self._ready = False
         self._ready_lock = threading.Lock()
         # Writes of one retriever run one at a time: two concurrent ingests of the same doc id
