@@ -75,6 +75,16 @@ def rescore_depth(s: SearchConfig) -> int:
     return max(_set(s.multivector_depth, "multivector_depth"), candidate_depth(s) + TIE_MARGIN)
 
 
+def _rescore_on(s: SearchConfig, qv: Any) -> bool:
+    """Whether to rescore by MaxSim; an error when asked of encoders without multivectors."""
+    if s.multivector_rescore and qv.multivector is None:
+        raise ConfigError(
+            "search.multivector_rescore is on but the encoders produce no multivectors; "
+            "build the retriever with multivector = true and re-ingest with it"
+        )
+    return bool(s.multivector_rescore)
+
+
 class Searcher:
     """Runs queries against one collection.
 
@@ -205,12 +215,7 @@ class Searcher:
         rrf_k = _set(s.rrf_k, "rrf_k")
         hnsw_ef = _set(s.hnsw_ef, "hnsw_ef")
         quant: dict[str, Any] = {"rescore": s.rescore, "oversampling": s.oversampling} if self.quantized else {}
-        rescore = bool(s.multivector_rescore)
-        if rescore and qv.multivector is None:
-            raise ConfigError(
-                "search.multivector_rescore is on but the encoders produce no multivectors; "
-                "build the retriever with multivector = true and re-ingest with it"
-            )
+        rescore = _rescore_on(s, qv)
         requests: list[HybridQuery] = []
         layout: list[tuple[int, list[str]]] = []
         for row in range(n_queries):
