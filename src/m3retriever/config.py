@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import os
 import sys
-import types
-import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -20,6 +16,11 @@ else:  # pragma: no cover - Python 3.10
 
 from m3retriever.errors import ConfigError
 from m3retriever.profiles import Profile, get_profile
+from m3retriever.setting_checks import FLOAT_FIELDS, INT_FIELDS, check_float, check_int, check_tenant
+
+# Re-exported: other modules import these from here.
+from m3retriever.setting_checks import MAX_LIMIT as MAX_LIMIT
+from m3retriever.setting_checks import coerce_setting as coerce_setting
 from m3retriever.sizing import auto_index_settings, check_index_values, quantized
 
 __all__ = ["SearchConfig", "Config", "load_config"]
@@ -117,73 +118,21 @@ class SearchConfig:
     multivector_depth: int | None = _by_profile(100)
 
     def __post_init__(self) -> None:
-        for name, (low, high, optional) in _INT_FIELDS.items():
-            object.__setattr__(self, name, _check_int(name, getattr(self, name), low, high, optional))
+        for name, (low, high, optional) in INT_FIELDS.items():
+            object.__setattr__(self, name, check_int(name, getattr(self, name), low, high, optional))
         if self.hnsw_ef == 0:
             object.__setattr__(self, "hnsw_ef", None)  # 0 means the default, as None does
         for name in ("rerank", "exact", "stage_scores", "rescore"):
             if not isinstance(getattr(self, name), bool) and not (name == "rescore" and self.rescore is None):
                 raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
-        if self.oversampling is not None and _check_float("oversampling", self.oversampling, 100.0) < 1.0:  # type: ignore[operator]
+        if self.oversampling is not None and check_float("oversampling", self.oversampling, 100.0) < 1.0:  # type: ignore[operator]
             raise ConfigError(f"search.oversampling must be between 1 and 100, got {self.oversampling!r}")
         if self.multivector_rescore is not None and not isinstance(self.multivector_rescore, bool):
             raise ConfigError(f"search.multivector_rescore must be true or false, got {self.multivector_rescore!r}")
         if self.fusion not in ("rrf", "dbsf", None):
             raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
-        for name, top in _FLOAT_FIELDS.items():
-            object.__setattr__(self, name, _check_float(name, getattr(self, name), top))
-
-
-MAX_LIMIT = 10_000
-"""Largest top_k, prefetch_limit and rerank_depth accepted."""
-
-# name -> (lowest, highest, may be None); hnsw_ef 0 or None means "the default".
-_INT_FIELDS = {
-    "top_k": (1, MAX_LIMIT, False),
-    "prefetch_limit": (1, MAX_LIMIT, True),
-    "rerank_depth": (1, MAX_LIMIT, True),
-    "rrf_k": (1, 1_000_000, True),
-    "hnsw_ef": (0, 100_000, True),
-    "max_per_doc": (1, MAX_LIMIT, True),
-    "diversity_depth": (1, MAX_LIMIT, True),
-    "multivector_depth": (1, MAX_LIMIT, True),
-}
-# name -> highest (lowest is 0); all may be None.
-_FLOAT_FIELDS = {
-    "dense_weight": 1e6,
-    "sparse_weight": 1e6,
-    "bm25_weight": 1e6,
-    "dense2_weight": 1e6,
-    "rerank_weight": 1.0,
-    "min_score": 1.0,
-    "oversampling": 100.0,
-    "mmr": 1.0,
-}
-
-
-def _check_int(name: str, value: Any, low: int, high: int, optional: bool) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"search.{name} must be a whole number, got {value!r:.40}")
-    number = int(value)
-    if not low <= number <= high:
-        raise ConfigError(f"search.{name} must be between {low} and {high}, got {number}")
-    return number
-
-
-def _check_float(name: str, value: Any, high: float) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"search.{name} must be a number, got {value!r:.40}")
-    try:
-        out = float(value)
-    except OverflowError:
-        out = math.inf
-    if not 0.0 <= out <= high:  # also refuses NaN
-        raise ConfigError(f"search.{name} must be between 0 and {high:g}, got {value!r:.40}")
-    return out
+        for name, top in FLOAT_FIELDS.items():
+            object.__setattr__(self, name, check_float(name, getattr(self, name), top))
 
 
 @dataclass(frozen=True)
@@ -332,7 +281,7 @@ class Config:
         check_index_values(self)
         if isinstance(self.indexed_fields, list):
             object.__setattr__(self, "indexed_fields", tuple(self.indexed_fields))
-        _check_tenant(self.tenant_field, self.tenant)
+        check_tenant(self.tenant_field, self.tenant)
 
     @property
     def profile_obj(self) -> Profile:
@@ -340,82 +289,6 @@ class Config:
         when unset; the resolved configuration names the one in force)."""
         return get_profile(self.profile or DEFAULT_PROFILE)
 
-
-
-_RESERVED = ("doc_id", "source", "chunk_index", "text", "metadata", "content_hash")
-
-
-def _check_tenant(tenant_field: Any, tenant: Any) -> None:
-    """``tenant_field`` is a metadata key; ``tenant`` a non-blank string that needs it."""
-    if tenant_field is not None:
-        ok = isinstance(tenant_field, str) and bool(tenant_field) and all(c.isalnum() or c in "_-" for c in tenant_field)
-        if not ok or tenant_field in _RESERVED:
-            raise ConfigError(
-                f"tenant_field must be a top-level metadata key (letters, digits, '_', '-'), got {tenant_field!r}"
-            )
-    if tenant is None:
-        return
-    if not isinstance(tenant, str) or not tenant.strip() or len(tenant) > 1024:
-        raise ConfigError(f"tenant must be a non-blank string of at most 1,024 characters, got {tenant!r:.60}")
-    if tenant_field is None:
-        raise ConfigError(
-            f"tenant={tenant!r} needs tenant_field: name the metadata key that holds the tenant "
-            "(e.g. tenant_field='tenant')"
-        )
-
-
-def coerce_setting(name: str, raw: Any, annotation: Any) -> Any:
-    """Convert a TOML/env value to the field's declared type.
-
-    Raises:
-        ConfigError: naming ``name`` when the value does not fit.
-    """
-    if isinstance(annotation, str):
-        annotation = eval(annotation, {**typing.__dict__, **globals()})  # noqa: S307 - our own annotations
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        # Only a real None (TOML has none; code may pass it) means "unset". The string
-        # "none" stays a string: for components it means "disable this stage".
-        if raw is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce_setting(name, raw, arg)
-            except (ConfigError, ValueError, TypeError) as exc:
-                errors.append(str(exc))
-        raise ConfigError(f"{name}: cannot use {raw!r} ({'; '.join(errors)})")
-    if origin is Literal:
-        if raw not in args:
-            raise ConfigError(f"{name} must be one of {list(args)}, got {raw!r}")
-        return raw
-    if origin is tuple:
-        if isinstance(raw, str):
-            raw = [p.strip() for p in raw.split(",") if p.strip()]
-        return tuple(raw)
-    if annotation is bool:
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if isinstance(raw, str) and raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{name} must be true or false, got {raw!r}")
-    if annotation in (int, float):
-        if isinstance(raw, bool):
-            raise ConfigError(f"{name} must be a number, got {raw!r}")
-        try:
-            return annotation(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be {annotation.__name__}, got {raw!r}") from None
-    if annotation is str:
-        if not isinstance(raw, str):
-            raise ConfigError(f"{name} must be a string, got {raw!r}")
-        return raw
-    return raw
 
 
 def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:

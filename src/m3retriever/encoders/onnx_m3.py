@@ -29,7 +29,7 @@ from m3retriever.runtime.exported import (
 )
 from m3retriever.runtime.onnx import get_onnx_session, pad_encodings, run_outputs
 from m3retriever.runtime.texts import check_texts
-from m3retriever.runtime.tokens import load_tokenizer
+from m3retriever.runtime.tokens import load_tokenizer_pair
 from m3retriever.runtime.wheels import local_model_dir
 from m3retriever.types import Encoding, SparseVector
 
@@ -159,11 +159,8 @@ class OnnxBGEM3Encoder(Encoder):
             self._verify()
             with self._lock:
                 if self._tokenizer is None or self._offsets_tokenizer is None:
-                    path = self._dir / "tokenizer.json"
-                    truncating = load_tokenizer(path)
-                    truncating.enable_truncation(self._max_length)
-                    self._offsets_tokenizer = load_tokenizer(path)
-                    self._tokenizer = truncating
+                    pair = load_tokenizer_pair(self._dir / "tokenizer.json", self._max_length)
+                    self._tokenizer, self._offsets_tokenizer = pair
         return self._tokenizer, self._offsets_tokenizer
 
     def _session(self) -> "onnxruntime.InferenceSession":

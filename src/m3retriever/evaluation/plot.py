@@ -14,7 +14,7 @@ def plot_report(report: Any, path: str | Path) -> Path:
     """Draw a grouped bar plot of the metrics per stage of ``report`` into a PNG.
 
     Args:
-        report: An :class:`~m3retriever.evaluation.runner.EvalReport`.
+        report: An :class:`~m3retriever.evaluation.report.EvalReport`.
         path: Where to write the PNG.
 
     Returns:

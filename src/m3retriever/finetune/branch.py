@@ -24,13 +24,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from m3retriever.branches import EncoderSet
+from m3retriever.collection import collection_spec, open_configured_store
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
 from m3retriever.errors import ConfigError, InputError
 from m3retriever.ingest import batched
 from m3retriever.resolution import resolve
-from m3retriever.retriever import collection_spec
-from m3retriever.store import open_store
 from m3retriever.store.schema import (
     BM25,
     DENSE,
@@ -78,13 +77,7 @@ def add_dense2_branch(config: Config, *, client: Any = None, batch: int = 256) -
     settings = resolve(config)
     if settings.dense2_encoder in (None, "", "none"):
         raise ConfigError("add-branch needs dense2_encoder (and dense2_model): the encoder of the new branch")
-    store = open_store(
-        settings.location,
-        client=client,
-        api_key=settings.api_key,
-        shard_number=settings.shard_number,
-        replication_factor=settings.replication_factor,
-    )
+    store = open_configured_store(settings, client)
     try:
         encoders = encoders_for(settings)
         return _run(store, encoders, collection_spec(encoders, settings), batch)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from tokenizers import Tokenizer
 
-__all__ = ["load_tokenizer", "OffsetsTokenizer"]
+__all__ = ["load_tokenizer", "load_tokenizer_pair", "OffsetsTokenizer"]
 
 
 def load_tokenizer(path: Path) -> "Tokenizer":
@@ -19,6 +19,18 @@ def load_tokenizer(path: Path) -> "Tokenizer":
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
+
+
+def load_tokenizer_pair(path: Path, max_length: int) -> tuple["Tokenizer", "Tokenizer"]:
+    """A ``tokenizer.json`` loaded twice: truncating at ``max_length`` (for encoding) and not
+    truncating (for token offsets).
+
+    Returns:
+        ``(truncating, offsets)``.
+    """
+    truncating = load_tokenizer(path)
+    truncating.enable_truncation(max_length)
+    return truncating, load_tokenizer(path)
 
 
 class OffsetsTokenizer:

@@ -12,8 +12,17 @@ from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
-from m3retriever.errors import FingerprintMismatchError, StoreError
+from m3retriever.errors import StoreError
 from m3retriever.filters import And, AnyOf, Filter, payload_key
+
+# Re-exported: the branch names and the fingerprint check are imported from here.
+from m3retriever.store.fingerprint import check_fingerprint as check_fingerprint
+from m3retriever.store.names import BM25 as BM25
+from m3retriever.store.names import DENSE as DENSE
+from m3retriever.store.names import DENSE2 as DENSE2
+from m3retriever.store.names import INDEXED_FIELDS as INDEXED_FIELDS
+from m3retriever.store.names import MULTIVECTOR as MULTIVECTOR
+from m3retriever.store.names import SPARSE as SPARSE
 from m3retriever.types import Distance, LengthStats, SparseVector
 
 __all__ = [
@@ -37,67 +46,9 @@ __all__ = [
     "spec_from_dict",
 ]
 
-DENSE = "dense"
-SPARSE = "sparse"
-BM25 = "bm25"
-MULTIVECTOR = "colbert"
-"""Name of the late-interaction (ColBERT) multivector, and its key in the fingerprint."""
-DENSE2 = "dense2"  # the optional extra dense branch (a fine-tuned model, for example)
-
-# Keyword payload indexes created on every collection.
-INDEXED_FIELDS = ("doc_id", "source", "content_hash")
-
 Fusion = Literal["rrf", "dbsf"]
 Quantization = Literal["none", "scalar", "binary", "turbo"]
 QUANTIZATIONS: tuple[str, ...] = ("none", "scalar", "binary", "turbo")
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
-
-
-def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> None:
-    """Raise :class:`FingerprintMismatchError` naming each setting that differs.
-
-    Args:
-        name: Collection name.
-        where: The store's location, for the message.
-        stored: The fingerprint the collection was built with.
-        wanted: The configured encoders' fingerprint.
-    """
-    old, new = _flatten(dict(stored)), _flatten(dict(wanted))
-    keys = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-    diffs = [f"{key}: built with {old.get(key, '(unset)')!r}, configured {new.get(key, '(unset)')!r}" for key in keys]
-    if diffs:
-        fix = "Use the settings it was built with, another collection name, or delete the collection and re-ingest."
-        if all(key.split(".")[0] == MULTIVECTOR for key in keys):
-            fix = (
-                "Only the late-interaction (ColBERT) multivector differs: storing it, or not, "
-                "needs a re-ingest. Leave `multivector` unset (it follows the collection), or "
-                "ingest into another collection (or delete this one and ingest again) with the "
-                "`multivector` setting you want."
-            )
-        elif all(key.split(".")[0] == DENSE2 for key in keys):
-            fix = (
-                "Only the extra dense branch differs: configure dense2_encoder and dense2_model as "
-                "the collection has them, or add (or replace) the branch with `m3retriever "
-                "add-branch` (it re-encodes that branch alone)."
-            )
-        elif all(".parameters." in key for key in keys):
-            fix = (
-                "Only the BM25 parameters differ (the collection was built before they were "
-                "recorded, with a fixed average length): run `m3retriever renormalize` with the "
-                "same settings (or m3retriever.renormalize(config)) to rewrite its BM25 vectors "
-                "in place, without re-encoding."
-            )
-        raise FingerprintMismatchError(
-            f"collection {name!r} at {where} was built with other encoder settings: " + "; ".join(diffs) + ". " + fix
-        )
 
 
 def count_values(payloads: Iterable[Mapping[str, Any]], key: str, values: Sequence[str]) -> dict[str, int]:
