@@ -199,6 +199,7 @@ def test_an_interrupted_build_or_swap_is_finished_by_the_next_run(trained, tiny_
     from dataclasses import replace
 
     from m3retriever.components import encoders_for
+    from m3retriever.resolution import resolve
     from m3retriever.retriever import collection_spec
 
     base = {**tiny_settings, **TINY, "location": str(tmp_path / "s")}
@@ -207,7 +208,7 @@ def test_an_interrupted_build_or_swap_is_finished_by_the_next_run(trained, tiny_
         before = {p.id: (dict(p.payload), p.vectors) for p in r.store.scroll(r.collection, with_vectors=True)}
     cfg = load_config(env={}, dense2_encoder="sentence-transformers", dense2_model=str(trained.path), **base)
     encoders = encoders_for(cfg)
-    spec = collection_spec(encoders, cfg)
+    spec = collection_spec(encoders, resolve(cfg))  # as the retriever describes it: settings resolved
     build = spec.name + BUILD_SUFFIX
     # A build that stopped half-way (still marked as building): the original is intact and the
     # next run starts the build over.
