@@ -1,5 +1,6 @@
-"""The ``m3retriever`` command line: ingest, search, delete, info, plugins, demo, serve-mcp,
-eval and tune."""
+"""The ``m3retriever`` command line: ingest, search, delete, info, renormalize, plugins, demo
+and serve-mcp here; eval and tune, copy/snapshot/restore, finetune/add-branch and export-onnx
+come from their own modules (``add_commands``)."""
 
 from __future__ import annotations
 
