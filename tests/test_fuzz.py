@@ -73,10 +73,18 @@ def test_fuzz_count_and_delete(fuzz_retriever, flt: Any) -> None:
 
 # -- the MCP tools -------------------------------------------------------------------------------
 def _json_safe(value: Any) -> bool:
+    """Arguments an MCP client can send at all: JSON without NaN, and no deeper than the
+    client's own serializer goes (pydantic refuses nesting past its depth limit before anything
+    is sent, so such arguments never reach a server; the server's handling of JSON nested past
+    its parser's limit is tested on the raw stdio stream in test_mcp_hardening.py)."""
     import json
+
+    import pydantic_core
 
     try:
         json.dumps(value, allow_nan=False).encode("utf-8")
+        # The request wraps the arguments in a few levels (params, arguments, ...).
+        pydantic_core.to_json({"a": {"b": {"c": {"d": value}}}})
     except (TypeError, ValueError):
         return False
     return True
