@@ -61,10 +61,10 @@ PROFILES: dict[str, Profile] = {
             # Pairs of at most 512 tokens (the query keeps up to 384, the passage the rest):
             # chunks are 512 tokens, so this holds a whole chunk but for the query's tokens, as
             # BAAI's reference code scores bge-reranker-v2-m3. Measured with random weights on
-            # 2 CPU threads (docs/benchmarks.md; from CPU time, a busy shared machine), pairs/s
-            # at 128/256/512/1024 tokens: torch fp32 1.26/0.63/0.30/0.18, ONNX int8
-            # 6.6/3.6/1.5/0.55. Past 512 a pair costs 1.7-2.7x more for the few chunk tokens
-            # it would keep; 256 halves the cost but drops half of every full chunk.
+            # 2 CPU threads (docs/benchmarks.md, "Production models' speed"), pairs/s at
+            # 128/256/512/1024 tokens: torch fp32 1.81/0.91/0.44/0.21, ONNX int8
+            # 9.5/4.1/1.7/0.56. Past 512 a pair costs 2-3x more for the few chunk tokens it
+            # would keep; 256 halves the cost but drops half of every full chunk.
             "rerank_max_length": 512,
         },
     ),
@@ -84,7 +84,7 @@ PROFILES: dict[str, Profile] = {
             "reranker": "onnx-cross-encoder",
             "reranker_model": "~/.cache/m3retriever/onnx/bge-reranker-v2-m3-int8",
             # The same 512-token pairs as `bge-m3` (same chunks, same reason). On 2 CPU cores an
-            # int8 pair of 512 tokens costs ~0.7 s (docs/benchmarks.md), so a depth-10 rerank
+            # int8 pair of 512 tokens costs 0.6 s (docs/benchmarks.md), so a depth-10 rerank
             # is several seconds: lower `search.rerank_depth`, not the pair length, to go
             # faster (a shorter pair silently drops the end of every full chunk).
             "rerank_max_length": 512,
