@@ -252,6 +252,21 @@ def test_an_ingest_with_dense2_writes_and_searches_the_branch(make_retriever, ti
     alone = sorted(report.runs["dense2"]["q"].items(), key=lambda kv: -kv[1])
     best = min((h for h in hits if h.scores.dense2_rank is not None), key=lambda h: h.scores.dense2_rank)
     assert alone[0][0] == best.doc_id  # the stage is the dense2 branch alone
+    # The MCP tool output carries the branch's score and rank too.
+    import anyio
+    from mcp import Client
+
+    from m3retriever_mcp import create_server
+
+    async def call():  # type: ignore[no-untyped-def]
+        with anyio.fail_after(60):
+            async with Client(create_server(r).server) as client:
+                return await client.call_tool("search", {"query": "capital of France", "top_k": 3})
+
+    result = anyio.run(call)
+    assert not result.is_error
+    scores = [h["scores"] for h in result.structured_content["hits"]]
+    assert any(isinstance(s["dense2"], float) and s["dense2_rank"] >= 1 for s in scores)
 
 
 def test_dense2_refused_until_added_with_a_hint(trained, tiny_settings, corpus_docs, tmp_path):

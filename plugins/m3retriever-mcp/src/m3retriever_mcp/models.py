@@ -226,6 +226,10 @@ class StageScoresOut(BaseModel):
     sparse_rank: int | None
     bm25: float | None = Field(description="BM25 score (profiles with a BM25 branch).")
     bm25_rank: int | None
+    dense2: float | None = Field(
+        default=None, description="Similarity in the extra dense branch (collections with a dense2 branch)."
+    )
+    dense2_rank: int | None = Field(default=None, description="Rank in the extra dense branch.")
     fused: float | None = Field(description="Score after rank fusion.")
     fused_rank: int | None
     multivector: float | None = Field(
