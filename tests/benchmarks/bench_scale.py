@@ -175,7 +175,7 @@ def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[s
     cen = centers(n, args.dim)
     qd = dense_batch(10_000_019, args.queries, cen)
     qs = sparse_rows(np.random.default_rng(7), args.queries, NNZ_QUERY)
-    knobs: dict[str, Any] = {"hnsw_ef": 2 * PREFETCH}
+    knobs: dict[str, Any] = {"hnsw_ef": args.hnsw_ef or 2 * PREFETCH}
     if plan["quantization"] != "none":
         knobs.update(rescore=True, oversampling=args.oversampling)
 
@@ -183,12 +183,23 @@ def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[s
         branches = (Branch(DENSE, qd[i].tolist(), PREFETCH), Branch(SPARSE, qs[i], PREFETCH))
         return HybridQuery(branches=branches, limit=limit, rrf_k=RRF_K, **knobs)
 
-    lat = []
-    for i in range(args.queries):
-        t = time.perf_counter()
-        store.query("bench", [hybrid(i, 10)])
-        lat.append((time.perf_counter() - t) * 1000)
-    lat = sorted(lat[1:])  # the first query warms caches
+    def dense_only(i: int) -> Any:
+        return HybridQuery(branches=(Branch(DENSE, qd[i].tolist(), PREFETCH),), limit=10, **knobs)
+
+    def sparse_only(i: int) -> Any:
+        return HybridQuery(branches=(Branch(SPARSE, qs[i], PREFETCH),), limit=10)
+
+    def timed(make: Any) -> list[float]:
+        out = []
+        for i in range(args.queries):
+            t = time.perf_counter()
+            store.query("bench", [make(i)])
+            out.append((time.perf_counter() - t) * 1000)
+        return sorted(out[1:])  # the first query warms caches
+
+    lat = timed(lambda i: hybrid(i, 10))
+    lat_dense = timed(dense_only)
+    lat_sparse = timed(sparse_only)
     serving = _status(os.getpid())  # resident memory while serving queries, after the build
     # Recall: approximate lists from the engine, exact truth from numpy over regenerated data.
     nr = min(RECALL_QUERIES, args.queries)
@@ -227,6 +238,9 @@ def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[s
         "queries": args.queries,
         "p50_ms": statistics.median(lat),
         "p95_ms": lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))],
+        "dense_p50_ms": statistics.median(lat_dense),
+        "sparse_p50_ms": statistics.median(lat_sparse),
+        "hnsw_ef": knobs["hnsw_ef"],
         "recall_dense": statistics.mean(rd),
         "recall_fused": statistics.mean(rf),
         "serving_rss_mb": serving.get("VmRSS"),
@@ -303,9 +317,10 @@ HEADER = (
 )
 
 
-def _merge_phase(store: Path, phase: str, res: dict[str, Any]) -> dict[str, Any] | None:
+def _merge_phase(store: Path, phase: str, res: dict[str, Any], cleanup: bool) -> dict[str, Any] | None:
     """Keep each phase's result beside the store; after ``query``, one result of all phases
-    (times of each, the highest memory peaks, the sum of wall times)."""
+    (times of each, the highest memory peaks, the sum of wall times). The query phase can run
+    again with other search settings; ``cleanup`` forgets the kept phases."""
     done = store.parent / (store.name + ".phases.json")
     phases = json.loads(done.read_text()) if done.exists() else {}
     phases[phase] = res
@@ -313,7 +328,8 @@ def _merge_phase(store: Path, phase: str, res: dict[str, Any]) -> dict[str, Any]
     print(json.dumps(res), file=sys.stderr)
     if phase != "query" or "error" in res:
         return None
-    done.unlink()
+    if cleanup:
+        done.unlink()
     merged: dict[str, Any] = {}
     for part in phases.values():
         merged.update(part)
@@ -332,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hnsw-m", type=int, default=0)
     ap.add_argument("--hnsw-ef-construct", type=int, default=0)
     ap.add_argument("--oversampling", type=float, default=2.0)
+    ap.add_argument("--hnsw-ef", type=int, default=0, help="search-time HNSW ef (default: twice the prefetch, 200)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--text-chars", type=int, default=2000)
     ap.add_argument("--phase", choices=["all", "upsert", "optimize", "query"], default="all",
@@ -367,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     res.setdefault("dim", args.dim)
     res.setdefault("plan", args.plan)
     if args.phase != "all":
-        res = _merge_phase(Path(args.store), args.phase, res)
+        res = _merge_phase(Path(args.store), args.phase, res, args.cleanup)
         if res is None:
             return 0
     print(json.dumps(res), file=sys.stderr)
