@@ -211,17 +211,7 @@ def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[s
         sb = (Branch(SPARSE, qs[i], PREFETCH),)
         exact_sparse.append([r.id for r in store.query("bench", [HybridQuery(branches=sb, limit=PREFETCH)])[0]])
     info = store.info("bench")
-    best_s = np.full((nr, PREFETCH), -np.inf, dtype=np.float32)
-    best_i = np.zeros((nr, PREFETCH), dtype=np.int64)
-    qmat = qd[:nr]
-    for start in range(0, n, BATCH * 10):
-        m = min(BATCH * 10, n - start)
-        x = np.concatenate([dense_batch(s, min(BATCH, start + m - s), cen) for s in range(start, start + m, BATCH)])
-        all_s = np.concatenate([best_s, qmat @ x.T], axis=1)
-        all_i = np.concatenate([best_i, np.arange(start, start + m)[None, :].repeat(nr, 0)], axis=1)
-        top = np.argpartition(-all_s, PREFETCH - 1, axis=1)[:, :PREFETCH]
-        best_s = np.take_along_axis(all_s, top, 1)
-        best_i = np.take_along_axis(all_i, top, 1)
+    best_s, best_i = _exact_dense(args, cen, qd[:nr])
     rd, rf = [], []
     for i in range(nr):
         order = np.argsort(-best_s[i], kind="stable")
@@ -248,6 +238,31 @@ def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[s
         "segments": info["segments"],
         "indexed_vectors": info["indexed_vectors"],
     }
+
+
+def _exact_dense(args: argparse.Namespace, cen: Any, qmat: Any) -> tuple[Any, Any]:
+    """Exact top ``PREFETCH`` scores and indices of each query row, by numpy over the
+    regenerated vectors; kept beside a kept ``--store`` so reruns of the query phase reuse it."""
+    import numpy as np
+
+    cache = Path(args.store).parent / f"{Path(args.store).name}.exact-{len(qmat)}.npz" if args.store else None
+    if cache is not None and cache.exists():
+        kept = np.load(cache)
+        return kept["s"], kept["i"]
+    n, nr = args.n, len(qmat)
+    best_s = np.full((nr, PREFETCH), -np.inf, dtype=np.float32)
+    best_i = np.zeros((nr, PREFETCH), dtype=np.int64)
+    for start in range(0, n, BATCH * 10):
+        m = min(BATCH * 10, n - start)
+        x = np.concatenate([dense_batch(s, min(BATCH, start + m - s), cen) for s in range(start, start + m, BATCH)])
+        all_s = np.concatenate([best_s, qmat @ x.T], axis=1)
+        all_i = np.concatenate([best_i, np.arange(start, start + m)[None, :].repeat(nr, 0)], axis=1)
+        top = np.argpartition(-all_s, PREFETCH - 1, axis=1)[:, :PREFETCH]
+        best_s = np.take_along_axis(all_s, top, 1)
+        best_i = np.take_along_axis(all_i, top, 1)
+    if cache is not None:
+        np.savez(cache, s=best_s, i=best_i)
+    return best_s, best_i
 
 
 def _status(pid_: int) -> dict[str, int]:
@@ -300,11 +315,17 @@ def run(argv: list[str], limit_mb: int) -> dict[str, Any]:
 def row(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"| {r.get('n', '?'):,} | {r.get('dim', '?')} | {r.get('plan', '?')} | error: {r['error'].strip().splitlines()[-1] if r['error'].strip() else '?'} |"
+    knobs = f"{r.get('hnsw_ef', 200)} / {_mb(r.get('oversampling'))}"
     return (
-        f"| {r['n']:,} | {r['dim']} | {r['plan']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['recall_dense']:.3f} | "
+        f"| {r['n']:,} | {r['dim']} | {r['plan']} | {r.get('hnsw_ef_construct', 128)} | {knobs} | {r['p50_ms']:.1f} | "
+        f"{r['p95_ms']:.1f} | {_ms(r.get('dense_p50_ms'))} | {_ms(r.get('sparse_p50_ms'))} | {r['recall_dense']:.3f} | "
         f"{r['recall_fused']:.3f} | {r['upsert_s']:.0f} | {r['optimize_s']:.0f} | {r['peak_rss_mb']:,} | "
         f"{r['peak_anon_mb']:,} | {_mb(r.get('serving_rss_mb'))} | {r['disk_mb']:,.0f} |"
     )
+
+
+def _ms(value: Any) -> str:
+    return "–" if value is None else f"{value:.1f}"
 
 
 def _mb(value: Any) -> str:
@@ -312,8 +333,9 @@ def _mb(value: Any) -> str:
 
 
 HEADER = (
-    "| chunks | dim | plan | hybrid p50 ms | p95 ms | recall@100 dense | recall@100 fused | upsert s | "
-    "optimize s | peak RSS MB | peak anon MB | serving RSS MB | disk MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| chunks | dim | plan | ef_construct | hnsw_ef / oversampling | hybrid p50 ms | p95 ms | dense p50 ms | "
+    "sparse p50 ms | recall@100 dense | recall@100 fused | upsert s | optimize s | peak RSS MB | peak anon MB | "
+    "serving RSS MB | disk MB |\n" + "|---" * 17 + "|"
 )
 
 
@@ -384,9 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     res.setdefault("dim", args.dim)
     res.setdefault("plan", args.plan)
     if args.phase != "all":
-        res = _merge_phase(Path(args.store), args.phase, res, args.cleanup)
-        if res is None:
+        merged = _merge_phase(Path(args.store), args.phase, res, args.cleanup)
+        if merged is None:
             return 0
+        res = merged
     print(json.dumps(res), file=sys.stderr)
     if args.jsonl:
         with open(args.jsonl, "a") as fh:
