@@ -184,7 +184,7 @@ def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[s
     qs_sparse = sparse_rows(np.random.default_rng(27), args.queries, NNZ_QUERY)
     knobs: dict[str, Any] = {"hnsw_ef": args.hnsw_ef or 2 * PREFETCH}
     if plan["quantization"] != "none":
-        knobs.update(rescore=True, oversampling=args.oversampling)
+        knobs.update(rescore=not args.no_rescore, oversampling=args.oversampling)
 
     def hybrid(i: int, limit: int, dense: Any = qd, sparse: Any = qs) -> Any:
         branches = (Branch(DENSE, dense[i].tolist(), PREFETCH), Branch(SPARSE, sparse[i], PREFETCH))
@@ -251,6 +251,7 @@ def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[s
         "dense_p50_ms": statistics.median(lat_dense),
         "sparse_p50_ms": statistics.median(lat_sparse),
         "hnsw_ef": knobs["hnsw_ef"],
+        "rescore": knobs.get("rescore"),
         "recall_dense": statistics.mean(rd),
         "recall_fused": statistics.mean(rf),
         "serving_rss_mb": serving.get("VmRSS"),
@@ -335,7 +336,7 @@ def run(argv: list[str], limit_mb: int) -> dict[str, Any]:
 def row(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"| {r.get('n', '?'):,} | {r.get('dim', '?')} | {r.get('plan', '?')} | error: {r['error'].strip().splitlines()[-1] if r['error'].strip() else '?'} |"
-    knobs = f"{r.get('hnsw_ef', 200)} / {_mb(r.get('oversampling'))}"
+    knobs = f"{r.get('hnsw_ef', 200)} / {_mb(r.get('oversampling'))}" + (" / no rescore" if r.get("rescore") is False else "")
     return (
         f"| {r['n']:,} | {r['dim']} | {r['plan']} | {r.get('hnsw_ef_construct', 128)} | {knobs} | {_ms(r.get('cold_p50_ms'))} | {r['p50_ms']:.1f} | "
         f"{r['p95_ms']:.1f} | {_ms(r.get('dense_p50_ms'))} | {_ms(r.get('sparse_p50_ms'))} | {r['recall_dense']:.3f} | "
@@ -390,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hnsw-m", type=int, default=0)
     ap.add_argument("--hnsw-ef-construct", type=int, default=0)
     ap.add_argument("--oversampling", type=float, default=2.0)
+    ap.add_argument("--no-rescore", action="store_true", help="quantized plans: keep the quantized scores (no float reads)")
     ap.add_argument("--hnsw-ef", type=int, default=0, help="search-time HNSW ef (default: twice the prefetch, 200)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--text-chars", type=int, default=2000)
