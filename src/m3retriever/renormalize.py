@@ -40,10 +40,6 @@ from m3retriever.ingest import batched
 from m3retriever.resolution import follow_collection, resolve
 from m3retriever.retriever import Retriever
 from m3retriever.store.schema import (
-    BM25,
-    DENSE,
-    MULTIVECTOR,
-    SPARSE,
     CollectionSpec,
     ScoredRecord,
     Store,
@@ -245,13 +241,6 @@ def _text(record: ScoredRecord) -> str:
 
 
 def _rewritten(record: ScoredRecord, new: Mapping[str, SparseVector]) -> StoredPoint:
-    """The stored point with the rewritten branch vectors in ``new`` and the rest as it was."""
-    vectors = record.vectors
-    return StoredPoint(
-        id=record.id,
-        payload=dict(record.payload),
-        dense=vectors.get(DENSE),
-        sparse=new.get(SPARSE, vectors.get(SPARSE)),
-        bm25=new.get(BM25, vectors.get(BM25)),
-        multivector=vectors.get(MULTIVECTOR),
-    )
+    """The stored point with the rewritten branch vectors in ``new`` and every other named
+    vector (``dense2`` and the multivector included) as it was."""
+    return StoredPoint(id=record.id, payload=dict(record.payload), vectors={**record.vectors, **new})
