@@ -215,3 +215,19 @@ def test_tenant_index_is_created_on_an_existing_collection(backend, tmp_path, ca
         assert main(["info", "--location", location, "--profile", "small", "--tenant-field", "tenant"]) == 0
         out = capsys.readouterr().out
         assert "\ntenant_field     tenant\n" in out and "\ntenant_index     tenant\n" in out
+
+
+def test_index_kinds_read_back_from_both_bindings():
+    """What each engine reports of a payload index, in the one word ``info`` shows."""
+    import qdrant_edge as q
+    from qdrant_client import models as m
+
+    from m3retriever.store.translate import index_kind
+
+    tenant = m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True)
+    assert index_kind(m.PayloadSchemaType.KEYWORD, tenant) == "tenant"
+    assert index_kind(m.PayloadSchemaType.KEYWORD, None) == "keyword"
+    assert index_kind(m.PayloadSchemaType.INTEGER, None) == "integer"
+    assert index_kind(q.PayloadSchemaType.Keyword, q.KeywordIndexParams(is_tenant=True)) == "tenant"
+    assert index_kind(q.PayloadSchemaType.Keyword, q.KeywordIndexParams(is_tenant=False)) == "keyword"
+    assert index_kind(q.PayloadSchemaType.Keyword, None) == "keyword"

@@ -226,3 +226,33 @@ def test_random_tenants_score_as_separate_collections(tmp_path_factory, acme, gl
                 expected = _ranking(alone.search(text, top_k=6))
                 assert {d for d, _, _ in got} == {d for d, _, _ in expected}
                 assert sorted(b for _, b, _ in got) == pytest.approx(sorted(b for _, b, _ in expected), rel=1e-5)
+
+
+def test_a_collection_needing_the_upgrade_is_refused_with_a_tenant(tmp_path):
+    """The BM25 upgrade rewrites every chunk: asked with a tenant, nothing is rewritten and the
+    error says to run it without one."""
+    import json
+    from dataclasses import replace
+
+    from m3retriever import ConfigError
+
+    location = tmp_path / "store"
+    with _bm25_only(str(location)) as r:
+        r.scoped("acme").ingest(_docs("acme"))
+        kept = _bm25_vectors(r)
+        name = r.collection
+    meta_path = location / f"{name}.m3r.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["fingerprint"]["bm25"]["parameters"]  # as an older version recorded it
+    meta_path.write_text(json.dumps(meta))
+    cfg = load_config(
+        env={}, location=str(location), profile="small", dense_encoder="none", sparse_encoder="none",
+        bm25=True, reranker="none", tenant_field="tenant", tenant="acme",
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="run renormalize without a tenant"):
+        renormalize(cfg)
+    assert json.loads(meta_path.read_text()) == meta  # nothing recorded
+    report = renormalize(replace(cfg, tenant=None))
+    assert report.upgraded and report.tenants.keys() == {"acme"}
+    with _bm25_only(str(location)) as r:
+        assert _bm25_vectors(r).keys() == kept.keys()
