@@ -256,3 +256,20 @@ def test_a_collection_needing_the_upgrade_is_refused_with_a_tenant(tmp_path):
     assert report.upgraded and report.tenants.keys() == {"acme"}
     with _bm25_only(str(location)) as r:
         assert _bm25_vectors(r).keys() == kept.keys()
+
+
+def test_adding_a_dense2_branch_keeps_the_tenants_totals(tmp_path, tiny_bge_m3_path):
+    from dataclasses import replace
+
+    from m3retriever.finetune.branch import add_dense2_branch
+
+    with _bm25_only(str(tmp_path / "store")) as r:
+        for tenant in VOCAB:
+            r.scoped(tenant).ingest(_docs(tenant))
+        totals, tenants, cfg = r.store.length_stats(r.collection), r.store.tenant_length_stats(r.collection), r.config
+    assert set(tenants) == set(VOCAB)
+    cfg = replace(cfg, dense2_encoder="bge-m3", dense2_model=str(tiny_bge_m3_path), device="cpu", max_length=64)
+    assert add_dense2_branch(cfg).copied == 2 * len(PATTERNS)
+    with Retriever(cfg) as r:
+        assert r.store.length_stats(r.collection) == totals
+        assert r.store.tenant_length_stats(r.collection) == tenants
