@@ -20,8 +20,9 @@ from test_congruence import _ids, _load, leaf, metadata, reference
 BACKENDS = ["edge", "memory"]
 
 # Two tenants with disjoint vocabularies and documents of equal analyzed lengths (word i of a
-# text of one tenant is word i of the other's vocabulary), so the collection's average length,
-# which is shared, is each tenant's own too and IDF is the only statistic that could differ.
+# text of one tenant is word i of the other's vocabulary), so the collection's average length
+# is each tenant's own too and IDF is the only statistic that differs between the tenant's and
+# the collection's (tenants of different lengths: test_tenant_lengths.py).
 VOCAB = {
     "acme": ["kiwi", "mango", "papaya", "guava", "lychee", "quince", "apricot", "plum"],
     "globex": ["granite", "basalt", "marble", "quartz", "schist", "gneiss", "shale", "slate"],
