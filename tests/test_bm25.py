@@ -362,3 +362,25 @@ def test_renormalize_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         assert main(["renormalize", *args]) == 0
     out = capsys.readouterr().out
     assert "2 chunks" in out and "average 3.50" in out
+
+
+def test_renormalize_keeps_every_other_vector(tmp_path: Path, tiny_bge_m3_path: Path) -> None:
+    """The rewrite replaces the BM25 vectors only: an extra dense branch (``dense2``) is kept."""
+    from m3retriever import Retriever, load_config, renormalize
+
+    cfg = load_config(
+        env={}, location=str(tmp_path / "store"), profile="small", dense_encoder="none",
+        sparse_encoder="none", bm25=True, reranker="none", dense2_encoder="bge-m3",
+        dense2_model=str(tiny_bge_m3_path), device="cpu", max_length=64,
+    )  # fmt: skip
+    with Retriever(cfg) as r:
+        r.ingest([DOC_A])
+        r.ingest([DOC_B])
+        before = {rec.id: rec.vectors for rec in r.store.scroll(r.collection, with_vectors=True)}
+        assert renormalize(r).chunks == 2
+        after = {rec.id: rec.vectors for rec in r.store.scroll(r.collection, with_vectors=True)}
+        assert after.keys() == before.keys()
+        for pid, vectors in after.items():
+            assert set(vectors) == {"bm25", "dense2"}
+            assert vectors["dense2"] == pytest.approx(before[pid]["dense2"])
+        assert _stored_bm25(r)["a"]["cat"] == pytest.approx(_saturated(2, 3, 3.5))

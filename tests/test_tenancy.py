@@ -20,8 +20,9 @@ from test_congruence import _ids, _load, leaf, metadata, reference
 BACKENDS = ["edge", "memory"]
 
 # Two tenants with disjoint vocabularies and documents of equal analyzed lengths (word i of a
-# text of one tenant is word i of the other's vocabulary), so the collection's average length,
-# which is shared, is each tenant's own too and IDF is the only statistic that could differ.
+# text of one tenant is word i of the other's vocabulary), so the collection's average length
+# is each tenant's own too and IDF is the only statistic that differs between the tenant's and
+# the collection's (tenants of different lengths: test_tenant_lengths.py).
 VOCAB = {
     "acme": ["kiwi", "mango", "papaya", "guava", "lychee", "quince", "apricot", "plum"],
     "globex": ["granite", "basalt", "marble", "quartz", "schist", "gneiss", "shale", "slate"],
@@ -170,3 +171,64 @@ def test_no_caller_filter_leaves_the_scope(docs, flts):
         finally:
             edge.close()
             memory.close()
+
+
+def _bm25_config(location: str, **extra):
+    from m3retriever import load_config
+
+    return load_config(
+        env={}, location=location, profile="small", dense_encoder="none", sparse_encoder="none",
+        bm25=True, reranker="none", **extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tenant_index_is_created_on_an_existing_collection(backend, tmp_path, capsys):
+    """A collection built before ``tenant_field`` was set gets the tenant index (and the field
+    in its description) when a retriever with ``tenant_field`` opens it, once; ``info`` shows
+    it. qdrant-client's local mode keeps no payload indexes: ``not kept``."""
+    from m3retriever import Retriever, renormalize
+    from m3retriever.cli import main
+
+    location = _location(backend, tmp_path, "s")
+    before = Retriever(_bm25_config(location, indexed_fields=["tenant"]))
+    before.ingest([{**d, "metadata": {"tenant": t}, "doc_id": f"{t}-{d['doc_id']}"} for t in VOCAB for d in _docs(t)])
+    info = before.info()
+    assert info["tenant_field"] is None and info["tenant_index"] is None
+    kept = backend == "edge"
+    assert before.store.tenant_index(before.collection, "tenant") == ("keyword" if kept else "not kept")
+    assert before.store.stored_spec(before.collection).tenant_field is None
+    if kept:
+        before.close()  # reopened from disk
+    for _ in range(2):  # the second time finds it there
+        after = Retriever(_bm25_config(location, tenant_field="tenant"), store=None if kept else before.store)
+        info = after.info()
+        assert info["tenant_field"] == "tenant" and info["tenant_index"] == ("tenant" if kept else "not kept")
+        assert after.store.stored_spec(after.collection).tenant_field == "tenant"
+        assert after.scoped("acme").count() == len(PATTERNS)
+        if kept:
+            assert {"doc_id", "metadata.tenant"} <= set(info["payload_indexes"])
+            after.close()
+    # The recorded field partitions an unscoped renormalize, even without tenant_field set.
+    report = renormalize(_bm25_config(location) if kept else Retriever(_bm25_config(location), store=before.store))
+    assert set(report.tenants) == set(VOCAB)
+    if kept:
+        assert main(["info", "--location", location, "--profile", "small", "--tenant-field", "tenant"]) == 0
+        out = capsys.readouterr().out
+        assert "\ntenant_field     tenant\n" in out and "\ntenant_index     tenant\n" in out
+
+
+def test_index_kinds_read_back_from_both_bindings():
+    """What each engine reports of a payload index, in the one word ``info`` shows."""
+    import qdrant_edge as q
+    from qdrant_client import models as m
+
+    from m3retriever.store.translate import index_kind
+
+    tenant = m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True)
+    assert index_kind(m.PayloadSchemaType.KEYWORD, tenant) == "tenant"
+    assert index_kind(m.PayloadSchemaType.KEYWORD, None) == "keyword"
+    assert index_kind(m.PayloadSchemaType.INTEGER, None) == "integer"
+    assert index_kind(q.PayloadSchemaType.Keyword, q.KeywordIndexParams(is_tenant=True)) == "tenant"
+    assert index_kind(q.PayloadSchemaType.Keyword, q.KeywordIndexParams(is_tenant=False)) == "keyword"
+    assert index_kind(q.PayloadSchemaType.Keyword, None) == "keyword"

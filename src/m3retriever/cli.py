@@ -197,10 +197,13 @@ def cmd_renormalize(args: argparse.Namespace) -> int:
     if not report.after:
         _out(f"{cfg.collection}: no BM25 branch or no such collection; nothing to do")
         return 0
+    where = cfg.collection + (f" tenant {report.tenant!r}" if report.tenant is not None else "")
     for branch, stats in report.after.items():
         was = report.before.get(branch)
         before = f"{was.average:.2f} over {was.count} chunks" if was and was.average else "not recorded"
-        _out(f"{cfg.collection} {branch}: average {stats.average or 0:.2f} terms over {stats.count} chunks (was {before})")
+        _out(f"{where} {branch}: average {stats.average or 0:.2f} terms over {stats.count} chunks (was {before})")
+    if report.tenants:
+        _out(f"{len(report.tenants)} tenants' chunks rewritten with their own tenant's average")
     upgraded = "; fingerprint upgraded" if report.upgraded else ""
     _out(f"rewrote {report.chunks} chunks in {report.seconds:.1f}s{upgraded}")
     return 0
@@ -276,7 +279,9 @@ def _add_collection_commands(sub: Any) -> None:
             "BM25 normalises each chunk by the collection's average length as it was when the "
             "chunk was written. Recount the lengths from the stored texts and rewrite every BM25 "
             "vector with the current average (no model runs; other vectors are copied). Also "
-            "upgrades a collection built before the BM25 parameters were recorded."
+            "upgrades a collection built before the BM25 parameters were recorded. With "
+            "--tenant, that tenant's chunks with the tenant's own average; without, on a "
+            "collection partitioned by tenant, each tenant's chunks with its own average."
         ),
     )
     _common(p)

@@ -58,6 +58,7 @@ class CollectionInfo:
             ),
             "search_defaults": self.search_defaults,  # the collection's own
             "tenant": self.scope.tenant if self.scope is not None else None,
+            "tenant_field": self.settings.tenant_field,
             "settings": settings_in_force(self.config, self.settings, self._saved, self._built),
             "lengths": self.lengths(),
         }
@@ -65,6 +66,8 @@ class CollectionInfo:
             out.update(self.store.info(self.collection))
             out["points"] = self.count()  # exact; the engine's is an estimate
             out["documents"] = self.count({"chunk_index": 0})
+            field = self.settings.tenant_field
+            out["tenant_index"] = self.store.tenant_index(self.collection, field) if field else None
         else:
             out["points"] = 0
             out["documents"] = 0

@@ -204,10 +204,12 @@ class Config:
         hnsw_ef_construct: HNSW build beam (``None``: the collection's own; new: 128). Fixed
             at creation.
         tenant_field: Metadata key that partitions the collection by tenant (a keyword index
-            marked as the tenant field is created with the collection).
+            marked as the tenant field is created with the collection, or when this opens one
+            without it).
         tenant: Scope every search, count, delete and ingest to this value of
-            ``tenant_field``; BM25 (and IDF-weighted sparse) statistics are computed over
-            its documents only (``None``: the whole collection).
+            ``tenant_field``; BM25's IDF and average document length (and IDF-weighted
+            sparse statistics) are computed over its documents only (``None``: the whole
+            collection).
         multivector: Store the dense encoder's late-interaction (ColBERT) token vectors in a
             ``colbert`` multivector of the collection at ingest (``None``: what an existing
             collection was built with, else the profile's, else false; with

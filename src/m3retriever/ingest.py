@@ -17,10 +17,12 @@ hash matched, and, when documents changed, one ``count`` and one ``delete_by_fil
 their stale chunks.
 
 BM25 length normalisation: the collection keeps running totals of its chunks' lengths
-(``Store.length_stats``). A batch is encoded with the average of those totals plus its own
-chunks, and its lengths are added to the totals after its upsert. Chunks written earlier keep
-the average of their time, and rewritten or deleted chunks stay counted; see
-``Retriever.renormalize`` for when and how to recompute both.
+(``Store.length_stats``), and of each tenant's chunks (``Store.tenant_length_stats``). A batch
+is encoded with the average of those totals plus its own chunks (a scoped ingest: the
+tenant's totals), and its lengths are added to the collection's totals (and the tenant's)
+after its upsert. Chunks written earlier keep the average of their time, and rewritten or
+deleted chunks stay counted; see :func:`m3retriever.renormalize` for when and how to
+recompute both.
 """
 
 from __future__ import annotations
@@ -269,7 +271,7 @@ class Ingestor:
         points, lengths = self._encode(todo)
         self.store.upsert(self.collection, points)
         if lengths:
-            self.store.set_length_stats(self.collection, lengths)
+            self.store.add_length_stats(self.collection, lengths, self._tenant)
         # Chunks are written in one update operation, so a document without chunk 0 has no
         # chunks at all: only documents that had a chunk 0 can have stale chunks.
         updated = [(doc.doc_id, len(chunks)) for doc, _, chunks in todo if first[doc.doc_id] in existing]
@@ -303,14 +305,11 @@ class Ingestor:
         """Encode every chunk of ``todo`` and build its points (nothing is written).
 
         Returns:
-            The points, and the collection's length totals once they are written (per
-            length-normalised branch; empty when there is none).
+            The points, and their own length totals (per length-normalised branch; empty when
+            there is none).
         """
         texts = [c.text for _, _, chunks in todo for c in chunks]
-        collection: Mapping[str, LengthStats] = (
-            self.store.length_stats(self.collection) if self.encoders.length_normalized() else {}
-        )
-        vectors = self.encoders.encode_document(texts, collection)
+        vectors = self.encoders.encode_document(texts, self._length_totals())
         if len(vectors) != len(texts):
             raise InputError(
                 f"encoder returned {len(vectors)} vectors for {len(texts)} chunks; check the encoder plugin"
@@ -348,8 +347,15 @@ class Ingestor:
                     )
                 )
                 row += 1
-        totals = {b: collection.get(b, LengthStats()) + own for b, own in vectors.lengths.items()}
-        return points, totals
+        return points, dict(vectors.lengths)
+
+    def _length_totals(self) -> Mapping[str, LengthStats]:
+        """The totals a batch is normalised with: the tenant's, else the collection's."""
+        if not self.encoders.length_normalized():
+            return {}
+        if self._tenant is not None:
+            return self.store.tenant_length_stats(self.collection).get(self._tenant, {})
+        return self.store.length_stats(self.collection)
 
     def _delete_stale(self, updated: Sequence[tuple[str, int]]) -> int:
         """Delete every ``(doc id, n_chunks)`` document's chunks at ``chunk_index >= n_chunks``

@@ -8,6 +8,13 @@ different averages, and rewritten or deleted chunks stay counted in the totals.
 length-normalised vector with the exact average, in place: dense and learned-sparse vectors
 and payloads are copied unchanged and no model runs.
 
+Tenants: a retriever scoped to a tenant (``Retriever.scoped``, ``tenant``) recounts and
+rewrites that tenant's chunks only, with the tenant's exact average, and replaces the tenant's
+totals. Without a scope, on a collection partitioned by tenant (``tenant_field`` configured or
+recorded with the collection), each chunk is rewritten with the exact average of its tenant
+(:func:`~m3retriever.tenancy.tenant_of`), a chunk without one with the collection's, and both
+the collection's totals and every tenant's are replaced by the recount.
+
 It also upgrades a collection built before the BM25 encoder recorded its parameters (when it
 normalised by a fixed 256 terms): such a collection is refused with a
 :class:`~m3retriever.errors.FingerprintMismatchError` naming only the BM25 parameters, and
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from m3retriever.branches import EncoderSet, without_parameters
@@ -28,20 +35,18 @@ from m3retriever.built_settings import load_built
 from m3retriever.collection import collection_spec, open_configured_store, stored_multivector
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
+from m3retriever.errors import ConfigError
 from m3retriever.ingest import batched
 from m3retriever.resolution import follow_collection, resolve
 from m3retriever.retriever import Retriever
 from m3retriever.store.schema import (
-    BM25,
-    DENSE,
-    MULTIVECTOR,
-    SPARSE,
     CollectionSpec,
     ScoredRecord,
     Store,
     StoredPoint,
     check_fingerprint,
 )
+from m3retriever.tenancy import Scope, tenant_of
 from m3retriever.types import LengthStats, SparseVector
 
 __all__ = ["RenormalizeReport", "renormalize"]
@@ -60,6 +65,10 @@ class RenormalizeReport:
         upgraded: Whether the collection's fingerprint was brought up to date (a collection
             built before the BM25 parameters were recorded).
         seconds: Wall time.
+        tenant: The tenant whose chunks were rewritten (``None``: the whole collection;
+            ``before`` and ``after`` are then the tenant's totals).
+        tenants: Without a tenant, on a collection partitioned by tenant: each tenant's
+            recounted totals, with which its chunks were rewritten.
     """
 
     chunks: int
@@ -67,6 +76,8 @@ class RenormalizeReport:
     after: Mapping[str, LengthStats]
     upgraded: bool
     seconds: float
+    tenant: str | None = None
+    tenants: Mapping[str, Mapping[str, LengthStats]] = field(default_factory=dict)
 
 
 def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 256) -> RenormalizeReport:
@@ -76,7 +87,7 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
         target: An open :class:`~m3retriever.Retriever` (its ingests and deletes wait until
             this is done), or the configuration of one (its store is opened here and closed
             afterwards; use this form for a collection that an older version built, which a
-            retriever refuses to open).
+            retriever refuses to open). One scoped to a tenant rewrites that tenant's chunks.
         client: An existing ``qdrant_client.QdrantClient`` (with a configuration only).
         batch: Chunks read and rewritten per store call.
 
@@ -87,19 +98,22 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
     Raises:
         FingerprintMismatchError: The collection was built with other encoders (anything
             beyond the BM25 parameters differs).
+        ConfigError: A collection that needs the upgrade, with a tenant (the upgrade rewrites
+            every tenant's chunks).
     """
     if isinstance(target, Retriever):
         # The retriever's writes wait meanwhile: an ingest between the two passes would be
         # counted in neither the totals nor the rewrite.
         with target._write_lock:
-            return _run(target.store, target.encoders, _spec_of(target), batch)
+            return _run(target.store, target.encoders, _spec_of(target), batch, target.scope)
     base = resolve(target)
     store = open_configured_store(base, client)
     try:
         settings = resolve(target, built=load_built(store, base.collection))  # the collection's encoders
         settings = resolve(follow_collection(target, stored_multivector(store, settings.collection)))
         encoders = encoders_for(settings)
-        return _run(store, encoders, collection_spec(encoders, settings), batch)
+        scope = Scope(settings.tenant_field, settings.tenant) if settings.tenant and settings.tenant_field else None
+        return _run(store, encoders, collection_spec(encoders, settings), batch, scope)
     finally:
         store.close()
 
@@ -108,37 +122,101 @@ def _spec_of(retriever: Retriever) -> CollectionSpec:
     return collection_spec(retriever.encoders, retriever.settings)
 
 
-def _run(store: Store, encoders: EncoderSet, spec: CollectionSpec, batch: int) -> RenormalizeReport:
+def _run(store: Store, encoders: EncoderSet, spec: CollectionSpec, batch: int, scope: Scope | None) -> RenormalizeReport:
     start = time.perf_counter()
     branches = encoders.length_normalized()
     name = spec.name
+    tenant = scope.tenant if scope is not None else None
     stored = store.collection_fingerprint(name)
     if not branches or stored is None:
-        return RenormalizeReport(0, {}, {}, False, time.perf_counter() - start)
+        return RenormalizeReport(0, {}, {}, False, time.perf_counter() - start, tenant)
     upgraded = _check_upgradable(name, store, stored, spec.fingerprint, list(branches))
-    before = store.length_stats(name)
-    after = {b: LengthStats() for b in branches}
-    for page in batched(store.scroll(name, batch=batch), batch):
-        texts = [_text(r) for r in page]
-        for b, enc in branches.items():
-            after[b] = after[b] + LengthStats.of(enc.document_lengths(texts))
-    chunks = 0
-    for page in batched(store.scroll(name, with_vectors=True, batch=batch), batch):
-        texts = [_text(r) for r in page]
-        vectors = {
-            b: enc.encode_document_normalized(texts, after[b], include_texts=False)[0].sparse or []
-            for b, enc in branches.items()
-        }
-        store.upsert(name, [_rewritten(r, {b: v[i] for b, v in vectors.items()}) for i, r in enumerate(page)])
-        chunks += len(page)
-        logger.info("renormalize %s: %d chunks rewritten", name, chunks)
+    if upgraded and scope is not None:
+        raise ConfigError(
+            f"collection {name!r} was built before the BM25 parameters were recorded; its "
+            "upgrade rewrites every tenant's chunks: run renormalize without a tenant first"
+        )
+    # Chunks are grouped by the average they take: one group for a tenant's own run, else one
+    # per tenant (on a partitioned collection) and None for the chunks of no tenant.
+    flt = scope.filter if scope is not None else None
+    by = None if scope is not None else (spec.tenant_field or _recorded_tenant_field(store, name))
+    counted = _recount(store, name, branches, flt, by, batch)
+    totals = {b: sum((g[b] for g in counted.values()), LengthStats()) for b in branches}
+    averages = {**counted, None: counted[None] if scope is not None else totals}
+    chunks = _rewrite(store, name, branches, flt, by, averages, totals, batch)
     # The totals, then the fingerprint, are written last: a run interrupted before leaves the
     # collection as refused (or as counted) as it was, and running it again completes it.
-    store.set_length_stats(name, after)
+    tenants = {t: stats for t, stats in counted.items() if t is not None}
+    if scope is not None:
+        before = store.tenant_length_stats(name).get(scope.tenant, {})
+        store.set_tenant_length_stats(name, {scope.tenant: counted[None]})
+        after = counted[None]
+    else:
+        before = store.length_stats(name)
+        store.set_length_stats(name, totals)
+        if by:
+            store.set_tenant_length_stats(name, tenants, every=True)
+        after = totals
     if upgraded:
         store.set_fingerprint(name, spec.fingerprint)
     store.flush(name)
-    return RenormalizeReport(chunks, before, after, upgraded, time.perf_counter() - start)
+    return RenormalizeReport(chunks, before, after, upgraded, time.perf_counter() - start, tenant, tenants)
+
+
+def _rewrite(
+    store: Store,
+    name: str,
+    branches: Mapping[str, Any],
+    flt: Any,
+    by: str | None,
+    averages: Mapping[str | None, Mapping[str, LengthStats]],
+    otherwise: Mapping[str, LengthStats],
+    batch: int,
+) -> int:
+    """Rewrite the length-normalised vectors of the chunks matching ``flt``, each group (as
+    :func:`_recount` groups them) with its totals in ``averages`` (``otherwise`` for a group
+    that appeared since); returns the chunks rewritten."""
+    chunks = 0
+    for page in batched(store.scroll(name, flt, with_vectors=True, batch=batch), batch):
+        groups: dict[str | None, list[int]] = {}
+        for i, r in enumerate(page):
+            groups.setdefault(tenant_of(r.payload, by) if by else None, []).append(i)
+        new: dict[int, dict[str, SparseVector]] = {}
+        for key, rows in groups.items():
+            texts = [_text(page[i]) for i in rows]
+            for b, enc in branches.items():
+                stats = averages.get(key, otherwise)[b]
+                vectors = enc.encode_document_normalized(texts, stats, include_texts=False)[0].sparse or []
+                for i, v in zip(rows, vectors):
+                    new.setdefault(i, {})[b] = v
+        store.upsert(name, [_rewritten(r, new.get(i, {})) for i, r in enumerate(page)])
+        chunks += len(page)
+        logger.info("renormalize %s: %d chunks rewritten", name, chunks)
+    return chunks
+
+
+def _recorded_tenant_field(store: Store, name: str) -> str | None:
+    """The tenant field recorded with the collection's description (``None``: none)."""
+    spec = store.metadata(name).get("spec")
+    value = spec.get("tenant_field") if isinstance(spec, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _recount(
+    store: Store, name: str, branches: Mapping[str, Any], flt: Any, by: str | None, batch: int
+) -> dict[str | None, dict[str, LengthStats]]:
+    """The stored chunks' length totals per branch, per tenant of field ``by`` (``None``: the
+    chunks of no tenant, or every chunk when ``by`` is ``None``)."""
+    counted: dict[str | None, dict[str, LengthStats]] = {None: {b: LengthStats() for b in branches}}
+    for page in batched(store.scroll(name, flt, batch=batch), batch):
+        groups: dict[str | None, list[str]] = {}
+        for r in page:
+            groups.setdefault(tenant_of(r.payload, by) if by else None, []).append(_text(r))
+        for key, texts in groups.items():
+            own = counted.setdefault(key, {b: LengthStats() for b in branches})
+            for b, enc in branches.items():
+                own[b] = own[b] + LengthStats.of(enc.document_lengths(texts))
+    return counted
 
 
 def _check_upgradable(
@@ -163,13 +241,6 @@ def _text(record: ScoredRecord) -> str:
 
 
 def _rewritten(record: ScoredRecord, new: Mapping[str, SparseVector]) -> StoredPoint:
-    """The stored point with the rewritten branch vectors in ``new`` and the rest as it was."""
-    vectors = record.vectors
-    return StoredPoint(
-        id=record.id,
-        payload=dict(record.payload),
-        dense=vectors.get(DENSE),
-        sparse=new.get(SPARSE, vectors.get(SPARSE)),
-        bm25=new.get(BM25, vectors.get(BM25)),
-        multivector=vectors.get(MULTIVECTOR),
-    )
+    """The stored point with the rewritten branch vectors in ``new`` and every other named
+    vector (``dense2`` and the multivector included) as it was."""
+    return StoredPoint(id=record.id, payload=dict(record.payload), vectors={**record.vectors, **new})

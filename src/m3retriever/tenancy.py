@@ -4,19 +4,21 @@ A retriever configured with ``tenant_field`` and ``tenant`` is confined to that 
 scope filter is ANDed with every filter a caller passes (so no caller filter can widen it),
 its ingests write the tenant into each document's metadata, and its point ids are derived
 from the tenant too, so two tenants' documents with the same id never overwrite each other.
+A stored chunk belongs to the tenant its metadata names (:func:`tenant_of`), which is what
+the scope's filter matches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Mapping
 
 from m3retriever.errors import InputError
 from m3retriever.filters import And, Eq, Filter
 from m3retriever.types import Document
 from m3retriever.validation import check_string
 
-__all__ = ["Scope"]
+__all__ = ["Scope", "tenant_of"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +61,11 @@ class Scope:
         if value == self.tenant:
             return doc
         return replace(doc, metadata={**doc.metadata, self.field: self.tenant})
+
+
+def tenant_of(payload: Mapping[str, Any], field: str) -> str | None:
+    """The tenant a stored chunk belongs to: the string its metadata holds under ``field``
+    (``None``: no such key, or a value that is not a string, which no scope can name)."""
+    metadata = payload.get("metadata")
+    value = metadata.get(field) if isinstance(metadata, Mapping) else None
+    return value if isinstance(value, str) else None

@@ -114,6 +114,9 @@ def _copy_meta(store: Store, source: str, target: str) -> None:
     lengths = store.length_stats(source)
     if lengths:
         store.set_length_stats(target, lengths)
+    tenants = store.tenant_length_stats(source)
+    if tenants:
+        store.set_tenant_length_stats(target, tenants, every=True)
     defaults = store.search_defaults(source)
     if defaults:
         store.set_search_defaults(target, defaults)

@@ -33,7 +33,7 @@ from m3retriever.store.directory import in_use_message, store_dir
 from m3retriever.store.index_settings import from_engine_config
 from m3retriever.store.qdrant import QdrantStore
 from m3retriever.store.schema import CollectionSpec, Quantization
-from m3retriever.store.translate import CollectionModels, IndexKind
+from m3retriever.store.translate import CollectionModels, IndexKind, index_kind
 from m3retriever.types import Distance, LengthStats
 
 __all__ = ["EdgeStore", "EdgeKit"]
@@ -344,6 +344,16 @@ class EdgeStore(QdrantStore):
 
     def _count(self, name: str, flt: Any) -> int:
         return int(self._shard(name).count(self.q.CountRequest(filter=flt, exact=True)))
+
+    def _index_kinds(self, name: str) -> dict[str, str] | None:
+        schema = self._shard(name).info().payload_schema
+        return {key: index_kind(info.data_type, info.params) for key, info in schema.items()}
+
+    def _create_index(self, name: str, key: str, schema: Any) -> None:
+        with self._mutex:
+            shard = self._shard(name)
+            shard.update(self.q.UpdateOperation.create_field_index(key, schema))
+            shard.flush()
 
     # -- Edge specifics ----------------------------------------------------------------
     def flush(self, name: str) -> None:

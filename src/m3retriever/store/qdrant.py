@@ -11,8 +11,9 @@ settings of qdrant-client).
 from __future__ import annotations
 
 import abc
+import logging
 import threading
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from m3retriever.filters import And, AnyOf, Filter, payload_key
 from m3retriever.store.schema import (
@@ -25,8 +26,14 @@ from m3retriever.store.schema import (
     count_values,
 )
 from m3retriever.store.translate import CollectionModels, ModelKit, Translator, paginate
+from m3retriever.types import LengthStats
 
-__all__ = ["QdrantStore"]
+__all__ = ["QdrantStore", "TENANT_LENGTHS"]
+
+logger = logging.getLogger(__name__)
+
+TENANT_LENGTHS = "tenant_lengths"
+"""The metadata key of the per-tenant length totals: tenant -> branch -> ``{total, count}``."""
 
 # Points per page when counting by value (only one payload field each).
 _GROUP_PAGE = 4096
@@ -85,6 +92,16 @@ class QdrantStore(Store):
     def _count(self, name: str, flt: Any) -> int:
         """Exact count of the points matching a native filter."""
 
+    @abc.abstractmethod
+    def _index_kinds(self, name: str) -> dict[str, str] | None:
+        """The payload indexes by payload path, each as :func:`~m3retriever.store.translate.index_kind`
+        names it (``None``: the engine keeps no payload indexes)."""
+
+    @abc.abstractmethod
+    def _create_index(self, name: str, key: str, schema: Any) -> None:
+        """Create the payload index ``schema`` on path ``key`` of an existing collection
+        (replacing an index of another kind there)."""
+
     # -- the Store operations ------------------------------------------------------------
     def ensure_collection(self, spec: CollectionSpec) -> None:
         with self._mutex:
@@ -92,8 +109,68 @@ class QdrantStore(Store):
             if existing is not None:
                 check_fingerprint(spec.name, self.where, existing, spec.fingerprint)
                 self._open(spec.name)
+                if spec.tenant_field:
+                    self._ensure_tenant_index(spec.name, spec.tenant_field)
                 return
             self._create(spec, self.tr.collection(spec))
+
+    def _ensure_tenant_index(self, name: str, field: str) -> None:
+        """Give an existing collection the tenant index on ``field`` when it lacks it (one
+        created before ``tenant_field`` was set), and record the field in its description when
+        none is recorded. A refused index creation (a read-only API key) is logged: filtering by
+        tenant works without the index, only slower on a large collection."""
+        kind = self.tenant_index(name, field)
+        if kind not in ("tenant", "not kept"):
+            key = payload_key(field)
+            try:
+                self._create_index(name, key, self.tr.kit.index_type("tenant"))
+            except Exception as exc:  # the engine's own error types differ per binding
+                logger.warning(
+                    "collection %r at %s: cannot create the tenant index on %r (%s); tenant filters "
+                    "still work, only slower on a large collection. Open it once with write access, "
+                    "or create a keyword payload index with is_tenant=true on %r yourself",
+                    name, self.where, key, exc, key,
+                )  # fmt: skip
+                return
+            logger.info("collection %r: created the tenant index on %r (it had a %s index)", name, key, kind)
+        raw = self.metadata(name).get("spec")
+        if isinstance(raw, Mapping) and not raw.get("tenant_field"):
+            self.set_metadata(name, {"spec": {**raw, "tenant_field": field}})
+
+    def tenant_index(self, name: str, field: str) -> str:
+        kinds = self._index_kinds(name)
+        return "not kept" if kinds is None else kinds.get(payload_key(field), "none")
+
+    def tenant_length_stats(self, name: str) -> dict[str, dict[str, LengthStats]]:
+        raw = self.metadata(name).get(TENANT_LENGTHS)
+        if not isinstance(raw, Mapping):
+            return {}
+        return {
+            str(tenant): {str(b): LengthStats.from_dict(v) for b, v in branches.items()}
+            for tenant, branches in raw.items()
+            if isinstance(branches, Mapping)
+        }
+
+    def add_length_stats(self, name: str, added: Mapping[str, LengthStats], tenant: str | None = None) -> None:
+        if not added:
+            return
+        with self._mutex:
+            current = self.length_stats(name)
+            self.set_length_stats(name, {b: current.get(b, LengthStats()) + s for b, s in added.items()})
+            if tenant is not None:
+                own = self.tenant_length_stats(name).get(tenant, {})
+                self.set_tenant_length_stats(name, {tenant: {b: own.get(b, LengthStats()) + s for b, s in added.items()}})
+
+    def set_tenant_length_stats(
+        self, name: str, stats: Mapping[str, Mapping[str, LengthStats]], *, every: bool = False
+    ) -> None:
+        # The whole mapping is written as one metadata key: the engines replace a key whole.
+        with self._mutex:
+            kept = {} if every else self.tenant_length_stats(name)
+            for tenant, branches in stats.items():
+                kept[tenant] = {**kept.get(tenant, {}), **branches}
+            raw = {t: {b: s.as_dict() for b, s in branches.items()} for t, branches in kept.items()}
+            self.set_metadata(name, {TENANT_LENGTHS: raw})
 
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
         if points:

@@ -16,7 +16,7 @@ from m3retriever.errors import StoreError
 from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS, index_settings_of
 from m3retriever.store.qdrant import QdrantStore
 from m3retriever.store.schema import CollectionSpec, Quantization
-from m3retriever.store.translate import CollectionModels, IndexKind
+from m3retriever.store.translate import CollectionModels, IndexKind, index_kind
 from m3retriever.types import Distance, LengthStats
 
 __all__ = ["QdrantClientStore", "ClientKit"]
@@ -313,6 +313,16 @@ class QdrantClientStore(QdrantStore):
 
     def _count(self, name: str, flt: Any) -> int:
         return int(self.client.count(name, count_filter=flt, exact=True).count)
+
+    def _index_kinds(self, name: str) -> dict[str, str] | None:
+        options = getattr(self.client, "init_options", None) or {}
+        if options.get("location") == ":memory:" or options.get("path") is not None:
+            return None  # local mode: payload indexes have no effect there and none are kept
+        schema = self.client.get_collection(name).payload_schema or {}
+        return {key: index_kind(info.data_type, info.params) for key, info in schema.items()}
+
+    def _create_index(self, name: str, key: str, schema: Any) -> None:
+        self.client.create_payload_index(name, key, schema, wait=True)
 
     # -- server specifics ------------------------------------------------------------
     def flush(self, name: str) -> None:

@@ -262,6 +262,29 @@ class Store(abc.ABC):
         """Replace the length totals of the branches in ``stats`` (others are kept)."""
 
     @abc.abstractmethod
+    def tenant_length_stats(self, name: str) -> dict[str, dict[str, LengthStats]]:
+        """The document length totals kept per tenant of collection ``name``: tenant ->
+        branch -> totals (empty when none are kept)."""
+
+    @abc.abstractmethod
+    def add_length_stats(self, name: str, added: Mapping[str, LengthStats], tenant: str | None = None) -> None:
+        """Add a write batch's length totals, per branch, to the collection's totals and, with
+        ``tenant``, to that tenant's (one read and one write of each, under the store's lock)."""
+
+    @abc.abstractmethod
+    def set_tenant_length_stats(
+        self, name: str, stats: Mapping[str, Mapping[str, LengthStats]], *, every: bool = False
+    ) -> None:
+        """Replace the length totals of the tenants in ``stats`` (``every``: the totals of every
+        tenant become ``stats``, a tenant left out loses its totals)."""
+
+    @abc.abstractmethod
+    def tenant_index(self, name: str, field: str) -> str:
+        """The payload index on metadata key ``field``: ``"tenant"`` (a keyword index marked as
+        the tenant field), ``"keyword"`` (not marked), ``"none"``, another index type's name, or
+        ``"not kept"`` where the engine keeps no payload indexes (qdrant-client's local mode)."""
+
+    @abc.abstractmethod
     def search_defaults(self, name: str) -> dict[str, Any]:
         """The search defaults saved with collection ``name`` (empty if none, or no collection)."""
 

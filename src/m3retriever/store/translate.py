@@ -32,7 +32,7 @@ from m3retriever.store.schema import (
 )
 from m3retriever.types import Distance, SparseVector
 
-__all__ = ["IndexKind", "ModelKit", "CollectionModels", "Translator", "multivector", "paginate"]
+__all__ = ["IndexKind", "ModelKit", "CollectionModels", "Translator", "index_kind", "multivector", "paginate"]
 
 IndexKind = Literal["keyword", "integer", "tenant"]
 
@@ -232,6 +232,15 @@ class Translator:
     def records(self, points: Sequence[Any]) -> list[ScoredRecord]:
         """:meth:`record` of each point."""
         return [self.record(p) for p in points]
+
+
+def index_kind(data_type: Any, params: Any) -> str:
+    """A payload index as the engines describe it (its schema type and its parameters) in one
+    word: ``"tenant"`` for a keyword index marked as the tenant field, else the type's name in
+    lower case (``"keyword"``, ``"integer"``...)."""
+    if getattr(params, "is_tenant", None) is True:
+        return "tenant"
+    return str(getattr(data_type, "value", data_type)).rsplit(".", 1)[-1].lower()
 
 
 def multivector(rows: np.ndarray | Sequence[Sequence[float]]) -> list[list[float]]:
