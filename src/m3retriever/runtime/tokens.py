@@ -1,4 +1,4 @@
-"""``tokenizers`` helpers: load a ``tokenizer.json`` as is (also as a lazily loaded pair, for the
+"""Tokenizers: a ``tokenizer.json`` loaded as is (also as a lazily loaded pair, for the
 ONNX encoders), and token offsets from a Hugging Face tokenizer without truncation or special
 tokens (for the chunker)."""
 
