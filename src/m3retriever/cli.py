@@ -13,16 +13,13 @@ from typing import Any, Sequence
 
 from m3retriever.config import Config, load_config
 from m3retriever.display import format_hits
+from m3retriever.display import out as _out
 from m3retriever.errors import InputError, M3RetrieverError
 from m3retriever.validation import check_string
 
 __all__ = ["main", "format_hits"]
 
 logger = logging.getLogger("m3retriever.cli")
-
-
-def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

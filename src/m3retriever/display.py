@@ -1,10 +1,18 @@
-"""Plain-text rendering of search results (the CLI's ``search`` and the demo)."""
+"""Plain-text output of the command line: one line to stdout (``out``, what every command
+prints with) and the table of search results (the CLI's ``search`` and the demo)."""
 
 from __future__ import annotations
 
+import sys
+
 from m3retriever.types import SearchResult
 
-__all__ = ["format_hits"]
+__all__ = ["out", "format_hits"]
+
+
+def out(text: str = "") -> None:
+    """Write ``text`` and a newline to the current ``sys.stdout`` (a command's output, never a log)."""
+    sys.stdout.write(text + "\n")
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:

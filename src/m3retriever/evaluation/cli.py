@@ -7,16 +7,12 @@ Only argparse wiring lives here; the work is imported when a command runs, so
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, Callable
 
+from m3retriever.display import out as _out
 from m3retriever.errors import ConfigError
 
 __all__ = ["add_commands"]
-
-
-def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
 
 
 def _stages_arg(raw: str | None) -> tuple[str, ...] | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from m3retriever.display import out
 from m3retriever.errors import ConfigError
 
 __all__ = ["add_commands"]
@@ -58,9 +58,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     manifest = json.loads((Path(outdir) / MANIFEST_NAME).read_text(encoding="utf-8"))
     size = sum((Path(outdir) / name).stat().st_size for name in manifest["files"])
     quantized = "int8" if manifest["quantization"] else "fp32"
-    sys.stdout.write(
+    out(
         f"exported {manifest['kind']} ({quantized}, opset {manifest['opset']}, "
         f"{size / 1e6:.1f} MB) to {outdir}\n"
-        f"outputs: {', '.join(manifest['outputs'])}\n"
+        f"outputs: {', '.join(manifest['outputs'])}"
     )
     return 0

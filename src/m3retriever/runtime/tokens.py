@@ -1,15 +1,17 @@
-"""``tokenizers`` helpers: load a ``tokenizer.json`` as is, and token offsets from a Hugging Face
-tokenizer without truncation or special tokens (for the chunker)."""
+"""Tokenizers: a ``tokenizer.json`` loaded as is (also as a lazily loaded pair, for the
+ONNX encoders), and token offsets from a Hugging Face tokenizer without truncation or special
+tokens (for the chunker)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from tokenizers import Tokenizer
 
-__all__ = ["load_tokenizer", "load_tokenizer_pair", "OffsetsTokenizer"]
+__all__ = ["load_tokenizer", "load_tokenizer_pair", "TokenizerPair", "OffsetsTokenizer"]
 
 
 def load_tokenizer(path: Path) -> "Tokenizer":
@@ -31,6 +33,37 @@ def load_tokenizer_pair(path: Path, max_length: int) -> tuple["Tokenizer", "Toke
     truncating = load_tokenizer(path)
     truncating.enable_truncation(max_length)
     return truncating, load_tokenizer(path)
+
+
+class TokenizerPair:
+    """:func:`load_tokenizer_pair`'s two tokenizers, loaded on first use, once (thread-safe).
+
+    Args:
+        path: The ``tokenizer.json``.
+        max_length: Where the encoding tokenizer truncates.
+    """
+
+    def __init__(self, path: Path, max_length: int) -> None:
+        self._path = path
+        self._max_length = max_length
+        self._pair: tuple[Tokenizer, Tokenizer] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple["Tokenizer", "Tokenizer"]:
+        """``(truncating, offsets)``: the truncating tokenizer (for encoding) and a
+        non-truncating one (for offsets)."""
+        pair = self._pair
+        if pair is None:
+            with self._lock:
+                if self._pair is None:
+                    self._pair = load_tokenizer_pair(self._path, self._max_length)
+                pair = self._pair
+        return pair
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the tokens of ``text`` (no special tokens, no truncation)."""
+        encoding = self.get()[1].encode(text, add_special_tokens=False)
+        return [(int(s), int(e)) for s, e in encoding.offsets]
 
 
 class OffsetsTokenizer:

@@ -3,8 +3,9 @@ registration function each.
 
 The tool functions' signatures, with their ``Annotated``/``Field`` metadata, generate the
 published JSON schemas; the SDK evaluates those annotations in this module's namespace. Each
-function runs the retriever through a runner that puts the call in a worker thread (reads side
-by side, writes one at a time).
+function runs the retriever through ``_call``: a runner puts the call in a worker thread (reads
+side by side, writes one at a time) and the library's errors become tool errors with their
+message. ``_annotations`` gives every tool the same hints, a read's or a write's.
 """
 
 from __future__ import annotations
@@ -59,10 +60,29 @@ class Runner(Protocol):
     def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Awaitable[T]: ...
 
 
-def _tool_error(exc: M3RetrieverError) -> ToolError:
-    # InputError/ConfigError (and the library's other deliberate errors) carry a message that
-    # names the problem and the fix: hand it to the model as an isError result.
-    return ToolError(str(exc))
+def _annotations(title: str, *, writes: bool) -> ToolAnnotations:
+    """A tool's hints: a read is read-only; a write may replace or remove documents (never
+    anything else); every tool is idempotent and touches only the collection."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=not writes,
+        destructive_hint=writes,
+        idempotent_hint=True,
+        open_world_hint=False,
+    )
+
+
+async def _call(
+    run: Runner, fn: Callable[..., T], *args: Any, error: Callable[[str], Exception] = ToolError, **kwargs: Any
+) -> T:
+    """``fn(*args, **kwargs)`` run by ``run`` (in a worker thread), the library's errors raised
+    as ``error`` (a tool error by default) with their message."""
+    try:
+        return await run(fn, *args, **kwargs)
+    except M3RetrieverError as exc:
+        # InputError/ConfigError (and the library's other deliberate errors) carry a message
+        # that names the problem and the fix: hand it to the model as an isError result.
+        raise error(str(exc)) from exc
 
 
 def register_search(srv: MCPServer, r: Retriever, read: Runner, about: str) -> None:
@@ -96,18 +116,16 @@ def register_search(srv: MCPServer, r: Retriever, read: Runner, about: str) -> N
             ),
         ] = None,
     ) -> Annotated[CallToolResult, SearchOutput]:
-        try:
-            result = await read(
-                r.search,
-                query,
-                top_k=top_k,
-                filter=filter_to_mapping(filter),
-                min_score=min_score,
-                max_per_doc=max_per_doc,
-                mmr=mmr,
-            )
-        except M3RetrieverError as exc:
-            raise _tool_error(exc) from exc
+        result = await _call(
+            read,
+            r.search,
+            query,
+            top_k=top_k,
+            filter=filter_to_mapping(filter),
+            min_score=min_score,
+            max_per_doc=max_per_doc,
+            mmr=mmr,
+        )
         effective_min = min_score if min_score is not None else r.config.search.min_score
         out = SearchOutput(
             query=result.query,
@@ -132,13 +150,7 @@ def register_search(srv: MCPServer, r: Retriever, read: Runner, about: str) -> N
             "`min_score` to get no_confident_match=true instead of weak passages."
             + about
         ),
-        annotations=ToolAnnotations(
-            title="Search the document collection",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=_annotations("Search the document collection", writes=False),
     )
 
 
@@ -149,10 +161,7 @@ def register_collection_info(
     ``about`` ends the description."""
 
     async def collection_info() -> CollectionInfo:
-        try:
-            return await read(info)
-        except M3RetrieverError as exc:
-            raise _tool_error(exc) from exc
+        return await _call(read, info)
 
     srv.add_tool(
         collection_info,
@@ -162,13 +171,7 @@ def register_collection_info(
             f"Counts (documents, chunks), disk size and models of the collection '{r.collection}'."
             + about
         ),
-        annotations=ToolAnnotations(
-            title="Collection information",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=_annotations("Collection information", writes=False),
     )
 
 
@@ -183,10 +186,7 @@ def register_info_resource(srv: MCPServer, read: Runner, info: Callable[[], Coll
         mime_type="application/json",
     )
     async def info_resource() -> str:
-        try:
-            result = await read(info)
-        except M3RetrieverError as exc:
-            raise ResourceError(str(exc)) from exc
+        result = await _call(read, info, error=ResourceError)
         return result.model_dump_json(indent=2)
 
 
@@ -205,10 +205,7 @@ def register_ingest(srv: MCPServer, r: Retriever, write: Runner, about: str) -> 
         ],
     ) -> IngestOutput:
         docs = [d.model_dump() for d in documents]
-        try:
-            report = await write(r.ingest, docs, show_progress=False)
-        except M3RetrieverError as exc:
-            raise _tool_error(exc) from exc
+        report = await _call(write, r.ingest, docs, show_progress=False)
         return IngestOutput(
             documents=report.documents,
             added=report.added,
@@ -228,13 +225,7 @@ def register_ingest(srv: MCPServer, r: Retriever, write: Runner, about: str) -> 
             "Re-adding a doc_id replaces that document; unchanged documents are skipped."
             + about
         ),
-        annotations=ToolAnnotations(
-            title="Add documents",
-            read_only_hint=False,
-            destructive_hint=True,  # replaces existing documents with the same doc_id
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=_annotations("Add documents", writes=True),  # replaces documents with the same doc_id
     )
 
 
@@ -253,10 +244,7 @@ def register_delete(srv: MCPServer, r: Retriever, write: Runner) -> None:
     ) -> DeleteOutput:
         if not doc_ids and not filter:
             raise ToolError("pass doc_ids and/or a filter; refusing to delete everything")
-        try:
-            n = await write(r.delete, doc_ids or None, filter=filter_to_mapping(filter))
-        except M3RetrieverError as exc:
-            raise _tool_error(exc) from exc
+        n = await _call(write, r.delete, doc_ids or None, filter=filter_to_mapping(filter))
         return DeleteOutput(deleted_chunks=n)
 
     srv.add_tool(
@@ -267,11 +255,5 @@ def register_delete(srv: MCPServer, r: Retriever, write: Runner) -> None:
             f"Delete documents from the collection '{r.collection}' by doc_id and/or metadata "
             "filter (both given: documents matching both). Returns the number of chunks removed."
         ),
-        annotations=ToolAnnotations(
-            title="Delete documents",
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=_annotations("Delete documents", writes=True),
     )
