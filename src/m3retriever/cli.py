@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from m3retriever.config import Config, load_config
 from m3retriever.display import format_hits
 from m3retriever.errors import InputError, M3RetrieverError
+from m3retriever.index_cli import add_index_arguments, index_overrides
 from m3retriever.validation import check_string
 
 __all__ = ["main", "format_hits"]
@@ -44,6 +45,7 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
         device=args.device,
         tenant=args.tenant,
         tenant_field=args.tenant_field,
+        **index_overrides(args),  # the commands that take them: --quantization...
         **extra,
     )
 
@@ -243,6 +245,7 @@ def _add_collection_commands(sub: Any) -> None:
         action="store_true",
         help="fail on a file of a folder that cannot be read (default: skip it and list it)",
     )
+    add_index_arguments(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="search and print hits with per-stage scores")
