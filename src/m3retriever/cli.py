@@ -1,6 +1,6 @@
 """The ``m3retriever`` command line: ingest, search, delete, info, renormalize, plugins, demo
-and serve-mcp here; eval and tune, copy/snapshot/restore, finetune/add-branch and export-onnx
-come from their own modules (``add_commands``)."""
+and serve-mcp here; eval and tune, copy/snapshot/restore, finetune/add-branch, defaults and
+export-onnx come from their own modules (``add_commands``)."""
 
 from __future__ import annotations
 
@@ -321,6 +321,9 @@ def _add_eval_commands(sub: Any) -> None:
     from m3retriever.finetune.cli import add_commands as add_finetune_commands
 
     add_finetune_commands(sub, _common, _config)
+    from m3retriever.defaults_cli import add_commands as add_defaults_commands
+
+    add_defaults_commands(sub, _common, _config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
