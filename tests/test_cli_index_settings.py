@@ -45,7 +45,10 @@ def test_ingest_creates_a_quantized_collection_and_keeps_it(config_file, corpus_
     assert main([*ingest, *flags]) == 0
     assert "6 added" in capsys.readouterr().out
     index = {"quantization": "scalar", "vectors_on_disk": True, "payload_on_disk": False, "hnsw_m": 8, "hnsw_ef_construct": 64}
-    assert _info(config_file, capsys)["index"] == index
+    info = _info(config_file, capsys)
+    assert info["index"] == index
+    # the settings in force are the collection's own, said to come from it
+    assert {name: info["settings"][name] for name in index} == {k: {"value": v, "source": "collection"} for k, v in index.items()}
     engine = json.loads((tmp_path / "store" / "cli" / "edge_config.json").read_text())  # the engine's own record
     assert list(engine["quantization_config"]) == ["scalar"] and engine["hnsw_config"]["m"] == 8
     assert engine["vectors"]["dense"]["on_disk"] is True and not engine.get("on_disk_payload")
