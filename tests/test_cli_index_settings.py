@@ -144,3 +144,16 @@ def test_options_left_out_are_unset():
     assert _parsed() == dict.fromkeys(_parsed(), None)
     assert _parsed("--vectors-on-disk", "--no-payload-on-disk")["vectors_on_disk"] is True
     assert _parsed("--no-payload-on-disk")["payload_on_disk"] is False
+
+
+def test_eval_takes_them_for_the_collection_it_ingests(config_file, tmp_path, capsys):
+    pytest.importorskip("ranx")
+    from test_evaluation import write_beir
+
+    root = write_beir(tmp_path / "ds", gz=False)
+    argv = ["eval", str(root), "--config", str(config_file), "--max-queries", "2", "--stages", "dense,fused", "--json", "--quiet"]
+    _fails(capsys, [*argv, "--quantization", "int4"], "quantization must be one of")
+    assert main([*argv, "--quantization", "scalar", "--hnsw-m", "8"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_queries"] == 2
+    index = _info(config_file, capsys)["index"]
+    assert (index["quantization"], index["hnsw_m"]) == ("scalar", 8)

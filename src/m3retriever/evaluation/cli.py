@@ -11,6 +11,7 @@ import sys
 from typing import Any, Callable
 
 from m3retriever.errors import ConfigError
+from m3retriever.index_cli import add_index_arguments
 
 __all__ = ["add_commands"]
 
@@ -76,6 +77,7 @@ def _add_eval(
     p.add_argument("--no-ingest", action="store_true", help="do not ingest the BEIR corpus")
     p.add_argument("--json", action="store_true", help="print the JSON report")
     _protocol_args(p)
+    add_index_arguments(p)  # the collection it ingests into: --quantization...
     p.set_defaults(func=lambda args: _cmd_eval(args, config_fn))
 
 
@@ -126,6 +128,7 @@ def _add_tune(
         help="only remove the collection's saved search defaults (no dataset needed, no sweep)",
     )
     _protocol_args(p)
+    add_index_arguments(p)
     p.set_defaults(func=lambda args: _cmd_tune(args, config_fn))
 
 
