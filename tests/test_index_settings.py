@@ -112,6 +112,8 @@ def test_a_collection_without_settings_reads_back_the_old_defaults(tmp_path):
     reopened.close()
     engine = json.loads((tmp_path / "edge" / "c" / "edge_config.json").read_text())
     assert "quantization_config" not in engine and engine["on_disk_payload"] is False
+    segments = [json.loads(f.read_text()) for f in (tmp_path / "edge" / "c" / "segments").glob("*/segment.json")]
+    assert segments and all(seg["config"]["payload_storage_type"]["type"] == "in_ram_mmap" for seg in segments)  # not "mmap"
 
 
 @pytest.mark.parametrize("quantization", ["scalar", "turbo", "binary"])
