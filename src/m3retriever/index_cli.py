@@ -22,19 +22,25 @@ INDEX_OPTIONS = ("expected_chunks", "quantization", "vectors_on_disk", "payload_
 sets ``expected_chunks``...)."""
 
 
-def add_index_arguments(p: argparse.ArgumentParser) -> None:
-    """Add the index-settings options to a command that may create a collection."""
+def add_index_arguments(p: argparse.ArgumentParser, *, expected_chunks: bool = True) -> None:
+    """Add the index-settings options to a command that may create a collection.
+
+    Args:
+        p: The command's parser.
+        expected_chunks: Also add ``--expected-chunks`` (a copy knows its size: it has not).
+    """
     g = p.add_argument_group(
         "index settings of a new collection",
         "fixed when the collection is created; for an existing one, a value other than its own "
         "is an error (leave them out to use the collection's)",
     )
-    g.add_argument(
-        "--expected-chunks",
-        metavar="N",
-        help="chunks the collection is expected to hold: picks the settings below when they are unset "
-        "(quantized, vectors and payloads on disk from 250,000)",
-    )
+    if expected_chunks:
+        g.add_argument(
+            "--expected-chunks",
+            metavar="N",
+            help="chunks the collection is expected to hold: picks the settings below when they are unset "
+            "(quantized, vectors and payloads on disk from 250,000)",
+        )
     g.add_argument(
         "--quantization",
         metavar="{" + ",".join(QUANTIZATIONS) + "}",
