@@ -81,6 +81,9 @@ def test_settings_reach_both_engines(tmp_path, plan):
         assert store.index_settings("c") == {**LEGACY_INDEX_SETTINGS, **plan}
         assert store.info("c")["index"] == store.index_settings("c")
         store.close()
+    reopened = open_store(str(tmp_path / "edge"))
+    assert reopened.info("c")["index"] == {**LEGACY_INDEX_SETTINGS, **plan}  # Edge rewrites its config on load
+    reopened.close()
     # The engine's own records: Edge's shard config, and qdrant-client's collection config.
     engine = json.loads((tmp_path / "edge" / "c" / "edge_config.json").read_text())
     assert next(iter(engine["quantization_config"])) == plan["quantization"]
@@ -104,8 +107,13 @@ def test_a_collection_without_settings_reads_back_the_old_defaults(tmp_path):
         store.ensure_collection(CollectionSpec(name="c", dense_dim=4, sparse=False))
         assert store.index_settings("c") == dict(LEGACY_INDEX_SETTINGS)
         store.close()
+    reopened = open_store(str(tmp_path / "edge"))  # loading the shard again keeps them
+    assert reopened.info("c")["index"] == dict(LEGACY_INDEX_SETTINGS)
+    reopened.close()
     engine = json.loads((tmp_path / "edge" / "c" / "edge_config.json").read_text())
-    assert "quantization_config" not in engine and "on_disk_payload" not in engine  # as before
+    assert "quantization_config" not in engine and engine["on_disk_payload"] is False
+    segments = [json.loads(f.read_text()) for f in (tmp_path / "edge" / "c" / "segments").glob("*/segment.json")]
+    assert segments and all(seg["config"]["payload_storage_type"]["type"] == "in_ram_mmap" for seg in segments)  # not "mmap"
 
 
 @pytest.mark.parametrize("quantization", ["scalar", "turbo", "binary"])

@@ -87,7 +87,7 @@ def test_corrupted_saved_values_are_a_clear_error(tmp_path, tiny_settings, key, 
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ConfigError) as err:
         Retriever(load_config(env={}, location=str(loc), collection="docs", **tiny_settings))
-    assert "'docs'" in str(err.value) and repr(key) in str(err.value) and "--clear" in str(err.value)
+    assert "'docs'" in str(err.value) and repr(key) in str(err.value) and f"defaults clear {key}" in str(err.value)
 
 
 def test_saving_a_bad_value_is_refused(make_retriever):

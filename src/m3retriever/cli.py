@@ -1,6 +1,6 @@
 """The ``m3retriever`` command line: ingest, search, delete, info, renormalize, plugins, demo
-and serve-mcp here; eval and tune, copy/snapshot/restore, finetune/add-branch and export-onnx
-come from their own modules (``add_commands``)."""
+and serve-mcp here; eval and tune, copy/snapshot/restore, finetune/add-branch, defaults and
+export-onnx come from their own modules (``add_commands``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from m3retriever.config import Config, load_config
 from m3retriever.display import format_hits
 from m3retriever.display import out as _out
 from m3retriever.errors import InputError, M3RetrieverError
+from m3retriever.index_cli import add_index_arguments, index_overrides
 from m3retriever.validation import check_string
 
 __all__ = ["main", "format_hits"]
@@ -41,6 +42,7 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
         device=args.device,
         tenant=args.tenant,
         tenant_field=args.tenant_field,
+        **index_overrides(args),  # the commands that take them: --quantization...
         **extra,
     )
 
@@ -243,6 +245,7 @@ def _add_collection_commands(sub: Any) -> None:
         action="store_true",
         help="fail on a file of a folder that cannot be read (default: skip it and list it)",
     )
+    add_index_arguments(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="search and print hits with per-stage scores")
@@ -320,6 +323,9 @@ def _add_eval_commands(sub: Any) -> None:
     from m3retriever.finetune.cli import add_commands as add_finetune_commands
 
     add_finetune_commands(sub, _common, _config)
+    from m3retriever.defaults_cli import add_commands as add_defaults_commands
+
+    add_defaults_commands(sub, _common, _config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

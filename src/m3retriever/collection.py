@@ -64,6 +64,9 @@ class CollectionInfo:
         }
         if self.store.has_collection(self.collection):
             out.update(self.store.info(self.collection))
+            for name in INDEX_SETTINGS:  # an existing collection's own (fixed at its creation)
+                source = "explicit" if getattr(self.config, name) is not None else "collection"
+                out["settings"][name] = {"value": out["index"][name], "source": source}
             out["points"] = self.count()  # exact; the engine's is an estimate
             out["documents"] = self.count({"chunk_index": 0})
             field = self.settings.tenant_field

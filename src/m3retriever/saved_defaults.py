@@ -11,18 +11,18 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from m3retriever.config import Config, SearchConfig, coerce_setting
-from m3retriever.errors import ConfigError
+from m3retriever.errors import ConfigError, StoreError
 from m3retriever.resolution import resolve
 from m3retriever.store.schema import Store
 
-__all__ = ["SAVABLE", "SavedDefaults", "as_values", "check_saved", "load_saved"]
+__all__ = ["SAVABLE", "TUNED", "SavedDefaults", "as_values", "check_saved", "load_saved", "parse_saved", "update_saved"]
 
 logger = logging.getLogger(__name__)
 
-SEARCH_SAVABLE = (
+TUNED = (
     "fusion",
     "rrf_k",
     "dense_weight",
@@ -32,6 +32,8 @@ SEARCH_SAVABLE = (
     "rerank_depth",
     "rerank_weight",
 )
+"""The search defaults ``tune --save`` decides (it keeps the others a collection has)."""
+SEARCH_SAVABLE = (*TUNED, "hnsw_ef", "oversampling", "rescore")
 SAVABLE = (*SEARCH_SAVABLE, "query_instruction")
 """The settings a collection can keep as its own defaults."""
 
@@ -53,26 +55,79 @@ def check_saved(collection: str, values: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(values, Mapping):
         raise ConfigError(
             f"collection {collection!r}: its saved search defaults are not a mapping "
-            f"({values!r:.60}); clear them with `m3retriever tune --clear` and save them again"
+            f"({values!r:.60}); clear them with `m3retriever defaults clear` and save them again"
         )
     out: dict[str, Any] = {}
     for key, value in values.items():
         if value is None:
             continue
         where = f"collection {collection!r}: saved search default {key!r}"
-        fix = "; clear them with `m3retriever tune --clear` (Retriever.clear_search_defaults()) and save again"
+        fix = f"; remove it with `m3retriever defaults clear {key}` (all of them: `m3retriever defaults clear`), then save again"
         if key not in SAVABLE:
             raise ConfigError(f"{where} is not a setting a collection can keep (it can keep {list(SAVABLE)}){fix}")
         try:
             if key == "query_instruction":
                 f = next(f for f in fields(Config) if f.name == key)
-                out[key] = coerce_setting(key, value, f.type)
+                checked = coerce_setting(key, value, f.type)
             else:
                 # the same type and range checks as a SearchConfig value
-                out[key] = getattr(SearchConfig(**{key: value}), key)
+                checked = getattr(SearchConfig(**{key: value}), key)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}{fix}") from None
+        if checked is not None:  # hnsw_ef 0 means the default: nothing to keep
+            out[key] = checked
     return out
+
+
+def parse_saved(collection: str, raw: Mapping[str, str]) -> dict[str, Any]:
+    """Convert ``{setting: text}`` (as given on a command line) to the settings' types, as
+    ``M3R_*`` variables are converted, then check them (:func:`check_saved`).
+
+    Raises:
+        ConfigError: naming the setting, for an unknown setting or a value that does not fit.
+    """
+    known = {f.name: f for f in fields(SearchConfig) if f.name in SEARCH_SAVABLE}
+    known.update({f.name: f for f in fields(Config) if f.name == "query_instruction"})
+    out: dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in known:
+            raise ConfigError(f"{key!r} is not a setting a collection can keep; it can keep {list(SAVABLE)}")
+        out[key] = coerce_setting(key, text, known[key].type)
+    check_saved(collection, out)
+    return out
+
+
+def update_saved(store: Store, collection: str, values: Mapping[str, Any], remove: Sequence[str] = ()) -> dict[str, Any]:
+    """Change some of the search defaults ``collection`` keeps, leaving the others as they are.
+
+    Args:
+        store: The open store.
+        collection: An existing collection.
+        values: Settings to save (a value ``None``, or ``hnsw_ef`` 0, removes that setting).
+        remove: Settings to remove (:data:`SAVABLE` names; all of them to clear).
+
+    Returns:
+        What the collection keeps afterwards.
+
+    Raises:
+        ConfigError: for an unknown setting or a bad value (nothing is written), or when what
+            the collection keeps already is corrupted.
+        StoreError: if the collection does not exist.
+    """
+    if not store.has_collection(collection):
+        raise StoreError(f"collection {collection!r} does not exist; ingest documents first")
+    # What is removed is not checked: a hand-edited value can be removed this way.
+    stored = store.search_defaults(collection)
+    if not isinstance(stored, Mapping):
+        if set(SAVABLE) - set(remove):
+            check_saved(collection, stored)  # not a mapping: the error says to clear them all
+        stored = {}
+    unknown = sorted(set(remove) - set(SAVABLE) - set(stored))
+    if unknown:
+        raise ConfigError(f"{unknown} are not settings a collection can keep; it can keep {list(SAVABLE)}")
+    merged = check_saved(collection, {**{k: v for k, v in stored.items() if k not in remove}, **values})
+    store.set_search_defaults(collection, merged)
+    return merged
 
 
 def load_saved(store: Store, collection: str) -> dict[str, Any]:

@@ -10,7 +10,8 @@ collection's metadata is written, the counts are compared and a sample of points
 vector by vector; only then does the checkpoint go.
 
 Every named vector a point holds is copied (whatever branches the collection has), and the
-target collection is created from the description the source keeps of itself.
+target collection is created from the description the source keeps of itself, with other
+index settings (quantization, on-disk storage, HNSW shape) when they are asked for.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import math
 import os
 import time
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
 from m3retriever.errors import ConfigError, StoreError
+from m3retriever.sizing import check_index_values
 from m3retriever.store import open_store
+from m3retriever.store.index_settings import INDEX_SETTINGS, check_index_settings
 from m3retriever.store.schema import ScoredRecord, Store, StoredPoint
 from m3retriever.types import SparseVector
 
@@ -32,8 +36,9 @@ __all__ = ["CopyReport", "copy_collection"]
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT = "copy"
-# Kept by the target itself: created from the source's, never copied over it.
-_OWN_KEYS = frozenset({"fingerprint", "spec"})
+# Kept by the target itself: created from the source's, never copied over it (``index``:
+# qdrant-client's record of the target's index settings, which may differ from the source's).
+_OWN_KEYS = frozenset({"fingerprint", "spec", "index"})
 
 StoreLike = Store | str | os.PathLike[str]
 
@@ -81,6 +86,7 @@ def copy_collection(
     max_batches: int | None = None,
     verify_sample: int = 64,
     optimize: bool = True,
+    index_settings: Mapping[str, Any] | None = None,
 ) -> CopyReport:
     """Copy ``collection`` from ``source`` to ``target`` with its vectors, payloads and metadata.
 
@@ -94,6 +100,11 @@ def copy_collection(
         max_batches: Stop after this many pages (the copy stays resumable); ``None``: copy all.
         verify_sample: Points compared vector by vector with the source at the end.
         optimize: Build the target's indexes at the end (Qdrant Edge needs it for HNSW).
+        index_settings: Index settings of a target created here, instead of the source's
+            (``quantization``, ``vectors_on_disk``, ``payload_on_disk``, ``hnsw_m``,
+            ``hnsw_ef_construct``; ``None`` values: the source's): a way to quantize a
+            collection, or to change its HNSW graph, without re-encoding it. An existing
+            target must have been created with them.
 
     Returns:
         A :class:`CopyReport`.
@@ -103,9 +114,11 @@ def copy_collection(
             counts or the sample differ at the end.
         FingerprintMismatchError: if the target collection exists and was built with other
             encoder settings (naming each setting that differs).
+        ConfigError: for a bad index setting, or one an existing target was created without.
     """
     if batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
+    asked = _index_settings(index_settings)
     dest = to_collection or collection
     src, owns_src = _opened(source)
     try:
@@ -117,7 +130,7 @@ def copy_collection(
     try:
         if src is dst and dest == collection:
             raise StoreError(f"cannot copy collection {collection!r} onto itself; name another target collection")
-        return _copy(src, dst, collection, dest, batch, max_batches, verify_sample, optimize)
+        return _copy(src, dst, collection, dest, batch, max_batches, verify_sample, optimize, asked)
     finally:
         for store, owned in ((dst, owns_dst), (src, owns_src)):
             if owned:
@@ -135,14 +148,24 @@ def _where(store: Store) -> str:
 
 
 def _copy(
-    src: Store, dst: Store, name: str, dest: str, batch: int, max_batches: int | None, sample: int, optimize: bool
+    src: Store,
+    dst: Store,
+    name: str,
+    dest: str,
+    batch: int,
+    max_batches: int | None,
+    sample: int,
+    optimize: bool,
+    asked: Mapping[str, Any],
 ) -> CopyReport:
     start = time.perf_counter()
     spec = src.stored_spec(name)
     if spec is None:
         raise StoreError(f"collection {name!r} does not exist at {_where(src)}; nothing to copy")
     origin = f"{_where(src)}/{name}"
-    dst.ensure_collection(replace(spec, name=dest))  # refuses one built otherwise, naming the setting
+    if asked and dst.has_collection(dest):
+        check_index_settings(dest, dst.index_settings(dest), asked)
+    dst.ensure_collection(replace(spec, name=dest, **asked))  # refuses one built otherwise, naming the setting
     state = dst.metadata(dest).get(_CHECKPOINT)
     resumed = isinstance(state, Mapping) and state.get("source") == origin
     offset = state.get("offset") if resumed and isinstance(state, Mapping) else None
@@ -171,6 +194,16 @@ def _copy(
     return CopyReport(
         dest, written, resumed, complete, source_count, target_count, verified, seconds, time.perf_counter() - opt
     )
+
+
+def _index_settings(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The index settings given (``None`` ones dropped), checked as a configuration's are."""
+    given = {k: v for k, v in (values or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(INDEX_SETTINGS))
+    if unknown:
+        raise ConfigError(f"{unknown} are not index settings; a copy can set {list(INDEX_SETTINGS)}")
+    check_index_values(SimpleNamespace(**{**dict.fromkeys(INDEX_SETTINGS), "expected_chunks": None, **given}))
+    return given
 
 
 def _point(record: ScoredRecord) -> StoredPoint:

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from m3retriever.config import load_config
 from m3retriever.display import out as _out
+from m3retriever.index_cli import add_index_arguments, index_overrides
 
 __all__ = ["add_commands"]
 
@@ -31,7 +32,9 @@ def add_commands(
             "Stream every point with all its vectors and payload, and the collection's fingerprint, "
             "BM25 length totals and saved search defaults, to another store. Idempotent (point ids "
             "are stable) and resumable: run it again after an interruption to continue. The counts "
-            "and a sample of vectors are verified at the end."
+            "and a sample of vectors are verified at the end. The target is created with the "
+            "source's index settings, or with those given (--quantization, --hnsw-m...): a way "
+            "to quantize a collection or change its HNSW graph without re-encoding it."
         ),
     )
     p.add_argument("--config", help="TOML configuration file (its collection and api_key are used)")
@@ -43,6 +46,7 @@ def add_commands(
     p.add_argument("--to-api-key", help="API key of a target server (default: the configuration's)")
     p.add_argument("--batch", type=int, default=512, help="points per page (default 512)")
     p.add_argument("--no-optimize", action="store_true", help="do not build the target's indexes at the end")
+    add_index_arguments(p, expected_chunks=False)  # default: the source's
     p.set_defaults(func=_cmd_copy)
 
     p = sub.add_parser("snapshot", help="write an embedded collection to one snapshot file")
@@ -61,7 +65,8 @@ def _cmd_copy(args: argparse.Namespace) -> int:
     from m3retriever.store import open_store
     from m3retriever.transfer import copy_collection
 
-    cfg = load_config(args.config, collection=args.collection)
+    given = {k: v for k, v in index_overrides(args).items() if v is not None}
+    cfg = load_config(args.config, collection=args.collection, **given)  # converted and checked there
     source = open_store(args.source, api_key=args.from_api_key or cfg.api_key)
     try:
         target = open_store(args.target, api_key=args.to_api_key or cfg.api_key)
@@ -73,6 +78,7 @@ def _cmd_copy(args: argparse.Namespace) -> int:
                 to_collection=args.to_collection,
                 batch=args.batch,
                 optimize=not args.no_optimize,
+                index_settings={k: getattr(cfg, k) for k in given},
             )
         finally:
             target.close()

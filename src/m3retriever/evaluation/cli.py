@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from m3retriever.display import out as _out
 from m3retriever.errors import ConfigError
+from m3retriever.index_cli import add_index_arguments
 
 __all__ = ["add_commands"]
 
@@ -72,6 +73,7 @@ def _add_eval(
     p.add_argument("--no-ingest", action="store_true", help="do not ingest the BEIR corpus")
     p.add_argument("--json", action="store_true", help="print the JSON report")
     _protocol_args(p)
+    add_index_arguments(p)  # the collection it ingests into: --quantization...
     p.set_defaults(func=lambda args: _cmd_eval(args, config_fn))
 
 
@@ -122,6 +124,7 @@ def _add_tune(
         help="only remove the collection's saved search defaults (no dataset needed, no sweep)",
     )
     _protocol_args(p)
+    add_index_arguments(p)
     p.set_defaults(func=lambda args: _cmd_tune(args, config_fn))
 
 

@@ -33,6 +33,7 @@ from m3retriever.evaluation.metrics import DEFAULT_METRICS, score
 from m3retriever.evaluation.protocol import describe, drop_self_matches
 from m3retriever.evaluation.runner import hits_to_ranking, ranking_to_scores
 from m3retriever.evaluation.tune_sweep import BRANCHES, RANK_DEPTH, BranchCache, Sweep
+from m3retriever.saved_defaults import TUNED
 
 __all__ = ["TuneResult", "tune", "BranchCache", "default_weight_grid"]
 
@@ -294,7 +295,9 @@ def tune(
         progress: Show progress bars on stderr (rankings fetched, settings scored, ETA).
         save: Save the best setting with the collection
             (``retriever.save_search_defaults``): every retriever that opens the collection
-            afterwards uses it unless it sets the setting itself. ``rerank`` is not saved.
+            afterwards uses it unless it sets the setting itself. ``rerank`` is not saved; the
+            saved defaults it does not tune (``hnsw_ef``, ``oversampling``, ``rescore``,
+            ``query_instruction``) are kept.
 
     Returns:
         A :class:`TuneResult`.
@@ -314,7 +317,8 @@ def tune(
     default = sweep.configured(rows, rerank=sweep.resolved.rerank)
     if save:
         opts = {k: v for k, v in _search_options(best).items() if k != "rerank"}
-        retriever.save_search_defaults({"fusion": "rrf", **opts})
+        kept = {k: v for k, v in retriever.search_defaults.items() if k not in TUNED}  # hnsw_ef, oversampling...
+        retriever.save_search_defaults({**kept, "fusion": "rrf", **opts})
     return TuneResult(
         metric=metric, n_queries=len(queries), rows=rows, best=best, default=default, latency_ms=latency,
         verified=verified, seconds=time.perf_counter() - t_start, protocol=describe(keep_self_matches, len(cache.self_matched())),

@@ -212,7 +212,8 @@ class EdgeStore(QdrantStore):
             sparse_vectors=models.sparse or None,
             hnsw_config=models.hnsw,
             quantization_config=models.quantization,
-            on_disk_payload=models.payload_on_disk or None,
+            # Explicit either way: left unset, Edge keeps payloads on disk (and says so once reopened).
+            on_disk_payload=bool(models.payload_on_disk),
             wal_enabled=True,
         )
         shard = q.EdgeShard.create(str(shard_dir), config)
