@@ -269,7 +269,7 @@ class QdrantClientStore(QdrantStore):
             replication_factor=self.replication_factor,
             hnsw_config=models.hnsw,
             quantization_config=models.quantization,
-            on_disk_payload=models.payload_on_disk or None,
+            on_disk_payload=bool(models.payload_on_disk),  # explicit: a server otherwise applies its own default (on disk)
             metadata={
                 _FINGERPRINT_KEY: dict(spec.fingerprint),
                 _INDEX_KEY: index_settings_of(spec),
