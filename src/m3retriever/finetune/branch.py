@@ -1,19 +1,25 @@
 """Add (or replace) the extra dense branch ``dense2`` of an existing collection.
 
-Only the ``dense2`` encoder runs, over the chunk texts already stored: every other vector and
-every payload is copied unchanged. Qdrant cannot add a named vector to an existing collection,
-so the copy is built beside it and then swapped in:
+Only the ``dense2`` encoder runs, over the chunk texts already stored: every other vector (the
+``colbert`` multivectors included) and every payload is copied unchanged. Qdrant cannot add a
+named vector to an existing collection, so the copy is built beside it and then swapped in; both
+the copy and the recreated original are created from the description the collection keeps of
+itself (``Store.stored_spec``: its vectors, index settings, tenant and indexed fields) with the
+new ``dense2`` vector, and get everything kept with it (length totals, per tenant too, saved
+search defaults, build settings):
 
 1. **build**: ``<name>.dense2-build`` is created with the new schema, marked as building in its
-   fingerprint, filled page by page (stored vectors + the new ``dense2`` vector), given the
-   collection's length totals and search defaults, and only then marked complete.
+   fingerprint, filled page by page (stored vectors + the new ``dense2`` vector), given
+   everything kept with the collection, and only then marked complete.
 2. **swap**: the original is dropped, recreated with the new schema and filled from the
    complete copy (no model runs), then the copy is dropped.
 
 A failure during the build leaves the original as it was (the next run starts the build over);
 a failure during the swap leaves the complete copy, and the next run finishes the swap from it.
 Run it with the configuration the collection was built with plus ``dense2_encoder`` /
-``dense2_model``; a collection with an older ``dense2`` gets the new one.
+``dense2_model`` (settings left unset follow the collection, as when a retriever opens it;
+an index setting set to another value than the collection's is refused); a collection with an
+older ``dense2`` gets the new one.
 """
 
 from __future__ import annotations
@@ -24,17 +30,16 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from m3retriever.branches import EncoderSet
-from m3retriever.collection import collection_spec, open_configured_store
+from m3retriever.built_settings import load_built
+from m3retriever.collection import collection_spec, open_configured_store, stored_multivector
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
 from m3retriever.errors import ConfigError, InputError
 from m3retriever.ingest import batched
-from m3retriever.resolution import resolve
+from m3retriever.resolution import follow_collection, resolve
+from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import (
-    BM25,
-    DENSE,
     DENSE2,
-    SPARSE,
     CollectionSpec,
     ScoredRecord,
     Store,
@@ -48,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 BUILD_SUFFIX = ".dense2-build"
 _BUILDING = "building"
+# Kept by each collection itself (written when it is created), never copied over it.
+_OWN_KEYS = frozenset({"fingerprint", "spec", "index"})
 
 
 @dataclass(frozen=True)
@@ -74,13 +81,21 @@ def add_dense2_branch(config: Config, *, client: Any = None, batch: int = 256) -
         InputError: The collection does not exist.
         FingerprintMismatchError: The collection was built with other encoders.
     """
-    settings = resolve(config)
-    if settings.dense2_encoder in (None, "", "none"):
+    base = resolve(config)
+    if base.dense2_encoder in (None, "", "none"):
         raise ConfigError("add-branch needs dense2_encoder (and dense2_model): the encoder of the new branch")
-    store = open_configured_store(settings, client)
+    store = open_configured_store(base, client)
     try:
+        # As a retriever opening the collection resolves it: unset encoder settings and
+        # `multivector` follow the collection as built (or its complete copy, mid-swap).
+        name = base.collection
+        source = name if store.has_collection(name) else name + BUILD_SUFFIX
+        settings = resolve(
+            follow_collection(config, stored_multivector(store, source)), built=load_built(store, source)
+        )
         encoders = encoders_for(settings)
-        return _run(store, encoders, collection_spec(encoders, settings), batch)
+        asked = {k: getattr(config, k) for k in INDEX_SETTINGS}  # explicit ones only
+        return _run(store, encoders, collection_spec(encoders, settings), asked, batch)
     finally:
         store.close()
 
@@ -89,13 +104,38 @@ def _without_dense2(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fingerprint.items() if k not in (DENSE2, _BUILDING)}
 
 
-def _run(store: Store, encoders: EncoderSet, spec: CollectionSpec, batch: int) -> BranchReport:
+def _target(store: Store, source: str, configured: CollectionSpec, asked: Mapping[str, Any]) -> CollectionSpec:
+    """The description ``source`` was created with (its vectors, the multivector included,
+    index settings as the engine records them, tenant and indexed fields), with the configured
+    fingerprint and ``dense2`` vector: the schema of the copy and of the recreated original.
+
+    Raises:
+        ConfigError: An index setting set explicitly differs from the collection's.
+    """
+    stored = store.stored_spec(source)
+    if stored is None:  # pragma: no cover - the caller checked it exists
+        raise InputError(f"collection {source!r} does not exist at {getattr(store, 'where', 'the store')}")
+    own = adopt_index_settings(store, stored, asked)
+    return replace(
+        own,
+        name=configured.name,
+        fingerprint=configured.fingerprint,
+        dense2_dim=configured.dense2_dim,
+        dense2_distance=configured.dense2_distance,
+    )
+
+
+def _run(
+    store: Store, encoders: EncoderSet, configured: CollectionSpec, asked: Mapping[str, Any], batch: int
+) -> BranchReport:
     start = time.perf_counter()
-    name, build = spec.name, spec.name + BUILD_SUFFIX
-    wanted = dict(spec.fingerprint)
+    name, build = configured.name, configured.name + BUILD_SUFFIX
+    wanted = dict(configured.fingerprint)
     built = store.collection_fingerprint(build)
     encoded = 0
-    if built is None or dict(built) != wanted:  # no complete copy: build one from the original
+    if built is not None and dict(built) == wanted:  # a complete copy: only the swap is left
+        spec = _target(store, build, configured, asked)
+    else:  # build one from the original
         stored = store.collection_fingerprint(name)
         if stored is None:
             raise InputError(
@@ -103,6 +143,7 @@ def _run(store: Store, encoders: EncoderSet, spec: CollectionSpec, batch: int) -
                 "ingest it first, then add the branch"
             )
         check_fingerprint(name, getattr(store, "where", "the store"), _without_dense2(stored), _without_dense2(wanted))
+        spec = _target(store, name, configured, asked)
         if built is not None:
             store.drop_collection(build)  # an interrupted build: start over
         encoded = _build(store, encoders, spec, build, batch)
@@ -111,15 +152,12 @@ def _run(store: Store, encoders: EncoderSet, spec: CollectionSpec, batch: int) -
 
 
 def _copy_meta(store: Store, source: str, target: str) -> None:
-    lengths = store.length_stats(source)
-    if lengths:
-        store.set_length_stats(target, lengths)
-    tenants = store.tenant_length_stats(source)
-    if tenants:
-        store.set_tenant_length_stats(target, tenants, every=True)
-    defaults = store.search_defaults(source)
-    if defaults:
-        store.set_search_defaults(target, defaults)
+    """Everything kept with ``source`` beside its points (length totals, per tenant too, saved
+    search defaults, the settings it was built with) onto ``target``, which keeps its own
+    fingerprint and description."""
+    kept = {k: v for k, v in store.metadata(source).items() if k not in _OWN_KEYS}
+    if kept:
+        store.set_metadata(target, kept)
 
 
 def _build(store: Store, encoders: EncoderSet, spec: CollectionSpec, build: str, batch: int) -> int:
@@ -154,7 +192,5 @@ def _swap(store: Store, spec: CollectionSpec, build: str, batch: int) -> int:
 
 def _point(record: ScoredRecord, dense2: Any) -> StoredPoint:
     """The stored point with every vector and the payload as they were, and ``dense2``."""
-    v = record.vectors
-    return StoredPoint(
-        id=record.id, payload=dict(record.payload), dense=v.get(DENSE), sparse=v.get(SPARSE), bm25=v.get(BM25), dense2=dense2
-    )
+    vectors = {name: v for name, v in record.vectors.items() if name != DENSE2}
+    return StoredPoint(id=record.id, payload=dict(record.payload), vectors={**vectors, DENSE2: dense2})
