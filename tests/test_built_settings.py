@@ -193,3 +193,22 @@ def test_an_adapter_opens_the_collection_without_the_profile(built):
         assert [d.metadata["doc_id"] for d in docs] == built["hits"][:3]
     finally:
         lc.retriever.close()
+
+
+
+def test_renormalize_without_the_profile_uses_the_collections_settings(tmp_path, tiny_settings, corpus_docs):
+    """``renormalize`` given a configuration opens the collection as a Retriever does: the
+    encoders it was built with follow it (here the tiny model, which the profile does not name)."""
+    from m3retriever.renormalize import renormalize
+
+    place = {"location": str(tmp_path / "store"), "collection": "docs"}
+    with Retriever(load_config(env={}, **place, **tiny_settings, bm25=True)) as r:
+        r.ingest(corpus_docs)
+        hits = [h.doc_id for h in r.search("capital of France", rerank=False)]
+    rest = {k: v for k, v in tiny_settings.items() if k not in ("profile", "dense_model")}
+    cfg = load_config(env={}, **place, **rest)
+    assert cfg.dense_model is None and cfg.bm25 is None
+    report = renormalize(cfg)
+    with Retriever(cfg) as r:
+        assert report.chunks == r.count() > 0
+        assert [h.doc_id for h in r.search("capital of France", rerank=False)] == hits

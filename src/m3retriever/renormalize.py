@@ -109,8 +109,10 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
     base = resolve(target)
     store = open_configured_store(base, client)
     try:
-        settings = resolve(target, built=load_built(store, base.collection))  # the collection's encoders
-        settings = resolve(follow_collection(target, stored_multivector(store, settings.collection)))
+        # The collection's encoders and its multivector setting, where the configuration
+        # leaves them unset (as a Retriever opening it takes them).
+        followed = follow_collection(target, stored_multivector(store, base.collection))
+        settings = resolve(followed, built=load_built(store, base.collection))
         encoders = encoders_for(settings)
         scope = Scope(settings.tenant_field, settings.tenant) if settings.tenant and settings.tenant_field else None
         return _run(store, encoders, collection_spec(encoders, settings), batch, scope)
