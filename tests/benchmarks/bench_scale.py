@@ -125,7 +125,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             out["optimize_s"] = time.perf_counter() - t
         if "query" in phases:
             if args.preread:
-                out["preread_mb"] = _preread(root / "edge" / "bench")
+                out["preread_mb"] = _preread(root / "edge" / "bench", args.preread == "all")
             out.update(_query(store, args, plan))
     finally:
         store.close()
@@ -256,6 +256,7 @@ def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[s
         "hnsw_ef": knobs["hnsw_ef"],
         "rescore": knobs.get("rescore"),
         "query_set": args.query_set,
+        "preread": args.preread,
         "recall_dense": statistics.mean(rd),
         "recall_fused": statistics.mean(rf),
         "serving_rss_mb": serving.get("VmRSS"),
@@ -265,11 +266,14 @@ def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[s
     }
 
 
-def _preread(collection: Path) -> int:
-    """Read the vector storages and indexes once, as a warmed-up server has them in the page
-    cache (payloads are left on disk); the megabytes read."""
+def _preread(collection: Path, payloads: bool) -> int:
+    """Read the vector storages and indexes once (and the payloads: ``payloads``), as a
+    warmed-up server has them in the page cache; the megabytes read."""
     total = 0
-    for part in sorted(collection.glob("segments/*/vector_*")):
+    parts = sorted(collection.glob("segments/*/vector_*"))
+    if payloads:
+        parts += sorted(collection.glob("segments/*/payload_*"))
+    for part in parts:
         for f in sorted(p for p in part.rglob("*") if p.is_file()):
             with open(f, "rb") as fh:
                 while chunk := fh.read(1 << 22):
@@ -353,7 +357,8 @@ def row(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"| {r.get('n', '?'):,} | {r.get('dim', '?')} | {r.get('plan', '?')} | error: {r['error'].strip().splitlines()[-1] if r['error'].strip() else '?'} |"
     knobs = f"{r.get('hnsw_ef', 200)} / {_mb(r.get('oversampling'))}" + (" / no rescore" if r.get("rescore") is False else "")
-    knobs += " / pre-read" if r.get("preread_mb") else ""
+    if r.get("preread_mb"):
+        knobs += " / pre-read all" if r.get("preread") == "all" else " / pre-read"
     return (
         f"| {r['n']:,} | {r['dim']} | {r['plan']} | {r.get('hnsw_ef_construct', 128)} | {knobs} | {_ms(r.get('cold_p50_ms'))} | {r['p50_ms']:.1f} | "
         f"{r['p95_ms']:.1f} | {_ms(r.get('dense_p50_ms'))} | {_ms(r.get('sparse_p50_ms'))} | {r['recall_dense']:.3f} | "
@@ -408,7 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hnsw-m", type=int, default=0)
     ap.add_argument("--hnsw-ef-construct", type=int, default=0)
     ap.add_argument("--oversampling", type=float, default=2.0)
-    ap.add_argument("--preread", action="store_true", help="read the vector storages and indexes into the page cache first")
+    ap.add_argument(
+        "--preread",
+        nargs="?",
+        const="vectors",
+        choices=["vectors", "all"],
+        help="read the vector storages and indexes (all: and payloads) into the page cache first",
+    )
     ap.add_argument("--query-set", type=int, default=0, help="another set of queries (0: the default set)")
     ap.add_argument("--no-rescore", action="store_true", help="quantized plans: keep the quantized scores (no float reads)")
     ap.add_argument("--hnsw-ef", type=int, default=0, help="search-time HNSW ef (default: twice the prefetch, 200)")
