@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import IO
 
 from m3retriever.errors import StoreError, StoreInUseError
 
-__all__ = ["DirLock", "in_use_message", "store_dir"]
+__all__ = ["DirLock", "in_use_message", "remove_stale_builds", "store_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,3 +152,36 @@ def store_dir(path: str | os.PathLike[str]) -> Path:
             "--location (M3R_LOCATION)"
         ) from None
     return where
+
+
+def remove_stale_builds(collection_dir: Path) -> int:
+    """Delete what a killed optimization left in a collection's ``temp_segments``; the bytes
+    freed.
+
+    Qdrant Edge builds an optimized segment there and swaps it in only when complete, and does
+    not clear the folder when it next loads the collection: a build killed midway (out of
+    memory, a crash) otherwise keeps its partial segment on disk for good, as large as the
+    collection's vectors. Called before the collection is loaded, under the store's lock, so no
+    build of this store can be running.
+    """
+    temp = collection_dir / "temp_segments"
+    freed = 0
+    if not temp.is_dir():
+        return 0
+    for entry in list(temp.iterdir()):
+        files = [entry] if entry.is_file() else [f for f in entry.rglob("*") if f.is_file()]
+        size = sum(f.stat().st_size for f in files if f.exists())
+        try:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError as exc:  # not fatal: the collection itself is intact
+            logger.warning("could not remove %s left by an interrupted optimization: %s", entry, exc)
+            continue
+        freed += size
+    if freed:
+        logger.warning(
+            "removed %.1f MB left in %s by an interrupted optimization (the collection is intact)", freed / 2**20, temp
+        )
+    return freed

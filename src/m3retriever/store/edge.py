@@ -29,7 +29,7 @@ import numpy as np
 
 from m3retriever.errors import StoreError, StoreInUseError
 from m3retriever.store.directory import DirLock as _DirLock
-from m3retriever.store.directory import in_use_message, store_dir
+from m3retriever.store.directory import in_use_message, remove_stale_builds, store_dir
 from m3retriever.store.index_settings import from_engine_config
 from m3retriever.store.qdrant import QdrantStore
 from m3retriever.store.schema import CollectionSpec, Quantization
@@ -300,6 +300,7 @@ class EdgeStore(QdrantStore):
                     raise StoreError(
                         f"collection {name!r} does not exist at {self.path}; ingest documents first"
                     )
+                remove_stale_builds(self.path / name)
                 try:
                     self._shards[name] = self.q.EdgeShard.load(str(self.path / name))
                 except Exception as exc:
