@@ -167,6 +167,9 @@ def test_cli_missing_collection_is_a_clean_error(edge_dir: Path, capsys: pytest.
 def test_serve_mcp_takes_warm_up() -> None:
     assert build_parser().parse_args(["serve-mcp", "--warm-up"]).warm_up is True
     assert build_parser().parse_args(["serve-mcp"]).warm_up is False
+    from m3retriever_mcp.__main__ import build_parser as mcp_parser
+
+    assert mcp_parser().parse_args(["--warm-up"]).warm_up is True
 
 
 def test_retriever_warm_up(make_retriever, corpus_docs) -> None:
