@@ -1,6 +1,6 @@
 """The ``m3retriever`` command line: ingest, search, delete, info, renormalize, plugins, demo
-and serve-mcp here; eval and tune, copy/snapshot/restore, finetune/add-branch, defaults and
-export-onnx come from their own modules (``add_commands``)."""
+and serve-mcp here; eval and tune, copy/snapshot/restore, finetune/add-branch, defaults,
+warm-up and export-onnx come from their own modules (``add_commands``)."""
 
 from __future__ import annotations
 
@@ -177,6 +177,8 @@ def cmd_serve_mcp(args: argparse.Namespace) -> int:
     from m3retriever.retriever import Retriever
 
     retriever = Retriever.shared(_config(args))
+    if args.warm_up:
+        retriever.warm_up()  # logged (-v); stdout is the MCP channel on stdio
     adapter = get_adapter(
         "mcp",
         retriever,
@@ -309,6 +311,7 @@ def _add_tool_commands(sub: Any) -> None:
     p.add_argument("--token", help="bearer token required on HTTP (or M3R_MCP_TOKEN)")
     p.add_argument("--allow-writes", action="store_true", help="also expose ingest and delete tools")
     p.add_argument("--description", help="what the collection holds, for the agent")
+    p.add_argument("--warm-up", action="store_true", help="read the vectors and indexes into the page cache first")
     p.set_defaults(func=cmd_serve_mcp)
 
 
@@ -326,6 +329,9 @@ def _add_eval_commands(sub: Any) -> None:
     from m3retriever.defaults_cli import add_commands as add_defaults_commands
 
     add_defaults_commands(sub, _common, _config)
+    from m3retriever.warmup_cli import add_commands as add_warmup_commands
+
+    add_warmup_commands(sub, _common, _config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

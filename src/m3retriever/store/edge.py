@@ -34,6 +34,7 @@ from m3retriever.store.index_settings import from_engine_config
 from m3retriever.store.qdrant import QdrantStore
 from m3retriever.store.schema import CollectionSpec, Quantization
 from m3retriever.store.translate import CollectionModels, IndexKind, index_kind
+from m3retriever.store.warm import read_into_cache
 from m3retriever.types import Distance, LengthStats
 
 __all__ = ["EdgeStore", "EdgeKit"]
@@ -365,6 +366,12 @@ class EdgeStore(QdrantStore):
     def optimize(self, name: str) -> None:
         with self._mutex:
             self._shard(name).optimize()
+
+    def warm_up(self, name: str) -> int:
+        """Read the collection's vector storages and indexes (not its payloads) into the page
+        cache, without the mutex (as reads run): files the optimizer removes meanwhile are skipped."""
+        self._shard(name)  # opens it, or says that it does not exist
+        return read_into_cache(self.path / name, name)
 
     def info(self, name: str) -> dict[str, Any]:
         shard = self._shard(name)

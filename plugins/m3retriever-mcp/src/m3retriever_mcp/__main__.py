@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--description", default=None, help="what the collection holds (shown to the agent)")
     p.add_argument(
+        "--warm-up", action="store_true", help="read the vectors and indexes into the page cache first"
+    )
+    p.add_argument(
         "--tenant",
         default=None,
         help="confine the server to this tenant (needs tenant_field; no tool argument can change it)",
@@ -58,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     try:
+        if args.warm_up:
+            retriever.warm_up()  # logged; stdout is the MCP channel on stdio
         adapter = create_server(
             retriever, writes=args.allow_writes, description=args.description, token=token
         )

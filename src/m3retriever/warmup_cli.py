@@ -1,0 +1,57 @@
+"""The ``warm-up`` command: read an embedded collection's vectors and indexes into the page
+cache (:meth:`~m3retriever.store.Store.warm_up`), through the store alone, no models."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Callable
+
+from m3retriever.display import out as _out
+from m3retriever.errors import StoreError
+
+__all__ = ["add_commands"]
+
+
+def add_commands(
+    sub: Any,
+    common: Callable[[argparse.ArgumentParser], None],
+    config_fn: Callable[..., Any],
+) -> None:
+    """Add ``warm-up`` to the CLI's sub-parsers.
+
+    Args:
+        sub: The ``add_subparsers()`` object of the main parser.
+        common: Adds --config/--location/--collection/--profile/--device to a parser.
+        config_fn: ``config_fn(args, **overrides)`` returns a :class:`~m3retriever.Config`.
+    """
+    p = sub.add_parser(
+        "warm-up",
+        help="read an embedded collection's vectors and indexes into the page cache",
+        description=(
+            "Read every vector storage and vector index file of the collection once (not its "
+            "payloads) so that the operating system keeps them in its page cache: the first "
+            "queries of a process that opens the collection afterwards do not wait on disk. "
+            "Nothing is written. A Qdrant server keeps its own caches (0 bytes read)."
+        ),
+    )
+    common(p)
+    p.set_defaults(func=lambda args: _cmd_warm_up(args, config_fn))
+
+
+def _cmd_warm_up(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
+    from m3retriever.store import open_store
+
+    cfg = config_fn(args)
+    store = open_store(cfg.location, api_key=cfg.api_key)
+    try:
+        if not store.has_collection(cfg.collection):
+            raise StoreError(f"collection {cfg.collection!r} does not exist at {cfg.location}; ingest documents first")
+        start = time.perf_counter()
+        total = store.warm_up(cfg.collection)
+    finally:
+        store.close()
+    _out(
+        f"warmed up {cfg.collection!r}: read {total:,} bytes ({total / 2**20:.1f} MiB) in {time.perf_counter() - start:.2f}s"
+    )
+    return 0
