@@ -115,14 +115,18 @@ def test_edge_reads_vector_files_and_changes_nothing(edge_dir: Path) -> None:
             f.stat().st_size for d in parts if d.name.startswith("vector_storage-") for f in d.rglob("*") if f.is_file()
         )
         expected = sum(f.stat().st_size for d in parts for f in d.rglob("*") if f.is_file())
-        payload = sum(f.stat().st_size for d in segments.glob("*/payload_storage") for f in d.rglob("*") if f.is_file())
+        payload = sum(
+            f.stat().st_size for d in segments.glob("*/payload_*") if d.is_dir() for f in d.rglob("*") if f.is_file()
+        )
         assert storage > N * DIM * 4  # at least the float vectors' worth
         read = s.warm_up("c")
+        with_payloads = s.warm_up("c", payloads=True)
         after = _hashes(edge_dir)
         assert _ranked(s, "c") == before_results
     assert read >= storage
     assert read == expected  # payloads are left on disk
     assert payload > 0 and read < expected + payload
+    assert with_payloads == expected + payload  # and with them, the payload storages and indexes
     assert after == before
 
 
@@ -154,6 +158,9 @@ def test_cli_prints_bytes_read(edge_dir: Path, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     expected = sum(f.stat().st_size for f in vector_files(edge_dir / "c"))  # as the opened shard left them
     assert f"read {expected:,} bytes" in out and "'c'" in out
+    assert main(["warm-up", "--location", str(edge_dir), "--collection", "c", "--payloads"]) == 0
+    more = sum(f.stat().st_size for f in vector_files(edge_dir / "c", payloads=True))
+    assert more > expected and f"read {more:,} bytes" in capsys.readouterr().out
 
 
 def test_cli_missing_collection_is_a_clean_error(edge_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -355,13 +355,13 @@ class Retriever(SavedDefaults, CollectionInfo):
         if self.store.has_collection(self.collection):
             self.store.optimize(self.collection)
 
-    def warm_up(self) -> int:
-        """Read an embedded collection's vectors and indexes into the page cache, so that the
-        first queries after opening it do not wait on disk; the bytes read (0 on a server, or
-        when there is no collection yet)."""
+    def warm_up(self, *, payloads: bool = False) -> int:
+        """Read an embedded collection's vectors and indexes (and its payloads: ``payloads``)
+        into the page cache, so that the first queries after opening it do not wait on disk;
+        the bytes read (0 on a server, or when there is no collection yet)."""
         if not self.store.has_collection(self.collection):
             return 0
-        return self.store.warm_up(self.collection)
+        return self.store.warm_up(self.collection, payloads=payloads)
 
     def close(self) -> None:
         """Release the store (and its lock) if this retriever opened it."""

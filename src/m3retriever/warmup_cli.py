@@ -29,13 +29,16 @@ def add_commands(
         "warm-up",
         help="read an embedded collection's vectors and indexes into the page cache",
         description=(
-            "Read every vector storage and vector index file of the collection once (not its "
-            "payloads) so that the operating system keeps them in its page cache: the first "
+            "Read every vector storage and vector index file of the collection once (with "
+            "--payloads, its payloads too) so that the operating system keeps them in its page cache: the first "
             "queries of a process that opens the collection afterwards do not wait on disk. "
             "Nothing is written. A Qdrant server keeps its own caches (0 bytes read)."
         ),
     )
     common(p)
+    p.add_argument(
+        "--payloads", action="store_true", help="also the payloads (the hits' texts are read from them)"
+    )
     p.set_defaults(func=lambda args: _cmd_warm_up(args, config_fn))
 
 
@@ -48,7 +51,7 @@ def _cmd_warm_up(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int
         if not store.has_collection(cfg.collection):
             raise StoreError(f"collection {cfg.collection!r} does not exist at {cfg.location}; ingest documents first")
         start = time.perf_counter()
-        total = store.warm_up(cfg.collection)
+        total = store.warm_up(cfg.collection, payloads=args.payloads)
     finally:
         store.close()
     _out(

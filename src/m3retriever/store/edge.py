@@ -367,11 +367,11 @@ class EdgeStore(QdrantStore):
         with self._mutex:
             self._shard(name).optimize()
 
-    def warm_up(self, name: str) -> int:
-        """Read the collection's vector storages and indexes (not its payloads) into the page
-        cache, without the mutex (as reads run): files the optimizer removes meanwhile are skipped."""
+    def warm_up(self, name: str, *, payloads: bool = False) -> int:
+        """Read the collection's vector storages and indexes (and payloads) into the page cache,
+        without the mutex (as reads run): files the optimizer removes meanwhile are skipped."""
         self._shard(name)  # opens it, or says that it does not exist
-        return read_into_cache(self.path / name, name)
+        return read_into_cache(self.path / name, name, payloads)
 
     def info(self, name: str) -> dict[str, Any]:
         shard = self._shard(name)

@@ -389,10 +389,10 @@ class Store(abc.ABC):
     def flush(self, name: str) -> None:
         """Make acknowledged writes durable (no-op where writes are synchronous)."""
 
-    def warm_up(self, name: str) -> int:
-        """Read collection ``name``'s vectors and indexes into memory so that the first queries
-        do not wait on disk reads; the bytes read (0 where the backend keeps its own caches,
-        as a server does)."""
+    def warm_up(self, name: str, *, payloads: bool = False) -> int:
+        """Read collection ``name``'s vectors and indexes (and payloads: ``payloads``) into
+        memory so that the first queries do not wait on disk reads; the bytes read (0 where the
+        backend keeps its own caches, as a server does)."""
         return 0
 
     @abc.abstractmethod

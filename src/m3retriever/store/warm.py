@@ -22,14 +22,17 @@ CHUNK_BYTES = 4 << 20
 """Bytes read per call (the data is discarded)."""
 
 _PARTS = ("vector_storage-", "vector_index-")
+_PAYLOAD_PARTS = ("payload_storage", "payload_index")
 
 
-def vector_files(shard_dir: Path) -> list[Path]:
-    """The files of every segment's vector storages and vector indexes, sorted (payloads left out).
+def vector_files(shard_dir: Path, payloads: bool = False) -> list[Path]:
+    """The files of every segment's vector storages and vector indexes, sorted.
 
     Args:
         shard_dir: The Edge shard directory of a collection (``<store>/<collection>``).
+        payloads: Also the payload storages and indexes.
     """
+    wanted = _PARTS + _PAYLOAD_PARTS if payloads else _PARTS
     found: list[Path] = []
     segments = shard_dir / "segments"
     try:
@@ -38,7 +41,7 @@ def vector_files(shard_dir: Path) -> list[Path]:
         return found
     for segment in entries:
         try:
-            parts = sorted(e.path for e in os.scandir(segment.path) if e.name.startswith(_PARTS) and e.is_dir())
+            parts = sorted(e.path for e in os.scandir(segment.path) if e.name.startswith(wanted) and e.is_dir())
         except (FileNotFoundError, NotADirectoryError):  # a segment removed meanwhile, or a file
             continue
         for part in parts:
@@ -67,15 +70,17 @@ def read_files(paths: list[Path]) -> int:
     return sum(_read(f, buf) for f in paths)
 
 
-def read_into_cache(shard_dir: Path, name: str) -> int:
-    """Read a collection's vector storages and indexes once; the bytes read.
+def read_into_cache(shard_dir: Path, name: str, payloads: bool = False) -> int:
+    """Read a collection's vector storages and indexes (and payloads: ``payloads``) once; the
+    bytes read.
 
     Args:
         shard_dir: The Edge shard directory of the collection.
         name: The collection's name (for the log line).
+        payloads: Also the payloads (the returned hits' texts are read from them).
     """
     start = time.perf_counter()
-    files = vector_files(shard_dir)
+    files = vector_files(shard_dir, payloads)
     total = read_files(files)
     seconds = time.perf_counter() - start
     logger.info("warm-up of %r: read %.1f MiB from %d files in %.2fs", name, total / 2**20, len(files), seconds)
