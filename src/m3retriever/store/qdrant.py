@@ -155,11 +155,10 @@ class QdrantStore(Store):
         if not added:
             return
         with self._mutex:
-            current = self.length_stats(name)
-            self.set_length_stats(name, {b: current.get(b, LengthStats()) + s for b, s in added.items()})
+            self.set_length_stats(name, _plus(self.length_stats(name), added))
             if tenant is not None:
                 own = self.tenant_length_stats(name).get(tenant, {})
-                self.set_tenant_length_stats(name, {tenant: {b: own.get(b, LengthStats()) + s for b, s in added.items()}})
+                self.set_tenant_length_stats(name, {tenant: _plus(own, added)})
 
     def set_tenant_length_stats(
         self, name: str, stats: Mapping[str, Mapping[str, LengthStats]], *, every: bool = False
@@ -221,3 +220,8 @@ class QdrantStore(Store):
         native = self.tr.filter(AnyOf(field, wanted) if within is None else And((AnyOf(field, wanted), within)))
         pages = paginate(lambda offset: self._scroll_page(name, native, offset, _GROUP_PAGE, False, [key]))
         return count_values((p.payload or {} for p in pages), key, wanted)
+
+
+def _plus(totals: Mapping[str, LengthStats], added: Mapping[str, LengthStats]) -> dict[str, LengthStats]:
+    """``totals`` of the branches in ``added`` with ``added`` counted in."""
+    return {b: totals.get(b, LengthStats()) + s for b, s in added.items()}
