@@ -124,8 +124,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             store.optimize("bench")
             out["optimize_s"] = time.perf_counter() - t
         if "query" in phases:
-            if args.preread:
-                out["preread_mb"] = _preread(root / "edge" / "bench", args.preread == "all")
+            if args.preread:  # the library's own warm-up
+                out["preread_mb"] = store.warm_up("bench", payloads=args.preread == "all") // 2**20
             out.update(_query(store, args, plan))
     finally:
         store.close()
@@ -264,21 +264,6 @@ def _query(store: Any, args: argparse.Namespace, plan: dict[str, Any]) -> dict[s
         "segments": info["segments"],
         "indexed_vectors": info["indexed_vectors"],
     }
-
-
-def _preread(collection: Path, payloads: bool) -> int:
-    """Read the vector storages and indexes once (and the payloads: ``payloads``), as a
-    warmed-up server has them in the page cache; the megabytes read."""
-    total = 0
-    parts = sorted(collection.glob("segments/*/vector_*"))
-    if payloads:
-        parts += sorted(collection.glob("segments/*/payload_*"))
-    for part in parts:
-        for f in sorted(p for p in part.rglob("*") if p.is_file()):
-            with open(f, "rb") as fh:
-                while chunk := fh.read(1 << 22):
-                    total += len(chunk)
-    return total // 2**20
 
 
 def _exact_dense(args: argparse.Namespace, cen: Any, qmat: Any) -> tuple[Any, Any]:
