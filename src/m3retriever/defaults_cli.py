@@ -57,12 +57,12 @@ def add_commands(
 
 def _opened(args: argparse.Namespace, config_fn: Callable[..., Any]) -> tuple[Any, Any]:
     """The configuration and its store (the caller closes it)."""
-    from m3retriever.store import open_store
+    from m3retriever.collection import open_configured_store
 
     if args.tenant:
         raise ConfigError("a collection's search defaults apply to all its tenants: leave --tenant out")
     cfg = config_fn(args)
-    return cfg, open_store(cfg.location, api_key=cfg.api_key)
+    return cfg, open_configured_store(cfg)
 
 
 def _pairs(raw: list[str]) -> dict[str, str]:

@@ -43,10 +43,10 @@ def add_commands(
 
 
 def _cmd_warm_up(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
-    from m3retriever.store import open_store
+    from m3retriever.collection import open_configured_store
 
     cfg = config_fn(args)
-    store = open_store(cfg.location, api_key=cfg.api_key)
+    store = open_configured_store(cfg)
     try:
         if not store.has_collection(cfg.collection):
             raise StoreError(f"collection {cfg.collection!r} does not exist at {cfg.location}; ingest documents first")
