@@ -14,10 +14,11 @@ import argparse
 from typing import Any
 
 from m3retriever.sizing import QUANTIZATIONS
+from m3retriever.store.index_settings import INDEX_SETTINGS
 
 __all__ = ["INDEX_OPTIONS", "add_index_arguments", "index_overrides"]
 
-INDEX_OPTIONS = ("expected_chunks", "quantization", "vectors_on_disk", "payload_on_disk", "hnsw_m", "hnsw_ef_construct")
+INDEX_OPTIONS = ("expected_chunks", *INDEX_SETTINGS)
 """The :class:`~m3retriever.config.Config` settings these options set (``--expected-chunks``
 sets ``expected_chunks``...)."""
 
