@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Any
+from typing import Any, Callable, cast
 
 from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
-from pydantic import ValidationError
+from mcp_types import Icon, ToolAnnotations
+from pydantic import ConfigDict, ValidationError
 
 from m3retriever_mcp.messages import internal_error_message, validation_message
 from m3retriever_mcp.transport import DeepJSONMiddleware, DeepJSONReadStream
@@ -34,6 +37,23 @@ class StaticTokenVerifier:
         return None
 
 
+def close_arguments(tool: Tool) -> None:
+    """Make ``tool`` refuse arguments it does not declare.
+
+    The SDK builds each tool's argument model from the function's signature and lets unknown
+    arguments through, dropped without a word: a ``delete`` given ``"tenant": "globex"`` ran as if
+    the caller had not asked for another tenant. The model is replaced by a subclass with
+    ``extra="forbid"``, so the published ``inputSchema`` says ``additionalProperties: false`` and
+    validation refuses an unknown argument (the schema and the check come from one model).
+    """
+    model = tool.fn_metadata.arg_model
+    if model.model_config.get("extra") == "forbid":
+        return
+    namespace = {"model_config": ConfigDict(extra="forbid"), "__module__": model.__module__, "__doc__": model.__doc__}
+    closed = cast("type[ArgModelBase]", type(model.__name__, (model,), namespace))
+    tool.fn_metadata.arg_model = closed
+    tool.parameters = closed.model_json_schema(by_alias=True)
+
 
 class GuardedServer(MCPServer):
     """``MCPServer`` whose failed tool calls always reach the agent as readable isError results,
@@ -48,6 +68,36 @@ class GuardedServer(MCPServer):
     def __init__(self, *args: Any, token: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._bearer = token
+
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        icons: list[Icon] | None = None,
+        meta: dict[str, Any] | None = None,
+        structured_output: bool | None = None,
+    ) -> None:
+        """``MCPServer.add_tool``, the tool then closed to unknown arguments (:func:`close_arguments`)."""
+        super().add_tool(
+            fn,
+            name=name,
+            title=title,
+            description=description,
+            annotations=annotations,
+            icons=icons,
+            meta=meta,
+            structured_output=structured_output,
+        )
+        tool = self._tool_manager.get_tool(name or fn.__name__)
+        if tool is not None:
+            close_arguments(tool)
+
+    def _input_schema(self, name: str) -> dict[str, Any] | None:
+        tool = self._tool_manager.get_tool(name)
+        return tool.parameters if tool is not None else None
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         """``MCPServer.call_tool`` with the agent-facing messages of :mod:`.messages`.
@@ -64,7 +114,8 @@ class GuardedServer(MCPServer):
             raise ToolError(internal_error_message(name, exc)) from exc
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
-                raise ToolError(validation_message(name, exc.__cause__)) from exc.__cause__
+                message = validation_message(name, exc.__cause__, self._input_schema(name))
+                raise ToolError(message) from exc.__cause__
             raise
 
     async def run_stdio_async(self) -> None:
