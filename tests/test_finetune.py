@@ -303,8 +303,9 @@ def test_a_missing_collection_is_a_clear_error(make_retriever, tiny_st, pairs_fi
         finetune(r, tmp_path / "m", pairs=pairs_file, base_model=str(tiny_st), recipe=FAST)
     cfg = load_config(env={}, location=str(tmp_path / "other"), dense2_encoder="sentence-transformers",
                       dense2_model=str(tiny_st), **TINY, profile="small", dense_encoder="none", sparse_encoder="none")
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(InputError, match="no collection 'm3retriever' at .*ingest documents first"):
         add_dense2_branch(cfg)
+    assert not (tmp_path / "other").exists()  # nothing created
 
 
 class FirstSentence:

@@ -184,7 +184,7 @@ def test_cli_defaults_set_show_clear(config_file, tmp_path, corpus_docs, capsys)
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text("".join(json.dumps({"doc_id": d["doc_id"], "text": d["text"]}) + "\n" for d in corpus_docs[:4]))
     common = ["--config", str(config_file)]
-    _error(["defaults", "set", "oversampling=4", *common], capsys, "collection 'cli' does not exist")
+    _error(["defaults", "set", "oversampling=4", *common], capsys, "no collection 'cli' at")
     assert _run(["ingest", str(corpus), "--quiet", "--quantization", "scalar", *common], capsys)[0] == 0
     rc, out, _ = _run(["defaults", "set", "oversampling=4", "search.hnsw_ef=256", "rescore=false", "rrf_k=7", *common], capsys)
     assert rc == 0 and json.loads(out.split("keeps: ", 1)[1]) == {**KNOBS, "rrf_k": 7}

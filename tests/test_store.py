@@ -266,7 +266,7 @@ def test_edge_optimize_builds_hnsw_and_keeps_results(tmp_path):
 
 def test_missing_collection_is_a_clear_error(tmp_path):
     s = open_store(str(tmp_path / "none"))
-    with pytest.raises(StoreError, match="does not exist"):
+    with pytest.raises(StoreError, match="no collection .nope. at"):
         s.count("nope")
     s.close()
 

@@ -189,7 +189,7 @@ def test_bad_copies_are_refused(tmp_path):
     src = _filled(open_store(":memory:"), n=5)
     with pytest.raises(StoreError, match="onto itself"):
         copy_collection(src, src, "c")
-    with pytest.raises(StoreError, match="'nope' does not exist"):
+    with pytest.raises(StoreError, match="no collection 'nope' at"):
         copy_collection(src, open_store(":memory:"), "nope")
     with pytest.raises(ConfigError, match="batch"):
         copy_collection(src, open_store(":memory:"), "c", batch=0)
@@ -241,10 +241,10 @@ def test_snapshot_and_restore_give_identical_searches(tmp_path):
 def test_snapshot_errors(tmp_path):
     with pytest.raises(ConfigError, match="POST /collections"):
         snapshot_collection(":memory:", "c", tmp_path / "x.snap")
-    with pytest.raises(StoreError, match="does not exist"):
+    with pytest.raises(StoreError, match="no collection 'c' at"):
         snapshot_collection(tmp_path / "a", "c", tmp_path / "x.snap")
     (tmp_path / "junk.snap").write_bytes(b"not a tar")
-    with pytest.raises(InputError, match="not an m3retriever snapshot"):
+    with pytest.raises(InputError, match="is damaged or not one this version made"):
         restore_snapshot(tmp_path / "a", tmp_path / "junk.snap")
     with pytest.raises(InputError, match="does not exist"):
         restore_snapshot(tmp_path / "a", tmp_path / "missing.snap")
@@ -257,7 +257,7 @@ def test_cli_copy_snapshot_restore(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "copied 40 points of 'c' to 'c'" in out and "counts 40 = 40" in out
     assert main(["copy", "--from", a, "--to", b, "--collection", "nope"]) == 2
-    assert "'nope' does not exist" in capsys.readouterr().err
+    assert "no collection 'nope' at" in capsys.readouterr().err
     snap = str(tmp_path / "c.snap")
     assert main(["snapshot", snap, "--location", b, "--collection", "c"]) == 0
     assert "40 points" in capsys.readouterr().out

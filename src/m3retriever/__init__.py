@@ -12,7 +12,9 @@ from m3retriever.config import Config, SearchConfig, load_config
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, LengthNormalizedEncoder
 from m3retriever.errors import (
     BrokenDependencyError,
+    CollectionNotFoundError,
     ConfigError,
+    DamagedSnapshotError,
     FingerprintMismatchError,
     InputError,
     M3RetrieverError,
@@ -104,6 +106,8 @@ __all__ = [
     "BrokenDependencyError",
     "StoreError",
     "StoreInUseError",
+    "CollectionNotFoundError",
+    "DamagedSnapshotError",
     "FingerprintMismatchError",
     "PluginError",
 ]

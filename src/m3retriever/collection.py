@@ -132,13 +132,15 @@ def stored_multivector(store: Store, collection: str) -> bool | None:
     return None if fingerprint is None else MULTIVECTOR in fingerprint
 
 
-def open_configured_store(config: Config, client: Any = None) -> Store:
+def open_configured_store(config: Config, client: Any = None, *, must_exist: bool = False) -> Store:
     """Open the store ``config`` names (its location, API key and cluster shape).
 
     Args:
         config: A configuration (its ``location``, ``api_key``, ``shard_number`` and
             ``replication_factor`` are used).
         client: An existing ``qdrant_client.QdrantClient`` to use instead of the location.
+        must_exist: Read commands: raise :class:`~m3retriever.errors.CollectionNotFoundError`
+            unless ``config.collection`` exists, creating nothing.
     """
     return open_store(
         config.location,
@@ -146,4 +148,5 @@ def open_configured_store(config: Config, client: Any = None) -> Store:
         api_key=config.api_key,
         shard_number=config.shard_number,
         replication_factor=config.replication_factor,
+        must_have=config.collection if must_exist else None,
     )

@@ -22,6 +22,7 @@ from m3retriever.setting_checks import FLOAT_FIELDS, INT_FIELDS, check_float, ch
 from m3retriever.setting_checks import MAX_LIMIT as MAX_LIMIT
 from m3retriever.setting_checks import coerce_setting as coerce_setting
 from m3retriever.sizing import auto_index_settings, check_index_values, quantized
+from m3retriever.store.collection_names import check_name
 
 __all__ = ["SearchConfig", "Config", "load_config"]
 
@@ -270,10 +271,7 @@ class Config:
     def __post_init__(self) -> None:
         if self.profile is not None:
             get_profile(self.profile)  # validates the name
-        if not self.collection or not self.collection.replace("-", "_").replace(".", "_").isidentifier():
-            raise ConfigError(
-                f"collection name {self.collection!r} must be letters, digits, '-', '_' or '.'"
-            )
+        check_name(self.collection)
         if self.batch_size < 1 or self.max_length < 8:
             raise ConfigError("batch_size must be >= 1 and max_length >= 8")
         if self.max_query_tokens is not None and self.max_query_tokens < 1:

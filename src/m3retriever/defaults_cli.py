@@ -62,7 +62,7 @@ def _opened(args: argparse.Namespace, config_fn: Callable[..., Any]) -> tuple[An
     if args.tenant:
         raise ConfigError("a collection's search defaults apply to all its tenants: leave --tenant out")
     cfg = config_fn(args)
-    return cfg, open_configured_store(cfg)
+    return cfg, open_configured_store(cfg, must_exist=True)
 
 
 def _pairs(raw: list[str]) -> dict[str, str]:
@@ -102,14 +102,11 @@ def _present(store: Any, collection: str) -> list[str]:
 def _cmd_show(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
     from m3retriever.built_settings import load_built, settings_in_force
     from m3retriever.collection import stored_multivector
-    from m3retriever.errors import StoreError
     from m3retriever.resolution import follow_collection, resolve
     from m3retriever.saved_defaults import SAVABLE, load_saved
 
     cfg, store = _opened(args, config_fn)
     try:
-        if not store.has_collection(cfg.collection):
-            raise StoreError(f"collection {cfg.collection!r} does not exist at {cfg.location}; ingest documents first")
         saved = load_saved(store, cfg.collection)
         built = load_built(store, cfg.collection)
         config = follow_collection(cfg, stored_multivector(store, cfg.collection))

@@ -15,6 +15,8 @@ __all__ = [
     "BrokenDependencyError",
     "StoreError",
     "StoreInUseError",
+    "CollectionNotFoundError",
+    "DamagedSnapshotError",
     "FingerprintMismatchError",
     "PluginError",
 ]
@@ -59,6 +61,23 @@ class StoreError(M3RetrieverError):
 
 class StoreInUseError(StoreError):
     """Another process holds the embedded store's lock."""
+
+
+class CollectionNotFoundError(StoreError, InputError):
+    """The collection (or the store holding it) does not exist; nothing was created.
+
+    The one message for it, wherever it is found: the collection, where it was looked for, and
+    the fix.
+    """
+
+    def __init__(self, name: str, where: object) -> None:
+        super().__init__(f"no collection {name!r} at {where}: ingest documents first (or check --location / --collection)")
+        self.name = name
+        self.where = where
+
+
+class DamagedSnapshotError(InputError):
+    """A snapshot file is damaged, truncated or crafted; it was refused before anything changed."""
 
 
 class FingerprintMismatchError(StoreError):

@@ -14,7 +14,7 @@ from dataclasses import fields
 from typing import Any, Mapping, Sequence
 
 from m3retriever.config import Config, SearchConfig, coerce_setting
-from m3retriever.errors import ConfigError, StoreError
+from m3retriever.errors import CollectionNotFoundError, ConfigError
 from m3retriever.resolution import resolve
 from m3retriever.store.schema import Store
 
@@ -115,7 +115,7 @@ def update_saved(store: Store, collection: str, values: Mapping[str, Any], remov
         StoreError: if the collection does not exist.
     """
     if not store.has_collection(collection):
-        raise StoreError(f"collection {collection!r} does not exist; ingest documents first")
+        raise CollectionNotFoundError(collection, getattr(store, "where", "the store"))
     # What is removed is not checked: a hand-edited value can be removed this way.
     stored = store.search_defaults(collection)
     if not isinstance(stored, Mapping):

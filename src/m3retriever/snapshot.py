@@ -3,11 +3,17 @@
 A snapshot is one tar file holding the collection's Edge shard (its segments and write-ahead
 log, flushed and closed while they are read; the zero tails of the files Edge preallocates
 are left out and restored as holes), the collection's metadata file (fingerprint,
-description, BM25 length totals, saved search defaults) and a manifest (format, collection,
-point count). Restoring it unpacks the shard beside the store's collections, checks it opens
-with the point count of the manifest, then moves it into place, the metadata file last (its
-presence marks a complete collection). Restore refuses to replace a collection that holds
-points unless told to.
+description, BM25 length totals, saved search defaults), a manifest (format, collection,
+point count, the size and SHA-256 of every member) and the SHA-256 of the manifest.
+
+A snapshot file is untrusted input (it travels between people and machines). Restore reads
+the whole file first and refuses it, before anything is created or changed, unless every
+member is listed with its checksum and matches it, nothing else is in it, the tar's padding
+and end blocks are intact, and the manifest's collection name follows the name rule. It then
+unpacks into a build folder of the store, checks again, opens the new shard and counts its
+points, and only then swaps it in (:mod:`m3retriever.store.replace`): the collection it
+replaces (with ``overwrite``) is never deleted before that, and a restore cut short is
+finished or rolled back by whatever opens the store next.
 
 A Qdrant server makes its own snapshots (``POST /collections/<name>/snapshots``; see
 docs/moving-to-a-server.md); our metadata lives in the server collection's metadata and
@@ -16,6 +22,8 @@ travels with them.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import os
@@ -23,21 +31,21 @@ import shutil
 import tarfile
 import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
-from m3retriever.errors import ConfigError, InputError, StoreError
+from m3retriever.errors import CollectionNotFoundError, ConfigError, DamagedSnapshotError, InputError, StoreError
+from m3retriever.snapshot_format import FORMAT, MANIFEST, MANIFEST_SUM, META, SHARD, checked_manifest, shard_member
 from m3retriever.store import open_store
+from m3retriever.store.collection_names import check_name
 from m3retriever.store.edge import EdgeStore
+from m3retriever.store.replace import META as BUILD_META
+from m3retriever.store.replace import SHARD as BUILD_SHARD
 
 __all__ = ["SnapshotReport", "restore_snapshot", "snapshot_collection"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "m3retriever-edge-snapshot/1"
-_MANIFEST = "manifest.json"
-_META = "collection.m3r.json"
-_SHARD = "shard"
 _BLOCK = 1 << 20
 
 
@@ -60,18 +68,34 @@ class SnapshotReport:
     seconds: float
 
 
-def _edge(store: EdgeStore | str | os.PathLike[str]) -> tuple[EdgeStore, bool]:
+def _edge(store: EdgeStore | str | os.PathLike[str], must_have: str | None) -> tuple[EdgeStore, bool]:
     if isinstance(store, EdgeStore):
+        if must_have is not None and not store.has_collection(must_have):
+            raise CollectionNotFoundError(must_have, store.path)
         return store, False
-    opened = open_store(store)
-    if not isinstance(opened, EdgeStore):
-        opened.close()
+    location = os.fspath(store)
+    if location == ":memory:" or location.startswith(("http://", "https://")):
         raise ConfigError(
-            f"snapshots here are of embedded stores (a directory), not {os.fspath(store)!r}: a Qdrant "
+            f"snapshots here are of embedded stores (a directory), not {location!r}: a Qdrant "
             "server makes its own with POST /collections/<name>/snapshots (see "
             "docs/moving-to-a-server.md), or copy the collection with `m3retriever copy`"
         )
+    opened = open_store(location, must_have=must_have)
+    assert isinstance(opened, EdgeStore)
     return opened, True
+
+
+class _Hashing(io.RawIOBase):
+    """A file read for the tar while its SHA-256 is computed (each byte read once)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.sha = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.sha.update(data)
+        return data
 
 
 def snapshot_collection(
@@ -85,43 +109,43 @@ def snapshot_collection(
         path: The snapshot file to write (replaced if it exists, once the new one is complete).
 
     Raises:
-        StoreError: if the collection does not exist.
+        CollectionNotFoundError: if the collection does not exist (nothing is created).
         ConfigError: if ``store`` is not an embedded store.
     """
     start = time.perf_counter()
-    edge, owned = _edge(store)
+    edge, owned = _edge(store, collection)
+    out = Path(path)
+    tmp = out.with_name(out.name + ".partial")
     try:
-        if not edge.has_collection(collection):
-            raise StoreError(f"collection {collection!r} does not exist at {edge.path}; nothing to snapshot")
         points = edge.count(collection)
-        manifest = {"format": FORMAT, "collection": collection, "points": points, "created": time.time()}
-        out = Path(path)
-        tmp = out.with_name(out.name + ".partial")
+        members: dict[str, dict[str, Any]] = {}
         with edge.quiesced(collection) as (shard, meta):  # no write until the last file is read
-            sizes = _shard_sizes(shard)
-            manifest["sizes"] = sizes
-            with tarfile.open(tmp, "w") as tar:
-                _add_bytes(tar, _MANIFEST, json.dumps(manifest, indent=2).encode())
-                tar.add(meta, arcname=_META)
-                for rel, (_, used) in sizes.items():
-                    _add_file(tar, shard / rel, f"{_SHARD}/{rel}", used)
+            with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+                members[META] = _add_file(tar, meta, META, meta.stat().st_size)
+                for f in sorted(p for p in shard.rglob("*") if p.is_file()):
+                    rel = f.relative_to(shard).as_posix()
+                    size = f.stat().st_size
+                    members[f"{SHARD}/{rel}"] = {**_add_file(tar, f, f"{SHARD}/{rel}", _used_length(f)), "full": size}
+                manifest = {
+                    "format": FORMAT, "collection": collection, "points": points, "created": time.time(),
+                    "members": members,
+                }
+                data = json.dumps(manifest, indent=2).encode()
+                _add_bytes(tar, MANIFEST, data)
+                _add_bytes(tar, MANIFEST_SUM, hashlib.sha256(data).hexdigest().encode())
         os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         if owned:
             edge.close()
     return SnapshotReport(collection, str(out), points, out.stat().st_size, time.perf_counter() - start)
 
 
-def _shard_sizes(shard: Path) -> dict[str, tuple[int, int]]:
-    """Each file of the shard: its size and the length up to its last block holding data
-    (Edge preallocates its WAL and storage files; their zero tails are not stored)."""
-    out = {}
-    for f in sorted(p for p in shard.rglob("*") if p.is_file()):
-        out[f.relative_to(shard).as_posix()] = (f.stat().st_size, _used_length(f))
-    return out
-
-
 def _used_length(path: Path) -> int:
+    """The length up to the file's last block holding data (Edge preallocates its WAL and
+    storage files; their zero tails are not stored)."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         end = size
@@ -135,17 +159,17 @@ def _used_length(path: Path) -> int:
     return 0
 
 
-def _add_file(tar: tarfile.TarFile, path: Path, name: str, length: int) -> None:
+def _add_file(tar: tarfile.TarFile, path: Path, name: str, length: int) -> dict[str, Any]:
     info = tarfile.TarInfo(name)
     info.size = length
     info.mtime = int(path.stat().st_mtime)
     with open(path, "rb") as f:
-        tar.addfile(info, f)
+        hashing = _Hashing(f)
+        tar.addfile(info, hashing)  # type: ignore[arg-type]
+    return {"size": length, "sha256": hashing.sha.hexdigest()}
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
-
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mtime = int(time.time())
@@ -159,7 +183,8 @@ def restore_snapshot(
     collection: str | None = None,
     overwrite: bool = False,
 ) -> SnapshotReport:
-    """Restore a snapshot file into an embedded store.
+    """Restore a snapshot file into an embedded store (see the module docstring for the checks
+    and the order: nothing changes until the new collection is verified).
 
     Args:
         store: An open :class:`~m3retriever.store.edge.EdgeStore` or its directory.
@@ -169,94 +194,162 @@ def restore_snapshot(
 
     Raises:
         InputError: if the file is missing or not a snapshot of this format.
-        StoreError: if the collection exists with points and ``overwrite`` is off, or the
-            restored shard does not hold the points the manifest lists.
+        DamagedSnapshotError: if it is damaged, truncated or crafted (nothing changed).
+        ConfigError: if the collection name breaks the name rule.
+        StoreError: if the collection exists with points and ``overwrite`` is off.
     """
     start = time.perf_counter()
-    manifest = _read_manifest(Path(path))
-    dest = collection or str(manifest["collection"])
-    edge, owned = _edge(store)
-    staging = edge.path / f".restore-{dest}"
+    snapshot = Path(path)
+    manifest = _verify(snapshot)  # reads only: a bad file changes nothing
+    dest = check_name(collection, "collection name") if collection is not None else manifest["collection"]
+    edge, owned = _edge(store, None)
     try:
         if edge.has_collection(dest) and edge.count(dest) and not overwrite:
             raise StoreError(
                 f"collection {dest!r} at {edge.path} holds {edge.count(dest)} points; restore into "
                 "another collection (--collection), or pass --overwrite (overwrite=True) to replace it"
             )
-        shutil.rmtree(staging, ignore_errors=True)
-        with tarfile.open(path) as tar:
-            _extract(tar, staging)
-        for rel, (size, _) in (manifest.get("sizes") or {}).items():
-            os.truncate(_inside(staging / _SHARD, rel), size)  # the zero tail, as holes
-        meta = json.loads((staging / _META).read_text())
-        if isinstance(meta.get("spec"), dict):
-            meta["spec"]["name"] = dest
-        (staging / _META).write_text(json.dumps(meta, indent=2))
-        with edge.quiesced(dest) as (shard, meta_file):
-            edge.drop_collection(dest)
-            os.replace(staging / _SHARD, shard)
-            os.replace(staging / _META, meta_file)  # last: its presence marks a complete collection
-        points = edge.count(dest)
-        if points != manifest["points"]:
-            raise StoreError(
-                f"restored collection {dest!r} holds {points} points but the snapshot lists "
-                f"{manifest['points']}; the file is damaged"
-            )
+        folder = edge.build_folder(dest)
+        try:
+            _unpack(snapshot, manifest, folder, dest)
+            points = edge.open_build(dest)
+            if points != manifest["points"]:
+                raise DamagedSnapshotError(
+                    f"snapshot {snapshot} is damaged: its shard holds {points} points, its manifest "
+                    f"lists {manifest['points']}; nothing was changed"
+                )
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        edge.commit_build(dest)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
         if owned:
             edge.close()
-    return SnapshotReport(dest, os.fspath(path), points, Path(path).stat().st_size, time.perf_counter() - start)
+    return SnapshotReport(dest, os.fspath(path), points, snapshot.stat().st_size, time.perf_counter() - start)
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def _damaged(path: Path, why: str) -> DamagedSnapshotError:
+    return DamagedSnapshotError(
+        f"snapshot {path} is damaged or not one this version made ({why}); nothing was changed: "
+        "make the snapshot again or copy the file again"
+    )
+
+
+def _open_tar(path: Path) -> tarfile.TarFile:
     if not path.is_file():
-        raise InputError(f"snapshot {path} does not exist")
+        raise InputError(f"snapshot {path} does not exist or is not a file; pass the file `m3retriever snapshot` wrote")
     try:
-        with tarfile.open(path) as tar:
-            member = tar.extractfile(_MANIFEST)
-            manifest = json.loads(member.read()) if member is not None else {}
-    except (tarfile.TarError, KeyError, ValueError) as exc:
-        raise InputError(f"{path} is not an m3retriever snapshot ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise InputError(f"{path} is not an m3retriever snapshot of format {FORMAT!r}")
+        return tarfile.open(path, "r:")
+    except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
+        raise _damaged(path, f"not a readable tar file: {exc}") from None
+
+
+def _verify(path: Path) -> dict[str, Any]:
+    """The manifest, once every byte of the snapshot has been checked against it."""
+    with _open_tar(path) as tar:
+        try:
+            members = tar.getmembers()
+            raw = _read_member(tar, MANIFEST)
+            digest = _read_member(tar, MANIFEST_SUM).decode("ascii", "replace").strip()
+        except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
+            raise _damaged(path, str(exc)) from None
+        if hashlib.sha256(raw).hexdigest() != digest:
+            raise _damaged(path, "its manifest does not match the manifest's checksum")
+        manifest = checked_manifest(raw, path, _damaged)
+        listed = manifest["members"]
+        found = {m.name for m in members}
+        if found != set(listed) | {MANIFEST, MANIFEST_SUM} or len(members) != len(found):
+            extra = sorted(found - set(listed) - {MANIFEST, MANIFEST_SUM})
+            missing = sorted(set(listed) - found)
+            raise _damaged(path, f"members missing {missing[:3]} or not listed {extra[:3]}")
+        for m in members:
+            if not m.isfile():
+                raise _damaged(path, f"member {m.name!r} is not a plain file")
+            if m.name in listed:
+                _check_member(tar, m, listed[m.name], path)
+        _check_padding(path, members)
     return manifest
 
 
-def _inside(root: Path, name: str) -> Path:
-    """``root / name``, refusing a name that leaves ``root``."""
-    parts = PurePosixPath(name).parts
-    if not parts or name.startswith("/") or ".." in parts:
-        raise InputError(f"snapshot member {name!r} is not a path inside the snapshot")
-    return root.joinpath(*parts)
+def _read_member(tar: tarfile.TarFile, name: str) -> bytes:
+    member = tar.extractfile(name)
+    if member is None:
+        raise ValueError(f"{name} is not a file")
+    data = member.read(1 << 24)
+    if member.read(1):
+        raise ValueError(f"{name} is larger than 16 MB")
+    return data
 
 
-def _extract(tar: tarfile.TarFile, into: Path) -> None:
-    """Extract only regular files and folders that stay inside ``into``."""
-    for member in tar.getmembers():
-        target = _inside(into, member.name)
-        if not (member.isfile() or member.isdir()):
-            raise InputError(f"snapshot member {member.name!r} is not a plain file or folder")
-        if member.isdir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source = tar.extractfile(member)
-        if source is None:  # pragma: no cover - a regular file always has data
-            continue
-        with source, open(target, "wb") as out:
-            _copy_sparse(source, out, member.size)
+def _check_member(tar: tarfile.TarFile, member: tarfile.TarInfo, listed: dict[str, Any], path: Path) -> None:
+    if member.size != listed["size"]:
+        raise _damaged(path, f"member {member.name!r} has {member.size} bytes, the manifest lists {listed['size']}")
+    source = tar.extractfile(member)
+    assert source is not None
+    sha = hashlib.sha256()
+    try:
+        while block := source.read(_BLOCK):
+            sha.update(block)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise _damaged(path, f"member {member.name!r} cannot be read: {exc}") from None
+    if sha.hexdigest() != listed["sha256"]:
+        raise _damaged(path, f"member {member.name!r} does not match its checksum")
 
 
-def _copy_sparse(source: Any, out: Any, size: int) -> None:
-    """Copy ``size`` bytes, leaving blocks of zeros as holes (as Edge's own files have them)."""
+def _check_padding(path: Path, members: list[tarfile.TarInfo]) -> None:
+    """Every byte the members do not cover (their block padding, the end-of-archive blocks) is
+    zero and the end blocks are all there: no flipped byte or truncation goes unseen."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        ends = [(m.offset_data + m.size, -(-(m.offset_data + m.size) // 512) * 512) for m in members]
+        for end, padded in ends:
+            f.seek(end)
+            if f.read(padded - end).strip(b"\0"):
+                raise _damaged(path, "non-zero bytes in a member's padding")
+        tail_start = max(padded for _, padded in ends)
+        if size % tarfile.RECORDSIZE or size - tail_start < 2 * 512:
+            raise _damaged(path, f"it is truncated ({size} bytes)")
+        f.seek(tail_start)
+        while block := f.read(_BLOCK):
+            if block.strip(b"\0"):
+                raise _damaged(path, "non-zero bytes after its last member")
+
+
+def _unpack(path: Path, manifest: dict[str, Any], folder: Path, dest: str) -> None:
+    """Write the shard and metadata file into the build folder, checking each checksum again
+    (the file may have changed since it was verified)."""
+    listed = manifest["members"]
+    with _open_tar(path) as tar:
+        for member in tar.getmembers():
+            if member.name in (MANIFEST, MANIFEST_SUM):
+                continue
+            if member.name not in listed or not member.isfile():
+                raise _damaged(path, f"member {member.name!r} changed since it was checked")
+            target = folder / BUILD_META if member.name == META else shard_member(folder / BUILD_SHARD, member.name, path, _damaged)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = tar.extractfile(member)
+            assert source is not None
+            with source, open(target, "wb") as out:
+                sha = _copy_sparse(source, out, int(listed[member.name].get("full", member.size)))
+            if sha != listed[member.name]["sha256"]:
+                raise _damaged(path, f"member {member.name!r} changed since it was checked")
+    meta_file = folder / BUILD_META
+    meta = json.loads(meta_file.read_text())
+    if isinstance(meta.get("spec"), dict):
+        meta["spec"]["name"] = dest
+    meta_file.write_text(json.dumps(meta, indent=2))
+
+
+def _copy_sparse(source: IO[bytes], out: IO[bytes], size: int) -> str:
+    """Copy a member, leaving blocks of zeros as holes (as Edge's own files have them) and
+    extending it to ``size`` (its zero tail); the SHA-256 of the bytes read."""
     zeros = bytes(_BLOCK)
-    while True:
-        block = source.read(_BLOCK)
-        if not block:
-            break
+    sha = hashlib.sha256()
+    while block := source.read(_BLOCK):
+        sha.update(block)
         if block == zeros[: len(block)]:
             out.seek(len(block), os.SEEK_CUR)
         else:
             out.write(block)
     out.truncate(size)
+    return sha.hexdigest()

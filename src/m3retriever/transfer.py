@@ -24,9 +24,10 @@ from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
-from m3retriever.errors import ConfigError, StoreError
+from m3retriever.errors import CollectionNotFoundError, ConfigError, StoreError
 from m3retriever.sizing import check_index_values
 from m3retriever.store import open_store
+from m3retriever.store.collection_names import check_name
 from m3retriever.store.index_settings import INDEX_SETTINGS, check_index_settings
 from m3retriever.store.schema import ScoredRecord, Store, StoredPoint
 from m3retriever.types import SparseVector
@@ -119,7 +120,7 @@ def copy_collection(
     if batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
     asked = _index_settings(index_settings)
-    dest = to_collection or collection
+    dest = check_name(to_collection, "target collection name") if to_collection else collection
     src, owns_src = _opened(source)
     try:
         dst, owns_dst = _opened(target)
@@ -161,7 +162,7 @@ def _copy(
     start = time.perf_counter()
     spec = src.stored_spec(name)
     if spec is None:
-        raise StoreError(f"collection {name!r} does not exist at {_where(src)}; nothing to copy")
+        raise CollectionNotFoundError(name, _where(src))
     origin = f"{_where(src)}/{name}"
     if asked and dst.has_collection(dest):
         check_index_settings(dest, dst.index_settings(dest), asked)

@@ -67,7 +67,7 @@ def _cmd_copy(args: argparse.Namespace) -> int:
 
     given = {k: v for k, v in index_overrides(args).items() if v is not None}
     cfg = load_config(args.config, collection=args.collection, **given)  # converted and checked there
-    source = open_store(args.source, api_key=args.from_api_key or cfg.api_key)
+    source = open_store(args.source, api_key=args.from_api_key or cfg.api_key, must_have=cfg.collection)
     try:
         target = open_store(args.target, api_key=args.to_api_key or cfg.api_key)
         try:

@@ -8,7 +8,6 @@ import time
 from typing import Any, Callable
 
 from m3retriever.display import out as _out
-from m3retriever.errors import StoreError
 
 __all__ = ["add_commands"]
 
@@ -46,10 +45,8 @@ def _cmd_warm_up(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int
     from m3retriever.collection import open_configured_store
 
     cfg = config_fn(args)
-    store = open_configured_store(cfg)
+    store = open_configured_store(cfg, must_exist=True)
     try:
-        if not store.has_collection(cfg.collection):
-            raise StoreError(f"collection {cfg.collection!r} does not exist at {cfg.location}; ingest documents first")
         start = time.perf_counter()
         total = store.warm_up(cfg.collection, payloads=args.payloads)
     finally:

@@ -11,11 +11,14 @@ search defaults, build settings):
 1. **build**: ``<name>.dense2-build`` is created with the new schema, marked as building in its
    fingerprint, filled page by page (stored vectors + the new ``dense2`` vector), given
    everything kept with the collection, and only then marked complete.
-2. **swap**: the original is dropped, recreated with the new schema and filled from the
-   complete copy (no model runs), then the copy is dropped.
+2. **swap** (``Store.replace_collection``): in the embedded store the complete copy's folder
+   is verified (it opens, with every point) and swapped in by renames recorded in a journal
+   (:mod:`m3retriever.store.replace`): the original is never deleted before the copy is in
+   place, and a swap cut short is finished by whatever opens the store next. On a server the
+   copy is first marked as replacing the original, which is then recreated with the new schema
+   and filled from it (no model runs); a swap cut short there is finished by the next run.
 
-A failure during the build leaves the original as it was (the next run starts the build over);
-a failure during the swap leaves the complete copy, and the next run finishes the swap from it.
+A failure during the build leaves the original as it was (the next run starts the build over).
 Run it with the configuration the collection was built with plus ``dense2_encoder`` /
 ``dense2_model`` (settings left unset follow the collection, as when a retriever opens it;
 an index setting set to another value than the collection's is refused); a collection with an
@@ -34,12 +37,13 @@ from m3retriever.built_settings import load_built
 from m3retriever.collection import collection_spec, open_configured_store, stored_multivector
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
-from m3retriever.errors import ConfigError, InputError
+from m3retriever.errors import CollectionNotFoundError, ConfigError
 from m3retriever.ingest import batched
 from m3retriever.resolution import follow_collection, resolve
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import (
     DENSE2,
+    REPLACES_KEY,
     CollectionSpec,
     ScoredRecord,
     Store,
@@ -84,15 +88,15 @@ def add_dense2_branch(config: Config, *, client: Any = None, batch: int = 256) -
     base = resolve(config)
     if base.dense2_encoder in (None, "", "none"):
         raise ConfigError("add-branch needs dense2_encoder (and dense2_model): the encoder of the new branch")
-    store = open_configured_store(base, client)
+    store = open_configured_store(base, client, must_exist=True)
     try:
+        name, build = base.collection, base.collection + BUILD_SUFFIX
+        if store.metadata(build).get(REPLACES_KEY) == name:  # a server's swap was cut short
+            logger.warning("add-branch %s: finishing the interrupted swap from its complete copy", name)
+            store.replace_collection(name, build, batch=batch)
         # As a retriever opening the collection resolves it: unset encoder settings and
-        # `multivector` follow the collection as built (or its complete copy, mid-swap).
-        name = base.collection
-        source = name if store.has_collection(name) else name + BUILD_SUFFIX
-        settings = resolve(
-            follow_collection(config, stored_multivector(store, source)), built=load_built(store, source)
-        )
+        # `multivector` follow the collection as built.
+        settings = resolve(follow_collection(config, stored_multivector(store, name)), built=load_built(store, name))
         encoders = encoders_for(settings)
         asked = {k: getattr(config, k) for k in INDEX_SETTINGS}  # explicit ones only
         return _run(store, encoders, collection_spec(encoders, settings), asked, batch)
@@ -114,7 +118,7 @@ def _target(store: Store, source: str, configured: CollectionSpec, asked: Mappin
     """
     stored = store.stored_spec(source)
     if stored is None:  # pragma: no cover - the caller checked it exists
-        raise InputError(f"collection {source!r} does not exist at {getattr(store, 'where', 'the store')}")
+        raise CollectionNotFoundError(source, getattr(store, "where", "the store"))
     own = adopt_index_settings(store, stored, asked)
     return replace(
         own,
@@ -138,10 +142,7 @@ def _run(
     else:  # build one from the original
         stored = store.collection_fingerprint(name)
         if stored is None:
-            raise InputError(
-                f"collection {name!r} does not exist at {getattr(store, 'where', 'the store')}; "
-                "ingest it first, then add the branch"
-            )
+            raise CollectionNotFoundError(name, getattr(store, "where", "the store"))
         check_fingerprint(name, getattr(store, "where", "the store"), _without_dense2(stored), _without_dense2(wanted))
         spec = _target(store, name, configured, asked)
         if built is not None:
@@ -176,16 +177,8 @@ def _build(store: Store, encoders: EncoderSet, spec: CollectionSpec, build: str,
 
 
 def _swap(store: Store, spec: CollectionSpec, build: str, batch: int) -> int:
-    store.drop_collection(spec.name)
-    store.ensure_collection(spec)
-    copied = 0
-    for page in batched(store.scroll(build, with_vectors=True, batch=batch), batch):
-        store.upsert(spec.name, [_point(r, r.vectors.get(DENSE2)) for r in page])
-        copied += len(page)
-    _copy_meta(store, build, spec.name)
-    store.flush(spec.name)
+    copied = store.replace_collection(spec.name, build, batch=batch)
     store.optimize(spec.name)
-    store.drop_collection(build)
     logger.info("add-branch %s: %d chunks swapped in", spec.name, copied)
     return copied
 

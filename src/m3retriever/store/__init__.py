@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from m3retriever.errors import ConfigError
+from m3retriever.errors import CollectionNotFoundError, ConfigError
 from m3retriever.store.schema import CollectionSpec, HybridQuery, ScoredRecord, Store, StoredPoint
 
 __all__ = ["open_store", "Store", "CollectionSpec", "HybridQuery", "ScoredRecord", "StoredPoint"]
@@ -18,6 +18,7 @@ def open_store(
     api_key: str | None = None,
     shard_number: int | None = None,
     replication_factor: int | None = None,
+    must_have: str | None = None,
 ) -> Store:
     """Open a store from a location or an existing client (one code path for both).
 
@@ -28,6 +29,9 @@ def open_store(
         api_key: API key for a Qdrant server.
         shard_number: Shards for new collections on a server or cluster.
         replication_factor: Replicas for new collections on a cluster.
+        must_have: Open the store only if it holds this collection (read commands): otherwise
+            raise :class:`~m3retriever.errors.CollectionNotFoundError` having created nothing
+            (no directory, no lock file).
 
     Returns:
         A :class:`Store`.
@@ -37,19 +41,26 @@ def open_store(
         StoreError: if the embedded store's directory cannot be created or locked (a file in
             the way, no permission), naming the path and the fix.
         StoreInUseError: if another process or open retriever holds the embedded store.
+        CollectionNotFoundError: ``must_have`` is not there.
     """
+    store: Store
     if client is not None:
         from m3retriever.store.remote import QdrantClientStore
 
-        return QdrantClientStore(
-            client, shard_number=shard_number, replication_factor=replication_factor
-        )
-    location = _checked_location(location)
-    if location == ":memory:" or location.startswith(("http://", "https://")):
-        return _open_client_store(location, api_key, shard_number, replication_factor)
-    from m3retriever.store.edge import EdgeStore
+        store = QdrantClientStore(client, shard_number=shard_number, replication_factor=replication_factor)
+    else:
+        location = _checked_location(location)
+        if location == ":memory:" or location.startswith(("http://", "https://")):
+            store = _open_client_store(location, api_key, shard_number, replication_factor)
+        else:
+            from m3retriever.store.edge import EdgeStore
 
-    return EdgeStore(location)
+            store = EdgeStore(location, create=must_have is None, collection=must_have or "")
+    if must_have is not None and not store.has_collection(must_have):
+        where = getattr(store, "path", None) or getattr(store, "where", location)
+        store.close()
+        raise CollectionNotFoundError(must_have, where)
+    return store
 
 
 def _checked_location(location: str | os.PathLike[str] | None) -> str:

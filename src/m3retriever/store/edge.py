@@ -27,7 +27,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from m3retriever.errors import StoreError, StoreInUseError
+from m3retriever.errors import CollectionNotFoundError, StoreError, StoreInUseError
+from m3retriever.store import replace as _replace
+from m3retriever.store.collection_names import path_in
 from m3retriever.store.directory import DirLock as _DirLock
 from m3retriever.store.directory import in_use_message, remove_stale_builds, store_dir
 from m3retriever.store.index_settings import from_engine_config
@@ -37,7 +39,9 @@ from m3retriever.store.translate import CollectionModels, IndexKind, index_kind
 from m3retriever.store.warm import read_into_cache
 from m3retriever.types import Distance, LengthStats
 
-__all__ = ["EdgeStore", "EdgeKit"]
+__all__ = ["EdgeStore", "EdgeKit", "LOCK_FILE"]
+
+LOCK_FILE = ".m3retriever.lock"
 
 logger = logging.getLogger(__name__)
 
@@ -179,19 +183,41 @@ class EdgeStore(QdrantStore):
 
     Args:
         path: Directory holding the collections (created if missing).
+        create: Create the directory and its lock file if missing. With ``False`` (read
+            commands), a directory that is not a store raises :class:`CollectionNotFoundError`
+            for ``collection`` and nothing is created.
+        collection: The collection the caller means to use (named in that error).
+
+    Opening finishes a replace of a collection that was interrupted after it was decided and
+    deletes the unfinished builds (:mod:`m3retriever.store.replace`), under the store's lock.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, collection: str = "") -> None:
+        if not create:
+            where = Path(path).expanduser().resolve()
+            if not (where / LOCK_FILE).is_file():
+                raise CollectionNotFoundError(collection, where)
         self.path = store_dir(path)
         kit = EdgeKit()
         super().__init__(kit, str(self.path))
         self.q = kit.q
-        self._lock = _DirLock(self.path / ".m3retriever.lock")
+        self._lock = _DirLock(self.path / LOCK_FILE)
         self._shards: dict[str, Any] = {}
+        try:
+            _replace.recover(self.path)
+        except OSError as exc:
+            self._lock.release()
+            raise StoreError(
+                f"cannot finish an interrupted replace in {self.path} ({exc}); free disk space or fix the "
+                "permissions, then open the store again (nothing is deleted before it is replaced)"
+            ) from exc
 
     # -- collection management -------------------------------------------------------
     def _meta_path(self, name: str) -> Path:
-        return self.path / f"{name}.m3r.json"
+        return path_in(self.path, name, _replace.META_SUFFIX)
+
+    def _dir(self, name: str) -> Path:
+        return path_in(self.path, name)
 
     def collection_fingerprint(self, name: str) -> Mapping[str, Any] | None:
         meta = self._meta_path(name)
@@ -205,7 +231,7 @@ class EdgeStore(QdrantStore):
 
     def _create(self, spec: CollectionSpec, models: CollectionModels) -> None:
         q = self.q
-        shard_dir = self.path / spec.name
+        shard_dir = self._dir(spec.name)
         if shard_dir.exists():  # a half-created collection from a crash: start over
             shutil.rmtree(shard_dir)
         config = q.EdgeConfig(
@@ -233,9 +259,9 @@ class EdgeStore(QdrantStore):
 
     def index_settings(self, name: str) -> dict[str, Any]:
         """Read from the engine's own record of the collection (``edge_config.json``)."""
-        config = self.path / name / "edge_config.json"
+        config = self._dir(name) / "edge_config.json"
         if not config.exists():
-            raise StoreError(f"collection {name!r} does not exist at {self.path}; ingest documents first")
+            raise CollectionNotFoundError(name, self.path)
         return from_engine_config(json.loads(config.read_text()))
 
     def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
@@ -287,7 +313,7 @@ class EdgeStore(QdrantStore):
             if shard is not None:
                 shard.flush()
                 shard.close()
-            yield self.path / name, self._meta_path(name)
+            yield self._dir(name), self._meta_path(name)
 
     def _shard(self, name: str) -> Any:
         # Lock-free once open: reads must not wait behind a write or an optimize holding the
@@ -298,12 +324,10 @@ class EdgeStore(QdrantStore):
         with self._mutex:
             if name not in self._shards:
                 if self.collection_fingerprint(name) is None:
-                    raise StoreError(
-                        f"collection {name!r} does not exist at {self.path}; ingest documents first"
-                    )
-                remove_stale_builds(self.path / name)
+                    raise CollectionNotFoundError(name, self.path)
+                remove_stale_builds(self._dir(name))
                 try:
-                    self._shards[name] = self.q.EdgeShard.load(str(self.path / name))
+                    self._shards[name] = self.q.EdgeShard.load(str(self._dir(name)))
                 except Exception as exc:
                     if _is_lock_error(exc):
                         raise StoreInUseError(
@@ -371,13 +395,13 @@ class EdgeStore(QdrantStore):
         """Read the collection's vector storages and indexes (and payloads) into the page cache,
         without the mutex (as reads run): files the optimizer removes meanwhile are skipped."""
         self._shard(name)  # opens it, or says that it does not exist
-        return read_into_cache(self.path / name, name, payloads)
+        return read_into_cache(self._dir(name), name, payloads)
 
     def info(self, name: str) -> dict[str, Any]:
         shard = self._shard(name)
         si = shard.info()
         # Allocated blocks, not apparent sizes: Edge preallocates sparse WAL and mmap files.
-        disk = sum(f.stat().st_blocks * 512 for f in (self.path / name).rglob("*") if f.is_file())
+        disk = sum(f.stat().st_blocks * 512 for f in self._dir(name).rglob("*") if f.is_file())
         meta = json.loads(self._meta_path(name).read_text())
         return {
             "backend": "qdrant-edge",
@@ -399,7 +423,68 @@ class EdgeStore(QdrantStore):
             if shard is not None:
                 shard.close()
             self._meta_path(name).unlink(missing_ok=True)
-            shutil.rmtree(self.path / name, ignore_errors=True)
+            shutil.rmtree(self._dir(name), ignore_errors=True)
+
+    # -- replacing a collection (restore, add-branch): build aside, verify, swap ----------
+    def build_folder(self, name: str) -> Path:
+        """An empty folder for a new version of ``name``: fill its ``shard/`` and
+        ``meta.json``, check them with :meth:`open_build`, then :meth:`commit_build`."""
+        with self._mutex:
+            return _replace.staging_dir(self.path, name)
+
+    def open_build(self, name: str) -> int:
+        """Load the new version of ``name`` from its build folder (the engine checks its
+        files) and count its points; nothing live changes.
+
+        Raises:
+            StoreError: if the engine cannot load it.
+        """
+        folder = path_in(self.path, _replace.STAGING_PREFIX + name) / _replace.SHARD
+        try:
+            shard = self.q.EdgeShard.load(str(folder))
+        except Exception as exc:
+            raise StoreError(f"the new version of collection {name!r} does not open: {exc}") from exc
+        try:
+            return int(shard.count(self.q.CountRequest(filter=None, exact=True)))
+        finally:
+            shard.close()
+
+    def commit_build(self, name: str) -> None:
+        """Swap the verified new version of ``name`` in (see :mod:`m3retriever.store.replace`)."""
+        with self.quiesced(name):
+            _replace.commit(self.path, name)
+
+    def replace_collection(self, name: str, source: str, *, batch: int = 256) -> int:
+        """Make ``name`` what collection ``source`` is (its points, vectors and metadata,
+        renamed), atomically: ``source`` moves into a build folder, is verified, then swapped
+        in. The points of ``name`` afterwards.
+
+        Raises:
+            StoreError: if the moved version does not open with the points ``source`` held
+                (``name`` is then left as it was).
+        """
+        expected = self.count(source)
+        with self._mutex:
+            for each in (name, source):
+                shard = self._shards.pop(each, None)
+                if shard is not None:
+                    shard.flush()
+                    shard.close()
+            folder = _replace.staging_dir(self.path, name)
+            meta = json.loads(self._meta_path(source).read_text())
+            if isinstance(meta.get("spec"), dict):
+                meta["spec"]["name"] = name
+            (folder / _replace.META).write_text(json.dumps(meta, indent=2, default=list))
+            self._meta_path(source).unlink()  # first: a shard folder without it is a half-created collection
+            os.replace(self._dir(source), folder / _replace.SHARD)
+        points = self.open_build(name)
+        if points != expected:
+            raise StoreError(
+                f"the new version of collection {name!r} holds {points} points instead of {expected}; "
+                f"{name!r} is unchanged: run the command again"
+            )
+        self.commit_build(name)
+        return points
 
     def close(self) -> None:
         with self._mutex:

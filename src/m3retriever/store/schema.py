@@ -7,7 +7,8 @@ binding (Edge or qdrant-client), so the retriever is written once for both backe
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from itertools import islice
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
@@ -386,6 +387,32 @@ class Store(abc.ABC):
         """Whether collection ``name`` exists."""
         return self.collection_fingerprint(name) is not None
 
+    def replace_collection(self, name: str, source: str, *, batch: int = 256) -> int:
+        """Make collection ``name`` what the complete collection ``source`` is (points,
+        vectors, everything kept with it), then drop ``source``; the points of ``name``.
+
+        The embedded store swaps folders atomically. Here (a server) ``source`` is first
+        marked as replacing ``name`` (:data:`REPLACES_KEY`): a run killed during the copy
+        leaves ``source`` complete and marked, and calling this again finishes the job.
+        """
+        spec = self.stored_spec(source)
+        if spec is None:
+            raise StoreError(f"collection {source!r} is gone; nothing to replace {name!r} with")
+        self.set_metadata(source, {REPLACES_KEY: name})
+        self.drop_collection(name)
+        self.ensure_collection(replace(spec, name=name))
+        copied = 0
+        for page in _pages(self.scroll(source, with_vectors=True, batch=batch), batch):
+            self.upsert(name, [StoredPoint(id=r.id, payload=dict(r.payload), vectors=dict(r.vectors)) for r in page])
+            copied += len(page)
+        own = {"fingerprint", "spec", "index", REPLACES_KEY}
+        kept = {k: v for k, v in self.metadata(source).items() if k not in own}
+        if kept:
+            self.set_metadata(name, kept)
+        self.flush(name)
+        self.drop_collection(source)
+        return copied
+
     def flush(self, name: str) -> None:
         """Make acknowledged writes durable (no-op where writes are synchronous)."""
 
@@ -404,3 +431,13 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+REPLACES_KEY = "replaces"
+"""Metadata key of a complete copy that is replacing the collection it names."""
+
+
+def _pages(items: Iterable[ScoredRecord], size: int) -> Iterator[list[ScoredRecord]]:
+    it = iter(items)
+    while page := list(islice(it, size)):
+        yield page
