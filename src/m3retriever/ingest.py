@@ -43,10 +43,10 @@ from m3retriever.errors import InputError
 from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range
 from m3retriever.sources import coerce_document
 from m3retriever.store.schema import Store, StoredPoint
-from m3retriever.tenancy import Scope
+from m3retriever.tenancy import Scope, check_tenant_value
 from m3retriever.types import Chunk, Document, LengthStats
 
-__all__ = ["IngestReport", "point_id", "text_id", "content_hash", "batched", "Ingestor"]
+__all__ = ["IngestReport", "point_id", "check_unscoped", "text_id", "content_hash", "batched", "Ingestor"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,41 @@ _NAMESPACE = uuid.UUID("6f1c8a52-4d0e-5b7a-9c3e-2a1d0b9e7f10")
 
 def point_id(doc_id: str, chunk_index: int, tenant: str | None = None) -> str:
     """The point id of a chunk: UUIDv5 of (doc id, chunk index), and of the tenant when the
-    collection is partitioned (so tenants' equal doc ids stay apart)."""
+    collection is partitioned (so tenants' equal doc ids stay apart).
+
+    Unambiguous: a tenant holds no control character (checked here), so the first ``\\x1e``
+    ends it, and the chunk index, a whole number, follows the last ``\\x1f``. An unscoped
+    ingest into a partitioned collection refuses doc ids holding ``\\x1e``
+    (:func:`check_unscoped`), so its ids never equal a tenant's either.
+
+    Raises:
+        InputError: ``tenant`` holds a control character.
+    """
     if tenant is not None:
+        check_tenant_value(tenant)
         return str(uuid.uuid5(_NAMESPACE, f"{tenant}\x1e{doc_id}\x1f{chunk_index}"))
     return str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x1f{chunk_index}"))
+
+
+def check_unscoped(doc: Document, tenant_field: str, where: str) -> None:
+    """Refuse a document that an unscoped ingest into a collection partitioned by
+    ``tenant_field`` cannot write safely: a tenant value in its metadata that no scope can name
+    (a control character), or a doc id holding ``\\x1e`` (its point ids could equal those of a
+    tenant's document: doc ``"t\\x1ed"`` unscoped and tenant ``t``'s doc ``"d"``).
+
+    Raises:
+        InputError: naming the document, the problem and the fix.
+    """
+    value: Any = doc.metadata.get(tenant_field)
+    if isinstance(value, str):
+        check_tenant_value(value, f"{where}: metadata {tenant_field!r}")
+    if "\x1e" in doc.doc_id:
+        raise InputError(
+            f"{where}: doc_id {doc.doc_id!r:.80} holds the control character '\\x1e', which an "
+            f"unscoped ingest into a collection partitioned by {tenant_field!r} cannot write (its "
+            "point ids could be a tenant's document's); ingest it through a retriever scoped to its "
+            "tenant (Retriever.scoped, --tenant), or use an id without it"
+        )
 
 
 def text_id(text: str) -> str:
@@ -134,6 +165,8 @@ class Ingestor:
         dense_dim: Dense size of the collection; encoder output of another size is refused.
         max_document_chars: Longest document text accepted (``None``: no limit).
         scope: The tenant every document is written to (``None``: no tenant).
+        tenant_field: Without ``scope``: the metadata key partitioning the collection by tenant
+            (``None``: not partitioned); each document is checked with :func:`check_unscoped`.
     """
 
     def __init__(
@@ -146,9 +179,11 @@ class Ingestor:
         dense_dim: int | None = None,
         max_document_chars: int | None = None,
         scope: Scope | None = None,
+        tenant_field: str | None = None,
     ) -> None:
         self.scope = scope
         self._tenant = scope.tenant if scope is not None else None
+        self._tenant_field = tenant_field if scope is None else None  # unscoped, partitioned
         self.store = store
         self.collection = collection
         self.encoders = encoders
@@ -239,6 +274,8 @@ class Ingestor:
             doc = coerce_document(item, where=where, max_chars=self.max_document_chars)
             if self.scope is not None:
                 doc = self.scope.stamp(doc)
+            elif self._tenant_field is not None:
+                check_unscoped(doc, self._tenant_field, where)
             if doc.doc_id in seen:
                 raise InputError(
                     f"{where}: doc_id {doc.doc_id!r} appears twice in this ingest call; doc ids "

@@ -115,6 +115,7 @@ class Retriever(SavedDefaults, CollectionInfo):
             dense_dim=self._spec.dense_dim,
             max_document_chars=c.max_document_chars,
             scope=self.scope,
+            tenant_field=c.tenant_field,
         )
         self._searcher = Searcher(
             self.store,

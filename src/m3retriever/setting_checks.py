@@ -10,6 +10,7 @@ import math
 import numbers
 import types
 import typing
+import unicodedata
 from typing import Any, Literal
 
 from m3retriever.errors import ConfigError
@@ -21,6 +22,7 @@ __all__ = [
     "check_int",
     "check_float",
     "check_tenant",
+    "tenant_value_problem",
     "coerce_setting",
 ]
 
@@ -91,11 +93,32 @@ def check_tenant(tenant_field: Any, tenant: Any) -> None:
         return
     if not isinstance(tenant, str) or not tenant.strip() or len(tenant) > 1024:
         raise ConfigError(f"tenant must be a non-blank string of at most 1,024 characters, got {tenant!r:.60}")
+    problem = tenant_value_problem(tenant)
+    if problem is not None:
+        raise ConfigError(problem)
     if tenant_field is None:
         raise ConfigError(
             f"tenant={tenant!r} needs tenant_field: name the metadata key that holds the tenant "
             "(e.g. tenant_field='tenant')"
         )
+
+
+def tenant_value_problem(tenant: str) -> str | None:
+    """Why ``tenant`` cannot name a tenant (``None``: it can).
+
+    A tenant holds no control character (Unicode category ``Cc``: ``\\x00``-``\\x1f``,
+    ``\\x7f``-``\\x9f``). Point ids are derived from ``tenant + "\\x1e" + doc_id + "\\x1f" +
+    chunk_index`` (:func:`m3retriever.ingest.point_id`); without a ``\\x1e`` in the tenant the
+    first one ends it, so two (tenant, doc id) pairs never share a point id.
+    """
+    for position, char in enumerate(tenant):
+        if unicodedata.category(char) == "Cc":
+            return (
+                f"tenant {tenant!r:.60} holds the control character {char!r} at position {position}; "
+                "a tenant must be printable text (control characters such as '\\x1e' and '\\x1f' "
+                "separate the tenant from the document id in point ids): name the tenant without it"
+            )
+    return None
 
 
 def coerce_setting(name: str, raw: Any, annotation: Any) -> Any:

@@ -4,6 +4,8 @@ A retriever configured with ``tenant_field`` and ``tenant`` is confined to that 
 scope filter is ANDed with every filter a caller passes (so no caller filter can widen it),
 its ingests write the tenant into each document's metadata, and its point ids are derived
 from the tenant too, so two tenants' documents with the same id never overwrite each other.
+A tenant value holds no control character (:func:`check_tenant_value`), which keeps those ids
+unambiguous.
 A stored chunk belongs to the tenant its metadata names (:func:`tenant_of`), which is what
 the scope's filter matches.
 """
@@ -15,10 +17,11 @@ from typing import Any, Mapping
 
 from m3retriever.errors import InputError
 from m3retriever.filters import And, Eq, Filter
+from m3retriever.setting_checks import tenant_value_problem
 from m3retriever.types import Document
 from m3retriever.validation import check_string
 
-__all__ = ["Scope", "tenant_of"]
+__all__ = ["Scope", "tenant_of", "check_tenant_value"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Scope:
 
     def __post_init__(self) -> None:
         check_string(self.tenant, "tenant")
+        check_tenant_value(self.tenant)
 
     @property
     def filter(self) -> Filter:
@@ -69,3 +73,20 @@ def tenant_of(payload: Mapping[str, Any], field: str) -> str | None:
     metadata = payload.get("metadata")
     value = metadata.get(field) if isinstance(metadata, Mapping) else None
     return value if isinstance(value, str) else None
+
+
+def check_tenant_value(tenant: str, where: str = "") -> str:
+    """``tenant`` if it can name a tenant: no control character, so that the point ids derived
+    from it (:func:`m3retriever.ingest.point_id`) never equal another tenant's.
+
+    Args:
+        tenant: The value.
+        where: What holds it, for the message (e.g. ``"document 'x': metadata 'tenant'"``).
+
+    Raises:
+        InputError: naming the character and its position.
+    """
+    problem = tenant_value_problem(tenant)
+    if problem is not None:
+        raise InputError(f"{where}: {problem}" if where else problem)
+    return tenant
