@@ -98,7 +98,9 @@ def finetune(
 
     Args:
         retriever: An open :class:`~m3retriever.Retriever` whose collection holds the judged
-            documents (its fused candidates give the hard negatives).
+            documents (its fused candidates give the hard negatives). One scoped to a tenant
+            reads that tenant's chunks only (pairs, generated queries, negatives, held-back
+            corpus).
         out_dir: Folder to write the model and its manifest to (must not exist, unless
             ``overwrite``). It appears only once complete.
         pairs: A BEIR folder (``split`` picks the qrels), a labelled-queries JSONL, or
@@ -128,7 +130,7 @@ def finetune(
             f"collection {retriever.collection!r} does not exist or is empty at {retriever.config.location}; "
             "ingest the documents the pairs refer to first (m3retriever ingest)"
         )
-    chunks = collection_chunks(retriever.store.scroll(retriever.collection))
+    chunks = collection_chunks(retriever.store.scroll(retriever.collection, _scope_filter(retriever)))
     data = _data(retriever, chunks, pairs, split, generate, generator_options)
     train, held = split_heldout(data, recipe.heldout, recipe.seed)
     examples = mine_examples(retriever, train, chunks, negatives=recipe.negatives, depth=recipe.depth, skip=recipe.skip)
@@ -145,6 +147,7 @@ def finetune(
             "name": data.name,
             "split": data.split,
             "collection": retriever.collection,
+            "tenant": getattr(getattr(retriever, "scope", None), "tenant", None),
             "pairs": data.n_pairs,
             "queries": len(data.queries),
             "train_queries": len(train.queries),
@@ -169,6 +172,13 @@ def finetune(
     _write(model, out, manifest, overwrite)
     logger.info("fine-tuned model written to %s (held-back %s -> %s)", out, before, after)
     return FinetuneReport(out, manifest)
+
+
+def _scope_filter(retriever: Any) -> Any:
+    """The filter confining reads to the retriever's tenant (``None``: it has none): a scoped
+    retriever's pairs, mined passages and held-back corpus come from its tenant's chunks only."""
+    scope = getattr(retriever, "scope", None)
+    return scope.filter if scope is not None else None
 
 
 def _write(model: Any, out: Path, manifest: Mapping[str, Any], overwrite: bool) -> None:
