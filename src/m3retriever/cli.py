@@ -193,8 +193,10 @@ def cmd_serve_mcp(args: argparse.Namespace) -> int:
 def cmd_renormalize(args: argparse.Namespace) -> int:
     from m3retriever.renormalize import renormalize
 
+    # --tenant without --tenant-field follows the tenant field recorded with the collection.
+    tenant, args.tenant = args.tenant, None
     cfg = _config(args)
-    report = renormalize(cfg)
+    report = renormalize(cfg, tenant=tenant)
     if not report.after:
         _out(f"{cfg.collection}: no BM25 branch or no such collection; nothing to do")
         return 0

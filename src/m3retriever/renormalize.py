@@ -10,7 +10,9 @@ and payloads are copied unchanged and no model runs.
 
 Tenants: a retriever scoped to a tenant (``Retriever.scoped``, ``tenant``) recounts and
 rewrites that tenant's chunks only, with the tenant's exact average, and replaces the tenant's
-totals. Without a scope, on a collection partitioned by tenant (``tenant_field`` configured or
+totals (``renormalize(config, tenant=...)``, the CLI's ``--tenant``, finds the tenant field
+recorded with the collection when the configuration names none). Without a scope, on a
+collection partitioned by tenant (``tenant_field`` configured or
 recorded with the collection), each chunk is rewritten with the exact average of its tenant
 (:func:`~m3retriever.tenancy.tenant_of`), a chunk without one with the collection's, and both
 the collection's totals and every tenant's are replaced by the recount.
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from m3retriever.branches import EncoderSet, without_parameters
@@ -39,6 +41,7 @@ from m3retriever.errors import ConfigError
 from m3retriever.ingest import batched
 from m3retriever.resolution import follow_collection, resolve
 from m3retriever.retriever import Retriever
+from m3retriever.setting_checks import check_tenant
 from m3retriever.store.schema import (
     CollectionSpec,
     ScoredRecord,
@@ -80,7 +83,9 @@ class RenormalizeReport:
     tenants: Mapping[str, Mapping[str, LengthStats]] = field(default_factory=dict)
 
 
-def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 256) -> RenormalizeReport:
+def renormalize(
+    target: Retriever | Config, *, client: Any = None, batch: int = 256, tenant: str | None = None
+) -> RenormalizeReport:
     """Recount a collection's document lengths and rewrite its BM25 vectors with them.
 
     Args:
@@ -90,6 +95,9 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
             retriever refuses to open). One scoped to a tenant rewrites that tenant's chunks.
         client: An existing ``qdrant_client.QdrantClient`` (with a configuration only).
         batch: Chunks read and rewritten per store call.
+        tenant: Rewrite this tenant's chunks only (as a scoped ``target`` does), the tenant
+            field being the configuration's ``tenant_field`` or, when that is unset, the one
+            recorded with the collection.
 
     Returns:
         A :class:`RenormalizeReport` (nothing is rewritten when the configuration has no
@@ -99,16 +107,20 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
         FingerprintMismatchError: The collection was built with other encoders (anything
             beyond the BM25 parameters differs).
         ConfigError: A collection that needs the upgrade, with a tenant (the upgrade rewrites
-            every tenant's chunks).
+            every tenant's chunks); a ``tenant`` for a collection that records no tenant field
+            and a configuration that sets none, or one other than the target's own.
     """
     if isinstance(target, Retriever):
         # The retriever's writes wait meanwhile: an ingest between the two passes would be
         # counted in neither the totals nor the rewrite.
         with target._write_lock:
-            return _run(target.store, target.encoders, _spec_of(target), batch, target.scope)
+            scope = _scope(target.store, target.settings, tenant) if tenant is not None else target.scope
+            return _run(target.store, target.encoders, _spec_of(target), batch, scope)
     base = resolve(target)
     store = open_configured_store(base, client)
     try:
+        if tenant is not None:
+            target = _with_tenant(target, _scope(store, target, tenant))
         # The collection's encoders and its multivector setting, where the configuration
         # leaves them unset (as a Retriever opening it takes them).
         followed = follow_collection(target, stored_multivector(store, base.collection))
@@ -118,6 +130,32 @@ def renormalize(target: Retriever | Config, *, client: Any = None, batch: int = 
         return _run(store, encoders, collection_spec(encoders, settings), batch, scope)
     finally:
         store.close()
+
+
+def _scope(store: Store, config: Config, tenant: str) -> Scope | None:
+    """The scope of ``tenant``: its field is ``config``'s ``tenant_field``, else the one
+    recorded with the collection (``None``: no such collection, nothing to rewrite)."""
+    if config.tenant is not None and config.tenant != tenant:
+        raise ConfigError(
+            f"renormalize was given tenant {tenant!r}, but the configuration is scoped to tenant "
+            f"{config.tenant!r}; give one of them"
+        )
+    field = config.tenant_field or _recorded_tenant_field(store, config.collection)
+    if field is None:
+        if not store.has_collection(config.collection):
+            return None
+        raise ConfigError(
+            f"collection {config.collection!r} at {getattr(store, 'where', 'the store')} records no "
+            f"tenant field, so tenant {tenant!r:.60} cannot be found in it; name the metadata key "
+            "that holds the tenant (tenant_field, --tenant-field)"
+        )
+    check_tenant(field, tenant)
+    return Scope(field, tenant)
+
+
+def _with_tenant(config: Config, scope: Scope | None) -> Config:
+    """``config`` scoped to ``scope`` (unchanged when ``None``)."""
+    return config if scope is None else replace(config, tenant_field=scope.field, tenant=scope.tenant)
 
 
 def _spec_of(retriever: Retriever) -> CollectionSpec:
