@@ -11,6 +11,7 @@ import logging
 import warnings
 from dataclasses import asdict
 from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from m3retriever.errors import StoreError
 from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS, index_settings_of
@@ -19,7 +20,7 @@ from m3retriever.store.schema import CollectionSpec, Quantization
 from m3retriever.store.translate import CollectionModels, IndexKind, index_kind
 from m3retriever.types import Distance, LengthStats
 
-__all__ = ["QdrantClientStore", "ClientKit"]
+__all__ = ["QdrantClientStore", "ClientKit", "client_location"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,27 @@ _LENGTHS_KEY = "m3retriever_lengths"
 _DEFAULTS_KEY = "m3retriever_search_defaults"
 _INDEX_KEY = "m3retriever_index"
 _PREFIX = "m3retriever_"  # every key of ours in a collection's metadata
+
+
+def client_location(client: Any) -> str:
+    """What ``client`` reaches, as messages name it: ``the local Qdrant store at PATH`` and
+    ``qdrant-client's in-memory store`` (its local mode, no server), else ``the Qdrant server
+    at URL`` (without any user name or password in the URL)."""
+    options = getattr(client, "init_options", None)
+    options = options if isinstance(options, Mapping) else {}
+    if options.get("path") is not None:
+        return f"the local Qdrant store at {options['path']}"
+    if options.get("location") == ":memory:":
+        return "qdrant-client's in-memory store (:memory:)"
+    address = options.get("url") or options.get("location")
+    if isinstance(address, str) and address:
+        parts = urlsplit(address)
+        if "@" in parts.netloc:
+            address = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+        return f"the Qdrant server at {address}"
+    if isinstance(options.get("host"), str):
+        return f"the Qdrant server at {options['host']}:{options.get('port')}"
+    return "the Qdrant server"
 
 
 def _models() -> Any:
@@ -171,7 +193,7 @@ class QdrantClientStore(QdrantStore):
         replication_factor: int | None = None,
         owns_client: bool = False,
     ) -> None:
-        super().__init__(ClientKit(), "the Qdrant server")
+        super().__init__(ClientKit(), client_location(client))
         self.client = client
         self.shard_number = shard_number
         self.replication_factor = replication_factor
