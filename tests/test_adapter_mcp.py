@@ -14,9 +14,9 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import anyio
 import pytest
@@ -116,25 +116,25 @@ def _wait_for_port(proc: subprocess.Popen, port: int, log: Path, timeout: float 
     raise AssertionError(f"server did not listen on port {port} within {timeout}s:\n{_log_tail(log)}")
 
 
-@pytest.fixture
-def http_server(shared_config: Path, tmp_path: Path):
-    """A real server subprocess on streamable HTTP with a bearer token; always terminated."""
+@contextmanager
+def running_http_server(config: Path, log: Path, *extra: str) -> Iterator[tuple[int, str]]:
+    """A real server subprocess on streamable HTTP with a bearer token (``extra``: more
+    options); yields its port and token; always terminated."""
     port = _free_port()
     token = "test-token-" + os.urandom(8).hex()
-    log = tmp_path / "http-server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("M3R_")} | SERVER_ENV
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, *_server_args(shared_config, "--http", "--port", str(port), "--token", token)],
+            [sys.executable, *_server_args(config, "--http", "--port", str(port), "--token", token, *extra)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
-            cwd=str(tmp_path),
+            cwd=str(log.parent),
         )
     try:
         _wait_for_port(proc, port, log)
-        yield f"http://127.0.0.1:{port}/mcp", token, log
+        yield port, token
     finally:
         proc.terminate()
         try:
@@ -142,6 +142,14 @@ def http_server(shared_config: Path, tmp_path: Path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+@pytest.fixture
+def http_server(shared_config: Path, tmp_path: Path):
+    """A real server subprocess on streamable HTTP with a bearer token; always terminated."""
+    log = tmp_path / "http-server.log"
+    with running_http_server(shared_config, log) as (port, token):
+        yield f"http://127.0.0.1:{port}/mcp", token, log
 
 
 # -- checks shared by the transports ----------------------------------------------------------

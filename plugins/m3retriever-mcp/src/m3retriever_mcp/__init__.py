@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from m3retriever_mcp.server import INFO_RESOURCE_URI, MAX_TOP_K, M3RetrieverMCP, create_server
+    from m3retriever_mcp.server import INFO_RESOURCE_URI, MAX_TOP_K, HTTPLimits, M3RetrieverMCP, create_server
 
-__all__ = ["M3RetrieverMCP", "create_server", "INFO_RESOURCE_URI", "MAX_TOP_K"]
+__all__ = ["M3RetrieverMCP", "create_server", "HTTPLimits", "INFO_RESOURCE_URI", "MAX_TOP_K"]
 
 __version__ = "0.1.0"
 

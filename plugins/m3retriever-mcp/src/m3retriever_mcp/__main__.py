@@ -6,6 +6,7 @@ Usage::
     python -m m3retriever_mcp --config m3r.toml --http --port 8000 --token SECRET
     python -m m3retriever_mcp --config m3r.toml --allow-writes --description "Our HR policies"
     python -m m3retriever_mcp --config m3r.toml --tenant acme   # one tenant's documents only
+    python -m m3retriever_mcp --config m3r.toml --http --header-timeout 5 --max-connections 50
 
 The token may also be given in the ``M3R_MCP_TOKEN`` environment variable (it then does not
 show in the process list).
@@ -46,16 +47,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="confine the server to this tenant (needs tenant_field; no tool argument can change it)",
     )
+    limits = p.add_argument_group("HTTP limits (slow or too many clients)")
+    limits.add_argument(
+        "--header-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="a request's headers must arrive within this many seconds (default: 10)",
+    )
+    limits.add_argument(
+        "--body-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="a request's body must arrive within this many seconds after its headers (default: 30)",
+    )
+    limits.add_argument(
+        "--max-connections", type=int, default=200, metavar="N",
+        help="connections served at once; more get 503 (default: 200; 0: no cap)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from m3retriever import M3RetrieverError, Retriever, load_config
+    from m3retriever_mcp.httplimits import HTTPLimits
     from m3retriever_mcp.server import create_server
 
     token = args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
     try:
+        http_limits = HTTPLimits(args.header_timeout, args.body_timeout, args.max_connections or None)
         retriever = Retriever.shared(load_config(args.config, tenant=args.tenant))
     except M3RetrieverError as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -64,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.warm_up:
             retriever.warm_up()  # logged; stdout is the MCP channel on stdio
         adapter = create_server(
-            retriever, writes=args.allow_writes, description=args.description, token=token
+            retriever, writes=args.allow_writes, description=args.description, token=token,
+            http_limits=http_limits,
         )
         adapter.serve("http" if args.http else "stdio", host=args.host, port=args.port)
     except M3RetrieverError as exc:

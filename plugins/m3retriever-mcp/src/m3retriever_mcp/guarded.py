@@ -17,6 +17,7 @@ from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp_types import Icon, ToolAnnotations
 from pydantic import ConfigDict, ValidationError
 
+from m3retriever_mcp.httplimits import HTTPLimits, timed_protocol
 from m3retriever_mcp.messages import internal_error_message, validation_message
 from m3retriever_mcp.transport import DeepJSONMiddleware, DeepJSONReadStream
 
@@ -62,12 +63,16 @@ class GuardedServer(MCPServer):
     Args:
         *args: ``MCPServer``'s arguments.
         token: The bearer token HTTP clients send, if any.
+        http_limits: The HTTP server's read timeouts and connection cap (defaults if ``None``).
         **kwargs: ``MCPServer``'s keyword arguments.
     """
 
-    def __init__(self, *args: Any, token: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, token: str | None = None, http_limits: HTTPLimits | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._bearer = token
+        self.http_limits = http_limits or HTTPLimits()
 
     def add_tool(
         self,
@@ -130,12 +135,21 @@ class GuardedServer(MCPServer):
     async def run_streamable_http_async(  # type: ignore[override]
         self, *, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any
     ) -> None:
-        """Serve streamable HTTP (``MCPServer``'s app, behind :class:`.DeepJSONMiddleware`)."""
+        """Serve streamable HTTP (``MCPServer``'s app, behind :class:`.DeepJSONMiddleware`), with
+        the read timeouts and connection cap of :attr:`http_limits` (see :mod:`.httplimits`)."""
         import uvicorn
 
         app = self.streamable_http_app(host=host, **kwargs)
         limit = kwargs.get("max_request_body_size", DEFAULT_MAX_REQUEST_BODY_SIZE)
         guarded = DeepJSONMiddleware(app, token=self._bearer, max_body=limit)
-        config = uvicorn.Config(guarded, host=host, port=port, log_level=self.settings.log_level.lower())
+        limits = self.http_limits
+        config = uvicorn.Config(
+            guarded,
+            host=host,
+            port=port,
+            log_level=self.settings.log_level.lower(),
+            http=timed_protocol(limits),
+            limit_concurrency=limits.max_connections,
+        )
         await uvicorn.Server(config).serve()
 

@@ -23,6 +23,7 @@ from mcp.server.mcpserver import MCPServer
 from m3retriever import Retriever
 from m3retriever.errors import ConfigError
 from m3retriever_mcp.guarded import GuardedServer, StaticTokenVerifier
+from m3retriever_mcp.httplimits import HTTPLimits
 from m3retriever_mcp.models import CollectionInfo
 from m3retriever_mcp.tools import (
     INFO_RESOURCE_URI,
@@ -34,7 +35,7 @@ from m3retriever_mcp.tools import (
     register_search,
 )
 
-__all__ = ["M3RetrieverMCP", "create_server", "MAX_TOP_K", "INFO_RESOURCE_URI", "READ_CONCURRENCY"]
+__all__ = ["M3RetrieverMCP", "create_server", "HTTPLimits", "MAX_TOP_K", "INFO_RESOURCE_URI", "READ_CONCURRENCY"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ class M3RetrieverMCP:
             server instructions so an agent knows when to search it.
         token: A bearer token that HTTP clients must send (``Authorization: Bearer <token>``);
             requests without it get 401. Not used over stdio.
+        http_limits: Read timeouts (request head, body) and connection cap of the HTTP
+            server (default: :class:`~m3retriever_mcp.httplimits.HTTPLimits`: 10 s, 30 s, 200).
+            Not used over stdio.
 
     Attributes:
         server: The ``mcp.server.mcpserver.MCPServer``.
@@ -70,6 +74,7 @@ class M3RetrieverMCP:
         writes: bool = False,
         description: str | None = None,
         token: str | None = None,
+        http_limits: HTTPLimits | None = None,
     ) -> None:
         if token is not None and not token.strip():
             raise ConfigError("the MCP bearer token is empty; pass a non-empty --token or none")
@@ -95,6 +100,7 @@ class M3RetrieverMCP:
             version=_version(),
             log_level="WARNING",
             token=token,
+            http_limits=http_limits,
             **auth_kwargs,
         )
         self._register()
@@ -194,9 +200,12 @@ def create_server(
     writes: bool = False,
     description: str | None = None,
     token: str | None = None,
+    http_limits: HTTPLimits | None = None,
 ) -> M3RetrieverMCP:
     """The adapter factory registered as ``"mcp"``: see :class:`M3RetrieverMCP`."""
-    return M3RetrieverMCP(retriever, writes=writes, description=description, token=token)
+    return M3RetrieverMCP(
+        retriever, writes=writes, description=description, token=token, http_limits=http_limits
+    )
 
 
 def _version() -> str:
