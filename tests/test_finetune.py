@@ -216,20 +216,38 @@ def test_an_interrupted_build_or_swap_is_finished_by_the_next_run(trained, tiny_
     store.ensure_collection(replace(spec, name=build, fingerprint={**spec.fingerprint, "building": True}))
     store.close()
     assert add_dense2_branch(cfg).encoded == len(before)
-    # A swap that stopped right after dropping the original: the complete copy finishes it
-    # without running a model.
+    # A build that completed but was not swapped in yet (killed between the two steps): the
+    # next run swaps it in without running a model.
     base = {**base, "location": str(tmp_path / "s2")}
     with Retriever(load_config(env={}, **base)) as r:
         r.ingest(corpus_docs)
     cfg = load_config(env={}, dense2_encoder="sentence-transformers", dense2_model=str(trained.path), **base)
     store = open_store(cfg.location)
     assert _build(store, encoders, spec, build, 5) == len(before)
-    store.drop_collection(spec.name)
     store.close()
     report = add_dense2_branch(cfg)
     assert (report.encoded, report.copied) == (0, len(before))
     with Retriever(cfg) as r:
         after = {p.id: (dict(p.payload), p.vectors) for p in r.store.scroll(r.collection, with_vectors=True)}
+        assert not r.store.has_collection(build)
+    assert after.keys() == before.keys()
+    # On a server, a swap cut short after the original was dropped: the copy marked as
+    # replacing it finishes the swap, whatever else the run is configured with.
+    from qdrant_client import QdrantClient
+
+    from m3retriever.store.schema import REPLACES_KEY
+
+    client = QdrantClient(location=":memory:")
+    with Retriever(load_config(env={}, **base), client=client) as r:
+        r.ingest(corpus_docs)
+        assert _build(r.store, encoders, spec, build, 5) == len(before)
+        r.store.set_metadata(build, {REPLACES_KEY: spec.name})
+        r.store.drop_collection(spec.name)
+    report = add_dense2_branch(cfg, client=client)
+    assert (report.encoded, report.copied) == (0, len(before))
+    with Retriever(cfg, client=client) as r:
+        after = {p.id: (dict(p.payload), p.vectors) for p in r.store.scroll(r.collection, with_vectors=True)}
+        assert not r.store.has_collection(build)
     assert after.keys() == before.keys()
     for pid, (payload, vectors) in before.items():
         assert after[pid][0] == payload

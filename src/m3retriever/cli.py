@@ -94,7 +94,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     _check_utf8("query", args.query)
-    with Retriever(_config(args)) as r:
+    with Retriever(_config(args), must_exist=True) as r:
         result = r.search(args.query, top_k=args.top_k, filter=_parse_filter_arg(args.filter), **options)
     if args.json:
         _out(
@@ -117,7 +117,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from m3retriever.retriever import Retriever
 
-    with Retriever(_config(args)) as r:
+    with Retriever(_config(args), must_exist=True) as r:
         n = r.delete(args.doc_id or None, filter=_parse_filter_arg(args.filter))
     _out(f"deleted {n} chunks")
     return 0
@@ -126,7 +126,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from m3retriever.retriever import Retriever
 
-    with Retriever(_config(args)) as r:
+    with Retriever(_config(args), must_exist=True) as r:
         info = r.info()
     if args.json:
         _out(json.dumps(info, indent=2, default=str))
@@ -173,10 +173,14 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_mcp(args: argparse.Namespace) -> int:
+    from m3retriever.collection import open_configured_store
     from m3retriever.plugins import get_adapter
     from m3retriever.retriever import Retriever
 
-    retriever = Retriever.shared(_config(args))
+    config = _config(args)
+    if not args.allow_writes:  # a read-only server of a collection that is not there: say so
+        open_configured_store(config, must_exist=True).close()
+    retriever = Retriever.shared(config)
     if args.warm_up:
         retriever.warm_up()  # logged (-v); stdout is the MCP channel on stdio
     adapter = get_adapter(

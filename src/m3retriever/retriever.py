@@ -53,6 +53,8 @@ class Retriever(SavedDefaults, CollectionInfo):
         client: An existing ``qdrant_client.QdrantClient`` to use instead of
             ``config.location``.
         store: An already-open :class:`~m3retriever.store.Store` (for sharing one store).
+        must_exist: Open only an existing collection (read-only use): otherwise raise
+            :class:`~m3retriever.errors.CollectionNotFoundError` having created nothing.
 
     Attributes:
         config: The configuration as given (with ``multivector``, when left unset, taken from
@@ -71,12 +73,14 @@ class Retriever(SavedDefaults, CollectionInfo):
             print(hit.doc_id, hit.scores.final)
     """
 
-    def __init__(self, config: Config | None = None, *, client: Any = None, store: Store | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, *, client: Any = None, store: Store | None = None, must_exist: bool = False
+    ) -> None:
         self._closed = False
         self.config = config or Config()
         base = resolve(self.config)  # checks the settings before anything opens
         self._owns_store = store is None
-        self.store = store or open_configured_store(base, client)
+        self.store = store or open_configured_store(base, client, must_exist=must_exist)
         self._ready = False
         self._ready_lock = threading.Lock()
         # Writes of one retriever run one at a time: two concurrent ingests of the same doc id

@@ -120,7 +120,7 @@ def snapshot_collection(
         points = edge.count(collection)
         members: dict[str, dict[str, Any]] = {}
         with edge.quiesced(collection) as (shard, meta):  # no write until the last file is read
-            with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+            with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:  # no extension blocks
                 members[META] = _add_file(tar, meta, META, meta.stat().st_size)
                 for f in sorted(p for p in shard.rglob("*") if p.is_file()):
                     rel = f.relative_to(shard).as_posix()
@@ -251,6 +251,8 @@ def _verify(path: Path) -> dict[str, Any]:
             members = tar.getmembers()
             raw = _read_member(tar, MANIFEST)
             digest = _read_member(tar, MANIFEST_SUM).decode("ascii", "replace").strip()
+        except KeyError as exc:
+            raise _damaged(path, f"no {exc.args[0].split()[1]} in it") from None
         except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
             raise _damaged(path, str(exc)) from None
         if hashlib.sha256(raw).hexdigest() != digest:
@@ -297,19 +299,23 @@ def _check_member(tar: tarfile.TarFile, member: tarfile.TarInfo, listed: dict[st
 
 
 def _check_padding(path: Path, members: list[tarfile.TarInfo]) -> None:
-    """Every byte the members do not cover (their block padding, the end-of-archive blocks) is
-    zero and the end blocks are all there: no flipped byte or truncation goes unseen."""
+    """The file is exactly its members' headers, data and zero padding, then the zero end
+    blocks: no flipped byte or truncation goes unseen (headers carry their own checksum, data
+    the manifest's; this checks the rest)."""
     size = path.stat().st_size
+    at = 0
     with open(path, "rb") as f:
-        ends = [(m.offset_data + m.size, -(-(m.offset_data + m.size) // 512) * 512) for m in members]
-        for end, padded in ends:
+        for m in members:
+            if m.offset != at or m.offset_data != at + tarfile.BLOCKSIZE:
+                raise _damaged(path, f"unexpected blocks before member {m.name[:80]!r}")
+            end = m.offset_data + m.size
+            at = -(-end // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
             f.seek(end)
-            if f.read(padded - end).strip(b"\0"):
+            if f.read(at - end).strip(b"\0"):
                 raise _damaged(path, "non-zero bytes in a member's padding")
-        tail_start = max(padded for _, padded in ends)
-        if size % tarfile.RECORDSIZE or size - tail_start < 2 * 512:
+        if size % tarfile.RECORDSIZE or size - at < 2 * tarfile.BLOCKSIZE:
             raise _damaged(path, f"it is truncated ({size} bytes)")
-        f.seek(tail_start)
+        f.seek(at)
         while block := f.read(_BLOCK):
             if block.strip(b"\0"):
                 raise _damaged(path, "non-zero bytes after its last member")

@@ -63,10 +63,13 @@ def add_commands(
 
 def _cmd_copy(args: argparse.Namespace) -> int:
     from m3retriever.store import open_store
+    from m3retriever.store.collection_names import check_name
     from m3retriever.transfer import copy_collection
 
     given = {k: v for k, v in index_overrides(args).items() if v is not None}
     cfg = load_config(args.config, collection=args.collection, **given)  # converted and checked there
+    if args.to_collection is not None:  # before either store is opened
+        check_name(args.to_collection, "target collection name")
     source = open_store(args.source, api_key=args.from_api_key or cfg.api_key, must_have=cfg.collection)
     try:
         target = open_store(args.target, api_key=args.to_api_key or cfg.api_key)

@@ -88,20 +88,36 @@ def add_dense2_branch(config: Config, *, client: Any = None, batch: int = 256) -
     base = resolve(config)
     if base.dense2_encoder in (None, "", "none"):
         raise ConfigError("add-branch needs dense2_encoder (and dense2_model): the encoder of the new branch")
-    store = open_configured_store(base, client, must_exist=True)
+    name, build = base.collection, base.collection + BUILD_SUFFIX
+    store = _open(base, client, build)
     try:
-        name, build = base.collection, base.collection + BUILD_SUFFIX
+        finished = None
         if store.metadata(build).get(REPLACES_KEY) == name:  # a server's swap was cut short
             logger.warning("add-branch %s: finishing the interrupted swap from its complete copy", name)
-            store.replace_collection(name, build, batch=batch)
+            finished = store.replace_collection(name, build, batch=batch)
         # As a retriever opening the collection resolves it: unset encoder settings and
         # `multivector` follow the collection as built.
         settings = resolve(follow_collection(config, stored_multivector(store, name)), built=load_built(store, name))
         encoders = encoders_for(settings)
         asked = {k: getattr(config, k) for k in INDEX_SETTINGS}  # explicit ones only
-        return _run(store, encoders, collection_spec(encoders, settings), asked, batch)
+        return _run(store, encoders, collection_spec(encoders, settings), asked, batch, finished)
     finally:
         store.close()
+
+
+def _open(base: Config, client: Any, build: str) -> Store:
+    """The store, if it holds the collection (nothing is created otherwise) or, on a server,
+    the complete copy of a swap that was cut short after the original was dropped."""
+    try:
+        return open_configured_store(base, client, must_exist=True)
+    except CollectionNotFoundError:
+        if client is None and not str(base.location).startswith(("http://", "https://")):
+            raise  # the embedded store swaps atomically: its original is never missing
+    store = open_configured_store(base, client)
+    if store.metadata(build).get(REPLACES_KEY) != base.collection:
+        store.close()
+        raise CollectionNotFoundError(base.collection, getattr(store, "where", "the store"))
+    return store
 
 
 def _without_dense2(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,11 +146,18 @@ def _target(store: Store, source: str, configured: CollectionSpec, asked: Mappin
 
 
 def _run(
-    store: Store, encoders: EncoderSet, configured: CollectionSpec, asked: Mapping[str, Any], batch: int
+    store: Store,
+    encoders: EncoderSet,
+    configured: CollectionSpec,
+    asked: Mapping[str, Any],
+    batch: int,
+    finished: int | None = None,
 ) -> BranchReport:
     start = time.perf_counter()
     name, build = configured.name, configured.name + BUILD_SUFFIX
     wanted = dict(configured.fingerprint)
+    if finished is not None and dict(store.collection_fingerprint(name) or {}) == wanted:
+        return BranchReport(0, finished, time.perf_counter() - start)  # the finished swap was this run's job
     built = store.collection_fingerprint(build)
     encoded = 0
     if built is not None and dict(built) == wanted:  # a complete copy: only the swap is left

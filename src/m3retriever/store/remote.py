@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from m3retriever.errors import StoreError
+from m3retriever.errors import CollectionNotFoundError
 from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS, index_settings_of
 from m3retriever.store.qdrant import QdrantStore
 from m3retriever.store.schema import CollectionSpec, Quantization
@@ -213,7 +213,7 @@ class QdrantClientStore(QdrantStore):
         """Read from the record kept in the collection metadata at creation (qdrant-client's
         local mode keeps no quantization or HNSW config of its own)."""
         if not self.client.collection_exists(name):
-            raise StoreError(f"collection {name!r} does not exist; ingest documents first")
+            raise CollectionNotFoundError(name, self.where)
         recorded = (self.client.get_collection(name).config.metadata or {}).get(_INDEX_KEY) or {}
         return {**LEGACY_INDEX_SETTINGS, **recorded}
 
@@ -355,7 +355,7 @@ class QdrantClientStore(QdrantStore):
 
     def info(self, name: str) -> dict[str, Any]:
         if not self.client.collection_exists(name):
-            raise StoreError(f"collection {name!r} does not exist; ingest documents first")
+            raise CollectionNotFoundError(name, self.where)
         ci = self.client.get_collection(name)
         return {
             "backend": "qdrant-client",
