@@ -294,3 +294,22 @@ def test_the_removed_old_version_never_lingers(tmp_path) -> None:
     restore_snapshot(dest, path, overwrite=True)
     assert not any(p.name.startswith(".m3r-") for p in dest.iterdir())
     shutil.rmtree(tmp_path / "src")
+
+
+# -- commands on the whole collection refuse a tenant instead of ignoring it ------------------
+@pytest.mark.parametrize("command", [["snapshot", "out.snap"], ["restore", "in.snap"],
+                                     ["add-branch", "--dense2-model", "x"]])
+def test_whole_collection_commands_refuse_a_tenant(tmp_path, capsys, monkeypatch, command: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = [*command, "--location", str(tmp_path / "s"), "--tenant", "acme", "--tenant-field", "org"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "acts on the whole collection" in err and "every tenant" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_copy_refuses_a_tenant(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("M3R_TENANT", "acme")
+    monkeypatch.setenv("M3R_TENANT_FIELD", "org")
+    assert main(["copy", "--from", str(tmp_path / "a"), "--to", str(tmp_path / "b"), "--collection", "c"]) == 2
+    assert "acts on the whole collection" in capsys.readouterr().err

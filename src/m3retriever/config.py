@@ -24,7 +24,7 @@ from m3retriever.setting_checks import coerce_setting as coerce_setting
 from m3retriever.sizing import auto_index_settings, check_index_values, quantized
 from m3retriever.store.collection_names import check_name
 
-__all__ = ["SearchConfig", "Config", "load_config"]
+__all__ = ["SearchConfig", "Config", "load_config", "refuse_tenant"]
 
 DEFAULT_PROFILE = "bge-m3"
 """The profile of a new collection when none is named."""
@@ -365,3 +365,17 @@ def load_config(
         values["search"] = search
     config: Config = _build(Config, values, "")
     return config
+
+
+def refuse_tenant(config: Config, command: str) -> None:
+    """Refuse a tenant for a command that acts on the whole collection (every tenant's
+    points): it would otherwise be silently ignored.
+
+    Raises:
+        ConfigError: ``config.tenant`` is set.
+    """
+    if config.tenant is not None:
+        raise ConfigError(
+            f"{command} acts on the whole collection {config.collection!r}, every tenant's chunks: leave "
+            "--tenant (M3R_TENANT, tenant in the config file) out, or use a scoped search, ingest or delete"
+        )

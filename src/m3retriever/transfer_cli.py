@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from m3retriever.config import load_config
+from m3retriever.config import load_config, refuse_tenant
 from m3retriever.display import out as _out
 from m3retriever.index_cli import add_index_arguments, index_overrides
 
@@ -68,6 +68,7 @@ def _cmd_copy(args: argparse.Namespace) -> int:
 
     given = {k: v for k, v in index_overrides(args).items() if v is not None}
     cfg = load_config(args.config, collection=args.collection, **given)  # converted and checked there
+    refuse_tenant(cfg, "copy")
     if args.to_collection is not None:  # before either store is opened
         check_name(args.to_collection, "target collection name")
     source = open_store(args.source, api_key=args.from_api_key or cfg.api_key, must_have=cfg.collection)
@@ -100,6 +101,7 @@ def _cmd_snapshot(args: argparse.Namespace, config_fn: Callable[..., Any]) -> in
     from m3retriever.snapshot import snapshot_collection
 
     cfg = config_fn(args)
+    refuse_tenant(cfg, "snapshot")
     report = snapshot_collection(cfg.location, cfg.collection, args.path)
     _out(f"snapshot of {report.collection!r}: {report.points} points, {report.bytes:,} bytes in {report.path} ({report.seconds:.1f}s)")
     return 0
@@ -109,6 +111,7 @@ def _cmd_restore(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int
     from m3retriever.snapshot import restore_snapshot
 
     cfg = config_fn(args)
+    refuse_tenant(cfg, "restore")
     collection = args.collection or None  # the snapshot's own name unless one is given
     report = restore_snapshot(cfg.location, args.path, collection=collection, overwrite=args.overwrite)
     _out(f"restored {report.collection!r}: {report.points} points from {report.path} ({report.seconds:.1f}s)")

@@ -36,7 +36,7 @@ from m3retriever.branches import EncoderSet
 from m3retriever.built_settings import load_built
 from m3retriever.collection import collection_spec, open_configured_store, stored_multivector
 from m3retriever.components import encoders_for
-from m3retriever.config import Config
+from m3retriever.config import Config, refuse_tenant
 from m3retriever.errors import CollectionNotFoundError, ConfigError
 from m3retriever.ingest import batched
 from m3retriever.resolution import follow_collection, resolve
@@ -85,6 +85,7 @@ def add_dense2_branch(config: Config, *, client: Any = None, batch: int = 256) -
         InputError: The collection does not exist.
         FingerprintMismatchError: The collection was built with other encoders.
     """
+    refuse_tenant(config, "add-branch")
     base = resolve(config)
     if base.dense2_encoder in (None, "", "none"):
         raise ConfigError("add-branch needs dense2_encoder (and dense2_model): the encoder of the new branch")
