@@ -169,33 +169,83 @@ def _check_store(make: Callable[[], Any]) -> int:
     return 0 if ok else 1
 
 
+def _run_cli(tally: Tally, argv: list[str]) -> None:
+    """One command, in-process: exit 2 with ``error:`` is a refusal, a traceback is raw."""
+    from m3retriever.cli import main
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(argv)
+    except SystemExit as exc:  # argparse usage errors exit 2 with a message
+        code = exc.code
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        tally.record(type(exc).__name__)
+        return
+    text = err.getvalue()
+    if "Traceback" in text:
+        tally.record("traceback")
+    elif code == 0:
+        tally.record("accepted")
+    elif code == 2:
+        tally.record("refused")
+    else:
+        tally.record(f"exit {code}")
+
+
+BAD_NAMES = [".", "..", "../victim", "/tmp/m3r-victim", "a/b", "", " ", "a.b", "-x", "x" * 65, "\x00", "é", ".m3r-replace-docs"]
+
+
+def collection_surface(config: Path, workdir: Path, n: int) -> Tally:
+    """Collection names (curated and random) through every command that takes one, and
+    snapshots with flipped bytes, truncations and hostile manifests restored over the seeded
+    collection: each must be refused with one line, and nothing outside the store touched."""
+    import random
+
+    tally = Tally()
+    common = ["--config", str(config)]
+    victim = workdir / "victim"
+    victim.mkdir(exist_ok=True)
+    (victim / "keep").write_text("x")
+    note = workdir / "note.txt"
+    note.write_text("a note")
+
+    def names(name: str) -> None:
+        for argv in (["ingest", str(note), "--quiet"], ["search", "q"], ["info"], ["snapshot", str(workdir / "n.snap")],
+                     ["copy", "--from", str(workdir / "store-collections"), "--to", str(workdir / "copy-target"),
+                      "--to-collection", name]):
+            _run_cli(tally, [*argv, *common, "--collection", name])
+
+    for name in BAD_NAMES:
+        names(name)
+    _random(any_text, max(1, n // 10), 7, names)
+    snap = workdir / "good.snap"
+    _run_cli(tally, ["snapshot", str(snap), *common])
+    good = snap.read_bytes()
+    rng = random.Random(11)
+    bad = workdir / "bad.snap"
+    for _ in range(max(1, n // 4)):
+        flipped = bytearray(good)
+        flipped[rng.randrange(len(good))] ^= 1 << rng.randrange(8)
+        bad.write_bytes(bytes(flipped))
+        _run_cli(tally, ["restore", str(bad), "--overwrite", *common])
+    for _ in range(max(1, n // 20)):
+        bad.write_bytes(good[: rng.randrange(len(good))])
+        _run_cli(tally, ["restore", str(bad), "--overwrite", *common])
+    if (victim / "keep").read_text() != "x" or len(list(victim.iterdir())) != 1:
+        tally.corrupted += 1
+    return tally
+
+
 def cli_surface(config: Path, workdir: Path, n: int) -> Tally:
     """The command line, in-process: exit 2 with ``error:`` is a refusal, a traceback is raw."""
-    from m3retriever.cli import main
 
     tally = Tally()
 
     def run(argv: list[str]) -> None:
-        err = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-                code = main(argv)
-        except SystemExit as exc:  # argparse usage errors exit 2 with a message
-            code = exc.code
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            tally.record(type(exc).__name__)
-            return
-        text = err.getvalue()
-        if "Traceback" in text:
-            tally.record("traceback")
-        elif code == 0:
-            tally.record("accepted")
-        elif code == 2:
-            tally.record("refused")
-        else:
-            tally.record(f"exit {code}")
+        _run_cli(tally, argv)
 
     common = ["--config", str(config)]
     for i, content in enumerate(_bad_files()):
@@ -325,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     if "max_document_chars" in Config.__dataclass_fields__:  # absent before the limit existed
         settings_["max_document_chars"] = 1_000_000
     results: dict[str, Tally] = {}
-    for surface in ("python", "cli", "mcp"):
+    for surface in ("python", "cli", "collections", "mcp"):
         location = str(work / f"store-{surface}")
 
         def make(loc: str = location) -> Any:
@@ -342,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
             seed.close()
             if surface == "cli":
                 tally = cli_surface(config, work, args.examples)
+            elif surface == "collections":
+                tally = collection_surface(config, work, args.examples)
             else:
                 tally = asyncio.run(_mcp_session(config, args.examples))
             tally.corrupted += _check_store(make)
@@ -353,8 +405,16 @@ def main(argv: list[str] | None = None) -> int:
     before = None
     if args.before:
         before = {k: Tally(**v) for k, v in json.loads(Path(args.before).read_text()).items()}
-    Path(args.out).write_text(report(results, command, before, args.before_label))
+    out = Path(args.out)
+    kept = out.read_text() if out.exists() else ""  # sections made by other scripts stay
+    at = kept.find(KEPT_FROM)
+    out.write_text(report(results, command, before, args.before_label) + (kept[at:] if at >= 0 else ""))
     return 0 if all(not t.raw and not t.corrupted for t in results.values()) else 1
+
+
+KEPT_FROM = "\n## Killed mid-write"
+"""Where the section written by tests/benchmarks/kill_table.py starts; kept when this report is
+written again."""
 
 
 def _rows(results: dict[str, Tally]) -> list[str]:
