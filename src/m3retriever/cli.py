@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from m3retriever.config import Config, load_config
 from m3retriever.display import format_hits
@@ -17,6 +17,9 @@ from m3retriever.display import out as _out
 from m3retriever.errors import InputError, M3RetrieverError
 from m3retriever.index_cli import add_index_arguments, index_overrides
 from m3retriever.validation import check_string
+
+if TYPE_CHECKING:
+    from m3retriever.ingest import IngestReport
 
 __all__ = ["main", "format_hits"]
 
@@ -65,23 +68,38 @@ def _parse_filter_arg(raw: str | None) -> Any:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from m3retriever.ingest import IngestInterrupted
     from m3retriever.retriever import Retriever
 
-    with Retriever(_config(args, show_progress=not args.quiet)) as r:
-        for path in args.paths:
-            report = r.ingest_path(path, strict=args.strict)
-            _out(
-                f"{path}: {report.documents} documents ({report.added} added, {report.updated} "
-                f"updated, {report.skipped} unchanged), {report.chunks_written} chunks written, "
-                f"{report.chunks_deleted} stale chunks removed in {report.seconds:.1f}s"
-            )
-            if report.skipped_files:
-                _out(f"{path}: skipped {len(report.skipped_files)} files:")
-                for entry in report.skipped_files:
-                    _out(f"  {entry}")
-        r.optimize()
-        _out(f"collection {r.collection!r}: {r.count()} chunks")
+    saved = 0  # documents of the paths already done
+    try:
+        cfg = _config(args, show_progress=not args.quiet, max_document_chars=args.max_document_chars)
+        with Retriever(cfg) as r:
+            for path in args.paths:
+                report = r.ingest_path(path, strict=args.strict)
+                saved += report.documents
+                _print_ingest_report(path, report)
+            r.optimize()
+            _out(f"collection {r.collection!r}: {r.count()} chunks")
+    except KeyboardInterrupt as exc:  # Ctrl-C: what was written stays, and a re-run resumes
+        if isinstance(exc, IngestInterrupted):
+            saved += exc.report.documents
+        sys.stdout.flush()
+        sys.stderr.write(f"interrupted: {saved} documents saved; run the same command to resume\n")
+        return 130
     return 0
+
+
+def _print_ingest_report(path: str, report: IngestReport) -> None:
+    _out(
+        f"{path}: {report.documents} documents ({report.added} added, {report.updated} "
+        f"updated, {report.skipped} unchanged), {report.chunks_written} chunks written, "
+        f"{report.chunks_deleted} stale chunks removed in {report.seconds:.1f}s"
+    )
+    if report.skipped_files:
+        _out(f"{path}: skipped {len(report.skipped_files)} files:")
+        for entry in report.skipped_files:
+            _out(f"  {entry}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -251,7 +269,15 @@ def _add_collection_commands(sub: Any) -> None:
     p.add_argument(
         "--strict",
         action="store_true",
-        help="fail on a file of a folder that cannot be read (default: skip it and list it)",
+        help="check every file of a folder first and fail, writing nothing of it, on one that cannot "
+        "be read or is longer than --max-document-chars (default: skip such files and list them)",
+    )
+    p.add_argument(
+        "--max-document-chars",
+        type=int,
+        metavar="N",
+        help="longest document accepted, in characters (default: max_document_chars of the configuration, "
+        "2000000; also M3R_MAX_DOCUMENT_CHARS)",
     )
     add_index_arguments(p)
     p.set_defaults(func=cmd_ingest)

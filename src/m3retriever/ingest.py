@@ -1,24 +1,28 @@
 """Ingest: documents -> token-aware chunks -> encoders -> store, idempotent and crash-safe.
 
-Write protocol, per batch of documents:
+Write protocol, per batch of ``doc_batch`` documents:
 
-1. validate every document and chunk and encode every chunk (nothing is written yet, so bad
-   input or an encoder failure leaves the store untouched);
-2. upsert the new chunks (point ids are UUIDv5 of doc id and chunk index, so a re-run
-   overwrites instead of duplicating);
-3. delete the changed documents' stale chunks (``chunk_index >= n_chunks``).
+1. validate every document and chunk it (nothing is written yet, so bad input leaves the
+   store untouched);
+2. encode the chunks of the new and changed documents a few documents at a time, each group
+   about ``write_seconds`` of encoding (measured on the groups before), and write each group
+   as soon as it is encoded: so an interrupt or a crash loses at most a few seconds of work;
+3. per group: upsert its chunks (point ids are UUIDv5 of doc id and chunk index, so a re-run
+   overwrites instead of duplicating), then delete its changed documents' stale chunks
+   (``chunk_index >= n_chunks``). Ctrl-C is held back until both are done, then raised as
+   :class:`IngestInterrupted`, whose report counts exactly the documents in the store.
 
 A document is skipped when its stored chunk 0 carries the same content hash *and* the store
 holds exactly ``n_chunks`` chunks for it, so a crash between 2 and 3 is repaired by a re-run.
 
 The bookkeeping costs a constant number of store calls per batch, whatever its size: one
 ``retrieve`` of every chunk 0, one ``count_by_value`` of the chunks of the documents whose
-hash matched, and, when documents changed, one ``count`` and one ``delete_by_filter`` of all
-their stale chunks.
+hash matched, and, per written group holding changed documents, one ``count`` and one
+``delete_by_filter`` of all their stale chunks.
 
 BM25 length normalisation: the collection keeps running totals of its chunks' lengths
-(``Store.length_stats``), and of each tenant's chunks (``Store.tenant_length_stats``). A batch
-is encoded with the average of those totals plus its own chunks (a scoped ingest: the
+(``Store.length_stats``), and of each tenant's chunks (``Store.tenant_length_stats``). A write
+group is encoded with the average of those totals plus its own chunks (a scoped ingest: the
 tenant's totals), and its lengths are added to the collection's totals (and the tenant's)
 after its upsert. Chunks written earlier keep the average of their time, and rewritten or
 deleted chunks stay counted; see :func:`m3retriever.renormalize` for when and how to
@@ -32,25 +36,30 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
-
-from tqdm.auto import tqdm
+from dataclasses import replace
+from typing import Any, Callable, Iterable, Mapping, Sequence, Sized
 
 from m3retriever.branches import EncoderSet, without_parameters
 from m3retriever.chunking import ChunkingConfig, chunk_text
 from m3retriever.errors import InputError
 from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range
+from m3retriever.ingest_run import (
+    IngestInterrupted,
+    IngestReport,
+    IngestRun,
+    WritePacer,
+    batched,
+    sigint_deferred,
+    write_groups,
+)
 from m3retriever.sources import coerce_document
 from m3retriever.store.schema import Store, StoredPoint
 from m3retriever.tenancy import Scope, check_tenant_value
 from m3retriever.types import Chunk, Document, LengthStats
 
-__all__ = ["IngestReport", "point_id", "check_unscoped", "text_id", "content_hash", "batched", "Ingestor"]
+__all__ = ["IngestReport", "IngestInterrupted", "point_id", "check_unscoped", "text_id", "content_hash", "batched", "Ingestor"]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 _NAMESPACE = uuid.UUID("6f1c8a52-4d0e-5b7a-9c3e-2a1d0b9e7f10")
 
@@ -110,49 +119,6 @@ def content_hash(doc: Document, salt: str) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class IngestReport:
-    """What an ingest call did.
-
-    Attributes:
-        documents: Documents read.
-        added: New documents written.
-        updated: Changed documents rewritten (their stale chunks removed).
-        skipped: Unchanged documents (content hash matched): no encoding, no writes.
-        chunks_written: Chunks encoded and upserted.
-        chunks_deleted: Stale chunks removed.
-        seconds: Wall time.
-        skipped_files: ``"path: reason"`` for each file a folder ingest skipped (unreadable or
-            empty).
-    """
-
-    documents: int = 0
-    added: int = 0
-    updated: int = 0
-    skipped: int = 0
-    chunks_written: int = 0
-    chunks_deleted: int = 0
-    seconds: float = 0.0
-    skipped_files: tuple[str, ...] = ()
-
-    def __add__(self, other: "IngestReport") -> "IngestReport":
-        return IngestReport(
-            *(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__)
-        )
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """``items`` in lists of ``size`` (the last one shorter)."""
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 class Ingestor:
     """Writes documents into one collection.
 
@@ -161,13 +127,21 @@ class Ingestor:
         collection: Collection name (must exist).
         encoders: The retriever's encoders.
         chunking: Chunk size and overlap.
-        doc_batch: Documents handled per write batch.
+        doc_batch: Most documents handled per batch (checked for changes together; their
+            chunks are written in groups of about ``write_seconds`` of encoding).
         dense_dim: Dense size of the collection; encoder output of another size is refused.
         max_document_chars: Longest document text accepted (``None``: no limit).
         scope: The tenant every document is written to (``None``: no tenant).
         tenant_field: Without ``scope``: the metadata key partitioning the collection by tenant
             (``None``: not partitioned); each document is checked with :func:`check_unscoped`.
+
+    Attributes:
+        write_seconds: About how much encoding one write holds (what an interrupt can lose).
+        first_write_chunks: Chunks of the first write, before the encoding rate is measured.
     """
+
+    write_seconds: float = 2.5
+    first_write_chunks: int = 32
 
     def __init__(
         self,
@@ -191,6 +165,7 @@ class Ingestor:
         self.doc_batch = doc_batch
         self.dense_dim = dense_dim
         self.max_document_chars = max_document_chars
+        self._pacer = WritePacer(self.write_seconds, self.first_write_chunks)
         # BM25's parameters stay out of the salt: a collection upgraded by ``renormalize`` (which
         # rewrites those vectors in place) keeps skipping its unchanged documents, and a real
         # change of them is refused by the fingerprint.
@@ -226,35 +201,40 @@ class Ingestor:
                 is touched (the retriever creates its collection there).
         """
         start = time.perf_counter()
-        report = IngestReport()
         validated = False
         if isinstance(documents, Sequence):
             documents = self.validate(documents)  # all of it (duplicates included), before any write
             validated = True
         seen: set[str] = set()
-        bar = tqdm(total=total, unit="doc", desc="ingest", disable=not show_progress)
+        expected = (lambda: len(documents)) if isinstance(documents, Sized) else None
+        run = IngestRun(IngestReport(), total=total, show=show_progress, expected=expected)
+        finished = False
         try:
             for batch in batched(documents, self.doc_batch):
+                done = run.report.documents
                 try:
-                    docs = batch if validated else self._coerce_batch(batch, report.documents, seen)
+                    docs = batch if validated else self._coerce_batch(batch, done, seen)
                     if before_write is not None:
                         before_write()
                         before_write = None
-                    report = report + self._ingest_batch(docs)
+                    self._ingest_batch(docs, run)
                 except InputError as exc:
-                    if report.documents:
+                    if run.report.documents:
+                        which = "before this batch " if run.report.documents == done else ""
                         raise InputError(
-                            f"{exc} ({report.documents} documents before this batch were "
-                            "already written; fix the input and re-run: unchanged documents "
-                            "are skipped, so nothing is duplicated)"
+                            f"{exc} ({run.report.documents} documents {which}were already written; "
+                            "fix the input and re-run: unchanged documents are skipped, so nothing "
+                            "is duplicated)"
                         ) from exc
                     raise
-                bar.update(len(docs))
+            finished = True
+        except KeyboardInterrupt as exc:
+            raise IngestInterrupted(replace(run.report, seconds=time.perf_counter() - start)) from exc
         finally:
-            bar.close()
-            if report.documents:
+            run.close(finished)
+            if run.report.documents:
                 self.store.flush(self.collection)
-        return replace(report, seconds=time.perf_counter() - start)
+        return replace(run.report, seconds=time.perf_counter() - start)
 
     def validate(self, documents: Sequence[Any]) -> list[Document]:
         """Check every document (fields, duplicates, tokens) without writing anything.
@@ -290,7 +270,10 @@ class Ingestor:
         if not any(c.isalnum() for c in doc.text) and not self.encoders.chunking_encoder.token_offsets(doc.text):
             raise _no_tokens(doc)
 
-    def _ingest_batch(self, docs: Sequence[Document]) -> IngestReport:
+    def _ingest_batch(self, docs: Sequence[Document], run: IngestRun) -> None:
+        """Write a batch: its unchanged documents are counted at once, the others are encoded
+        and written in groups of about ``write_seconds`` of encoding, each counted once it is
+        in the store."""
         first = {d.doc_id: point_id(d.doc_id, 0, self._tenant) for d in docs}
         existing = {r.id: r.payload for r in self.store.retrieve(self.collection, list(first.values()))}
         digests = {d.doc_id: content_hash(d, self._salt) for d in docs}
@@ -303,23 +286,29 @@ class Ingestor:
             if not chunks:
                 raise _no_tokens(doc)
             todo.append((doc, digests[doc.doc_id], chunks))
-        if not todo:
-            return IngestReport(documents=len(docs), skipped=len(unchanged))
-        points, lengths = self._encode(todo)
-        self.store.upsert(self.collection, points)
-        if lengths:
-            self.store.add_length_stats(self.collection, lengths, self._tenant)
-        # Chunks are written in one update operation, so a document without chunk 0 has no
-        # chunks at all: only documents that had a chunk 0 can have stale chunks.
-        updated = [(doc.doc_id, len(chunks)) for doc, _, chunks in todo if first[doc.doc_id] in existing]
-        return IngestReport(
-            documents=len(docs),
-            added=len(todo) - len(updated),
-            updated=len(updated),
-            skipped=len(unchanged),
-            chunks_written=len(points),
-            chunks_deleted=self._delete_stale(updated),
-        )
+        if unchanged:
+            run.add(IngestReport(documents=len(unchanged), skipped=len(unchanged)))
+        for group in write_groups(todo, lambda item: len(item[2]), self._pacer.target):
+            began = time.perf_counter()
+            points, lengths = self._encode(group)
+            self._pacer.record(len(points), time.perf_counter() - began)
+            # Chunks are written in one update operation, so a document without chunk 0 has no
+            # chunks at all: only documents that had a chunk 0 can have stale chunks.
+            updated = [(doc.doc_id, len(chunks)) for doc, _, chunks in group if first[doc.doc_id] in existing]
+            with sigint_deferred():  # Ctrl-C waits until the group is written and counted
+                self.store.upsert(self.collection, points)
+                if lengths:
+                    self.store.add_length_stats(self.collection, lengths, self._tenant)
+                deleted = self._delete_stale(updated)
+                run.add(
+                    IngestReport(
+                        documents=len(group),
+                        added=len(group) - len(updated),
+                        updated=len(updated),
+                        chunks_written=len(points),
+                        chunks_deleted=deleted,
+                    )
+                )
 
     def _unchanged(self, first: dict[str, str], digests: dict[str, str], existing: dict[str, Any]) -> set[str]:
         """Ids of the documents whose chunk 0 (point id ``first[doc_id]``, stored payload in

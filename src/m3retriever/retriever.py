@@ -234,15 +234,16 @@ class Retriever(SavedDefaults, CollectionInfo):
         Args:
             path: The folder or file.
             show_progress: Show a progress bar (default: ``config.show_progress``).
-            strict: For a folder, fail on the first unreadable file (not UTF-8, permission
-                denied) instead of skipping it with a warning.
+            strict: For a folder, check every file first and fail on the first that cannot be
+                read (not UTF-8, permission denied) or is longer than ``max_document_chars``,
+                instead of skipping it with a warning (and listing it in ``skipped_files``).
 
         Returns:
             The report; ``skipped_files`` lists the folder's files that were skipped, with why.
 
         Raises:
             InputError: if the path is missing or of the wrong kind, a JSONL record or file is
-                malformed, or (``strict``) a file of the folder cannot be read.
+                malformed, or (``strict``) a file of the folder cannot be read or is too long.
         """
         p = Path(path)
         skipped: list[str] = []
@@ -250,7 +251,7 @@ class Retriever(SavedDefaults, CollectionInfo):
             if (p / "corpus.jsonl").exists() or (p / "corpus.jsonl.gz").exists():
                 docs: Iterable[Document] = read_beir_corpus(p)
             else:
-                docs = read_folder(p, strict=strict, skipped=skipped)
+                docs = read_folder(p, strict=strict, skipped=skipped, max_chars=self.config.max_document_chars)
         elif p.is_file() and (p.name.endswith(".jsonl") or p.name.endswith(".jsonl.gz")):
             docs = read_jsonl(p)
         elif p.exists():

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
-import re
-import zlib
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from m3retriever.errors import InputError
+from m3retriever.text_files import ReadError, TextReader, count_lines, open_text, read_text_file
 from m3retriever.types import Document
 from m3retriever.validation import MAX_METADATA_DEPTH, check_doc_id, check_metadata, check_source, check_text
 
@@ -19,7 +16,9 @@ __all__ = [
     "read_folder",
     "read_jsonl",
     "read_beir_corpus",
+    "DocumentStream",
     "open_text",
+    "TextReader",
     "iter_jsonl_objects",
     "coerce_document",
 ]
@@ -28,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 
-
-_T = TypeVar("_T")
 
 _JSON_TYPES = {
     dict: "an object",
@@ -40,153 +37,6 @@ _JSON_TYPES = {
     bool: "a boolean",
     type(None): "null",
 }
-
-_LINE_RE = re.compile(r"[^\n]*\n|[^\n]+")
-
-
-def _problem(exc: BaseException) -> tuple[str, str]:
-    """``(what went wrong, how to fix it)`` for an error raised while reading a file."""
-    if isinstance(exc, UnicodeDecodeError):
-        return (
-            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})",
-            "convert it to UTF-8, e.g. with 'iconv -f latin1 -t utf-8'",
-        )
-    if isinstance(exc, gzip.BadGzipFile):
-        return (
-            f"not a valid gzip file ({exc})",
-            "re-create it with gzip, or drop the .gz suffix if it is plain text",
-        )
-    if isinstance(exc, EOFError):
-        return ("the gzip data is truncated", "re-create or re-download the file")
-    if isinstance(exc, zlib.error):
-        return (f"the gzip data is corrupt ({exc})", "re-create or re-download the file")
-    if isinstance(exc, PermissionError):
-        return ("permission denied", "make it readable (chmod +r) or run as a user who can read it")
-    if isinstance(exc, IsADirectoryError):
-        return ("is a directory, not a file", "pass a file")
-    if isinstance(exc, OSError):
-        return (f"cannot be read ({exc.strerror or exc})", "check the file and the disk it is on")
-    raise TypeError(f"not a read error: {exc!r}")  # pragma: no cover - programming error
-
-
-_READ_ERRORS = (UnicodeDecodeError, OSError, EOFError, zlib.error)
-
-
-class _ReadError(InputError):
-    """A file could not be read; ``what`` says why (without the fix)."""
-
-    def __init__(self, where: str, what: str, fix: str) -> None:
-        super().__init__(f"{where}: {what}; {fix}")
-        self.what = what
-
-
-def _read_error(where: str, exc: BaseException) -> _ReadError:
-    what, fix = _problem(exc)
-    return _ReadError(where, what, fix)
-
-
-class TextReader:
-    """A read-only stream of the lines of a UTF-8 text file (gunzipped if ``*.gz``).
-
-    Universal newlines as in text mode; a UTF-8 byte-order mark is dropped. Decoding, gzip and
-    I/O errors become :class:`InputError` naming the file and line. Use it like a text file:
-    ``with open_text(path) as fh: for line in fh: ...``.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lineno = 0  # lines handed out so far
-        self._pending: list[str] = []
-        self._started = False  # a BOM is dropped from the first line only
-        self._raw: IO[bytes] = self._guard(lambda: self._open_binary(path))
-
-    @staticmethod
-    def _open_binary(path: Path) -> IO[bytes]:
-        if path.suffix == ".gz":
-            return gzip.open(path, "rb")  # type: ignore[return-value]
-        return open(path, "rb")  # noqa: SIM115 - closed by close()
-
-    def _guard(self, read: Callable[[], _T]) -> _T:
-        try:
-            return read()
-        except _READ_ERRORS as exc:
-            if isinstance(exc, UnicodeDecodeError):
-                where = f"{self.path}:{self.lineno + 1}"
-            elif self.lineno:
-                where = f"{self.path} (after line {self.lineno})"
-            else:
-                where = str(self.path)
-            raise _read_error(where, exc) from None
-
-    def _decode(self, raw: bytes) -> str:
-        encoding = "utf-8" if self._started else "utf-8-sig"
-        self._started = True
-        text = self._guard(lambda: raw.decode(encoding))
-        return text.replace("\r\n", "\n").replace("\r", "\n")
-
-    def readline(self) -> str:
-        """The next line (with its ``\\n``), or ``""`` at the end of the file."""
-        while not self._pending:
-            raw = self._guard(self._raw.readline)
-            if not raw:
-                return ""
-            self._pending = _LINE_RE.findall(self._decode(raw))
-        self.lineno += 1
-        return self._pending.pop(0)
-
-    def read(self) -> str:
-        """The rest of the file."""
-        return "".join(iter(self.readline, ""))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.readline, "")
-
-    def close(self) -> None:
-        """Close the underlying file."""
-        self._raw.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._raw.closed
-
-    def __enter__(self) -> TextReader:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-def open_text(path: str | Path) -> TextReader:
-    """Open a UTF-8 text file for reading lines, transparently gunzipping ``*.gz``.
-
-    A byte-order mark is dropped.
-
-    Raises:
-        InputError: naming the file (and line) when it cannot be opened, read, gunzipped or
-            decoded as UTF-8, and the fix.
-    """
-    return TextReader(Path(path))
-
-
-def _read_text_file(path: Path) -> str:
-    """The whole content of a UTF-8 text file (BOM dropped, universal newlines).
-
-    Raises:
-        InputError: naming the file, line and problem.
-    """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise _read_error(str(path), exc) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        what, fix = _problem(exc)
-        raise _ReadError(str(path), f"{what} on line {line}", fix) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def coerce_document(item: Any, *, where: str = "input", max_chars: int | None = None) -> Document:
@@ -270,10 +120,35 @@ def iter_jsonl_objects(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]
             yield where, obj
 
 
-def _skip(path: Path, reason: str, skipped: list[str] | None) -> None:
-    logger.warning("skipping %s: %s", path, reason)
-    if skipped is not None:
-        skipped.append(f"{path}: {reason}")
+class DocumentStream(Iterator[Document]):
+    """Documents read lazily from a folder or a file, with ``len()`` the number expected (files
+    or lines, counted before any is read), so that a progress bar has a total.
+
+    The count drops as files are skipped; blank lines of a JSONL file are counted in it.
+    """
+
+    def __init__(self, count: Callable[[], int | None]) -> None:
+        self._count = count
+        self._expected: int | None = None
+        self._docs: Iterator[Document] = iter(())
+
+    def _read(self, docs: Iterable[Document]) -> DocumentStream:
+        self._docs = iter(docs)
+        return self
+
+    def __next__(self) -> Document:
+        return next(self._docs)
+
+    def __iter__(self) -> DocumentStream:
+        return self
+
+    def __len__(self) -> int:
+        if self._expected is None:
+            self._expected = self._count() or 0
+        return self._expected
+
+    def _one_less(self) -> None:
+        self._expected = max(0, len(self) - 1)
 
 
 def read_folder(
@@ -282,22 +157,26 @@ def read_folder(
     suffixes: tuple[str, ...] = TEXT_SUFFIXES,
     strict: bool = False,
     skipped: list[str] | None = None,
-) -> Iterator[Document]:
-    """Yield one document per text file under ``folder`` (recursively, sorted).
+    max_chars: int | None = None,
+) -> DocumentStream:
+    """One document per text file under ``folder`` (recursively, sorted), read as iterated.
 
     The doc id is the path relative to ``folder``; metadata holds the file name and suffix.
     Empty files are skipped; so are files that cannot be read (not UTF-8, permission denied)
-    unless ``strict``. Each skip is logged as a warning.
+    and files longer than ``max_chars``, unless ``strict``. Each skip is logged as a warning.
 
     Args:
         folder: The folder to read.
         suffixes: File suffixes to read (lower case).
-        strict: Raise on the first unreadable file instead of skipping it.
+        strict: Check every file before the first document is handed out, and raise on the
+            first that cannot be read or is too long, instead of skipping it.
         skipped: A list that receives ``"path: reason"`` for every skipped file.
+        max_chars: Longest text accepted, in characters (``None``: no limit).
 
     Raises:
         InputError: if the folder doesn't exist or holds no matching file, or (with
-            ``strict``) naming the first file that cannot be read.
+            ``strict``, on the first iteration) naming the first file that cannot be read or
+            is too long.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -305,19 +184,31 @@ def read_folder(
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     if not files:
         raise InputError(f"{folder} holds no {', '.join(suffixes)} files")
+    stream = DocumentStream(lambda: len(files))
+    return stream._read(_read_files(root, files, stream, strict, skipped, max_chars))
+
+
+def _read_files(
+    root: Path,
+    files: list[Path],
+    stream: DocumentStream,
+    strict: bool,
+    skipped: list[str] | None,
+    max_chars: int | None,
+) -> Iterator[Document]:
+    if strict:
+        for path in files:  # every file is checked before anything is written
+            _read_strict(path, max_chars)
     for path in files:
         try:
-            text = _read_text_file(path)
-        except _ReadError as exc:
-            if strict:
-                raise InputError(
-                    f"{exc}, or remove it from the folder (without strict/--strict unreadable "
-                    "files are skipped with a warning)"
-                ) from None
-            _skip(path, exc.what, skipped)
+            text = read_text_file(path, max_chars)
+        except ReadError as exc:
+            if strict:  # the file changed since it was checked
+                raise _strict_error(exc, "") from None
+            _skip(path, exc.what, skipped, stream)
             continue
         if not text.strip():
-            _skip(path, "empty file", skipped)
+            _skip(path, "empty file", skipped, stream)
             continue
         yield Document(
             text=text,
@@ -325,6 +216,27 @@ def read_folder(
             metadata={"file_name": path.name, "suffix": path.suffix.lower()},
             source=str(path),
         )
+
+
+def _read_strict(path: Path, max_chars: int | None) -> None:
+    try:
+        read_text_file(path, max_chars)
+    except ReadError as exc:
+        raise _strict_error(exc, " Nothing of the folder was written.") from None
+
+
+def _strict_error(exc: ReadError, written: str) -> InputError:
+    return InputError(
+        f"{exc}; or remove it from the folder.{written} Without strict/--strict, unreadable "
+        "and too long files are skipped and listed."
+    )
+
+
+def _skip(path: Path, reason: str, skipped: list[str] | None, stream: DocumentStream) -> None:
+    logger.warning("skipping %s: %s", path, reason)
+    stream._one_less()
+    if skipped is not None:
+        skipped.append(f"{path}: {reason}")
 
 
 def _jsonl_metadata(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -340,8 +252,9 @@ def _jsonl_metadata(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
     return dict(metadata)
 
 
-def read_jsonl(path: str | Path, *, text_field: str = "text", id_field: str = "doc_id") -> Iterator[Document]:
-    """Yield documents from a JSONL file (one object per line; ``.gz`` accepted).
+def read_jsonl(path: str | Path, *, text_field: str = "text", id_field: str = "doc_id") -> DocumentStream:
+    """The documents of a JSONL file (one object per line; ``.gz`` accepted), read as iterated;
+    ``len()`` counts the file's lines.
 
     Each line needs ``text_field`` and ``id_field`` (``id``/``_id`` are accepted too);
     ``title`` is prepended to the text when present; ``metadata`` (an object) and
@@ -351,6 +264,12 @@ def read_jsonl(path: str | Path, *, text_field: str = "text", id_field: str = "d
         InputError: naming the file and line of a malformed record, or the file when it cannot
             be read.
     """
+    path = Path(path)
+    stream = DocumentStream(lambda: count_lines(path))
+    return stream._read(_jsonl_documents(path, text_field, id_field))
+
+
+def _jsonl_documents(path: Path, text_field: str, id_field: str) -> Iterator[Document]:
     for where, obj in iter_jsonl_objects(path):
         doc_id = obj.get(id_field, obj.get("doc_id", obj.get("id", obj.get("_id"))))
         if isinstance(doc_id, int) and not isinstance(doc_id, bool):
@@ -370,11 +289,10 @@ def read_jsonl(path: str | Path, *, text_field: str = "text", id_field: str = "d
         )
 
 
-def read_beir_corpus(folder: str | Path) -> Iterator[Document]:
-    """Yield the documents of a BEIR-layout dataset (``corpus.jsonl`` or ``corpus.jsonl.gz``)."""
+def read_beir_corpus(folder: str | Path) -> DocumentStream:
+    """The documents of a BEIR-layout dataset (``corpus.jsonl`` or ``corpus.jsonl.gz``)."""
     root = Path(folder)
     for name in ("corpus.jsonl.gz", "corpus.jsonl"):
         if (root / name).is_file():
-            yield from read_jsonl(root / name, id_field="_id")
-            return
+            return read_jsonl(root / name, id_field="_id")
     raise InputError(f"{folder} is not a BEIR dataset: no corpus.jsonl(.gz) in it")
