@@ -29,12 +29,12 @@ from tinymodels import build_tiny_bge_m3  # noqa: E402
 
 def table(tallies: list[Tally]) -> str:
     rows = [
-        "| command | faults injected (SIGKILL) | lost | duplicated | unopenable | neither old nor new | leftovers after re-run |",
-        "|---|---|---|---|---|---|---|",
+        "| command | faults injected (SIGKILL) | lost | duplicated | unopenable | neither old nor new | leftovers after re-run | BM25 totals unlike a clean run's after re-run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for t in tallies:
         rows.append(
-            f"| `{t.command}` | {t.faults} | {t.lost} | {t.duplicated} | {t.unopenable} | {t.mixed} | {t.leftovers} |"
+            f"| `{t.command}` | {t.faults} | {t.lost} | {t.duplicated} | {t.unopenable} | {t.mixed} | {t.leftovers} | {t.totals_off} |"
         )
     return "\n".join(rows)
 
