@@ -112,8 +112,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     _check_utf8("query", args.query)
+    flt = _parse_filter_arg(args.filter)  # the arguments first, then the store
     with Retriever(_config(args), must_exist=True) as r:
-        result = r.search(args.query, top_k=args.top_k, filter=_parse_filter_arg(args.filter), **options)
+        result = r.search(args.query, top_k=args.top_k, filter=flt, **options)
     if args.json:
         _out(
             json.dumps(
@@ -135,8 +136,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from m3retriever.retriever import Retriever
 
+    flt = _parse_filter_arg(args.filter)
+    if not args.doc_id and flt is None:  # the arguments first, then the store
+        raise InputError("delete needs --doc-id or --filter; refusing to delete everything")
     with Retriever(_config(args), must_exist=True) as r:
-        n = r.delete(args.doc_id or None, filter=_parse_filter_arg(args.filter))
+        n = r.delete(args.doc_id or None, filter=flt)
     _out(f"deleted {n} chunks")
     return 0
 

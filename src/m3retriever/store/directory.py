@@ -14,7 +14,7 @@ from typing import IO
 
 from m3retriever.errors import StoreError, StoreInUseError
 
-__all__ = ["DirLock", "in_use_message", "remove_stale_builds", "store_dir"]
+__all__ = ["DirLock", "file_in_the_way", "in_use_message", "remove_stale_builds", "store_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,23 @@ class DirLock:
             self._fh.close()
 
 
+def file_in_the_way(where: Path) -> StoreError | None:
+    """The error for a store location that is a file or lies under one (``None``: neither);
+    creates nothing."""
+    if where.exists() and not where.is_dir():
+        return StoreError(
+            f"the store location {where} is a file, not a directory; pass a directory for the "
+            "embedded store (created if missing), ':memory:' or a Qdrant URL"
+        )
+    blocker = next((a for a in where.parents if a.exists() and not a.is_dir()), None)
+    if blocker is not None:
+        return StoreError(
+            f"cannot create the store directory {where}: {blocker} is a file, not "
+            "a directory; pass a location whose parent folders are directories"
+        )
+    return None
+
+
 def store_dir(path: str | os.PathLike[str]) -> Path:
     """Resolve and create the directory of an embedded store.
 
@@ -129,16 +146,10 @@ def store_dir(path: str | os.PathLike[str]) -> Path:
     where = Path(path).expanduser().resolve()
     try:
         where.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise StoreError(
-            f"the store location {where} is a file, not a directory; pass a directory for the "
-            "embedded store (created if missing), ':memory:' or a Qdrant URL"
-        ) from None
-    except NotADirectoryError:
-        blocker = next((a for a in where.parents if a.exists() and not a.is_dir()), None)
-        raise StoreError(
-            f"cannot create the store directory {where}: {blocker or 'a parent'} is a file, not "
-            "a directory; pass a location whose parent folders are directories"
+    except (FileExistsError, NotADirectoryError):
+        raise file_in_the_way(where) or StoreError(
+            f"cannot create the store directory {where}: a parent is a file, not a directory; pass "
+            "a location whose parent folders are directories"
         ) from None
     except PermissionError as exc:
         raise StoreError(

@@ -31,7 +31,7 @@ from m3retriever.errors import CollectionNotFoundError, StoreError, StoreInUseEr
 from m3retriever.store import replace as _replace
 from m3retriever.store.collection_names import path_in
 from m3retriever.store.directory import DirLock as _DirLock
-from m3retriever.store.directory import in_use_message, remove_stale_builds, store_dir
+from m3retriever.store.directory import file_in_the_way, in_use_message, remove_stale_builds, store_dir
 from m3retriever.store.index_settings import from_engine_config
 from m3retriever.store.qdrant import QdrantStore
 from m3retriever.store.schema import CollectionSpec, Quantization
@@ -195,7 +195,10 @@ class EdgeStore(QdrantStore):
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, collection: str = "") -> None:
         if not create:
             where = Path(path).expanduser().resolve()
-            if not (where / LOCK_FILE).is_file():
+            blocked = file_in_the_way(where)
+            if blocked is not None:
+                raise blocked
+            if not (where / LOCK_FILE).exists():
                 raise CollectionNotFoundError(collection, where)
         self.path = store_dir(path)
         kit = EdgeKit()
