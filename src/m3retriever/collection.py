@@ -141,8 +141,11 @@ def open_configured_store(config: Config, client: Any = None, *, must_exist: boo
         client: An existing ``qdrant_client.QdrantClient`` to use instead of the location.
         must_exist: Read commands: raise :class:`~m3retriever.errors.CollectionNotFoundError`
             unless ``config.collection`` exists, creating nothing.
+
+    A replace of ``config.collection`` that was cut short is finished first (the embedded
+    store finishes every one when it opens).
     """
-    return open_store(
+    store = open_store(
         config.location,
         client=client,
         api_key=config.api_key,
@@ -150,3 +153,6 @@ def open_configured_store(config: Config, client: Any = None, *, must_exist: boo
         replication_factor=config.replication_factor,
         must_have=config.collection if must_exist else None,
     )
+    if not must_exist:  # (open_store did it otherwise)
+        store.finish_replace(config.collection)
+    return store

@@ -16,7 +16,8 @@ search defaults, build settings):
    (:mod:`m3retriever.store.replace`): the original is never deleted before the copy is in
    place, and a swap cut short is finished by whatever opens the store next. On a server the
    copy is first marked as replacing the original, which is then recreated with the new schema
-   and filled from it (no model runs); a swap cut short there is finished by the next run.
+   and filled from it (no model runs); a swap cut short there is finished by whatever opens
+   the collection next (``Store.finish_replace``).
 
 A failure during the build leaves the original as it was (the next run starts the build over).
 Run it with the configuration the collection was built with plus ``dense2_encoder`` /
@@ -43,7 +44,6 @@ from m3retriever.resolution import follow_collection, resolve
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import (
     DENSE2,
-    REPLACES_KEY,
     CollectionSpec,
     ScoredRecord,
     Store,
@@ -89,36 +89,17 @@ def add_dense2_branch(config: Config, *, client: Any = None, batch: int = 256) -
     base = resolve(config)
     if base.dense2_encoder in (None, "", "none"):
         raise ConfigError("add-branch needs dense2_encoder (and dense2_model): the encoder of the new branch")
-    name, build = base.collection, base.collection + BUILD_SUFFIX
-    store = _open(base, client, build)
+    name = base.collection
+    store = open_configured_store(base, client, must_exist=True)  # finishes a swap cut short
     try:
-        finished = None
-        if store.metadata(build).get(REPLACES_KEY) == name:  # a server's swap was cut short
-            logger.warning("add-branch %s: finishing the interrupted swap from its complete copy", name)
-            finished = store.replace_collection(name, build, batch=batch)
         # As a retriever opening the collection resolves it: unset encoder settings and
         # `multivector` follow the collection as built.
         settings = resolve(follow_collection(config, stored_multivector(store, name)), built=load_built(store, name))
         encoders = encoders_for(settings)
         asked = {k: getattr(config, k) for k in INDEX_SETTINGS}  # explicit ones only
-        return _run(store, encoders, collection_spec(encoders, settings), asked, batch, finished)
+        return _run(store, encoders, collection_spec(encoders, settings), asked, batch)
     finally:
         store.close()
-
-
-def _open(base: Config, client: Any, build: str) -> Store:
-    """The store, if it holds the collection (nothing is created otherwise) or, on a server,
-    the complete copy of a swap that was cut short after the original was dropped."""
-    try:
-        return open_configured_store(base, client, must_exist=True)
-    except CollectionNotFoundError:
-        if client is None and not str(base.location).startswith(("http://", "https://")):
-            raise  # the embedded store swaps atomically: its original is never missing
-    store = open_configured_store(base, client)
-    if store.metadata(build).get(REPLACES_KEY) != base.collection:
-        store.close()
-        raise CollectionNotFoundError(base.collection, getattr(store, "where", "the store"))
-    return store
 
 
 def _without_dense2(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,13 +133,10 @@ def _run(
     configured: CollectionSpec,
     asked: Mapping[str, Any],
     batch: int,
-    finished: int | None = None,
 ) -> BranchReport:
     start = time.perf_counter()
     name, build = configured.name, configured.name + BUILD_SUFFIX
     wanted = dict(configured.fingerprint)
-    if finished is not None and dict(store.collection_fingerprint(name) or {}) == wanted:
-        return BranchReport(0, finished, time.perf_counter() - start)  # the finished swap was this run's job
     built = store.collection_fingerprint(build)
     encoded = 0
     if built is not None and dict(built) == wanted:  # a complete copy: only the swap is left

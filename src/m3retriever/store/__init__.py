@@ -56,6 +56,8 @@ def open_store(
             from m3retriever.store.edge import EdgeStore
 
             store = EdgeStore(location, create=must_have is None, collection=must_have or "")
+    if must_have is not None:
+        store.finish_replace(must_have)
     if must_have is not None and not store.has_collection(must_have):
         where = getattr(store, "path", None) or getattr(store, "where", location)
         store.close()

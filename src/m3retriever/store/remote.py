@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from m3retriever.errors import CollectionNotFoundError
 from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS, index_settings_of
 from m3retriever.store.qdrant import QdrantStore
-from m3retriever.store.schema import CollectionSpec, Quantization
+from m3retriever.store.schema import REPLACES_KEY, CollectionSpec, Quantization
 from m3retriever.store.translate import CollectionModels, IndexKind, index_kind
 from m3retriever.types import Distance, LengthStats
 
@@ -243,6 +243,17 @@ class QdrantClientStore(QdrantStore):
     def set_search_defaults(self, name: str, values: Mapping[str, Any]) -> None:
         with self._mutex:
             self.client.update_collection(name, metadata={_DEFAULTS_KEY: dict(values)})
+
+    def finish_replace(self, name: str) -> bool:
+        """A complete copy named ``<name>.<suffix>`` and marked as replacing ``name`` is the
+        trace of a replace cut short: finish it (one listing of the collections)."""
+        found = False
+        for other in sorted(c.name for c in self.client.get_collections().collections):
+            if other.startswith(name + ".") and self.metadata(other).get(REPLACES_KEY) == name:
+                logger.warning("finishing the interrupted replace of collection %r from %r", name, other)
+                self.replace_collection(name, other)
+                found = True
+        return found
 
     def metadata(self, name: str) -> dict[str, Any]:
         if not self.client.collection_exists(name):

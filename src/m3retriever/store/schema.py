@@ -387,6 +387,11 @@ class Store(abc.ABC):
         """Whether collection ``name`` exists."""
         return self.collection_fingerprint(name) is not None
 
+    def finish_replace(self, name: str) -> bool:
+        """Finish a replace of ``name`` that was cut short (whether one was). The embedded
+        store does it when it opens; a server looks for a copy marked as replacing ``name``."""
+        return False
+
     def replace_collection(self, name: str, source: str, *, batch: int = 256) -> int:
         """Make collection ``name`` what the complete collection ``source`` is (points,
         vectors, everything kept with it), then drop ``source``; the points of ``name``.
