@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_transfer import _all, _filled, _points, _rankings
 
 from m3retriever import Config, DamagedSnapshotError, restore_snapshot, snapshot_collection
 from m3retriever.cli import main
@@ -27,6 +26,7 @@ from m3retriever.errors import CollectionNotFoundError, ConfigError, InputError,
 from m3retriever.store import open_store
 from m3retriever.store import replace as replace_journal
 from m3retriever.store.collection_names import check_name, is_valid_name, path_in
+from test_transfer import _all, _filled, _points, _rankings
 
 RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -313,3 +313,20 @@ def test_copy_refuses_a_tenant(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("M3R_TENANT_FIELD", "org")
     assert main(["copy", "--from", str(tmp_path / "a"), "--to", str(tmp_path / "b"), "--collection", "c"]) == 2
     assert "acts on the whole collection" in capsys.readouterr().err
+
+
+# -- 9. a half-copied target says what it is ---------------------------------------------------
+def test_a_half_copied_target_is_named_as_such(tmp_path, capsys) -> None:
+    from m3retriever import copy_collection
+
+    with _filled(open_store(tmp_path / "a"), n=40) as src, open_store(tmp_path / "b") as dst:
+        report = copy_collection(src, dst, "c", batch=10, max_batches=0)  # killed before its first page
+        assert not report.complete and dst.metadata("c")["copy"]["offset"] is None
+    for command in (["info"], ["search", "q"], ["warm-up"], ["defaults", "show"]):
+        assert main([*command, "--location", str(tmp_path / "b"), "--collection", "c"]) == 2
+        err = capsys.readouterr().err
+        assert "is an unfinished copy of" in err and "run the same `m3retriever copy` again" in err
+    assert main(["copy", "--from", str(tmp_path / "a"), "--to", str(tmp_path / "b"), "--collection", "c"]) == 0
+    assert main(["warm-up", "--location", str(tmp_path / "b"), "--collection", "c"]) == 0
+    with open_store(tmp_path / "b") as dst:
+        assert dst.count("c") == 40 and "copy" not in dst.metadata("c")

@@ -149,6 +149,11 @@ def test_info_shows_the_lengths_in_force(config_file: Path, capsys: pytest.Captu
     from m3retriever.cli import main
     from m3retriever.profiles import get_profile
 
+    notes = config_file.parent / "notes"
+    notes.mkdir()
+    (notes / "note.txt").write_text("a short note about rerankers")
+    assert main(["ingest", str(notes), "--config", str(config_file), "--quiet"]) == 0  # info needs a collection
+    capsys.readouterr()
     assert main(["info", "--config", str(config_file), "--json"]) == 0
     lengths = json.loads(capsys.readouterr().out)["lengths"]
     pair = get_profile("bge-m3").get("rerank_max_length")  # the profile states it explicitly

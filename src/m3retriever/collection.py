@@ -8,12 +8,13 @@ from typing import Any
 from m3retriever.branches import EncoderSet
 from m3retriever.built_settings import settings_in_force
 from m3retriever.config import Config
+from m3retriever.errors import StoreError
 from m3retriever.ingest import Ingestor
 from m3retriever.rerankers.base import Reranker
 from m3retriever.search import Searcher
 from m3retriever.store import open_store
 from m3retriever.store.index_settings import INDEX_SETTINGS
-from m3retriever.store.schema import MULTIVECTOR, CollectionSpec, Store
+from m3retriever.store.schema import COPYING_KEY, MULTIVECTOR, CollectionSpec, Store
 from m3retriever.tenancy import Scope
 
 __all__ = ["CollectionInfo", "collection_spec", "open_configured_store", "stored_multivector"]
@@ -155,4 +156,13 @@ def open_configured_store(config: Config, client: Any = None, *, must_exist: boo
     )
     if not must_exist:  # (open_store did it otherwise)
         store.finish_replace(config.collection)
+    copying = store.metadata(config.collection).get(COPYING_KEY)
+    if copying:
+        store.close()
+        source = copying.get("source") if isinstance(copying, dict) else None
+        raise StoreError(
+            f"collection {config.collection!r} at {getattr(store, 'where', config.location)} is an unfinished copy "
+            f"of {source or 'another collection'}: run the same `m3retriever copy` again to finish it (its points "
+            "and settings arrive at the end), or drop it and copy again"
+        )
     return store

@@ -29,14 +29,14 @@ from m3retriever.sizing import check_index_values
 from m3retriever.store import open_store
 from m3retriever.store.collection_names import check_name
 from m3retriever.store.index_settings import INDEX_SETTINGS, check_index_settings
-from m3retriever.store.schema import ScoredRecord, Store, StoredPoint
+from m3retriever.store.schema import COPYING_KEY, ScoredRecord, Store, StoredPoint
 from m3retriever.types import SparseVector
 
 __all__ = ["CopyReport", "copy_collection"]
 
 logger = logging.getLogger(__name__)
 
-_CHECKPOINT = "copy"
+_CHECKPOINT = COPYING_KEY
 # Kept by the target itself: created from the source's, never copied over it (``index``:
 # qdrant-client's record of the target's index settings, which may differ from the source's).
 _OWN_KEYS = frozenset({"fingerprint", "spec", "index"})
@@ -170,6 +170,8 @@ def _copy(
     state = dst.metadata(dest).get(_CHECKPOINT)
     resumed = isinstance(state, Mapping) and state.get("source") == origin
     offset = state.get("offset") if resumed and isinstance(state, Mapping) else None
+    if not resumed:  # marked unfinished before the first point: openers refuse it until the end
+        dst.set_metadata(dest, {_CHECKPOINT: {"source": origin, "offset": None}})
     written = pages = 0
     complete = False
     while max_batches is None or pages < max_batches:

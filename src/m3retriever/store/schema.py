@@ -441,6 +441,9 @@ class Store(abc.ABC):
 REPLACES_KEY = "replaces"
 """Metadata key of a complete copy that is replacing the collection it names."""
 
+COPYING_KEY = "copy"
+"""Metadata key of a collection that is the target of a copy not finished yet (where to resume)."""
+
 
 def _pages(items: Iterable[ScoredRecord], size: int) -> Iterator[list[ScoredRecord]]:
     it = iter(items)
