@@ -330,3 +330,16 @@ def test_a_half_copied_target_is_named_as_such(tmp_path, capsys) -> None:
     assert main(["warm-up", "--location", str(tmp_path / "b"), "--collection", "c"]) == 0
     with open_store(tmp_path / "b") as dst:
         assert dst.count("c") == 40 and "copy" not in dst.metadata("c")
+
+
+def test_a_restore_finished_by_the_next_open_is_not_refused_on_its_rerun(tmp_path) -> None:
+    """A restore killed after its swap was decided is finished when the store next opens; the
+    same command run again then reports it done instead of asking for --overwrite."""
+    path = _snapshot(tmp_path)
+    dest = tmp_path / "dest"
+    assert restore_snapshot(dest, path).points == 30
+    assert restore_snapshot(dest, path).points == 30  # the re-run: nothing to do
+    with open_store(dest) as s:
+        s.upsert("c", _points(31)[30:])
+    with pytest.raises(StoreError, match="holds 31 points"):
+        restore_snapshot(dest, path)

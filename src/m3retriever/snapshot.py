@@ -47,6 +47,7 @@ __all__ = ["SnapshotReport", "restore_snapshot", "snapshot_collection"]
 logger = logging.getLogger(__name__)
 
 _BLOCK = 1 << 20
+_DIGEST = "restored_from"  # the SHA-256 of the snapshot's manifest, kept in the collection's metadata
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,12 @@ def restore_snapshot(
     dest = check_name(collection, "collection name") if collection is not None else manifest["collection"]
     edge, owned = _edge(store, None)
     try:
-        if edge.has_collection(dest) and edge.count(dest) and not overwrite:
+        held = edge.count(dest) if edge.has_collection(dest) else 0
+        if held and not overwrite and held == manifest["points"] and edge.metadata(dest).get(_DIGEST) == manifest[_DIGEST]:
+            # A restore killed after its swap was decided, finished when the store opened.
+            logger.warning("collection %r already holds this snapshot (an earlier restore finished it)", dest)
+            return SnapshotReport(dest, os.fspath(path), held, snapshot.stat().st_size, time.perf_counter() - start)
+        if held and not overwrite:
             raise StoreError(
                 f"collection {dest!r} at {edge.path} holds {edge.count(dest)} points; restore into "
                 "another collection (--collection), or pass --overwrite (overwrite=True) to replace it"
@@ -257,7 +263,7 @@ def _verify(path: Path) -> dict[str, Any]:
             raise _damaged(path, str(exc)) from None
         if hashlib.sha256(raw).hexdigest() != digest:
             raise _damaged(path, "its manifest does not match the manifest's checksum")
-        manifest = checked_manifest(raw, path, _damaged)
+        manifest = {**checked_manifest(raw, path, _damaged), _DIGEST: digest}
         listed = manifest["members"]
         found = {m.name for m in members}
         if found != set(listed) | {MANIFEST, MANIFEST_SUM} or len(members) != len(found):
@@ -343,6 +349,7 @@ def _unpack(path: Path, manifest: dict[str, Any], folder: Path, dest: str) -> No
     meta = json.loads(meta_file.read_text())
     if isinstance(meta.get("spec"), dict):
         meta["spec"]["name"] = dest
+    meta[_DIGEST] = manifest[_DIGEST]  # which snapshot this collection was restored from
     meta_file.write_text(json.dumps(meta, indent=2))
 
 
