@@ -343,3 +343,15 @@ def test_a_restore_finished_by_the_next_open_is_not_refused_on_its_rerun(tmp_pat
         s.upsert("c", _points(31)[30:])
     with pytest.raises(StoreError, match="holds 31 points"):
         restore_snapshot(dest, path)
+
+
+def test_a_dotted_collection_of_an_earlier_version_can_be_renamed_and_opened(tmp_path) -> None:
+    store = tmp_path / "store"
+    _filled(open_store(store), n=4, name="old-notes").close()
+    with pytest.raises(ConfigError, match="rename its folder and its old.notes.m3r.json file"):
+        Config(collection="old.notes")
+    # What the message says works: the data opens under the new name.
+    (store / "old-notes").rename(store / "old-notes2")
+    (store / "old-notes.m3r.json").rename(store / "old-notes2.m3r.json")
+    with open_store(store) as s:
+        assert s.count("old-notes2") == 4 and s.stored_spec("old-notes2").name == "old-notes2"

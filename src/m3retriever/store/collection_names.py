@@ -37,7 +37,15 @@ def check_name(name: object, where: str = "collection name") -> str:
     """
     if not is_valid_name(name):
         shown = repr(name) if not isinstance(name, str) or len(name) <= 80 else repr(name[:80]) + "..."
-        raise ConfigError(f"{where} {shown} is not allowed: use {NAME_RULE} (for example 'docs' or 'my-notes_2')")
+        legacy = ""
+        if isinstance(name, str) and "." in name.strip(".") and is_valid_name(name.replace(".", "-")):
+            legacy = (
+                f"; a collection an earlier version created as {name!r} keeps its data: rename its folder "
+                f"and its {name}.m3r.json file in the store to {name.replace('.', '-')!r} and use that name"
+            )
+        raise ConfigError(
+            f"{where} {shown} is not allowed: use {NAME_RULE} (for example 'docs' or 'my-notes_2'){legacy}"
+        )
     assert isinstance(name, str)
     return name
 
@@ -57,8 +65,8 @@ def path_in(root: Path, name: str, suffix: str = "") -> Path:
         or any(c in entry for c in ("/", "\\", "\0"))
         or Path(entry).is_absolute()
     )
-    target = root / entry
-    if bad or target.resolve(strict=False).parent != root.resolve(strict=False):
+    target = root / entry  # the last part is not resolved: a collection folder may be a link
+    if bad or target.parent != root:
         raise StoreError(
             f"refusing the collection name {name!r}: its files would not lie directly inside the store "
             f"directory {root}; use {NAME_RULE}"
