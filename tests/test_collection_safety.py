@@ -69,6 +69,8 @@ def test_cli_collection_dot_dot_deletes_nothing(tmp_path, capsys, monkeypatch) -
         assert main(["ingest", "notes", "--location", "./store", "--collection", name, "--quiet"]) == 2
         assert "not allowed" in capsys.readouterr().err
     assert (notes / "a.txt").read_text() == "an input note that must survive"
+    assert main(["ingest", "notse", "--location", "./new-store", "--quiet"]) == 2  # a typo creates nothing
+    assert "notse does not exist" in capsys.readouterr().err and not (tmp_path / "new-store").exists()
     with open_store(store) as s:
         assert s.count("docs") == 5
     snap = tmp_path / "docs.snap"

@@ -70,10 +70,13 @@ def _parse_filter_arg(raw: str | None) -> Any:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from m3retriever.ingest import IngestInterrupted
     from m3retriever.retriever import Retriever
+    from m3retriever.sources import source_kind
 
     saved = 0  # documents of the paths already done
     try:
         cfg = _config(args, show_progress=not args.quiet, max_document_chars=args.max_document_chars)
+        for path in args.paths:  # a typo in a path is reported before the store is opened or created
+            source_kind(path)
         with Retriever(cfg) as r:
             for path in args.paths:
                 report = r.ingest_path(path, strict=args.strict)

@@ -27,7 +27,7 @@ from m3retriever.rerankers.base import Reranker
 from m3retriever.resolution import follow_collection, resolve
 from m3retriever.saved_defaults import SavedDefaults, load_saved
 from m3retriever.search import Searcher
-from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
+from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl, source_kind
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import Store
 from m3retriever.tenancy import Scope
@@ -247,17 +247,14 @@ class Retriever(SavedDefaults, CollectionInfo):
         """
         p = Path(path)
         skipped: list[str] = []
-        if p.is_dir():
-            if (p / "corpus.jsonl").exists() or (p / "corpus.jsonl.gz").exists():
-                docs: Iterable[Document] = read_beir_corpus(p)
-            else:
-                docs = read_folder(p, strict=strict, skipped=skipped, max_chars=self.config.max_document_chars)
-        elif p.is_file() and (p.name.endswith(".jsonl") or p.name.endswith(".jsonl.gz")):
-            docs = read_jsonl(p)
-        elif p.exists():
-            raise InputError(f"{path}: pass a folder of .txt/.md files, a .jsonl(.gz) file or a BEIR folder")
+        kind = source_kind(p)
+        docs: Iterable[Document]
+        if kind == "beir":
+            docs = read_beir_corpus(p)
+        elif kind == "folder":
+            docs = read_folder(p, strict=strict, skipped=skipped, max_chars=self.config.max_document_chars)
         else:
-            raise InputError(f"{path} does not exist")
+            docs = read_jsonl(p)
         report = self.ingest(docs, show_progress=show_progress)
         return replace(report, skipped_files=tuple(skipped))
 

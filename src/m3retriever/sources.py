@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
 from m3retriever.errors import InputError
 from m3retriever.text_files import ReadError, TextReader, count_lines, open_text, read_text_file
@@ -13,6 +13,7 @@ from m3retriever.types import Document
 from m3retriever.validation import MAX_METADATA_DEPTH, check_doc_id, check_metadata, check_source, check_text
 
 __all__ = [
+    "source_kind",
     "read_folder",
     "read_jsonl",
     "read_beir_corpus",
@@ -37,6 +38,23 @@ _JSON_TYPES = {
     bool: "a boolean",
     type(None): "null",
 }
+
+
+def source_kind(path: str | Path) -> Literal["beir", "folder", "jsonl"]:
+    """What an ingest path is: a BEIR folder, a folder of text files or a JSONL(.gz) file;
+    reads nothing (so a command can check its paths before it opens a store).
+
+    Raises:
+        InputError: the path does not exist or is of another kind, naming what to pass.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return "beir" if (p / "corpus.jsonl").exists() or (p / "corpus.jsonl.gz").exists() else "folder"
+    if p.is_file() and (p.name.endswith(".jsonl") or p.name.endswith(".jsonl.gz")):
+        return "jsonl"
+    if p.exists():
+        raise InputError(f"{path}: pass a folder of .txt/.md files, a .jsonl(.gz) file or a BEIR folder")
+    raise InputError(f"{path} does not exist")
 
 
 def coerce_document(item: Any, *, where: str = "input", max_chars: int | None = None) -> Document:
