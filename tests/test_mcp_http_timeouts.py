@@ -177,3 +177,11 @@ async def test_past_max_connections_requests_get_503_until_slow_ones_time_out(
 def test_limits_refuse_nonsense(kwargs: dict) -> None:
     with pytest.raises(ConfigError, match="pass e.g."):
         HTTPLimits(**kwargs)
+
+
+def test_serve_mcp_takes_the_limits(shared_config: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """The core CLI hands its HTTP limits to the adapter: a nonsense one is refused there."""
+    from m3retriever.cli import main
+
+    assert main(["serve-mcp", "--http", "--config", str(shared_config), "--header-timeout", "-1"]) == 2
+    assert "header_timeout must be a positive number" in capsys.readouterr().err

@@ -214,6 +214,9 @@ def cmd_serve_mcp(args: argparse.Namespace) -> int:
         writes=args.allow_writes,
         description=args.description,
         token=args.token or os.environ.get("M3R_MCP_TOKEN"),
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections or None,
     )
     adapter.serve(transport="http" if args.http else "stdio", host=args.host, port=args.port)
     return 0
@@ -351,6 +354,12 @@ def _add_tool_commands(sub: Any) -> None:
     p.add_argument("--allow-writes", action="store_true", help="also expose ingest and delete tools")
     p.add_argument("--description", help="what the collection holds, for the agent")
     p.add_argument("--warm-up", action="store_true", help="read the vectors and indexes into the page cache first")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="HTTP: a request's head must arrive within this many seconds (default: 10)")
+    p.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="HTTP: a request's body must arrive within this many seconds after its head (default: 30)")
+    p.add_argument("--max-connections", type=int, default=200, metavar="N",
+                   help="HTTP: connections served at once, more get 503 (default: 200; 0: no cap)")
     p.set_defaults(func=cmd_serve_mcp)
 
 

@@ -16,16 +16,24 @@ def factory(
     writes: bool = False,
     description: str | None = None,
     token: str | None = None,
+    header_timeout: float = 10.0,
+    body_timeout: float = 30.0,
+    max_connections: int | None = 200,
 ) -> Any:
     """Build the MCP server around ``retriever``.
+
+    ``header_timeout``, ``body_timeout`` and ``max_connections`` are the HTTP server's limits
+    (:class:`m3retriever_mcp.HTTPLimits`; ``max_connections`` ``None``: no cap).
 
     Returns:
         A :class:`m3retriever_mcp.M3RetrieverMCP`: ``.server`` is the ``MCPServer``;
         ``.serve(transport="stdio"|"http", host="127.0.0.1", port=8000)`` blocks serving it.
     """
+    from m3retriever_mcp.httplimits import HTTPLimits
     from m3retriever_mcp.server import create_server
 
-    return create_server(retriever, writes=writes, description=description, token=token)
+    limits = HTTPLimits(header_timeout, body_timeout, max_connections)
+    return create_server(retriever, writes=writes, description=description, token=token, http_limits=limits)
 
 
 @hookimpl
