@@ -2,7 +2,7 @@
 
     python tests/benchmarks/kill_table.py --kills 12 --seed 1
 
-Runs the harness of tests/test_durability_kill.py (see its docstring for the method: real child
+Runs the harness of tests/kill_harness.py (see its docstring for the method: real child
 processes, SIGKILL alternately just before a seeded random write point and at a seeded random
 time within the command's write window, then opening, reading and checking the stores, running
 the command again and checking the result and the folders) with ``--kills`` faults per command
@@ -23,7 +23,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the harness, tinymodels
 
-from test_durability_kill import COMMANDS, Tally, build_world, inject  # noqa: E402
+from kill_checks import Tally  # noqa: E402
+from kill_harness import COMMANDS, build_world, inject  # noqa: E402
 from tinymodels import build_tiny_bge_m3  # noqa: E402
 
 
