@@ -198,7 +198,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_mcp(args: argparse.Namespace) -> int:
-    from m3retriever.collection import open_configured_store
+    from m3retriever.opening import open_configured_store
     from m3retriever.plugins import get_adapter
     from m3retriever.retriever import Retriever
 

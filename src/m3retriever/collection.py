@@ -8,13 +8,13 @@ from typing import Any
 from m3retriever.branches import EncoderSet
 from m3retriever.built_settings import settings_in_force
 from m3retriever.config import Config
-from m3retriever.errors import StoreError
 from m3retriever.ingest import Ingestor
+from m3retriever.opening import open_configured_store as open_configured_store
+from m3retriever.opening import stored_multivector as stored_multivector
 from m3retriever.rerankers.base import Reranker
 from m3retriever.search import Searcher
-from m3retriever.store import open_store
 from m3retriever.store.index_settings import INDEX_SETTINGS
-from m3retriever.store.schema import COPYING_KEY, MULTIVECTOR, CollectionSpec, Store
+from m3retriever.store.schema import CollectionSpec, Store
 from m3retriever.tenancy import Scope
 
 __all__ = ["CollectionInfo", "collection_spec", "open_configured_store", "stored_multivector"]
@@ -124,45 +124,3 @@ def collection_spec(encoders: EncoderSet, config: Config) -> CollectionSpec:
         dense2_dim=encoders.dense2.spec.dense_dim if encoders.dense2 is not None else None,
         dense2_distance=encoders.dense2.spec.distance if encoders.dense2 is not None else "cosine",
     )
-
-
-def stored_multivector(store: Store, collection: str) -> bool | None:
-    """Whether ``collection`` stores the late-interaction multivectors (``None``: it does not
-    exist)."""
-    fingerprint = store.collection_fingerprint(collection)
-    return None if fingerprint is None else MULTIVECTOR in fingerprint
-
-
-def open_configured_store(config: Config, client: Any = None, *, must_exist: bool = False) -> Store:
-    """Open the store ``config`` names (its location, API key and cluster shape).
-
-    Args:
-        config: A configuration (its ``location``, ``api_key``, ``shard_number`` and
-            ``replication_factor`` are used).
-        client: An existing ``qdrant_client.QdrantClient`` to use instead of the location.
-        must_exist: Read commands: raise :class:`~m3retriever.errors.CollectionNotFoundError`
-            unless ``config.collection`` exists, creating nothing.
-
-    A replace of ``config.collection`` that was cut short is finished first (the embedded
-    store finishes every one when it opens).
-    """
-    store = open_store(
-        config.location,
-        client=client,
-        api_key=config.api_key,
-        shard_number=config.shard_number,
-        replication_factor=config.replication_factor,
-        must_have=config.collection if must_exist else None,
-    )
-    if not must_exist:  # (open_store did it otherwise)
-        store.finish_replace(config.collection)
-    copying = store.metadata(config.collection).get(COPYING_KEY)
-    if copying:
-        store.close()
-        source = copying.get("source") if isinstance(copying, dict) else None
-        raise StoreError(
-            f"collection {config.collection!r} at {getattr(store, 'where', config.location)} is an unfinished copy "
-            f"of {source or 'another collection'}: run the same `m3retriever copy` again to finish it (its points "
-            "and settings arrive at the end), or drop it and copy again"
-        )
-    return store

@@ -57,12 +57,16 @@ def add_commands(
 
 def _opened(args: argparse.Namespace, config_fn: Callable[..., Any]) -> tuple[Any, Any]:
     """The configuration and its store (the caller closes it)."""
-    from m3retriever.collection import open_configured_store
+    from m3retriever.opening import open_configured_store
 
+    cfg = _config(args, config_fn)
+    return cfg, open_configured_store(cfg, must_exist=True)
+
+
+def _config(args: argparse.Namespace, config_fn: Callable[..., Any]) -> Any:
     if args.tenant:
         raise ConfigError("a collection's search defaults apply to all its tenants: leave --tenant out")
-    cfg = config_fn(args)
-    return cfg, open_configured_store(cfg, must_exist=True)
+    return config_fn(args)
 
 
 def _pairs(raw: list[str]) -> dict[str, str]:
@@ -100,25 +104,19 @@ def _present(store: Any, collection: str) -> list[str]:
 
 
 def _cmd_show(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
-    from m3retriever.built_settings import load_built, settings_in_force
-    from m3retriever.collection import stored_multivector
-    from m3retriever.resolution import follow_collection, resolve
-    from m3retriever.saved_defaults import SAVABLE, load_saved
+    from m3retriever.built_settings import settings_in_force
+    from m3retriever.opening import open_collection
+    from m3retriever.saved_defaults import SAVABLE
 
-    cfg, store = _opened(args, config_fn)
-    try:
-        saved = load_saved(store, cfg.collection)
-        built = load_built(store, cfg.collection)
-        config = follow_collection(cfg, stored_multivector(store, cfg.collection))
-    finally:
-        store.close()
-    resolved = resolve(config, saved=saved, built=built)
-    in_force = settings_in_force(config, resolved, saved, built)
+    opened = open_collection(_config(args, config_fn), must_exist=True)
+    opened.store.close()
+    saved = dict(opened.saved)
+    in_force = settings_in_force(opened.config, opened.settings, saved, dict(opened.built))
     rows = {name: in_force[name if name == "query_instruction" else "search." + name] for name in SAVABLE}
     if args.json:
-        _out(json.dumps({"collection": cfg.collection, "saved": saved, "in_force": rows}, indent=2))
+        _out(json.dumps({"collection": opened.name, "saved": saved, "in_force": rows}, indent=2))
         return 0
-    _out(f"collection {cfg.collection!r} keeps: {json.dumps(saved) if saved else 'no search defaults of its own'}")
+    _out(f"collection {opened.name!r} keeps: {json.dumps(saved) if saved else 'no search defaults of its own'}")
     _out("in force (where each comes from: explicit, collection, profile, default):")
     for name, item in rows.items():
         _out(f"  {name:20} {json.dumps(item['value']):24} {item['source']}")

@@ -33,13 +33,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from m3retriever.branches import EncoderSet, without_parameters
-from m3retriever.built_settings import load_built
-from m3retriever.collection import collection_spec, open_configured_store, stored_multivector
+from m3retriever.collection import collection_spec
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
 from m3retriever.errors import ConfigError
 from m3retriever.ingest import batched
-from m3retriever.resolution import follow_collection, resolve
+from m3retriever.opening import open_collection
 from m3retriever.retriever import Retriever
 from m3retriever.setting_checks import check_tenant
 from m3retriever.store.schema import (
@@ -116,20 +115,18 @@ def renormalize(
         with target._write_lock:
             scope = _scope(target.store, target.settings, tenant) if tenant is not None else target.scope
             return _run(target.store, target.encoders, _spec_of(target), batch, scope)
-    base = resolve(target)
-    store = open_configured_store(base, client)
+    # The collection's encoders and its multivector setting, where the configuration leaves
+    # them unset, as a Retriever opening it takes them.
+    opened = open_collection(target, client)
     try:
+        settings = opened.settings
         if tenant is not None:
-            target = _with_tenant(target, _scope(store, target, tenant))
-        # The collection's encoders and its multivector setting, where the configuration
-        # leaves them unset (as a Retriever opening it takes them).
-        followed = follow_collection(target, stored_multivector(store, base.collection))
-        settings = resolve(followed, built=load_built(store, base.collection))
+            settings = _with_tenant(settings, _scope(opened.store, target, tenant))
         encoders = encoders_for(settings)
         scope = Scope(settings.tenant_field, settings.tenant) if settings.tenant and settings.tenant_field else None
-        return _run(store, encoders, collection_spec(encoders, settings), batch, scope)
+        return _run(opened.store, encoders, collection_spec(encoders, settings), batch, scope)
     finally:
-        store.close()
+        opened.store.close()
 
 
 def _scope(store: Store, config: Config, tenant: str) -> Scope | None:

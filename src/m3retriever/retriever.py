@@ -10,22 +10,23 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Sized
 
 from m3retriever.built_settings import KEY as BUILT_KEY
-from m3retriever.built_settings import built_values, explain_mismatch, load_built
+from m3retriever.built_settings import built_values, explain_mismatch
 from m3retriever.chunking import ChunkingConfig
-from m3retriever.collection import CollectionInfo, open_configured_store
+from m3retriever.collection import CollectionInfo
 
 # Re-exported: imported from here by renormalize, finetune and users.
 from m3retriever.collection import collection_spec as collection_spec
-from m3retriever.collection import stored_multivector as stored_multivector
 from m3retriever.components import encoders_for, reranker_for
 from m3retriever.config import Config, SearchConfig
 from m3retriever.encoders.base import Encoder
 from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
 from m3retriever.ingest import Ingestor, IngestReport, text_id
+from m3retriever.opening import open_collection
+from m3retriever.opening import stored_multivector as stored_multivector
 from m3retriever.rerankers.base import Reranker
-from m3retriever.resolution import follow_collection, resolve
-from m3retriever.saved_defaults import SavedDefaults, load_saved
+from m3retriever.resolution import resolve
+from m3retriever.saved_defaults import SavedDefaults
 from m3retriever.search import Searcher
 from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl, source_kind
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
@@ -77,24 +78,19 @@ class Retriever(SavedDefaults, CollectionInfo):
         self, config: Config | None = None, *, client: Any = None, store: Store | None = None, must_exist: bool = False
     ) -> None:
         self._closed = False
-        self.config = config or Config()
-        base = resolve(self.config)  # checks the settings before anything opens
         self._owns_store = store is None
-        self.store = store or open_configured_store(base, client, must_exist=must_exist)
+        opened = open_collection(config or Config(), client, store=store, must_exist=must_exist)
+        self.store = opened.store
+        self.config = opened.config  # as given, `multivector` following the collection
+        # Every default is applied there, once: the user's, the collection's own, the profile's.
+        self._saved, self._built = dict(opened.saved), dict(opened.built)
+        self.settings: Config = opened.settings
         self._ready = False
         self._ready_lock = threading.Lock()
         # Writes of one retriever run one at a time: two concurrent ingests of the same doc id
         # would each find it absent and leave a mix of both versions. Searches never wait on it.
         self._write_lock = threading.Lock()
         try:
-            # An unset `multivector` follows the collection as it was built.
-            self.config = follow_collection(self.config, stored_multivector(self.store, base.collection))
-            # Every default is applied here, once: the user's, the collection's own, the profile's.
-            self._saved = load_saved(self.store, base.collection)
-            self._built = load_built(self.store, base.collection)  # what it was built with
-            self.settings: Config = resolve(self.config, saved=self._saved, built=self._built)
-            # ... and is pinned for this retriever: its encoders are built with it.
-            self.config = follow_collection(self.config, bool(self.settings.multivector))
             c = self.settings
             self.encoders = encoders_for(c)
             self.reranker: Reranker | None = reranker_for(c)

@@ -42,7 +42,7 @@ def add_commands(
 
 
 def _cmd_warm_up(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
-    from m3retriever.collection import open_configured_store
+    from m3retriever.opening import open_configured_store
 
     cfg = config_fn(args)
     store = open_configured_store(cfg, must_exist=True)

@@ -34,13 +34,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from m3retriever.branches import EncoderSet
-from m3retriever.built_settings import load_built
-from m3retriever.collection import collection_spec, open_configured_store, stored_multivector
+from m3retriever.collection import collection_spec
 from m3retriever.components import encoders_for
 from m3retriever.config import Config, refuse_tenant
 from m3retriever.errors import CollectionNotFoundError, ConfigError
 from m3retriever.ingest import batched
-from m3retriever.resolution import follow_collection, resolve
+from m3retriever.opening import open_collection
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import (
     DENSE2,
@@ -86,15 +85,13 @@ def add_dense2_branch(config: Config, *, client: Any = None, batch: int = 256) -
         FingerprintMismatchError: The collection was built with other encoders.
     """
     refuse_tenant(config, "add-branch")
-    base = resolve(config)
-    if base.dense2_encoder in (None, "", "none"):
+    if config.dense2_encoder in (None, "", "none"):
         raise ConfigError("add-branch needs dense2_encoder (and dense2_model): the encoder of the new branch")
-    name = base.collection
-    store = open_configured_store(base, client, must_exist=True)  # finishes a swap cut short
+    # As a retriever opens the collection (finishing a swap cut short): unset encoder settings
+    # and `multivector` follow the collection as built.
+    opened = open_collection(config, client, must_exist=True)
+    store, settings = opened.store, opened.settings
     try:
-        # As a retriever opening the collection resolves it: unset encoder settings and
-        # `multivector` follow the collection as built.
-        settings = resolve(follow_collection(config, stored_multivector(store, name)), built=load_built(store, name))
         encoders = encoders_for(settings)
         asked = {k: getattr(config, k) for k in INDEX_SETTINGS}  # explicit ones only
         return _run(store, encoders, collection_spec(encoders, settings), asked, batch)
