@@ -37,7 +37,7 @@ from m3retriever.store.qdrant import QdrantStore
 from m3retriever.store.schema import CollectionSpec, Quantization
 from m3retriever.store.translate import CollectionModels, IndexKind, index_kind
 from m3retriever.store.warm import read_into_cache
-from m3retriever.types import Distance, LengthStats
+from m3retriever.types import Distance
 
 __all__ = ["EdgeStore", "EdgeKit", "LOCK_FILE"]
 
@@ -266,36 +266,6 @@ class EdgeStore(QdrantStore):
         if not config.exists():
             raise CollectionNotFoundError(name, self.path)
         return from_engine_config(json.loads(config.read_text()))
-
-    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
-        with self._mutex:
-            meta = json.loads(self._meta_path(name).read_text())
-            self._write_meta(name, {**meta, "fingerprint": dict(fingerprint)})
-
-    def length_stats(self, name: str) -> dict[str, LengthStats]:
-        meta = self._meta_path(name)
-        if not meta.exists():
-            return {}
-        lengths = json.loads(meta.read_text()).get("lengths") or {}
-        return {branch: LengthStats.from_dict(v) for branch, v in lengths.items()}
-
-    def set_length_stats(self, name: str, stats: Mapping[str, LengthStats]) -> None:
-        with self._mutex:
-            meta = json.loads(self._meta_path(name).read_text())
-            lengths = dict(meta.get("lengths") or {})
-            lengths.update({branch: s.as_dict() for branch, s in stats.items()})
-            self._write_meta(name, {**meta, "lengths": lengths})
-
-    def search_defaults(self, name: str) -> dict[str, Any]:
-        meta = self._meta_path(name)
-        if not meta.exists():
-            return {}
-        return dict(json.loads(meta.read_text()).get("search_defaults") or {})
-
-    def set_search_defaults(self, name: str, values: Mapping[str, Any]) -> None:
-        with self._mutex:
-            meta = json.loads(self._meta_path(name).read_text())
-            self._write_meta(name, {**meta, "search_defaults": dict(values)})
 
     def metadata(self, name: str) -> dict[str, Any]:
         meta = self._meta_path(name)

@@ -141,6 +141,29 @@ class QdrantStore(Store):
         kinds = self._index_kinds(name)
         return "not kept" if kinds is None else kinds.get(payload_key(field), "none")
 
+    # -- what is kept with a collection, written once over metadata() / set_metadata() ----
+    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
+        self.set_metadata(name, {"fingerprint": dict(fingerprint)})
+
+    def length_stats(self, name: str) -> dict[str, LengthStats]:
+        lengths = self.metadata(name).get("lengths") or {}
+        return {branch: LengthStats.from_dict(v) for branch, v in lengths.items()}
+
+    def set_length_stats(self, name: str, stats: Mapping[str, LengthStats]) -> None:
+        # The whole mapping is written as one key (a server merges keys only one level deep).
+        # Two processes writing to one server collection at once may lose one's update (the
+        # totals are an estimate; renormalize recounts them).
+        with self._mutex:
+            lengths = {branch: s.as_dict() for branch, s in self.length_stats(name).items()}
+            lengths.update({branch: s.as_dict() for branch, s in stats.items()})
+            self.set_metadata(name, {"lengths": lengths})
+
+    def search_defaults(self, name: str) -> dict[str, Any]:
+        return dict(self.metadata(name).get("search_defaults") or {})
+
+    def set_search_defaults(self, name: str, values: Mapping[str, Any]) -> None:
+        self.set_metadata(name, {"search_defaults": dict(values)})
+
     def tenant_length_stats(self, name: str) -> dict[str, dict[str, LengthStats]]:
         raw = self.metadata(name).get(TENANT_LENGTHS)
         if not isinstance(raw, Mapping):

@@ -18,15 +18,13 @@ from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS, index_settin
 from m3retriever.store.qdrant import QdrantStore
 from m3retriever.store.schema import REPLACES_KEY, CollectionSpec, Quantization
 from m3retriever.store.translate import CollectionModels, IndexKind, index_kind
-from m3retriever.types import Distance, LengthStats
+from m3retriever.types import Distance
 
 __all__ = ["QdrantClientStore", "ClientKit", "client_location"]
 
 logger = logging.getLogger(__name__)
 
 _FINGERPRINT_KEY = "m3retriever_fingerprint"
-_LENGTHS_KEY = "m3retriever_lengths"
-_DEFAULTS_KEY = "m3retriever_search_defaults"
 _INDEX_KEY = "m3retriever_index"
 _PREFIX = "m3retriever_"  # every key of ours in a collection's metadata
 
@@ -216,33 +214,6 @@ class QdrantClientStore(QdrantStore):
             raise CollectionNotFoundError(name, self.where)
         recorded = (self.client.get_collection(name).config.metadata or {}).get(_INDEX_KEY) or {}
         return {**LEGACY_INDEX_SETTINGS, **recorded}
-
-    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
-        self.client.update_collection(name, metadata={_FINGERPRINT_KEY: dict(fingerprint)})
-
-    def length_stats(self, name: str) -> dict[str, LengthStats]:
-        if not self.client.collection_exists(name):
-            return {}
-        lengths = (self.client.get_collection(name).config.metadata or {}).get(_LENGTHS_KEY) or {}
-        return {branch: LengthStats.from_dict(v) for branch, v in lengths.items()}
-
-    def set_length_stats(self, name: str, stats: Mapping[str, LengthStats]) -> None:
-        # The server merges metadata keys; the whole mapping is sent so nothing depends on
-        # how deep that merge goes. Two processes writing to one collection at once may lose
-        # one's update (the totals are an estimate; Retriever.renormalize() recounts them).
-        with self._mutex:
-            lengths = {branch: s.as_dict() for branch, s in self.length_stats(name).items()}
-            lengths.update({branch: s.as_dict() for branch, s in stats.items()})
-            self.client.update_collection(name, metadata={_LENGTHS_KEY: lengths})
-
-    def search_defaults(self, name: str) -> dict[str, Any]:
-        if not self.client.collection_exists(name):
-            return {}
-        return dict((self.client.get_collection(name).config.metadata or {}).get(_DEFAULTS_KEY) or {})
-
-    def set_search_defaults(self, name: str, values: Mapping[str, Any]) -> None:
-        with self._mutex:
-            self.client.update_collection(name, metadata={_DEFAULTS_KEY: dict(values)})
 
     def finish_replace(self, name: str) -> bool:
         """A complete copy named ``<name>.<suffix>`` and marked as replacing ``name`` is the
