@@ -212,7 +212,7 @@ def restore_snapshot(
             return SnapshotReport(dest, os.fspath(path), held, snapshot.stat().st_size, time.perf_counter() - start)
         if held and not overwrite:
             raise StoreError(
-                f"collection {dest!r} at {edge.path} holds {edge.count(dest)} points; restore into "
+                f"collection {dest!r} at {edge.path} holds {held} points; restore into "
                 "another collection (--collection), or pass --overwrite (overwrite=True) to replace it"
             )
         folder = edge.build_folder(dest)
