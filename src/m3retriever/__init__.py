@@ -3,49 +3,51 @@
 BGE-M3 dense and sparse vectors (one forward pass) in Qdrant, fused in the engine, reranked by
 a cross-encoder, with every stage's score on every hit.
 
-Everything a user or a plugin author needs is importable from here: the retriever and its
-configuration, documents, hits and scores, filters, the encoder and reranker interfaces with
-their options, specs and factory types, the hook marker, and the errors.
+The public API is this module and :mod:`m3retriever.plugin`:
+
+* ``m3retriever``: what a user needs: the retriever and its configuration, documents, hits
+  and scores, the filter helpers, copying, snapshots and BM25 renormalization, and the errors.
+* ``m3retriever.plugin``: what a plugin author needs: the hook marker, the encoder and reranker
+  interfaces with their options, specs and factory types, and the helpers the adapters share.
+
+Every other module is internal and may change between releases. Names are imported lazily
+(PEP 562), so ``import m3retriever`` loads none of the pipeline, the store or the models.
+Names that used to be exported here still resolve for one release, with a
+``DeprecationWarning`` naming where they live now.
 """
 
-from m3retriever.config import Config, SearchConfig, load_config
-from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, LengthNormalizedEncoder
-from m3retriever.errors import (
-    BrokenDependencyError,
-    CollectionNotFoundError,
-    ConfigError,
-    DamagedSnapshotError,
-    FingerprintMismatchError,
-    InputError,
-    M3RetrieverError,
-    MissingDependencyError,
-    ModelNotFoundError,
-    PluginError,
-    StoreError,
-    StoreInUseError,
-)
-from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range, parse_filter
-from m3retriever.hookspecs import AdapterFactory, EncoderFactory, RerankerFactory, hookimpl
-from m3retriever.ingest import IngestReport
-from m3retriever.profiles import PROFILES, Profile
-from m3retriever.renormalize import RenormalizeReport, renormalize
-from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
-from m3retriever.resolution import resolve
-from m3retriever.retriever import Retriever
-from m3retriever.snapshot import SnapshotReport, restore_snapshot, snapshot_collection
-from m3retriever.transfer import CopyReport, copy_collection
-from m3retriever.types import (
-    Chunk,
-    Distance,
-    Document,
-    Encoding,
-    Hit,
-    LengthStats,
-    SearchResult,
-    SparseKind,
-    SparseVector,
-    StageScores,
-)
+import importlib as _importlib
+import sys as _sys
+import types as _types
+import warnings as _warnings
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers read it as True)
+
+if TYPE_CHECKING:
+    from m3retriever.config import Config, SearchConfig, load_config
+    from m3retriever.errors import (
+        BrokenDependencyError,
+        CollectionNotFoundError,
+        ConfigError,
+        DamagedSnapshotError,
+        FingerprintMismatchError,
+        InputError,
+        M3RetrieverError,
+        MissingDependencyError,
+        ModelNotFoundError,
+        PluginError,
+        StoreError,
+        StoreInUseError,
+    )
+    from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range, parse_filter
+    from m3retriever.ingest_run import IngestReport
+    from m3retriever.renormalize import renormalize
+    from m3retriever.retriever import Retriever
+    from m3retriever.snapshot import restore_snapshot, snapshot_collection
+    from m3retriever.transfer import copy_collection
+    from m3retriever.types import Document, Hit, SearchResult, StageScores
+
+__version__ = "0.1.0"
 
 __all__ = [
     # retriever and settings
@@ -53,26 +55,12 @@ __all__ = [
     "Config",
     "SearchConfig",
     "load_config",
-    "resolve",
-    "Profile",
-    "PROFILES",
     # documents, results, scores
     "Document",
-    "Chunk",
-    "Hit",
     "SearchResult",
+    "Hit",
     "StageScores",
     "IngestReport",
-    # BM25 length normalisation
-    "renormalize",
-    "RenormalizeReport",
-    "LengthStats",
-    # moving a collection: copy between stores, snapshots of embedded ones
-    "copy_collection",
-    "CopyReport",
-    "snapshot_collection",
-    "restore_snapshot",
-    "SnapshotReport",
     # filters
     "Filter",
     "Eq",
@@ -81,22 +69,11 @@ __all__ = [
     "Not",
     "And",
     "parse_filter",
-    # plugin interfaces
-    "Encoder",
-    "EncoderOptions",
-    "EncoderSpec",
-    "LengthNormalizedEncoder",
-    "Encoding",
-    "SparseVector",
-    "Distance",
-    "SparseKind",
-    "Reranker",
-    "RerankerOptions",
-    "RerankerSpec",
-    "EncoderFactory",
-    "RerankerFactory",
-    "AdapterFactory",
-    "hookimpl",
+    # operations on a collection
+    "copy_collection",
+    "snapshot_collection",
+    "restore_snapshot",
+    "renormalize",
     # errors
     "M3RetrieverError",
     "ConfigError",
@@ -112,4 +89,84 @@ __all__ = [
     "PluginError",
 ]
 
-__version__ = "0.1.0"
+# the module that defines each public name (tests/test_public_api.py checks they match)
+_PUBLIC: dict[str, str] = {
+    name: module
+    for module, names in {
+        "m3retriever.retriever": ("Retriever",),
+        "m3retriever.config": ("Config", "SearchConfig", "load_config"),
+        "m3retriever.types": ("Document", "SearchResult", "Hit", "StageScores"),
+        "m3retriever.ingest_run": ("IngestReport",),
+        "m3retriever.filters": ("Filter", "Eq", "AnyOf", "Range", "Not", "And", "parse_filter"),
+        "m3retriever.transfer": ("copy_collection",),
+        "m3retriever.snapshot": ("snapshot_collection", "restore_snapshot"),
+        "m3retriever.renormalize": ("renormalize",),
+        "m3retriever.errors": (
+            "M3RetrieverError", "ConfigError", "InputError", "ModelNotFoundError",
+            "MissingDependencyError", "BrokenDependencyError", "StoreError", "StoreInUseError",
+            "CollectionNotFoundError", "DamagedSnapshotError", "FingerprintMismatchError",
+            "PluginError",
+        ),
+    }.items()
+    for name in names
+}
+
+# names exported here before the public API was narrowed -> where to import them from now;
+# they resolve, with a DeprecationWarning, for one release
+_MOVED: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "Encoder", "EncoderOptions", "EncoderSpec", "LengthNormalizedEncoder", "Encoding",
+            "SparseVector", "LengthStats", "Distance", "SparseKind", "Reranker",
+            "RerankerOptions", "RerankerSpec", "EncoderFactory", "RerankerFactory",
+            "AdapterFactory", "hookimpl",
+        ),
+        "m3retriever.plugin",
+    ),
+    "resolve": "m3retriever.resolution",
+    "Profile": "m3retriever.profiles",
+    "PROFILES": "m3retriever.profiles",
+    "Chunk": "m3retriever.types",
+    "RenormalizeReport": "m3retriever.renormalize",
+    "CopyReport": "m3retriever.transfer",
+    "SnapshotReport": "m3retriever.snapshot",
+}
+
+
+class _Package(_types.ModuleType):
+    """The package's module type: an exported function keeps its name over its own submodule.
+
+    ``renormalize`` is both a function exported here and the module defining it; importing
+    the submodule would otherwise replace the package attribute with the module.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if (name in _PUBLIC or name in _MOVED) and isinstance(value, _types.ModuleType):
+            return  # `import m3retriever.<name>` still works, through sys.modules
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name):
+        """Import a public name on first use; an old name with a DeprecationWarning."""
+        if name in _PUBLIC:
+            value = getattr(_importlib.import_module(_PUBLIC[name]), name)
+            globals()[name] = value  # later lookups skip this function
+            return value
+        if name in _MOVED:
+            where = _MOVED[name]
+            _warnings.warn(
+                f"m3retriever.{name} is deprecated and will be removed from the top-level package "
+                f"in the next release; import it from {where} instead (from {where} import {name})",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(_importlib.import_module(where), name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__():
+        """The public names and the module's own dunders, without submodules or helpers."""
+        return sorted({n for n in globals() if n.startswith("__")} | set(__all__))

@@ -12,10 +12,8 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
 
-from m3retriever import Config, IngestReport, InputError, Retriever, parse_filter
-from m3retriever.ingest import text_id
-from m3retriever.metadata import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
-from m3retriever.types import Document, Hit, SearchResult
+from m3retriever import Config, Document, Hit, IngestReport, InputError, Retriever, SearchResult, parse_filter
+from m3retriever.plugin import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata, text_id
 
 __all__ = [
     "M3RetrieverLangChain",

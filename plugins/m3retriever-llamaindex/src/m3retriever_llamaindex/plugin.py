@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from m3retriever import hookimpl
+from m3retriever.plugin import hookimpl
 
 __all__ = ["register_adapters", "make_llamaindex_retriever"]
 

@@ -19,10 +19,8 @@ from llama_index.core.schema import (
     Document as LlamaDocument,
 )
 
-from m3retriever import Config, IngestReport, InputError, Retriever, parse_filter
-from m3retriever.filters import Filter
-from m3retriever.metadata import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
-from m3retriever.types import Document, Hit
+from m3retriever import Config, Document, Filter, Hit, IngestReport, InputError, Retriever, parse_filter
+from m3retriever.plugin import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
 
 __all__ = [
     "M3RetrieverLlamaIndex",

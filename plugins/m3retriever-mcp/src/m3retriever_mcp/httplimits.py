@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable, MutableMapping
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from m3retriever.errors import ConfigError
+from m3retriever import ConfigError
 
 __all__ = ["HTTPLimits", "timed_protocol"]
 

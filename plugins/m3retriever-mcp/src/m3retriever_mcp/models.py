@@ -22,9 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from m3retriever.errors import InputError
-from m3retriever.filters import parse_filter
-from m3retriever.validation import (
+from m3retriever import InputError, parse_filter
+from m3retriever.plugin import (
     INT64_MAX,
     INT64_MIN,
     MAX_ID_CHARS,

@@ -20,8 +20,7 @@ import anyio.to_thread
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 
-from m3retriever import Retriever
-from m3retriever.errors import ConfigError
+from m3retriever import ConfigError, Retriever
 from m3retriever_mcp.guarded import GuardedServer, StaticTokenVerifier
 from m3retriever_mcp.httplimits import HTTPLimits
 from m3retriever_mcp.models import CollectionInfo

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from m3retriever import Retriever
-from m3retriever.types import SearchResult
+from m3retriever import Retriever, SearchResult
 
 __all__ = ["describe_pipeline", "summarize"]
 

@@ -18,7 +18,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from m3retriever import M3RetrieverError, Retriever
-from m3retriever.validation import MAX_ID_CHARS
+from m3retriever.plugin import MAX_ID_CHARS
 from m3retriever_mcp.models import (
     CollectionInfo,
     DeleteOutput,
