@@ -129,6 +129,12 @@ def test_the_plugin_module_exports_exactly_the_plugin_api() -> None:
     assert len(set(m3retriever.plugin.__all__)) == len(m3retriever.plugin.__all__)
 
 
+def test_the_lazy_tables_match_the_exports() -> None:
+    assert set(m3retriever._PUBLIC) == set(m3retriever.__all__)
+    assert set(m3retriever.plugin._PUBLIC) == set(m3retriever.plugin.__all__)
+    assert m3retriever._MOVED == MOVED and not set(MOVED) & set(PUBLIC)
+
+
 @pytest.mark.parametrize("module", [m3retriever, m3retriever.plugin], ids=lambda m: m.__name__)
 def test_every_exported_name_resolves_and_is_listed_by_dir(module: types.ModuleType) -> None:
     with warnings.catch_warnings():
