@@ -189,25 +189,25 @@ COMMANDS = [
     Command("delete", lambda w, r: ["delete", *_cfg(w, r), "--filter", '{"i": {"lt": 10}}'], (("store", COLLECTION),), False),
     Command(
         "copy",
-        lambda w, r: ["copy", "--config", str(w.config), "--from", str(r / "store"), "--to", str(r / "target"), "--batch", "16"],
+        lambda w, r: ["collection", "copy", "--config", str(w.config), "--from", str(r / "store"), "--to", str(r / "target"), "--batch", "16"],
         (("store", COLLECTION), ("target", COLLECTION)),
         False,
     ),
     Command(
         "restore (new collection)",
-        lambda w, r: ["restore", *_cfg(w, r), "--collection", "restored", str(w.snapshot)],
+        lambda w, r: ["collection", "restore", *_cfg(w, r), "--collection", "restored", str(w.snapshot)],
         (("store", COLLECTION), ("store", "restored")),
         True,
     ),
-    Command("restore --overwrite", lambda w, r: ["restore", *_cfg(w, r), "--overwrite", str(w.snapshot)], (("store", COLLECTION),), True),
+    Command("restore --overwrite", lambda w, r: ["collection", "restore", *_cfg(w, r), "--overwrite", str(w.snapshot)], (("store", COLLECTION),), True),
     Command(
         "add-branch",
-        lambda w, r: ["add-branch", *_cfg(w, r), "--dense2-model", str(w.model), "--dense2-encoder", "bge-m3-onnx"],
+        lambda w, r: ["collection", "add-branch", *_cfg(w, r), "--dense2-model", str(w.model), "--dense2-encoder", "bge-m3-onnx"],
         (("store", COLLECTION),),
         True,
     ),
-    Command("renormalize", lambda w, r: ["renormalize", *_cfg(w, r)], (("store", COLLECTION),), False),
-    Command("defaults set", lambda w, r: ["defaults", "set", *_cfg(w, r), "rrf_k=17", "hnsw_ef=99"], (("store", COLLECTION),), True),
+    Command("renormalize", lambda w, r: ["collection", "renormalize", *_cfg(w, r)], (("store", COLLECTION),), False),
+    Command("defaults set", lambda w, r: ["collection", "defaults", "set", *_cfg(w, r), "rrf_k=17", "hnsw_ef=99"], (("store", COLLECTION),), True),
     Command(
         "tune --save",
         lambda w, r: [

@@ -359,7 +359,7 @@ def test_renormalize_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        assert main(["renormalize", *args]) == 0
+        assert main(["collection", "renormalize", *args]) == 0
     out = capsys.readouterr().out
     assert "2 chunks" in out and "average 3.50" in out
 

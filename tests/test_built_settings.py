@@ -158,7 +158,7 @@ def test_cli_info_shows_the_settings_and_their_sources(built, tmp_path, capsys):
     conf = tmp_path / "open.toml"
     lines = [f"location = {json.dumps(built['location'])}", 'collection = "docs"']
     conf.write_text("\n".join(lines + [f"{k} = {json.dumps(v)}" for k, v in built["rest"].items()]) + "\n")
-    assert main(["info", "--config", str(conf)]) == 0
+    assert main(["collection", "info", "--config", str(conf)]) == 0
     out = capsys.readouterr().out
     assert "settings in force" in out
     rows = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.startswith("  ")}

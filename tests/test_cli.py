@@ -46,7 +46,7 @@ def test_ingest_search_info_delete(config_file, corpus_dir, capsys):
     assert main(["search", "capital", "--config", str(config_file), "--min-score", "1.0"]) == 0
     assert "no confident match" in capsys.readouterr().out
 
-    assert main(["info", "--config", str(config_file), "--json"]) == 0
+    assert main(["collection", "info", "--config", str(config_file), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["documents"] == 12 and info["backend"] == "qdrant-edge"
 

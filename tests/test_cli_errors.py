@@ -45,14 +45,14 @@ def _docs_jsonl(n: int = 3) -> bytes:
 def test_location_that_is_a_file(config_file, tmp_path, capsys):
     f = tmp_path / "a-file"
     f.write_text("x")
-    _fails(capsys, ["info", "--config", str(config_file), "--location", str(f)], str(f), "is a file")
+    _fails(capsys, ["collection", "info", "--config", str(config_file), "--location", str(f)], str(f), "is a file")
 
 
 def test_location_under_a_file(config_file, tmp_path, capsys):
     f = tmp_path / "a-file"
     f.write_text("x")
     loc = f / "store"
-    _fails(capsys, ["info", "--config", str(config_file), "--location", str(loc)], str(f), "is a file")
+    _fails(capsys, ["collection", "info", "--config", str(config_file), "--location", str(loc)], str(f), "is a file")
 
 
 def test_lock_path_taken_by_a_directory(config_file, tmp_path, capsys):
@@ -60,7 +60,7 @@ def test_lock_path_taken_by_a_directory(config_file, tmp_path, capsys):
     (loc / ".m3retriever.lock").mkdir(parents=True)
     _fails(
         capsys,
-        ["info", "--config", str(config_file), "--location", str(loc)],
+        ["collection", "info", "--config", str(config_file), "--location", str(loc)],
         str(loc / ".m3retriever.lock"),
         "remove whatever is at that path",
     )
@@ -73,7 +73,7 @@ def test_read_only_parent_directory(config_file, tmp_path, capsys):
     parent.chmod(0o500)
     try:
         loc = parent / "store"
-        _fails(capsys, ["info", "--config", str(config_file), "--location", str(loc)], str(loc), "permission denied")
+        _fails(capsys, ["collection", "info", "--config", str(config_file), "--location", str(loc)], str(loc), "permission denied")
     finally:
         parent.chmod(0o700)
 
@@ -84,7 +84,7 @@ def test_read_only_store_directory(config_file, tmp_path, capsys):
     loc.mkdir()
     loc.chmod(0o500)
     try:
-        _fails(capsys, ["info", "--config", str(config_file), "--location", str(loc)], str(loc), "permission denied")
+        _fails(capsys, ["collection", "info", "--config", str(config_file), "--location", str(loc)], str(loc), "permission denied")
     finally:
         loc.chmod(0o700)
 
@@ -137,8 +137,8 @@ def test_os_error_that_escapes_is_an_error_line(config_file, capsys, monkeypatch
     def broken(args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("m3retriever.cli.cmd_info", broken)
-    _fails(capsys, ["info", "--config", str(config_file)], "No space left on device")
+    monkeypatch.setattr("m3retriever.cli.collection.cmd_info", broken)
+    _fails(capsys, ["collection", "info", "--config", str(config_file)], "No space left on device")
 
 
 # -- folders ---------------------------------------------------------------------------------

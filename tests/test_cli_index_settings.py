@@ -27,7 +27,7 @@ def corpus_dir(tmp_path: Path, corpus_docs: list[dict]) -> Path:
 
 
 def _info(config_file: Path, capsys: pytest.CaptureFixture[str]) -> dict:
-    assert main(["info", "--config", str(config_file), "--json"]) == 0
+    assert main(["collection", "info", "--config", str(config_file), "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -87,7 +87,7 @@ def test_options_win_over_the_file_and_the_environment(config_file, corpus_dir, 
     argv = ["ingest", str(corpus_dir), "--config", str(config_file), "--quiet", "--quantization", "turbo", "--no-payload-on-disk"]
     assert main(argv) == 0
     capsys.readouterr()
-    _fails(capsys, ["info", "--config", str(config_file)], "quantization: created with 'turbo', configured 'binary'")
+    _fails(capsys, ["collection", "info", "--config", str(config_file)], "quantization: created with 'turbo', configured 'binary'")
     config_file.write_text(plain)  # leave them to the collection
     monkeypatch.delenv("M3R_PAYLOAD_ON_DISK")
     index = _info(config_file, capsys)["index"]

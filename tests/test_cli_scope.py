@@ -29,7 +29,7 @@ def test_tenant_and_diversity_options(config_file, tmp_path, capsys):
     assert {h["metadata"]["tenant"] for h in hits} == {"acme"} and len(hits) == 2
     assert all(h["scores"]["relevance_rank"] >= 1 for h in hits)
 
-    assert main(["info", *common, "--tenant", "globex", "--json"]) == 0
+    assert main(["collection", "info", *common, "--tenant", "globex", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["tenant"] == "globex" and info["documents"] == 2
 

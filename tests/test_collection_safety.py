@@ -76,8 +76,8 @@ def test_cli_collection_dot_dot_deletes_nothing(tmp_path, capsys, monkeypatch) -
     snap = tmp_path / "docs.snap"
     with open_store(store) as s:
         snapshot_collection(s, "docs", snap)
-    assert main(["restore", str(snap), "--location", "./store", "--collection", ".."]) == 2
-    assert main(["copy", "--from", "./store", "--to", "./other", "--collection", "docs", "--to-collection", ".."]) == 2
+    assert main(["collection", "restore", str(snap), "--location", "./store", "--collection", ".."]) == 2
+    assert main(["collection", "copy", "--from", "./store", "--to", "./other", "--collection", "docs", "--to-collection", ".."]) == 2
     err = capsys.readouterr().err
     assert err.count("not allowed") == 2 and "Traceback" not in err
     assert (notes / "a.txt").exists() and not (tmp_path / "other").exists()
@@ -221,7 +221,7 @@ def test_damaged_snapshot_errors_are_one_line_in_the_cli(tmp_path, capsys) -> No
     meta_at = good.find(b'"fingerprint"')
     bad = tmp_path / "bad.snap"
     bad.write_bytes(good[:meta_at] + b"\xff\xfe" + good[meta_at + 2 :])  # not UTF-8 in the metadata
-    assert main(["restore", str(bad), "--location", str(tmp_path / "dest")]) == 2
+    assert main(["collection", "restore", str(bad), "--location", str(tmp_path / "dest")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: snapshot") and "damaged" in err and err.count("\n") == 1
     assert "Traceback" not in err and "UnicodeDecodeError" not in err and not (tmp_path / "dest").exists()
@@ -267,8 +267,8 @@ def test_an_unfinished_build_is_deleted_and_the_original_kept(tmp_path) -> None:
 
 
 # -- 10. read commands on a store or collection that is not there ---------------------------
-@pytest.mark.parametrize("command", [["search", "hello"], ["info"], ["delete", "--doc-id", "x"], ["snapshot", "out.snap"],
-                                     ["defaults", "show"], ["warm-up"], ["serve-mcp"]])
+@pytest.mark.parametrize("command", [["search", "hello"], ["collection", "info"], ["delete", "--doc-id", "x"], ["collection", "snapshot", "out.snap"],
+                                     ["collection", "defaults", "show"], ["collection", "warm-up"], ["serve-mcp"]])
 def test_read_commands_create_nothing_and_say_so(tmp_path, capsys, monkeypatch, command: list[str]) -> None:
     monkeypatch.chdir(tmp_path)
     missing = tmp_path / "nostore"
@@ -299,12 +299,13 @@ def test_the_removed_old_version_never_lingers(tmp_path) -> None:
 
 
 # -- commands on the whole collection refuse a tenant instead of ignoring it ------------------
-@pytest.mark.parametrize("command", [["snapshot", "out.snap"], ["restore", "in.snap"],
-                                     ["add-branch", "--dense2-model", "x"]])
+@pytest.mark.parametrize("command", [["collection", "snapshot", "out.snap"], ["collection", "restore", "in.snap"],
+                                     ["collection", "add-branch", "--dense2-model", "x"]])
 def test_whole_collection_commands_refuse_a_tenant(tmp_path, capsys, monkeypatch, command: list[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    args = [*command, "--location", str(tmp_path / "s"), "--tenant", "acme", "--tenant-field", "org"]
-    assert main(args) == 2
+    monkeypatch.setenv("M3R_TENANT", "acme")  # these commands take no --tenant: a configured one is refused
+    monkeypatch.setenv("M3R_TENANT_FIELD", "org")
+    assert main([*command, "--location", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert "acts on the whole collection" in err and "every tenant" in err
     assert not (tmp_path / "s").exists()
@@ -313,7 +314,7 @@ def test_whole_collection_commands_refuse_a_tenant(tmp_path, capsys, monkeypatch
 def test_copy_refuses_a_tenant(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("M3R_TENANT", "acme")
     monkeypatch.setenv("M3R_TENANT_FIELD", "org")
-    assert main(["copy", "--from", str(tmp_path / "a"), "--to", str(tmp_path / "b"), "--collection", "c"]) == 2
+    assert main(["collection", "copy", "--from", str(tmp_path / "a"), "--to", str(tmp_path / "b"), "--collection", "c"]) == 2
     assert "acts on the whole collection" in capsys.readouterr().err
 
 
@@ -324,12 +325,12 @@ def test_a_half_copied_target_is_named_as_such(tmp_path, capsys) -> None:
     with _filled(open_store(tmp_path / "a"), n=40) as src, open_store(tmp_path / "b") as dst:
         report = copy_collection(src, dst, "c", batch=10, max_batches=0)  # killed before its first page
         assert not report.complete and dst.metadata("c")["copy"]["offset"] is None
-    for command in (["info"], ["search", "q"], ["warm-up"], ["defaults", "show"]):
+    for command in (["collection", "info"], ["search", "q"], ["collection", "warm-up"], ["collection", "defaults", "show"]):
         assert main([*command, "--location", str(tmp_path / "b"), "--collection", "c"]) == 2
         err = capsys.readouterr().err
         assert "is an unfinished copy of" in err and "run the same `m3retriever copy` again" in err
-    assert main(["copy", "--from", str(tmp_path / "a"), "--to", str(tmp_path / "b"), "--collection", "c"]) == 0
-    assert main(["warm-up", "--location", str(tmp_path / "b"), "--collection", "c"]) == 0
+    assert main(["collection", "copy", "--from", str(tmp_path / "a"), "--to", str(tmp_path / "b"), "--collection", "c"]) == 0
+    assert main(["collection", "warm-up", "--location", str(tmp_path / "b"), "--collection", "c"]) == 0
     with open_store(tmp_path / "b") as dst:
         assert dst.count("c") == 40 and "copy" not in dst.metadata("c")
 

@@ -59,7 +59,7 @@ def test_bad_index_settings_are_refused_before_anything_is_written(tmp_path, ask
 def test_cli_copy_with_index_settings(tmp_path, capsys):
     _filled(open_store(tmp_path / "a"), n=20).close()
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    base = ["copy", "--from", a, "--to", b, "--collection", "c"]
+    base = ["collection", "copy", "--from", a, "--to", b, "--collection", "c"]
     assert main([*base, "--quantization", "pq"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "quantization must be one of" in err and "Traceback" not in err

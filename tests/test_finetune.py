@@ -360,17 +360,17 @@ def test_cli_finetune_and_add_branch(config_file, corpus_docs, tiny_st, pairs_fi
     src.write_text("".join(json.dumps({"id": d["doc_id"], "text": d["text"]}) + "\n" for d in corpus_docs))
     assert main(["ingest", str(src), "--config", str(config_file)]) == 0
     out = tmp_path / "model"
-    args = ["finetune", str(pairs_file), "--config", str(config_file), "--out", str(out), "--base-model", str(tiny_st),
+    args = ["model", "finetune", str(pairs_file), "--config", str(config_file), "--out", str(out), "--base-model", str(tiny_st),
             "--batch-size", "4", "--epochs", "1", "--max-length", "64"]
     assert main(args) == 0
     assert (out / MANIFEST_NAME).is_file() and "wrote" in capsys.readouterr().out
     assert main(args) == 2 and "error: " in capsys.readouterr().err  # --out exists
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"query": "q", "relevant": ["atlantis"]}) + "\n")
-    assert main(["finetune", str(bad), "--config", str(config_file), "--out", str(tmp_path / "x")]) == 2
+    assert main(["model", "finetune", str(bad), "--config", str(config_file), "--out", str(tmp_path / "x")]) == 2
     assert "'atlantis'" in capsys.readouterr().err
-    assert main(["finetune", "--config", str(config_file), "--out", str(tmp_path / "x")]) == 2
-    assert main(["add-branch", "--config", str(config_file)]) == 2
+    assert main(["model", "finetune", "--config", str(config_file), "--out", str(tmp_path / "x")]) == 2
+    assert main(["collection", "add-branch", "--config", str(config_file)]) == 2
     assert "dense2_encoder" in capsys.readouterr().err
-    assert main(["add-branch", "--config", str(config_file), "--dense2-model", str(out)]) == 0
+    assert main(["collection", "add-branch", "--config", str(config_file), "--dense2-model", str(out)]) == 0
     assert "dense2 added" in capsys.readouterr().out

@@ -59,7 +59,7 @@ def test_cli_strict_fails_on_a_file_over_max_document_chars(tmp_path: Path, conf
     assert err.startswith(f"error: {folder / 'zz-big.txt'}: too long: 2,300 characters") and "Traceback" not in err
     assert "--max-document-chars" in err and "remove it from the folder" in err
     assert "Nothing of the folder was written" in err
-    assert main(["info", "--config", str(config_file), "--json"]) == 2  # no collection was made
+    assert main(["collection", "info", "--config", str(config_file), "--json"]) == 2  # no collection was made
     assert "no collection" in capsys.readouterr().err
 
 

@@ -136,13 +136,13 @@ def test_export_refuses_a_checkpoint_of_neither_kind_and_a_full_directory(tmp_pa
 
 def test_cli_exports_and_replaces_with_force(tmp_path, tiny_reranker_path, capsys):
     out = tmp_path / "rr"
-    assert main(["export-onnx", str(tiny_reranker_path), str(out), "--int8", "--per-tensor"]) == 0
+    assert main(["model", "export-onnx", str(tiny_reranker_path), str(out), "--int8", "--per-tensor"]) == 0
     printed = capsys.readouterr().out
     assert "exported reranker (int8, opset 17" in printed and str(out) in printed
     assert "outputs: logits" in printed
     assert _manifest(out)["quantization"]["per_channel"] is False
     first = _manifest(out)["files"]["model.onnx"]
-    assert main(["export-onnx", str(tiny_reranker_path), str(out), "--force", "--opset", "18"]) == 0
+    assert main(["model", "export-onnx", str(tiny_reranker_path), str(out), "--force", "--opset", "18"]) == 0
     manifest = _manifest(out)
     assert manifest["quantization"] is None and manifest["opset"] == 18
     assert manifest["files"]["model.onnx"] != first
@@ -161,7 +161,7 @@ def test_cli_exports_and_replaces_with_force(tmp_path, tiny_reranker_path, capsy
 )
 def test_cli_errors_exit_2_without_a_traceback(tmp_path, tiny_bge_m3_path, capsys, args, message):
     (tmp_path / "file.txt").write_text("x")
-    argv = ["export-onnx"] + [a.format(tmp=tmp_path, tiny=tiny_bge_m3_path) for a in args]
+    argv = ["model", "export-onnx"] + [a.format(tmp=tmp_path, tiny=tiny_bge_m3_path) for a in args]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err

@@ -328,15 +328,15 @@ def test_every_hook_is_typed_documented_and_tested(hook):
     assert hook in plugins.HOOKS
     fn = getattr(hookspecs, hook)
     sig = inspect.signature(fn)
-    assert list(sig.parameters) == ["register"]
-    assert sig.parameters["register"].annotation is not inspect.Parameter.empty
+    arg = "cli" if hook == "register_commands" else "register"  # commands are declared on a CommandLine
+    assert list(sig.parameters) == [arg]
+    assert sig.parameters[arg].annotation is not inspect.Parameter.empty
     assert sig.return_annotation in (None, "None")
     doc = inspect.getdoc(fn) or ""
-    assert "Args:" in doc and "register" in doc
+    assert "Args:" in doc and arg in doc
     page = (ROOT / "docs" / "plugins.md").read_text()
-    assert re.search(rf"def {hook}\(register: Callable\[\[str, \w+Factory\], None\]\) -> None", page), (
-        f"docs/plugins.md must show the signature of {hook}"
-    )
+    signature = r"cli: CommandLine" if arg == "cli" else r"register: Callable\[\[str, \w+Factory\], None\]"
+    assert re.search(rf"def {hook}\({signature}\) -> None", page), f"docs/plugins.md must show the signature of {hook}"
     assert f"### `{hook}`" in page, f"docs/plugins.md must have a section on {hook}"
     # a test named after the hook exercises it
     sources = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))

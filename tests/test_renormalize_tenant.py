@@ -41,7 +41,7 @@ def test_cli_renormalize_tenant_without_tenant_field(tmp_path, capsys, monkeypat
     before = _bm25(location)
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
-    assert main(["renormalize", "--location", location, "--profile", "small", "--tenant", "acme"]) == 0
+    assert main(["collection", "renormalize", "--location", location, "--profile", "small", "--tenant", "acme"]) == 0
     out = capsys.readouterr().out
     assert "tenant 'acme'" in out and f"rewrote {len(DOCS['acme'])} chunks" in out
     after = _bm25(location)
@@ -72,6 +72,6 @@ def test_renormalize_tenant_on_an_unpartitioned_collection_is_a_clear_error(tmp_
         renormalize(load_config(env={}, location=location, **BM25_ONLY), tenant="acme")
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
-    assert main(["renormalize", "--location", location, "--profile", "small", "--tenant", "acme"]) == 2
+    assert main(["collection", "renormalize", "--location", location, "--profile", "small", "--tenant", "acme"]) == 2
     err = capsys.readouterr().err
     assert "records no tenant field" in err and "Traceback" not in err

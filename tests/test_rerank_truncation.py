@@ -154,7 +154,7 @@ def test_info_shows_the_lengths_in_force(config_file: Path, capsys: pytest.Captu
     (notes / "note.txt").write_text("a short note about rerankers")
     assert main(["ingest", str(notes), "--config", str(config_file), "--quiet"]) == 0  # info needs a collection
     capsys.readouterr()
-    assert main(["info", "--config", str(config_file), "--json"]) == 0
+    assert main(["collection", "info", "--config", str(config_file), "--json"]) == 0
     lengths = json.loads(capsys.readouterr().out)["lengths"]
     pair = get_profile("bge-m3").get("rerank_max_length")  # the profile states it explicitly
     assert isinstance(pair, int)
@@ -165,7 +165,7 @@ def test_info_shows_the_lengths_in_force(config_file: Path, capsys: pytest.Captu
         "rerank_max_length": pair,
         "rerank_query_tokens": query_budget(pair),
     }
-    assert main(["info", "--config", str(config_file)]) == 0
+    assert main(["collection", "info", "--config", str(config_file)]) == 0
     assert '"rerank_query_tokens": ' + str(query_budget(pair)) in capsys.readouterr().out
 
 

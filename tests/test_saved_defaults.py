@@ -117,9 +117,9 @@ def test_cli_tune_save_then_info_then_clear(tmp_path, tiny_settings, capsys):
         own = r.search_defaults
         assert own["fusion"] == "rrf" and own["rrf_k"] in (7, 11) and own["prefetch_limit"] == 10
         assert r.settings.search.rrf_k == own["rrf_k"]
-    assert main(["info", *common, "--json"]) == 0
+    assert main(["collection", "info", *common, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["search_defaults"] == own
     assert main(["tune", "--clear", *common]) == 0
     capsys.readouterr()
-    assert main(["info", *common, "--json"]) == 0
+    assert main(["collection", "info", *common, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["search_defaults"] == {}

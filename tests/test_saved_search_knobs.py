@@ -184,32 +184,35 @@ def test_cli_defaults_set_show_clear(config_file, tmp_path, corpus_docs, capsys)
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text("".join(json.dumps({"doc_id": d["doc_id"], "text": d["text"]}) + "\n" for d in corpus_docs[:4]))
     common = ["--config", str(config_file)]
-    _error(["defaults", "set", "oversampling=4", *common], capsys, "no collection 'cli' at")
+    _error(["collection", "defaults", "set", "oversampling=4", *common], capsys, "no collection 'cli' at")
     assert _run(["ingest", str(corpus), "--quiet", "--quantization", "scalar", *common], capsys)[0] == 0
-    rc, out, _ = _run(["defaults", "set", "oversampling=4", "search.hnsw_ef=256", "rescore=false", "rrf_k=7", *common], capsys)
+    rc, out, _ = _run(["collection", "defaults", "set", "oversampling=4", "search.hnsw_ef=256", "rescore=false", "rrf_k=7", *common], capsys)
     assert rc == 0 and json.loads(out.split("keeps: ", 1)[1]) == {**KNOBS, "rrf_k": 7}
-    rc, out, _ = _run(["info", "--json", *common], capsys)
+    rc, out, _ = _run(["collection", "info", "--json", *common], capsys)
     in_force = json.loads(out)["settings"]
     assert in_force["search.oversampling"] == {"value": 4.0, "source": "collection"}
     assert in_force["search.rescore"] == {"value": False, "source": "collection"}
-    rc, out, _ = _run(["info", *common], capsys)
+    rc, out, _ = _run(["collection", "info", *common], capsys)
     assert any(line.split()[:1] == ["search.hnsw_ef"] and line.split()[1:] == ["256", "collection"] for line in out.splitlines())
     # bad input: clean errors, nothing changed
-    _error(["defaults", "set", "oversampling=0.5", *common], capsys, "'oversampling'", "between 1 and 100")
-    _error(["defaults", "set", "hnsw_ef=lots", *common], capsys, "hnsw_ef")
-    _error(["defaults", "set", "top_k=5", *common], capsys, "'top_k' is not a setting a collection can keep")
-    _error(["defaults", "set", "oversampling", *common], capsys, "expected KEY=VALUE")
-    _error(["defaults", "clear", "top_k", *common], capsys, "['top_k'] are not settings a collection can keep")
-    _error(["defaults", "show", "--tenant", "a", "--tenant-field", "t", *common], capsys, "all its tenants")
-    rc, out, _ = _run(["defaults", "show", "--json", *common], capsys)
+    _error(["collection", "defaults", "set", "oversampling=0.5", *common], capsys, "'oversampling'", "between 1 and 100")
+    _error(["collection", "defaults", "set", "hnsw_ef=lots", *common], capsys, "hnsw_ef")
+    _error(["collection", "defaults", "set", "top_k=5", *common], capsys, "'top_k' is not a setting a collection can keep")
+    _error(["collection", "defaults", "set", "oversampling", *common], capsys, "expected KEY=VALUE")
+    _error(["collection", "defaults", "clear", "top_k", *common], capsys, "['top_k'] are not settings a collection can keep")
+    with pytest.MonkeyPatch.context() as mp:  # defaults take no --tenant: a configured one is refused
+        mp.setenv("M3R_TENANT", "a")
+        mp.setenv("M3R_TENANT_FIELD", "t")
+        _error(["collection", "defaults", "show", *common], capsys, "all its tenants")
+    rc, out, _ = _run(["collection", "defaults", "show", "--json", *common], capsys)
     shown = json.loads(out)
     assert shown["saved"] == {**KNOBS, "rrf_k": 7}
     assert shown["in_force"]["oversampling"] == {"value": 4.0, "source": "collection"}
     assert shown["in_force"]["rerank_depth"]["source"] in ("profile", "default")
     # hnsw_ef=0 means the default: it removes the saved one; clear KEY removes one, clear all
-    rc, out, _ = _run(["defaults", "set", "hnsw_ef=0", *common], capsys)
+    rc, out, _ = _run(["collection", "defaults", "set", "hnsw_ef=0", *common], capsys)
     assert rc == 0 and "hnsw_ef" not in out
-    assert _run(["defaults", "clear", "rrf_k", *common], capsys)[0] == 0
+    assert _run(["collection", "defaults", "clear", "rrf_k", *common], capsys)[0] == 0
     with Retriever(load_config(config_file, env={})) as r:
         assert r.search_defaults == {"oversampling": 4.0, "rescore": False}
         assert r.settings.search.hnsw_ef == 200 and r.settings.search.oversampling == 4.0
@@ -217,11 +220,11 @@ def test_cli_defaults_set_show_clear(config_file, tmp_path, corpus_docs, capsys)
         r.store.set_search_defaults("cli", {"oversampling": 4.0, "rescore": "perhaps"})
     _error(["search", "x", *common], capsys, "saved search default 'rescore'", "defaults clear rescore")
     # ... and `defaults clear` repairs it without opening the models
-    rc, out, _ = _run(["defaults", "clear", "rescore", *common], capsys)
+    rc, out, _ = _run(["collection", "defaults", "clear", "rescore", *common], capsys)
     assert rc == 0 and json.loads(out.split("keeps: ", 1)[1]) == {"oversampling": 4.0}
-    rc, out, _ = _run(["defaults", "clear", *common], capsys)
+    rc, out, _ = _run(["collection", "defaults", "clear", *common], capsys)
     assert rc == 0 and "no search defaults of its own" in out
-    assert json.loads(_run(["info", "--json", *common], capsys)[1])["search_defaults"] == {}
+    assert json.loads(_run(["collection", "info", "--json", *common], capsys)[1])["search_defaults"] == {}
 
 
 def test_clear_all_removes_a_corrupted_record(opener, corpus_docs):

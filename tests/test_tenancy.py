@@ -213,7 +213,7 @@ def test_tenant_index_is_created_on_an_existing_collection(backend, tmp_path, ca
     report = renormalize(_bm25_config(location) if kept else Retriever(_bm25_config(location), store=before.store))
     assert set(report.tenants) == set(VOCAB)
     if kept:
-        assert main(["info", "--location", location, "--profile", "small", "--tenant-field", "tenant"]) == 0
+        assert main(["collection", "info", "--location", location, "--profile", "small", "--tenant-field", "tenant"]) == 0
         out = capsys.readouterr().out
         assert "\ntenant_field     tenant\n" in out and "\ntenant_index     tenant\n" in out
 

@@ -186,10 +186,10 @@ def test_renormalize_command_with_a_tenant(tmp_path, capsys):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        assert main(["renormalize", *args, "--tenant", "acme"]) == 0
+        assert main(["collection", "renormalize", *args, "--tenant", "acme"]) == 0
         out = capsys.readouterr().out
         assert "tenant 'acme' bm25: average 2.50 terms over 2 chunks" in out and "rewrote 2 chunks" in out
-        assert main(["renormalize", *args]) == 0
+        assert main(["collection", "renormalize", *args]) == 0
         out = capsys.readouterr().out
         assert "2 tenants' chunks rewritten with their own tenant's average" in out and "rewrote 3 chunks" in out
 

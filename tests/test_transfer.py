@@ -253,17 +253,17 @@ def test_snapshot_errors(tmp_path):
 def test_cli_copy_snapshot_restore(tmp_path, capsys):
     _filled(open_store(tmp_path / "a"), n=40).close()
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    assert main(["copy", "--from", a, "--to", b, "--collection", "c", "--batch", "16"]) == 0
+    assert main(["collection", "copy", "--from", a, "--to", b, "--collection", "c", "--batch", "16"]) == 0
     out = capsys.readouterr().out
     assert "copied 40 points of 'c' to 'c'" in out and "counts 40 = 40" in out
-    assert main(["copy", "--from", a, "--to", b, "--collection", "nope"]) == 2
+    assert main(["collection", "copy", "--from", a, "--to", b, "--collection", "nope"]) == 2
     assert "no collection 'nope' at" in capsys.readouterr().err
     snap = str(tmp_path / "c.snap")
-    assert main(["snapshot", snap, "--location", b, "--collection", "c"]) == 0
+    assert main(["collection", "snapshot", snap, "--location", b, "--collection", "c"]) == 0
     assert "40 points" in capsys.readouterr().out
-    assert main(["restore", snap, "--location", b]) == 2
+    assert main(["collection", "restore", snap, "--location", b]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["restore", snap, "--location", b, "--collection", "back"]) == 0
+    assert main(["collection", "restore", snap, "--location", b, "--collection", "back"]) == 0
     assert "restored 'back': 40 points" in capsys.readouterr().out
     src, dst = open_store(a), open_store(b)
     try:

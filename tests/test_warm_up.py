@@ -154,17 +154,17 @@ def test_vanished_files_and_segments_are_skipped(edge_dir: Path) -> None:
 
 
 def test_cli_prints_bytes_read(edge_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["warm-up", "--location", str(edge_dir), "--collection", "c"]) == 0
+    assert main(["collection", "warm-up", "--location", str(edge_dir), "--collection", "c"]) == 0
     out = capsys.readouterr().out
     expected = sum(f.stat().st_size for f in vector_files(edge_dir / "c"))  # as the opened shard left them
     assert f"read {expected:,} bytes" in out and "'c'" in out
-    assert main(["warm-up", "--location", str(edge_dir), "--collection", "c", "--payloads"]) == 0
+    assert main(["collection", "warm-up", "--location", str(edge_dir), "--collection", "c", "--payloads"]) == 0
     more = sum(f.stat().st_size for f in vector_files(edge_dir / "c", payloads=True))
     assert more > expected and f"read {more:,} bytes" in capsys.readouterr().out
 
 
 def test_cli_missing_collection_is_a_clean_error(edge_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["warm-up", "--location", str(edge_dir), "--collection", "nope"]) == 2
+    assert main(["collection", "warm-up", "--location", str(edge_dir), "--collection", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "'nope'" in err and "no collection" in err
     assert "Traceback" not in err

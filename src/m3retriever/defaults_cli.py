@@ -1,4 +1,4 @@
-"""The ``defaults`` command: show, set and clear a collection's own search defaults
+"""The ``collection defaults`` commands: show, set and clear a collection's own search defaults
 (:mod:`m3retriever.saved_defaults`) without running ``tune``.
 
 It opens the store only, not the models: it is quick, and it can repair a collection whose
@@ -11,28 +11,19 @@ import argparse
 import json
 from typing import Any, Callable
 
+from m3retriever.cli.registry import CommandLine, command_config
 from m3retriever.display import out as _out
 from m3retriever.errors import ConfigError, InputError
 
-__all__ = ["add_commands"]
+__all__ = ["register_commands"]
 
 
-def add_commands(
-    sub: Any,
-    common: Callable[[argparse.ArgumentParser], None],
-    config_fn: Callable[..., Any],
-) -> None:
-    """Add ``defaults show|set|clear`` to the CLI's sub-parsers.
-
-    Args:
-        sub: The ``add_subparsers()`` object of the main parser.
-        common: Adds --config/--location/--collection/--profile/--device to a parser.
-        config_fn: ``config_fn(args, **overrides)`` returns a :class:`~m3retriever.Config`.
-    """
+def register_commands(cli: CommandLine) -> None:
+    """Declare ``collection defaults show|set|clear``."""
     from m3retriever.saved_defaults import SAVABLE
 
-    p = sub.add_parser(
-        "defaults",
+    cli.group(
+        "collection defaults",
         help="show, set or clear the collection's own search defaults",
         description=(
             "A collection can keep search defaults of its own (" + ", ".join(SAVABLE) + "): every "
@@ -40,33 +31,47 @@ def add_commands(
             "collection's > the profile's > the default). `tune --save` writes some of them."
         ),
     )
-    actions = p.add_subparsers(dest="action", required=True)
-    q = actions.add_parser("show", help="the collection's own defaults, and each savable setting in force with its source")
-    common(q)
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=lambda args: _cmd_show(args, config_fn))
-    q = actions.add_parser("set", help="save some defaults with the collection (the others it keeps stay)")
-    common(q)
-    q.add_argument("pairs", nargs="+", metavar="KEY=VALUE", help="e.g. oversampling=4 rescore=true hnsw_ef=256")
-    q.set_defaults(func=lambda args: _cmd_change(args, config_fn))
-    q = actions.add_parser("clear", help="remove some of the collection's defaults (all of them when none is named)")
-    common(q)
-    q.add_argument("keys", nargs="*", metavar="KEY")
-    q.set_defaults(func=lambda args: _cmd_change(args, config_fn))
+    cli.command(
+        "collection defaults show",
+        _cmd_show,
+        help="the collection's own defaults, and each savable setting in force with its source",
+        options=("store", "model"),  # the profile's values are shown where the collection keeps none
+        arguments=lambda p: p.add_argument("--json", action="store_true", help="print JSON"),
+    )
+    cli.command(
+        "collection defaults set",
+        _cmd_set,
+        help="save some defaults with the collection (the others it keeps stay)",
+        options=("store",),
+        arguments=lambda p: p.add_argument(
+            "pairs", nargs="+", metavar="KEY=VALUE", help="e.g. oversampling=4 rescore=true hnsw_ef=256"
+        ),
+    )
+    cli.command(
+        "collection defaults clear",
+        _cmd_clear,
+        help="remove some of the collection's defaults (all of them when none is named)",
+        options=("store",),
+        arguments=lambda p: p.add_argument("keys", nargs="*", metavar="KEY"),
+    )
 
 
-def _opened(args: argparse.Namespace, config_fn: Callable[..., Any]) -> tuple[Any, Any]:
+def _opened(args: argparse.Namespace) -> tuple[Any, Any]:
     """The configuration and its store (the caller closes it)."""
     from m3retriever.opening import open_configured_store
 
-    cfg = _config(args, config_fn)
+    cfg = _config(args)
     return cfg, open_configured_store(cfg, must_exist=True)
 
 
-def _config(args: argparse.Namespace, config_fn: Callable[..., Any]) -> Any:
-    if args.tenant:
-        raise ConfigError("a collection's search defaults apply to all its tenants: leave --tenant out")
-    return config_fn(args)
+def _config(args: argparse.Namespace) -> Any:
+    cfg = command_config(args)
+    if cfg.tenant is not None:  # M3R_TENANT, or tenant in the configuration file
+        raise ConfigError(
+            "a collection's search defaults apply to all its tenants: leave the tenant "
+            "(M3R_TENANT, tenant in the configuration file) out"
+        )
+    return cfg
 
 
 def _pairs(raw: list[str]) -> dict[str, str]:
@@ -80,16 +85,28 @@ def _pairs(raw: list[str]) -> dict[str, str]:
     return out
 
 
-def _cmd_change(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
-    from m3retriever.saved_defaults import SAVABLE, parse_saved, update_saved
+def _cmd_set(args: argparse.Namespace) -> int:
+    from m3retriever.saved_defaults import parse_saved
 
-    cfg, store = _opened(args, config_fn)
+    return _change(args, lambda cfg, store: (parse_saved(cfg.collection, _pairs(args.pairs)), ()))
+
+
+def _cmd_clear(args: argparse.Namespace) -> int:
+    from m3retriever.saved_defaults import SAVABLE
+
+    def removed(cfg: Any, store: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+        named = tuple(k.removeprefix("search.") for k in args.keys)
+        return {}, named or (*SAVABLE, *_present(store, cfg.collection))
+
+    return _change(args, removed)
+
+
+def _change(args: argparse.Namespace, change: Callable[[Any, Any], tuple[dict[str, Any], tuple[str, ...]]]) -> int:
+    from m3retriever.saved_defaults import update_saved
+
+    cfg, store = _opened(args)
     try:
-        if args.action == "set":
-            values, remove = parse_saved(cfg.collection, _pairs(args.pairs)), ()
-        else:
-            values = {}
-            remove = tuple(k.removeprefix("search.") for k in args.keys) or (*SAVABLE, *_present(store, cfg.collection))
+        values, remove = change(cfg, store)
         kept = update_saved(store, cfg.collection, values, remove)
     finally:
         store.close()
@@ -103,12 +120,12 @@ def _present(store: Any, collection: str) -> list[str]:
     return list(stored) if isinstance(stored, dict) else []
 
 
-def _cmd_show(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
+def _cmd_show(args: argparse.Namespace) -> int:
     from m3retriever.built_settings import settings_in_force
     from m3retriever.opening import open_collection
     from m3retriever.saved_defaults import SAVABLE
 
-    opened = open_collection(_config(args, config_fn), must_exist=True)
+    opened = open_collection(_config(args), must_exist=True)
     opened.store.close()
     saved = dict(opened.saved)
     in_force = settings_in_force(opened.config, opened.settings, saved, dict(opened.built))

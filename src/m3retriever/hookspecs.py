@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 import pluggy
 
 if TYPE_CHECKING:
+    from m3retriever.cli.registry import CommandLine
     from m3retriever.encoders.base import Encoder, EncoderOptions
     from m3retriever.rerankers.base import Reranker, RerankerOptions
 
@@ -42,6 +43,7 @@ __all__ = [
     "register_rerankers",
     "register_adapters",
     "register_query_generators",
+    "register_commands",
 ]
 
 hookspec = pluggy.HookspecMarker("m3retriever")
@@ -123,4 +125,20 @@ def register_query_generators(register: Callable[[str, "QueryGeneratorFactory"],
             a sequence of ``(query, doc_id)`` pairs (an LLM that writes a question a chunk
             answers, for example). m3retriever ships none: a generator that needs a network
             or a large model belongs in its own plugin.
+    """
+
+
+@hookspec
+def register_commands(cli: "CommandLine") -> None:
+    """Add commands to the ``m3retriever`` command line.
+
+    Args:
+        cli: A :class:`~m3retriever.cli.registry.CommandLine`: call ``cli.command(path, run,
+            help=..., options=(...), arguments=...)`` once per command, the way the built-in
+            commands are declared. ``path`` is the words typed (``"hello"``, or ``"collection
+            stats"`` within the ``collection`` group); ``run(args)`` runs it on the parsed
+            arguments and returns the exit status; ``options`` names the shared option groups
+            it takes (``"store"``, ``"model"``, ``"tenant"``, ``"index"``) and ``arguments(parser)``
+            adds its own. ``cli.group(path, help=...)`` declares a group of commands. A command
+            whose name is taken is skipped with a warning.
     """

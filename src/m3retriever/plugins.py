@@ -37,6 +37,7 @@ __all__ = [
     "adapter_factories",
     "query_generator_factories",
     "get_adapter",
+    "plugin_commands",
     "PluginInfo",
     "list_plugins",
 ]
@@ -48,6 +49,8 @@ LOAD_PLUGINS_ENV = "M3R_LOAD_PLUGINS"
 BUILTIN_NAME = "builtin"
 BUILTIN_MODULE = "m3retriever.builtin"
 HOOKS: tuple[str, ...] = tuple(name for name in hookspecs.__all__ if name.startswith("register_"))
+
+COMMANDS_HOOK = "register_commands"
 
 Factories = dict[str, Callable[..., Any]]
 
@@ -223,9 +226,22 @@ def _call_hook(pm: pluggy.PluginManager, plugin: object, hook: str) -> Factories
         provided[name] = factory
 
     for impl in getattr(pm.hook, hook).get_hookimpls():
-        if impl.plugin is plugin:
+        if impl.plugin is not plugin:
+            continue
+        if hook == COMMANDS_HOOK:
+            provided.update(_declared_commands(impl.function))
+        else:
             impl.function(register=register)
     return provided
+
+
+def _declared_commands(function: Callable[..., Any]) -> Factories:
+    """The commands a ``register_commands(cli)`` implementation declares, by name."""
+    from m3retriever.cli.registry import CommandLine
+
+    cli = CommandLine()
+    function(cli=cli)
+    return dict(cli.commands)
 
 
 def _check_clashes(hook: str, provided: Factories, owners: dict[str, str], name: str) -> None:
@@ -265,6 +281,11 @@ def _problem(state: _State, name: str, error: str) -> None:
 
 def _collect(hook: str) -> Factories:
     """Every plugin's components for ``hook``; a misbehaving plugin's are skipped."""
+    return _collect_owned(hook)[0]
+
+
+def _collect_owned(hook: str) -> tuple[Factories, dict[str, str]]:
+    """:func:`_collect`, and the plugin that provides each component."""
     state = _loaded()
     pm = state.pm
     found: Factories = {}
@@ -279,7 +300,7 @@ def _collect(hook: str) -> Factories:
             continue
         found.update(provided)
         owners.update(dict.fromkeys(provided, name))
-    return found
+    return found, owners
 
 
 def encoder_factories() -> Factories:
@@ -300,6 +321,13 @@ def adapter_factories() -> Factories:
 def query_generator_factories() -> Factories:
     """All registered synthetic query generator factories by name."""
     return _collect("register_query_generators")
+
+
+def plugin_commands() -> dict[str, tuple[str, Any]]:
+    """Every loaded plugin's commands by name: ``(plugin name, command)``, the command a
+    :class:`~m3retriever.cli.registry.Command`."""
+    found, owners = _collect_owned(COMMANDS_HOOK)
+    return {name: (owners[name], command) for name, command in found.items()}
 
 
 def get_adapter(name: str, retriever: Any, **options: Any) -> Any:

@@ -1,42 +1,55 @@
-"""The ``copy``, ``snapshot`` and ``restore`` commands: move a collection between stores without
-re-encoding it, and keep or bring back an embedded collection as one file."""
+"""The ``collection copy``, ``collection snapshot`` and ``collection restore`` commands: move a
+collection between stores without re-encoding it, and keep or bring back an embedded
+collection as one file."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
 
+from m3retriever.cli.registry import CommandLine, command_config
 from m3retriever.config import load_config, refuse_tenant
 from m3retriever.display import out as _out
 from m3retriever.index_cli import add_index_arguments, index_overrides
 
-__all__ = ["add_commands"]
+__all__ = ["register_commands"]
 
 
-def add_commands(
-    sub: Any,
-    common: Callable[[argparse.ArgumentParser], None],
-    config_fn: Callable[..., Any],
-) -> None:
-    """Add ``copy``, ``snapshot`` and ``restore`` to the CLI's sub-parsers.
+COPY = (
+    "Stream every point with all its vectors and payload, and the collection's fingerprint, "
+    "BM25 length totals and saved search defaults, to another store. Idempotent (point ids "
+    "are stable) and resumable: run it again after an interruption to continue. The counts "
+    "and a sample of vectors are verified at the end. The target is created with the "
+    "source's index settings, or with those given (--quantization, --hnsw-m...): a way "
+    "to quantize a collection or change its HNSW graph without re-encoding it."
+)
 
-    Args:
-        sub: The ``add_subparsers()`` object of the main parser.
-        common: Adds --config/--location/--collection/--profile/--device to a parser.
-        config_fn: ``config_fn(args, **overrides)`` returns a :class:`~m3retriever.Config`.
-    """
-    p = sub.add_parser(
-        "copy",
+
+def register_commands(cli: CommandLine) -> None:
+    """Declare ``collection copy``, ``collection snapshot`` and ``collection restore``."""
+    cli.command(
+        "collection copy",
+        _cmd_copy,
         help="copy a collection to another store (embedded, :memory: or a server) without re-encoding",
-        description=(
-            "Stream every point with all its vectors and payload, and the collection's fingerprint, "
-            "BM25 length totals and saved search defaults, to another store. Idempotent (point ids "
-            "are stable) and resumable: run it again after an interruption to continue. The counts "
-            "and a sample of vectors are verified at the end. The target is created with the "
-            "source's index settings, or with those given (--quantization, --hnsw-m...): a way "
-            "to quantize a collection or change its HNSW graph without re-encoding it."
-        ),
+        description=COPY,
+        arguments=_copy_arguments,
     )
+    cli.command(
+        "collection snapshot",
+        _cmd_snapshot,
+        help="write an embedded collection to one snapshot file",
+        options=("store",),
+        arguments=lambda p: p.add_argument("path", help="snapshot file to write"),
+    )
+    cli.command(
+        "collection restore",
+        _cmd_restore,
+        help="restore a snapshot file into an embedded store",
+        options=("store",),
+        arguments=_restore_arguments,
+    )
+
+
+def _copy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML configuration file (its collection and api_key are used)")
     p.add_argument("--from", dest="source", required=True, help="source store: a directory or a Qdrant URL")
     p.add_argument("--to", dest="target", required=True, help="target store: a directory or a Qdrant URL")
@@ -47,18 +60,11 @@ def add_commands(
     p.add_argument("--batch", type=int, default=512, help="points per page (default 512)")
     p.add_argument("--no-optimize", action="store_true", help="do not build the target's indexes at the end")
     add_index_arguments(p, expected_chunks=False)  # default: the source's
-    p.set_defaults(func=_cmd_copy)
 
-    p = sub.add_parser("snapshot", help="write an embedded collection to one snapshot file")
-    common(p)
-    p.add_argument("path", help="snapshot file to write")
-    p.set_defaults(func=lambda args: _cmd_snapshot(args, config_fn))
 
-    p = sub.add_parser("restore", help="restore a snapshot file into an embedded store")
-    common(p)
+def _restore_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="snapshot file to read")
     p.add_argument("--overwrite", action="store_true", help="replace a collection of that name holding points")
-    p.set_defaults(func=lambda args: _cmd_restore(args, config_fn))
 
 
 def _cmd_copy(args: argparse.Namespace) -> int:
@@ -97,20 +103,20 @@ def _cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_snapshot(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
+def _cmd_snapshot(args: argparse.Namespace) -> int:
     from m3retriever.snapshot import snapshot_collection
 
-    cfg = config_fn(args)
+    cfg = command_config(args)
     refuse_tenant(cfg, "snapshot")
     report = snapshot_collection(cfg.location, cfg.collection, args.path)
     _out(f"snapshot of {report.collection!r}: {report.points} points, {report.bytes:,} bytes in {report.path} ({report.seconds:.1f}s)")
     return 0
 
 
-def _cmd_restore(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
+def _cmd_restore(args: argparse.Namespace) -> int:
     from m3retriever.snapshot import restore_snapshot
 
-    cfg = config_fn(args)
+    cfg = command_config(args)
     refuse_tenant(cfg, "restore")
     collection = args.collection or None  # the snapshot's own name unless one is given
     report = restore_snapshot(cfg.location, args.path, collection=collection, overwrite=args.overwrite)

@@ -1,31 +1,22 @@
-"""The ``warm-up`` command: read an embedded collection's vectors and indexes into the page
+"""The ``collection warm-up`` command: read an embedded collection's vectors and indexes into the page
 cache (:meth:`~m3retriever.store.Store.warm_up`), through the store alone, no models."""
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Callable
 
+from m3retriever.cli.registry import CommandLine, command_config
 from m3retriever.display import out as _out
 
-__all__ = ["add_commands"]
+__all__ = ["register_commands"]
 
 
-def add_commands(
-    sub: Any,
-    common: Callable[[argparse.ArgumentParser], None],
-    config_fn: Callable[..., Any],
-) -> None:
-    """Add ``warm-up`` to the CLI's sub-parsers.
-
-    Args:
-        sub: The ``add_subparsers()`` object of the main parser.
-        common: Adds --config/--location/--collection/--profile/--device to a parser.
-        config_fn: ``config_fn(args, **overrides)`` returns a :class:`~m3retriever.Config`.
-    """
-    p = sub.add_parser(
-        "warm-up",
+def register_commands(cli: CommandLine) -> None:
+    """Declare ``collection warm-up``."""
+    cli.command(
+        "collection warm-up",
+        _cmd_warm_up,
         help="read an embedded collection's vectors and indexes into the page cache",
         description=(
             "Read every vector storage and vector index file of the collection once (with "
@@ -33,18 +24,17 @@ def add_commands(
             "queries of a process that opens the collection afterwards do not wait on disk. "
             "Nothing is written. A Qdrant server keeps its own caches (0 bytes read)."
         ),
+        options=("store",),
+        arguments=lambda p: p.add_argument(
+            "--payloads", action="store_true", help="also the payloads (the hits' texts are read from them)"
+        ),
     )
-    common(p)
-    p.add_argument(
-        "--payloads", action="store_true", help="also the payloads (the hits' texts are read from them)"
-    )
-    p.set_defaults(func=lambda args: _cmd_warm_up(args, config_fn))
 
 
-def _cmd_warm_up(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
+def _cmd_warm_up(args: argparse.Namespace) -> int:
     from m3retriever.opening import open_configured_store
 
-    cfg = config_fn(args)
+    cfg = command_config(args)
     store = open_configured_store(cfg, must_exist=True)
     try:
         start = time.perf_counter()

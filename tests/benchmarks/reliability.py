@@ -213,8 +213,8 @@ def collection_surface(config: Path, workdir: Path, n: int) -> Tally:
     note.write_text("a note")
 
     def names(name: str) -> None:
-        for argv in (["ingest", str(note), "--quiet"], ["search", "q"], ["info"], ["snapshot", str(workdir / "n.snap")],
-                     ["copy", "--from", str(workdir / "store-collections"), "--to", str(workdir / "copy-target"),
+        for argv in (["ingest", str(note), "--quiet"], ["search", "q"], ["collection", "info"], ["collection", "snapshot", str(workdir / "n.snap")],
+                     ["collection", "copy", "--from", str(workdir / "store-collections"), "--to", str(workdir / "copy-target"),
                       "--to-collection", name]):
             _run_cli(tally, [*argv, *common, "--collection", name])
 
@@ -222,7 +222,7 @@ def collection_surface(config: Path, workdir: Path, n: int) -> Tally:
         names(name)
     _random(any_text, max(1, n // 10), 7, names)
     snap = workdir / "good.snap"
-    _run_cli(tally, ["snapshot", str(snap), *common])
+    _run_cli(tally, ["collection", "snapshot", str(snap), *common])
     good = snap.read_bytes()
     rng = random.Random(11)
     bad = workdir / "bad.snap"
@@ -230,10 +230,10 @@ def collection_surface(config: Path, workdir: Path, n: int) -> Tally:
         flipped = bytearray(good)
         flipped[rng.randrange(len(good))] ^= 1 << rng.randrange(8)
         bad.write_bytes(bytes(flipped))
-        _run_cli(tally, ["restore", str(bad), "--overwrite", *common])
+        _run_cli(tally, ["collection", "restore", str(bad), "--overwrite", *common])
     for _ in range(max(1, n // 20)):
         bad.write_bytes(good[: rng.randrange(len(good))])
-        _run_cli(tally, ["restore", str(bad), "--overwrite", *common])
+        _run_cli(tally, ["collection", "restore", str(bad), "--overwrite", *common])
     if (victim / "keep").read_text() != "x" or len(list(victim.iterdir())) != 1:
         tally.corrupted += 1
     return tally
@@ -262,7 +262,7 @@ def cli_surface(config: Path, workdir: Path, n: int) -> Tally:
     file_loc = workdir / "a-file"
     file_loc.write_text("x")
     for location in (str(file_loc), str(file_loc / "under"), "/proc/version"):
-        run(["info", *common, "--location", location])
+        run(["collection", "info", *common, "--location", location])
 
     def random_search(args: tuple[str, Any]) -> None:
         q, flt = args

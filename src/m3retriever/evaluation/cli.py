@@ -7,13 +7,12 @@ Only argparse wiring lives here; the work is imported when a command runs, so
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
 
+from m3retriever.cli.registry import CommandLine, command_config
 from m3retriever.display import out as _out
 from m3retriever.errors import ConfigError
-from m3retriever.index_cli import add_index_arguments
 
-__all__ = ["add_commands"]
+__all__ = ["register_commands"]
 
 
 def _stages_arg(raw: str | None) -> tuple[str, ...] | None:
@@ -22,20 +21,32 @@ def _stages_arg(raw: str | None) -> tuple[str, ...] | None:
     return tuple(s.strip() for s in raw.split(",") if s.strip())
 
 
-def add_commands(
-    sub: Any,
-    common: Callable[[argparse.ArgumentParser], None],
-    config_fn: Callable[..., Any],
-) -> None:
-    """Add ``eval`` and ``tune`` to the CLI's sub-parsers.
-
-    Args:
-        sub: The ``add_subparsers()`` object of the main parser.
-        common: Adds --config/--location/--collection/--profile/--device to a parser.
-        config_fn: ``config_fn(args, **overrides)`` returns a :class:`~m3retriever.Config`.
-    """
-    _add_eval(sub, common, config_fn)
-    _add_tune(sub, common, config_fn)
+def register_commands(cli: CommandLine) -> None:
+    """Declare ``eval`` and ``tune``."""
+    options = ("store", "model", "tenant", "index")  # index: the collection a BEIR corpus is ingested into
+    cli.command(
+        "eval",
+        _cmd_eval,
+        help="per-stage quality (nDCG@10, Recall@100, MRR@10) on a BEIR dataset or labelled JSONL",
+        description=(
+            "Ingest a BEIR dataset (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or use an "
+            "already-ingested collection with a JSONL of {\"query\": ..., \"relevant\": [doc ids]}, "
+            "then score every stage (dense, sparse, bm25, fused, rerank) from one ingest."
+        ),
+        options=options,
+        arguments=_eval_arguments,
+    )
+    cli.command(
+        "tune",
+        _cmd_tune,
+        help="sweep RRF k, branch weights, prefetch/rerank depth and rerank_weight on labelled data",
+        description=(
+            "Tune search settings on a labelled set (use a TRAIN split, never the test split) "
+            "and report quality against latency."
+        ),
+        options=options,
+        arguments=_tune_arguments,
+    )
 
 
 def _protocol_args(p: argparse.ArgumentParser) -> None:
@@ -48,20 +59,8 @@ def _protocol_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
 
 
-def _add_eval(
-    sub: Any, common: Callable[[argparse.ArgumentParser], None], config_fn: Callable[..., Any]
-) -> None:
-    """Add ``eval``: per-stage quality on a labelled set."""
-    p = sub.add_parser(
-        "eval",
-        help="per-stage quality (nDCG@10, Recall@100, MRR@10) on a BEIR dataset or labelled JSONL",
-        description=(
-            "Ingest a BEIR dataset (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or use an "
-            "already-ingested collection with a JSONL of {\"query\": ..., \"relevant\": [doc ids]}, "
-            "then score every stage (dense, sparse, bm25, fused, rerank) from one ingest."
-        ),
-    )
-    common(p)
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    """``eval``'s own arguments."""
     p.add_argument("dataset", help="BEIR dataset directory, or a JSONL of labelled queries")
     p.add_argument("--split", default="test", help="qrels split (default: test)")
     p.add_argument("--baseline", default="fused", help="stage the others are tested against")
@@ -73,23 +72,10 @@ def _add_eval(
     p.add_argument("--no-ingest", action="store_true", help="do not ingest the BEIR corpus")
     p.add_argument("--json", action="store_true", help="print the JSON report")
     _protocol_args(p)
-    add_index_arguments(p)  # the collection it ingests into: --quantization...
-    p.set_defaults(func=lambda args: _cmd_eval(args, config_fn))
 
 
-def _add_tune(
-    sub: Any, common: Callable[[argparse.ArgumentParser], None], config_fn: Callable[..., Any]
-) -> None:
-    """Add ``tune``: a sweep of the search settings on a labelled set."""
-    p = sub.add_parser(
-        "tune",
-        help="sweep RRF k, branch weights, prefetch/rerank depth and rerank_weight on labelled data",
-        description=(
-            "Tune search settings on a labelled set (use a TRAIN split, never the test split) "
-            "and report quality against latency."
-        ),
-    )
-    common(p)
+def _tune_arguments(p: argparse.ArgumentParser) -> None:
+    """``tune``'s own arguments."""
     p.add_argument("dataset", nargs="?", help="BEIR dataset directory, or a JSONL of labelled queries")
     p.add_argument("--split", default="train", help="qrels split (default: train)")
     p.add_argument("--metric", default="ndcg@10", help="metric to maximise (default ndcg@10)")
@@ -124,17 +110,15 @@ def _add_tune(
         help="only remove the collection's saved search defaults (no dataset needed, no sweep)",
     )
     _protocol_args(p)
-    add_index_arguments(p)
-    p.set_defaults(func=lambda args: _cmd_tune(args, config_fn))
 
 
-def _cmd_eval(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
+def _cmd_eval(args: argparse.Namespace) -> int:
     from m3retriever.evaluation.data import load_dataset
     from m3retriever.evaluation.runner import evaluate, ingest_corpus
     from m3retriever.retriever import Retriever
 
     data = load_dataset(args.dataset, split=args.split, max_queries=args.max_queries)
-    with Retriever(config_fn(args)) as r:
+    with Retriever(command_config(args)) as r:
         if data.corpus_path is not None and not args.no_ingest:
             ingest_corpus(r, data)
         report = evaluate(
@@ -171,14 +155,14 @@ def _ints(raw: str) -> list[int]:
     return [int(x) for x in raw.split(",") if x.strip()]
 
 
-def _cmd_tune(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
+def _cmd_tune(args: argparse.Namespace) -> int:
     from m3retriever.evaluation.data import load_dataset
     from m3retriever.evaluation.runner import ingest_corpus
     from m3retriever.evaluation.tune import tune
     from m3retriever.retriever import Retriever
 
     if args.clear:
-        with Retriever(config_fn(args)) as r:
+        with Retriever(command_config(args)) as r:
             r.clear_search_defaults()
         _out(f"cleared the saved search defaults of collection {r.collection!r}")
         return 0
@@ -188,7 +172,7 @@ def _cmd_tune(args: argparse.Namespace, config_fn: Callable[..., Any]) -> int:
     if args.weights != "auto":
         weights = [tuple(float(w) for w in t.split(":")) for t in args.weights.split(",")]
     data = load_dataset(args.dataset, split=args.split, max_queries=args.max_queries)
-    with Retriever(config_fn(args)) as r:
+    with Retriever(command_config(args)) as r:
         if data.corpus_path is not None and not args.no_ingest:
             ingest_corpus(r, data)
         result = tune(

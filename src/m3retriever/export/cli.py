@@ -1,4 +1,4 @@
-"""``m3retriever export-onnx``: argument parsing and the handler (the work is imported when the
+"""``m3retriever model export-onnx``: argument parsing and the handler (the work is imported when the
 command runs, so ``m3retriever --help`` stays fast)."""
 
 from __future__ import annotations
@@ -6,22 +6,19 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
+from m3retriever.cli.registry import CommandLine
 from m3retriever.display import out
 from m3retriever.errors import ConfigError
 
-__all__ = ["add_commands"]
+__all__ = ["register_commands"]
 
 
-def add_commands(sub: Any) -> None:
-    """Add ``export-onnx`` to the CLI's sub-parsers.
-
-    Args:
-        sub: The ``add_subparsers()`` object of the main parser.
-    """
-    p = sub.add_parser(
-        "export-onnx",
+def register_commands(cli: CommandLine) -> None:
+    """Declare ``model export-onnx``."""
+    cli.command(
+        "model export-onnx",
+        _cmd_export,
         help="export a BGE-M3 or bge-reranker checkpoint to an ONNX directory (optionally int8)",
         description=(
             "Turn a BGE-M3 checkpoint into one ONNX graph emitting dense vectors, lexical weights "
@@ -31,7 +28,11 @@ def add_commands(sub: Any) -> None:
             "and the onnx-cross-encoder reranker load it (profile bge-m3-cpu). Needs torch, "
             "transformers and onnx."
         ),
+        arguments=_arguments,
     )
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="hub id (from the local cache when offline) or checkpoint directory")
     p.add_argument("outdir", help="directory to write (new or empty)")
     p.add_argument("--int8", action="store_true", help="dynamic int8 quantization (onnxruntime)")
@@ -42,7 +43,6 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUTDIR")
-    p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

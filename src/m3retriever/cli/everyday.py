@@ -1,54 +1,24 @@
-"""The ``m3retriever`` command line: ingest, search, delete, info, renormalize, plugins, demo
-and serve-mcp here; eval and tune, copy/snapshot/restore, finetune/add-branch, defaults,
-warm-up and export-onnx come from their own modules (``add_commands``)."""
+"""The everyday commands: ``ingest``, ``search``, ``delete``, ``serve-mcp``, ``plugins`` and
+``demo`` (``eval`` and ``tune`` are in :mod:`m3retriever.evaluation.cli`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
-from m3retriever.config import Config, load_config
+from m3retriever.cli.registry import CommandLine, command_config
 from m3retriever.display import format_hits
 from m3retriever.display import out as _out
-from m3retriever.errors import InputError, M3RetrieverError
-from m3retriever.index_cli import add_index_arguments, index_overrides
+from m3retriever.errors import InputError
 from m3retriever.validation import check_string
 
 if TYPE_CHECKING:
     from m3retriever.ingest import IngestReport
 
-__all__ = ["main", "format_hits"]
-
-logger = logging.getLogger("m3retriever.cli")
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML configuration file (M3R_* variables override it)")
-    p.add_argument("--location", help="store: a directory (embedded), ':memory:' or a Qdrant URL")
-    p.add_argument("--collection", help="collection name")
-    p.add_argument("--profile", help="'bge-m3' (production), 'bge-m3-cpu' (int8 ONNX exports) or 'small' (offline English models)")
-    p.add_argument("--device", help="'auto', 'cpu' or 'cuda'")
-    p.add_argument("--tenant", help="confine the command to this tenant (value of tenant_field)")
-    p.add_argument("--tenant-field", help="metadata key that holds the tenant")
-
-
-def _config(args: argparse.Namespace, **extra: Any) -> Config:
-    return load_config(
-        args.config,
-        location=args.location,
-        collection=args.collection,
-        profile=args.profile,
-        device=args.device,
-        tenant=args.tenant,
-        tenant_field=args.tenant_field,
-        **index_overrides(args),  # the commands that take them: --quantization...
-        **extra,
-    )
-
+__all__ = ["register_commands", "format_hits"]
 
 def _check_utf8(name: str, value: str) -> str:
     """Refuse an argument holding bytes that were not UTF-8 before any model loads."""
@@ -74,7 +44,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     saved = 0  # documents of the paths already done
     try:
-        cfg = _config(args, show_progress=not args.quiet, max_document_chars=args.max_document_chars)
+        cfg = command_config(args, show_progress=not args.quiet, max_document_chars=args.max_document_chars)
         for path in args.paths:  # a typo in a path is reported before the store is opened or created
             source_kind(path)
         with Retriever(cfg) as r:
@@ -116,7 +86,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             options[name] = getattr(args, name)
     _check_utf8("query", args.query)
     flt = _parse_filter_arg(args.filter)  # the arguments first, then the store
-    with Retriever(_config(args), must_exist=True) as r:
+    with Retriever(command_config(args), must_exist=True) as r:
         result = r.search(args.query, top_k=args.top_k, filter=flt, **options)
     if args.json:
         _out(
@@ -142,26 +112,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
     flt = _parse_filter_arg(args.filter)
     if not args.doc_id and flt is None:  # the arguments first, then the store
         raise InputError("delete needs --doc-id or --filter; refusing to delete everything")
-    with Retriever(_config(args), must_exist=True) as r:
+    with Retriever(command_config(args), must_exist=True) as r:
         n = r.delete(args.doc_id or None, filter=flt)
     _out(f"deleted {n} chunks")
-    return 0
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    from m3retriever.retriever import Retriever
-
-    with Retriever(_config(args), must_exist=True) as r:
-        info = r.info()
-    if args.json:
-        _out(json.dumps(info, indent=2, default=str))
-    else:
-        in_force = info.pop("settings", {})
-        for key, value in info.items():
-            _out(f"{key:16} {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
-        _out("settings in force (where each comes from: explicit, collection, profile, default):")
-        for name, item in in_force.items():
-            _out(f"  {name:24} {json.dumps(item['value'], default=str):40} {item['source']}")
     return 0
 
 
@@ -202,7 +155,7 @@ def cmd_serve_mcp(args: argparse.Namespace) -> int:
     from m3retriever.plugins import get_adapter
     from m3retriever.retriever import Retriever
 
-    config = _config(args)
+    config = command_config(args)
     if not args.allow_writes:  # a read-only server of a collection that is not there: say so
         open_configured_store(config, must_exist=True).close()
     retriever = Retriever.shared(config)
@@ -222,28 +175,6 @@ def cmd_serve_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_renormalize(args: argparse.Namespace) -> int:
-    from m3retriever.renormalize import renormalize
-
-    # --tenant without --tenant-field follows the tenant field recorded with the collection.
-    tenant, args.tenant = args.tenant, None
-    cfg = _config(args)
-    report = renormalize(cfg, tenant=tenant)
-    if not report.after:
-        _out(f"{cfg.collection}: no BM25 branch or no such collection; nothing to do")
-        return 0
-    where = cfg.collection + (f" tenant {report.tenant!r}" if report.tenant is not None else "")
-    for branch, stats in report.after.items():
-        was = report.before.get(branch)
-        before = f"{was.average:.2f} over {was.count} chunks" if was and was.average else "not recorded"
-        _out(f"{where} {branch}: average {stats.average or 0:.2f} terms over {stats.count} chunks (was {before})")
-    if report.tenants:
-        _out(f"{len(report.tenants)} tenants' chunks rewritten with their own tenant's average")
-    upgraded = "; fingerprint upgraded" if report.upgraded else ""
-    _out(f"rewrote {report.chunks} chunks in {report.seconds:.1f}s{upgraded}")
-    return 0
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from m3retriever.demo import run_demo
 
@@ -256,24 +187,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(prog="m3retriever", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_collection_commands(sub)
-    _add_tool_commands(sub)
-    _add_eval_commands(sub)
-    from m3retriever.export.cli import add_commands as add_export_commands
+def register_commands(cli: CommandLine) -> None:
+    """Declare ``ingest``, ``search``, ``delete``, ``serve-mcp``, ``plugins`` and ``demo``."""
+    data = ("store", "model", "tenant")
+    cli.command(
+        "ingest", cmd_ingest, help="ingest folders of .txt/.md, JSONL files or BEIR corpora",
+        options=(*data, "index"), arguments=_ingest_arguments,
+    )
+    cli.command("search", cmd_search, help="search and print hits with per-stage scores", options=data,
+                arguments=_search_arguments)
+    cli.command("delete", cmd_delete, help="delete documents by id or filter", options=data, arguments=_delete_arguments)
+    cli.command("serve-mcp", cmd_serve_mcp, help="serve the collection as an MCP tool (stdio or HTTP)", options=data,
+                arguments=_serve_mcp_arguments)
+    cli.command("plugins", cmd_plugins, help="list loaded plugins with versions and hooks", arguments=_json_argument)
+    cli.command("demo", cmd_demo, help="ingest the project's docs and run a few queries", arguments=_demo_arguments)
 
-    add_export_commands(sub)
-    return parser
+
+def _json_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _add_collection_commands(sub: Any) -> None:
-    """``ingest``, ``search``, ``delete``, ``info`` and ``renormalize``: one collection's data."""
-    p = sub.add_parser("ingest", help="ingest folders of .txt/.md, JSONL files or BEIR corpora")
-    _common(p)
+def _ingest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -289,11 +223,9 @@ def _add_collection_commands(sub: Any) -> None:
         help="longest document accepted, in characters (default: max_document_chars of the configuration, "
         "2000000; also M3R_MAX_DOCUMENT_CHARS)",
     )
-    add_index_arguments(p)
-    p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("search", help="search and print hits with per-stage scores")
-    _common(p)
+
+def _search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("query")
     p.add_argument("-k", "--top-k", type=int, default=None)
     p.add_argument("--filter", help='JSON filter, e.g. \'{"lang": "en", "year": {"gte": 2020}}\'')
@@ -303,50 +235,21 @@ def _add_collection_commands(sub: Any) -> None:
     p.add_argument("--mmr", type=float, default=None, help="MMR diversity, 0 (relevance) to 1")
     p.add_argument("--diversity-depth", type=int, default=None, help="candidates --max-per-doc/--mmr pick from")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("delete", help="delete documents by id or filter")
-    _common(p)
+
+def _delete_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--doc-id", action="append", help="document id (repeatable)")
     p.add_argument("--filter", help="JSON filter")
-    p.set_defaults(func=cmd_delete)
-
-    p = sub.add_parser("info", help="counts, models and sizes of the collection")
-    _common(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_info)
-
-    p = sub.add_parser(
-        "renormalize",
-        help="recount document lengths and rewrite the BM25 vectors with the exact average",
-        description=(
-            "BM25 normalises each chunk by the collection's average length as it was when the "
-            "chunk was written. Recount the lengths from the stored texts and rewrite every BM25 "
-            "vector with the current average (no model runs; other vectors are copied). Also "
-            "upgrades a collection built before the BM25 parameters were recorded. With "
-            "--tenant, that tenant's chunks with the tenant's own average; without, on a "
-            "collection partitioned by tenant, each tenant's chunks with its own average."
-        ),
-    )
-    _common(p)
-    p.set_defaults(func=cmd_renormalize)
 
 
-def _add_tool_commands(sub: Any) -> None:
-    """``plugins``, ``demo`` and ``serve-mcp``: the loaded plugins, a demo, the MCP server."""
-    p = sub.add_parser("plugins", help="list loaded plugins with versions and hooks")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_plugins)
-
-    p = sub.add_parser("demo", help="ingest the project's docs and run a few queries")
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="profile (default: small)")
     p.add_argument("--location", help="store directory (default: a fresh temporary directory)")
     p.add_argument("--corpus", help="folder to ingest (default: the project's docs/ and README)")
     p.add_argument("--query", action="append", help="query to run (repeatable)")
-    p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("serve-mcp", help="serve the collection as an MCP tool (stdio or HTTP)")
-    _common(p)
+
+def _serve_mcp_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -360,46 +263,3 @@ def _add_tool_commands(sub: Any) -> None:
                    help="HTTP: a request's body must arrive within this many seconds after its head (default: 30)")
     p.add_argument("--max-connections", type=int, default=200, metavar="N",
                    help="HTTP: connections served at once, more get 503 (default: 200; 0: no cap)")
-    p.set_defaults(func=cmd_serve_mcp)
-
-
-def _add_eval_commands(sub: Any) -> None:
-    """``eval`` and ``tune`` live in :mod:`m3retriever.evaluation` (their heavy imports are
-    deferred until they run)."""
-    from m3retriever.evaluation.cli import add_commands
-    from m3retriever.transfer_cli import add_commands as add_transfer_commands
-
-    add_commands(sub, _common, _config)
-    add_transfer_commands(sub, _common, _config)
-    from m3retriever.finetune.cli import add_commands as add_finetune_commands
-
-    add_finetune_commands(sub, _common, _config)
-    from m3retriever.defaults_cli import add_commands as add_defaults_commands
-
-    add_defaults_commands(sub, _common, _config)
-    from m3retriever.warmup_cli import add_commands as add_warmup_commands
-
-    add_warmup_commands(sub, _common, _config)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return int(args.func(args) or 0)
-    except M3RetrieverError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
-    except OSError as exc:  # last line of defence: a file or disk problem we did not foresee
-        logger.debug("unexpected OS error", exc_info=True)
-        sys.stderr.write(f"error: {exc} (run with -v for details)\n")
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
