@@ -116,7 +116,7 @@ def register_adapters(register: Callable[[str, "AdapterFactory"], None]) -> None
 
 @hookspec
 def register_query_generators(register: Callable[[str, "QueryGeneratorFactory"], None]) -> None:
-    """Register synthetic query generators (used by ``m3retriever finetune --generate NAME``
+    """Register synthetic query generators (used by ``m3retriever model finetune --generate NAME``
     to make training pairs for a collection without labels).
 
     Args:
