@@ -26,7 +26,7 @@ mcp = pytest.importorskip("mcp")
 jsonschema = pytest.importorskip("jsonschema")
 httpx2 = pytest.importorskip("httpx2")  # the HTTP client the mcp SDK is built on
 
-pytestmark = pytest.mark.timeout(300)  # backstop; each session is bounded by anyio.fail_after
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # servers in subprocesses  # backstop; each session is bounded by anyio.fail_after
 
 from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402

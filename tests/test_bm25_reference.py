@@ -20,6 +20,8 @@ pytest.importorskip("ranx")
 sys.path.insert(0, str(Path(__file__).resolve().parent / "benchmarks"))
 import bench_bm25  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the real SciFact and XQuAD-R collections
+
 
 @pytest.mark.parametrize("name", ["scifact", "xquad-r-en"])
 def test_bm25_branch_matches_bm25s(tmp_path: Path, name: str) -> None:

@@ -14,6 +14,8 @@ import pytest
 
 from m3retriever import Eq, Retriever, StoreInUseError, load_config
 
+pytestmark = pytest.mark.slow  # real child processes
+
 N_DOCS = 120
 KILL_AFTER = 70  # documents handed to ingest before the child kills itself
 

@@ -11,6 +11,8 @@ import pytest
 from kill_checks import Outcome, Seen, Tally, check_killed, check_rerun
 from kill_harness import COLLECTION, COMMANDS, Command, World, build_world, inject
 
+pytestmark = pytest.mark.slow  # real child processes
+
 KILLS = 2  # per command here; tests/benchmarks/kill_table.py runs more
 SEED = 20240607
 

@@ -21,6 +21,8 @@ from m3retriever.cli import main
 from m3retriever.ingest import IngestInterrupted, Ingestor
 from m3retriever.sources import coerce_document, read_folder
 
+pytestmark = pytest.mark.slow  # real child processes
+
 N_FILES = 60
 
 # The CLI in a child process, with the encoder slowed to 30 ms a chunk (a CPU running a real

@@ -24,7 +24,7 @@ pytest.importorskip("m3retriever_mcp")
 pytest.importorskip("mcp")
 httpx2 = pytest.importorskip("httpx2")
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # servers in subprocesses
 
 from mcp import Client  # noqa: E402
 from mcp.client.session import ClientSession  # noqa: E402

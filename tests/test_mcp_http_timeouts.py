@@ -28,7 +28,7 @@ from m3retriever.errors import ConfigError  # noqa: E402
 from m3retriever_mcp import HTTPLimits  # noqa: E402
 from test_adapter_mcp import CALL_TIMEOUT, _log_tail, running_http_server, shared_config  # noqa: E402,F401
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # servers in subprocesses
 
 TIMEOUT_S = 3.0  # the shortened header and body timeouts
 SLACK_S = 3.0  # how late a close may come (a loaded machine)

@@ -31,7 +31,7 @@ from test_adapter_mcp import (  # noqa: E402
     _tools,
 )
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # servers in subprocesses
 
 
 @asynccontextmanager

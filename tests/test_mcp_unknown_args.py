@@ -24,7 +24,7 @@ from m3retriever_mcp import create_server  # noqa: E402
 from test_adapter_mcp import SESSION_TIMEOUT, _log_tail, _seed_store, _text, _tools  # noqa: E402
 from test_mcp_tenant import stdio_session  # noqa: E402
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # servers in subprocesses
 
 DOCS = [
     {"doc_id": "a1", "text": "Kiwi and mango grow in the acme orchard.", "metadata": {"tenant": "acme", "lang": "en"}},
