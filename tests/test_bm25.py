@@ -333,7 +333,7 @@ def test_old_collection_is_refused_then_upgraded_in_place(tmp_path: Path) -> Non
     meta = json.loads(meta_path.read_text())
     del meta["fingerprint"]["bm25"]["parameters"], meta["lengths"]
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(FingerprintMismatchError, match="bm25.parameters.avg_len.*m3retriever renormalize"):
+    with pytest.raises(FingerprintMismatchError, match="bm25.parameters.avg_len.*m3retriever collection renormalize"):
         Retriever(cfg)
     report = renormalize(cfg)
     assert report.upgraded and report.chunks == 2 and report.before == {}

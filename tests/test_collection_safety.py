@@ -328,7 +328,7 @@ def test_a_half_copied_target_is_named_as_such(tmp_path, capsys) -> None:
     for command in (["collection", "info"], ["search", "q"], ["collection", "warm-up"], ["collection", "defaults", "show"]):
         assert main([*command, "--location", str(tmp_path / "b"), "--collection", "c"]) == 2
         err = capsys.readouterr().err
-        assert "is an unfinished copy of" in err and "run the same `m3retriever copy` again" in err
+        assert "is an unfinished copy of" in err and "run the same `m3retriever collection copy` again" in err
     assert main(["collection", "copy", "--from", str(tmp_path / "a"), "--to", str(tmp_path / "b"), "--collection", "c"]) == 0
     assert main(["collection", "warm-up", "--location", str(tmp_path / "b"), "--collection", "c"]) == 0
     with open_store(tmp_path / "b") as dst:

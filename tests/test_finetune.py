@@ -291,7 +291,7 @@ def test_dense2_refused_until_added_with_a_hint(trained, tiny_settings, corpus_d
     with Retriever(load_config(env={}, **base)) as r:
         r.ingest(corpus_docs[:2])
     cfg = load_config(env={}, dense2_encoder="sentence-transformers", dense2_model=str(trained.path), **base)
-    with pytest.raises(FingerprintMismatchError, match="dense2.model.*m3retriever add-branch"):
+    with pytest.raises(FingerprintMismatchError, match="dense2.model.*m3retriever collection add-branch"):
         Retriever(cfg)
 
 

@@ -173,5 +173,5 @@ def test_collections_are_shared_with_bge_m3_in_fp32_only(make_retriever, corpus_
 
 def test_the_profile_names_export_onnx_when_its_directories_are_missing(make_retriever, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
-    with pytest.raises(ModelNotFoundError, match="m3retriever export-onnx BAAI/bge-m3 ~/.cache/m3retriever/onnx/bge-m3-int8 --int8"):
+    with pytest.raises(ModelNotFoundError, match="m3retriever model export-onnx BAAI/bge-m3 ~/.cache/m3retriever/onnx/bge-m3-int8 --int8"):
         make_retriever(profile="bge-m3-cpu", dense_model=None, reranker_model=None).search("q")

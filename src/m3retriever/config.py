@@ -167,8 +167,8 @@ class Config:
             else ``"bm25"``.
         dense2_encoder: Registered encoder of an extra dense branch, ``dense2`` (``None`` or
             ``"none"``: no such branch), for example ``"sentence-transformers"`` with a
-            fine-tuned model (``m3retriever finetune``). It reads the same chunks; add it to an
-            existing collection with ``m3retriever add-branch``.
+            fine-tuned model (``m3retriever model finetune``). It reads the same chunks; add it to an
+            existing collection with ``m3retriever collection add-branch``.
         dense2_model: Its model (hub id or local folder; ``None``: the encoder's default).
         reranker: Registered reranker (``"none"`` disables reranking).
         reranker_model: Its model (``None``: the profile's when the reranker is the

@@ -115,7 +115,7 @@ def open_configured_store(config: Config, client: Any = None, *, must_exist: boo
         source = copying.get("source") if isinstance(copying, dict) else None
         raise StoreError(
             f"collection {config.collection!r} at {getattr(store, 'where', config.location)} is an unfinished copy "
-            f"of {source or 'another collection'}: run the same `m3retriever copy` again to finish it (its points "
+            f"of {source or 'another collection'}: run the same `m3retriever collection copy` again to finish it (its points "
             "and settings arrive at the end), or drop it and copy again"
         )
     return store

@@ -23,7 +23,7 @@ class Profile:
 
     Attributes:
         name: Profile name.
-        description: One line for ``m3retriever info`` and the docs.
+        description: One line for ``m3retriever collection info`` and the docs.
         settings: Default per setting, keyed like a configuration file: ``Config`` field
             names, and ``"search"`` holding ``SearchConfig`` field names. Only settings whose
             own default is ``None`` ("the profile's") can be given.
@@ -72,9 +72,9 @@ PROFILES: dict[str, Profile] = {
         name="bge-m3-cpu",
         description=(
             "BGE-M3 and bge-reranker-v2-m3 as int8 ONNX exports on CPU (no torch at run time; "
-            "write them with `m3retriever export-onnx ... --int8`)."
+            "write them with `m3retriever model export-onnx ... --int8`)."
         ),
-        # The directories `m3retriever export-onnx BAAI/bge-m3 ~/.cache/m3retriever/onnx/bge-m3-int8
+        # The directories `m3retriever model export-onnx BAAI/bge-m3 ~/.cache/m3retriever/onnx/bge-m3-int8
         # --int8` (and the reranker's) write; dense_model / reranker_model point elsewhere.
         settings={
             "dense_encoder": "bge-m3-onnx",

@@ -55,14 +55,14 @@ def check_saved(collection: str, values: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(values, Mapping):
         raise ConfigError(
             f"collection {collection!r}: its saved search defaults are not a mapping "
-            f"({values!r:.60}); clear them with `m3retriever defaults clear` and save them again"
+            f"({values!r:.60}); clear them with `m3retriever collection defaults clear` and save them again"
         )
     out: dict[str, Any] = {}
     for key, value in values.items():
         if value is None:
             continue
         where = f"collection {collection!r}: saved search default {key!r}"
-        fix = f"; remove it with `m3retriever defaults clear {key}` (all of them: `m3retriever defaults clear`), then save again"
+        fix = f"; remove it with `m3retriever collection defaults clear {key}` (all of them: `m3retriever collection defaults clear`), then save again"
         if key not in SAVABLE:
             raise ConfigError(f"{where} is not a setting a collection can keep (it can keep {list(SAVABLE)}){fix}")
         try:

@@ -79,7 +79,7 @@ def _edge(store: EdgeStore | str | os.PathLike[str], must_have: str | None) -> t
         raise ConfigError(
             f"snapshots here are of embedded stores (a directory), not {location!r}: a Qdrant "
             "server makes its own with POST /collections/<name>/snapshots (see "
-            "docs/moving-to-a-server.md), or copy the collection with `m3retriever copy`"
+            "docs/moving-to-a-server.md), or copy the collection with `m3retriever collection copy`"
         )
     opened = open_store(location, must_have=must_have)
     assert isinstance(opened, EdgeStore)
@@ -243,7 +243,7 @@ def _damaged(path: Path, why: str) -> DamagedSnapshotError:
 
 def _open_tar(path: Path) -> tarfile.TarFile:
     if not path.is_file():
-        raise InputError(f"snapshot {path} does not exist or is not a file; pass the file `m3retriever snapshot` wrote")
+        raise InputError(f"snapshot {path} does not exist or is not a file; pass the file `m3retriever collection snapshot` wrote")
     try:
         return tarfile.open(path, "r:")
     except (tarfile.TarError, OSError, ValueError, EOFError) as exc:

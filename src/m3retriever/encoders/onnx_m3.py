@@ -1,4 +1,4 @@
-"""BGE-M3 from an ONNX export (``m3retriever export-onnx``): dense, lexical weights and, when
+"""BGE-M3 from an ONNX export (``m3retriever model export-onnx``): dense, lexical weights and, when
 asked, ColBERT vectors from one ``onnxruntime`` run, without torch.
 
 The graph computes what FlagEmbedding computes (the normalised CLS state, ``relu(sparse_linear)``
@@ -86,7 +86,7 @@ class OnnxBGEM3Encoder(Encoder):
         if not options.model:
             raise ModelNotFoundError(
                 "The bge-m3-onnx encoder needs the directory of a BGE-M3 ONNX export: write one "
-                f"with `m3retriever export-onnx BAAI/bge-m3 DIR --int8` ({EXPORT_COMMAND}) and "
+                f"with `m3retriever model export-onnx BAAI/bge-m3 DIR --int8` ({EXPORT_COMMAND}) and "
                 "set dense_model = DIR (environment: M3R_DENSE_MODEL=DIR)"
             )
         require_directory(

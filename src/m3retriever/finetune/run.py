@@ -58,7 +58,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     """
     file = Path(path) / MANIFEST_NAME
     if not file.is_file():
-        raise InputError(f"{path} has no {MANIFEST_NAME}: not a model written by m3retriever finetune")
+        raise InputError(f"{path} has no {MANIFEST_NAME}: not a model written by m3retriever model finetune")
     loaded: dict[str, Any] = json.loads(file.read_text())
     return loaded
 

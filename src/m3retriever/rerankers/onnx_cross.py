@@ -86,7 +86,7 @@ class OnnxCrossEncoderReranker(Reranker):
             self._dir = local_model_dir(
                 options.model,
                 ("model.onnx", "tokenizer.json"),
-                "The onnx-cross-encoder reranker (`m3retriever export-onnx` writes such a directory)",
+                "The onnx-cross-encoder reranker (`m3retriever model export-onnx` writes such a directory)",
             )
             model_id = source_model_id(self._dir) or str(self._dir)
             self._verified = False

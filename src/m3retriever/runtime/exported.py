@@ -1,4 +1,4 @@
-"""Directories written by ``m3retriever export-onnx``: their manifest, checked before a session
+"""Directories written by ``m3retriever model export-onnx``: their manifest, checked before a session
 loads them.
 
 An export directory holds ``model.onnx`` (and, for graphs over 2 GB, ``model.onnx.data``), the
@@ -40,7 +40,7 @@ MANIFEST_NAME = "m3retriever-onnx.json"
 MANIFEST_VERSION = 1
 """Version of the manifest's layout."""
 
-EXPORT_COMMAND = "m3retriever export-onnx MODEL OUTDIR [--int8]"
+EXPORT_COMMAND = "m3retriever model export-onnx MODEL OUTDIR [--int8]"
 """How to write an export directory, quoted by error messages."""
 
 INT8_SUFFIX = " (onnx int8)"
@@ -157,7 +157,7 @@ def require_directory(path: str, what: str, *, source: str, setting: str) -> Non
     """
     if not Path(path).expanduser().is_dir():
         raise ModelNotFoundError(
-            f"{what} in {path!r}, which is not a directory: write one with `m3retriever "
+            f"{what} in {path!r}, which is not a directory: write one with `m3retriever model "
             f"export-onnx {source} {path} --int8` (a local checkpoint works in place of {source}), "
             f"or set {setting} to an existing export (environment: M3R_{setting.upper()})"
         )

@@ -43,13 +43,13 @@ def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: 
         elif all(key.split(".")[0] == DENSE2 for key in keys):
             fix = (
                 "Only the extra dense branch differs: configure dense2_encoder and dense2_model as "
-                "the collection has them, or add (or replace) the branch with `m3retriever "
+                "the collection has them, or add (or replace) the branch with `m3retriever collection "
                 "add-branch` (it re-encodes that branch alone)."
             )
         elif all(".parameters." in key for key in keys):
             fix = (
                 "Only the BM25 parameters differ (the collection was built before they were "
-                "recorded, with a fixed average length): run `m3retriever renormalize` with the "
+                "recorded, with a fixed average length): run `m3retriever collection renormalize` with the "
                 "same settings (or m3retriever.renormalize(config)) to rewrite its BM25 vectors "
                 "in place, without re-encoding."
             )

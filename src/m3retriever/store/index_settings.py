@@ -75,7 +75,7 @@ def check_index_settings(name: str, stored: Mapping[str, Any], asked: Mapping[st
             f"collection {name!r} was created with other index settings: " + "; ".join(diffs) + ". "
             "These are fixed when a collection is created: leave them unset (the collection's own "
             "apply), or ingest into a new collection (another `collection` name) with the new settings, "
-            "or copy this one into a new collection with them (`m3retriever copy --to-collection NEW "
+            "or copy this one into a new collection with them (`m3retriever collection copy --to-collection NEW "
             "--quantization ...`, no re-encoding)."
         )
 
