@@ -56,6 +56,7 @@ PUBLIC = [
 
 PLUGIN = [
     "AdapterFactory",
+    "CommandLine",
     "Distance",
     "Encoder",
     "EncoderFactory",
@@ -84,6 +85,7 @@ PLUGIN = [
     "check_query",
     "check_source",
     "clean_metadata",
+    "command_config",
     "hit_metadata",
     "hookimpl",
     "text_id",

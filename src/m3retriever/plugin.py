@@ -20,6 +20,7 @@ import importlib as _importlib
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers read it as True)
 
 if TYPE_CHECKING:
+    from m3retriever.cli.registry import CommandLine, command_config
     from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec, LengthNormalizedEncoder
     from m3retriever.hookspecs import (
         AdapterFactory,
@@ -52,6 +53,9 @@ __all__ = [
     "RerankerFactory",
     "AdapterFactory",
     "QueryGeneratorFactory",
+    # commands (register_commands)
+    "CommandLine",
+    "command_config",
     # encoders
     "Encoder",
     "LengthNormalizedEncoder",
@@ -92,6 +96,7 @@ _PUBLIC: dict[str, str] = {
         "m3retriever.hookspecs": (
             "hookimpl", "EncoderFactory", "RerankerFactory", "AdapterFactory", "QueryGeneratorFactory",
         ),
+        "m3retriever.cli.registry": ("CommandLine", "command_config"),
         "m3retriever.encoders.base": ("Encoder", "LengthNormalizedEncoder", "EncoderOptions", "EncoderSpec"),
         "m3retriever.types": ("Encoding", "SparseVector", "LengthStats", "Distance", "SparseKind"),
         "m3retriever.rerankers.base": ("Reranker", "RerankerOptions", "RerankerSpec"),
