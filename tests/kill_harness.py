@@ -141,7 +141,7 @@ def build_world(root: Path, m3_onnx: Path) -> World:
     """The base store: documents d0-d15 in two ingests (so renormalize has stale BM25 weights),
     a snapshot of it plus d16-d19, the inputs of the commands."""
     from m3retriever import Retriever, load_config
-    from m3retriever.snapshot import snapshot_collection
+    from m3retriever.maintenance.snapshot import snapshot_collection
 
     root.mkdir(parents=True, exist_ok=True)
     settings = {**SETTINGS, "dense_model": str(m3_onnx), "collection": COLLECTION}

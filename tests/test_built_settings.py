@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from m3retriever import Config, Retriever, load_config, resolve
-from m3retriever.built_settings import infer_profile, load_built
 from m3retriever.cli import main
+from m3retriever.config.built import infer_profile, load_built
+from m3retriever.config.profiles import get_profile
+from m3retriever.config.resolution import BUILT, sources
 from m3retriever.errors import ConfigError, FingerprintMismatchError
-from m3retriever.profiles import get_profile
-from m3retriever.resolution import BUILT, sources
 
 # -- resolution alone (no store, no model) ----------------------------------------------------
 
@@ -199,7 +199,7 @@ def test_an_adapter_opens_the_collection_without_the_profile(built):
 def test_renormalize_without_the_profile_uses_the_collections_settings(tmp_path, tiny_settings, corpus_docs):
     """``renormalize`` given a configuration opens the collection as a Retriever does: the
     encoders it was built with follow it (here the tiny model, which the profile does not name)."""
-    from m3retriever.renormalize import renormalize
+    from m3retriever.maintenance.renormalize import renormalize
 
     place = {"location": str(tmp_path / "store"), "collection": "docs"}
     with Retriever(load_config(env={}, **place, **tiny_settings, bm25=True)) as r:

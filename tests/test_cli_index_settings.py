@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from m3retriever import ConfigError, load_config
 from m3retriever.cli import build_parser, main
-from m3retriever.index_cli import index_overrides
+from m3retriever.cli.index_options import index_overrides
 
 
 @pytest.fixture

@@ -236,7 +236,7 @@ def test_an_interrupted_swap_is_finished_on_the_next_open(tmp_path, steps_done: 
     dest, _ = _existing(tmp_path)
     with open_store(dest) as s:
         folder = s.build_folder("c")  # type: ignore[attr-defined]
-        from m3retriever.snapshot import _unpack, _verify
+        from m3retriever.maintenance.snapshot import _unpack, _verify
 
         _unpack(path, _verify(path), folder, "c")
         assert s.open_build("c") == 30  # type: ignore[attr-defined]

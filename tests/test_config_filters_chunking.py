@@ -8,9 +8,9 @@ import json
 import pytest
 
 from m3retriever import AnyOf, Config, ConfigError, Eq, InputError, Not, Range, SearchConfig, load_config, parse_filter
-from m3retriever.chunking import ChunkingConfig, chunk_text
 from m3retriever.filters import And
-from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl
+from m3retriever.ingest.chunking import ChunkingConfig, chunk_text
+from m3retriever.ingest.sources import read_beir_corpus, read_folder, read_jsonl
 
 
 def words(text):
@@ -160,8 +160,8 @@ def test_read_jsonl_and_beir(tmp_path):
 
 
 def test_search_config_defaults():
-    from m3retriever.profiles import get_profile
-    from m3retriever.resolution import resolve
+    from m3retriever.config.profiles import get_profile
+    from m3retriever.config.resolution import resolve
 
     s = SearchConfig()
     # unset until resolved (a collection's own defaults may fill them), then rrf / 100
@@ -181,7 +181,7 @@ def test_search_config_defaults():
 
 
 def test_resolution_fills_profile_then_field_defaults():
-    from m3retriever.resolution import resolve
+    from m3retriever.config.resolution import resolve
 
     c = resolve(Config())  # bge-m3
     assert (c.dense_encoder, c.dense_model, c.sparse_encoder) == ("bge-m3", "BAAI/bge-m3", "bge-m3")
@@ -199,7 +199,7 @@ def test_resolution_fills_profile_then_field_defaults():
 
 
 def test_resolution_profile_models_follow_their_encoder():
-    from m3retriever.resolution import resolve
+    from m3retriever.config.resolution import resolve
 
     local = resolve(Config(dense_model="/models/bge-m3"))
     assert local.sparse_model == "/models/bge-m3"  # one instance still serves both branches
@@ -212,7 +212,7 @@ def test_resolution_profile_models_follow_their_encoder():
 
 
 def test_resolution_of_the_lexical_branch():
-    from m3retriever.resolution import resolve
+    from m3retriever.config.resolution import resolve
 
     assert resolve(Config(lexical_encoder="hashing")).bm25 is True  # naming one turns it on
     assert resolve(Config(bm25=True)).lexical_encoder == "bm25"
@@ -223,7 +223,7 @@ def test_resolution_of_the_lexical_branch():
 
 
 def test_resolution_turns_rerank_off_without_a_reranker():
-    from m3retriever.resolution import resolve
+    from m3retriever.config.resolution import resolve
 
     assert resolve(Config(reranker="none")).search.rerank is False
     with pytest.raises(ConfigError, match="min_score applies to the calibrated rerank score"):
@@ -245,8 +245,8 @@ def test_resolution_turns_rerank_off_without_a_reranker():
     ],
 )
 def test_a_profile_is_checked_against_the_fields(monkeypatch, settings, message):
-    from m3retriever.profiles import PROFILES, Profile
-    from m3retriever.resolution import resolve
+    from m3retriever.config.profiles import PROFILES, Profile
+    from m3retriever.config.resolution import resolve
 
     monkeypatch.setitem(PROFILES, "odd", Profile("odd", "a broken profile", settings))
     with pytest.raises(ConfigError, match=message):
@@ -254,8 +254,8 @@ def test_a_profile_is_checked_against_the_fields(monkeypatch, settings, message)
 
 
 def test_builtin_profiles_name_only_settings():
-    from m3retriever.profiles import PROFILES
-    from m3retriever.resolution import resolve
+    from m3retriever.config.profiles import PROFILES
+    from m3retriever.config.resolution import resolve
 
     for name in PROFILES:
         resolve(Config(profile=name))  # raises on any unknown or mistyped default

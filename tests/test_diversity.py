@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from m3retriever import ConfigError, SearchConfig
-from m3retriever.diversity import best_rank_by_doc, cap_per_doc, mmr_order
+from m3retriever.search.diversity import best_rank_by_doc, cap_per_doc, mmr_order
 
 docs_and_cap = st.tuples(
     st.lists(st.sampled_from("abcdef"), min_size=0, max_size=40), st.integers(min_value=1, max_value=5)

@@ -52,7 +52,7 @@ CHILD = textwrap.dedent(
 
 
 def _expected_chunks(r: Retriever, docs: list[dict]) -> int:
-    from m3retriever.sources import coerce_document
+    from m3retriever.ingest.sources import coerce_document
 
     return sum(len(r._ingestor.chunk(coerce_document(d))) for d in docs)
 

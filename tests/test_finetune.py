@@ -199,7 +199,7 @@ def test_an_interrupted_build_or_swap_is_finished_by_the_next_run(trained, tiny_
     from dataclasses import replace
 
     from m3retriever.components import encoders_for
-    from m3retriever.resolution import resolve
+    from m3retriever.config.resolution import resolve
     from m3retriever.retriever import collection_spec
 
     base = {**tiny_settings, **TINY, "location": str(tmp_path / "s")}

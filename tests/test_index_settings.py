@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m3retriever import Config, ConfigError, load_config
+from m3retriever.config.resolution import resolve
+from m3retriever.config.sizing import auto_index_settings
 from m3retriever.filters import Eq, Filter
 from m3retriever.ingest import point_id
-from m3retriever.resolution import resolve
-from m3retriever.sizing import auto_index_settings
 from m3retriever.store import open_store
 from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS, check_index_settings
 from m3retriever.store.schema import DENSE, SPARSE, Branch, CollectionSpec, HybridQuery, StoredPoint

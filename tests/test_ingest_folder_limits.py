@@ -17,7 +17,7 @@ import pytest
 from m3retriever.cli import main
 from m3retriever.errors import InputError
 from m3retriever.ingest import Ingestor
-from m3retriever.sources import read_folder, read_jsonl
+from m3retriever.ingest.sources import read_folder, read_jsonl
 
 
 def _folder(root: Path, n: int, big: str | None = None, bad: str | None = None) -> Path:
@@ -136,4 +136,4 @@ def test_progress_bar_counts_against_the_total_and_moves_with_each_write(tmp_pat
     # the warning has a line of its own: the bar is cleared before it and drawn again after
     lines = re.split(r"[\r\n]", err)
     warning = [line for line in lines if "skipping" in line]
-    assert warning == [f"WARNING m3retriever.sources: skipping {folder / 'doc05-bad.txt'}: not UTF-8 text (byte 0xe9) on line 1"]
+    assert warning == [f"WARNING m3retriever.ingest.sources: skipping {folder / 'doc05-bad.txt'}: not UTF-8 text (byte 0xe9) on line 1"]

@@ -19,7 +19,7 @@ import pytest
 from m3retriever import Retriever, load_config
 from m3retriever.cli import main
 from m3retriever.ingest import IngestInterrupted, Ingestor
-from m3retriever.sources import coerce_document, read_folder
+from m3retriever.ingest.sources import coerce_document, read_folder
 
 pytestmark = pytest.mark.slow  # real child processes
 

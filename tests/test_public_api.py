@@ -109,13 +109,13 @@ MOVED = {
     "RerankerFactory": "m3retriever.plugin",
     "AdapterFactory": "m3retriever.plugin",
     "hookimpl": "m3retriever.plugin",
-    "resolve": "m3retriever.resolution",
-    "Profile": "m3retriever.profiles",
-    "PROFILES": "m3retriever.profiles",
+    "resolve": "m3retriever.config.resolution",
+    "Profile": "m3retriever.config.profiles",
+    "PROFILES": "m3retriever.config.profiles",
     "Chunk": "m3retriever.types",
-    "RenormalizeReport": "m3retriever.renormalize",
-    "CopyReport": "m3retriever.transfer",
-    "SnapshotReport": "m3retriever.snapshot",
+    "RenormalizeReport": "m3retriever.maintenance.renormalize",
+    "CopyReport": "m3retriever.maintenance.copy",
+    "SnapshotReport": "m3retriever.maintenance.snapshot",
 }
 
 HEAVY = ("torch", "transformers", "onnxruntime", "qdrant_edge", "qdrant_client")
@@ -163,7 +163,7 @@ def test_public_names_are_the_objects_their_modules_define() -> None:
 def test_renormalize_is_the_function_even_after_its_module_is_imported() -> None:
     import importlib
 
-    module = importlib.import_module("m3retriever.renormalize")
+    module = importlib.import_module("m3retriever.maintenance.renormalize")
     assert callable(m3retriever.renormalize) and not isinstance(m3retriever.renormalize, types.ModuleType)
     assert m3retriever.renormalize is module.renormalize
     from m3retriever import renormalize

@@ -147,7 +147,7 @@ def test_info_shows_the_lengths_in_force(config_file: Path, capsys: pytest.Captu
     import json
 
     from m3retriever.cli import main
-    from m3retriever.profiles import get_profile
+    from m3retriever.config.profiles import get_profile
 
     notes = config_file.parent / "notes"
     notes.mkdir()

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from m3retriever import ConfigError, Retriever, SearchConfig, load_config
-from m3retriever.saved_defaults import check_saved, parse_saved, update_saved
+from m3retriever.config.saved import check_saved, parse_saved, update_saved
 
 KNOBS = {"oversampling": 4.0, "hnsw_ef": 256, "rescore": False}
 
@@ -241,7 +241,7 @@ def test_clear_all_removes_a_corrupted_record(opener, corpus_docs):
 
 
 def test_the_docs_name_every_savable_setting():
-    from m3retriever.saved_defaults import SAVABLE
+    from m3retriever.config.saved import SAVABLE
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
     section = text[text.index("## A collection's own search defaults") :].split("\n## ", 1)[0]

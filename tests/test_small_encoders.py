@@ -212,8 +212,8 @@ def test_bge_query_instruction_is_configurable(bge) -> None:  # type: ignore[no-
 def test_config_query_instruction_reaches_the_dense_encoder() -> None:
     from m3retriever import Config
     from m3retriever.components import encoders_for
+    from m3retriever.config.profiles import get_profile
     from m3retriever.encoders.onnx_dense import BGE_QUERY_INSTRUCTION
-    from m3retriever.profiles import get_profile
 
     _need(models.bge_small_onnx_dir)
     small = encoders_for(Config(profile="small", device="cpu"))

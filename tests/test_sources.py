@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from m3retriever.errors import InputError
-from m3retriever.sources import open_text, read_folder, read_jsonl
+from m3retriever.ingest.sources import open_text, read_folder, read_jsonl
 
 needs_non_root = pytest.mark.skipif(
     hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions"

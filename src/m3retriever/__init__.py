@@ -17,8 +17,6 @@ Names that used to be exported here still resolve for one release, with a
 """
 
 import importlib as _importlib
-import sys as _sys
-import types as _types
 import warnings as _warnings
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers read it as True)
@@ -40,11 +38,11 @@ if TYPE_CHECKING:
         StoreInUseError,
     )
     from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range, parse_filter
-    from m3retriever.ingest_run import IngestReport
-    from m3retriever.renormalize import renormalize
+    from m3retriever.ingest.run import IngestReport
+    from m3retriever.maintenance.copy import copy_collection
+    from m3retriever.maintenance.renormalize import renormalize
+    from m3retriever.maintenance.snapshot import restore_snapshot, snapshot_collection
     from m3retriever.retriever import Retriever
-    from m3retriever.snapshot import restore_snapshot, snapshot_collection
-    from m3retriever.transfer import copy_collection
     from m3retriever.types import Document, Hit, SearchResult, StageScores
 
 __version__ = "0.1.0"
@@ -96,11 +94,11 @@ _PUBLIC: dict[str, str] = {
         "m3retriever.retriever": ("Retriever",),
         "m3retriever.config": ("Config", "SearchConfig", "load_config"),
         "m3retriever.types": ("Document", "SearchResult", "Hit", "StageScores"),
-        "m3retriever.ingest_run": ("IngestReport",),
+        "m3retriever.ingest.run": ("IngestReport",),
         "m3retriever.filters": ("Filter", "Eq", "AnyOf", "Range", "Not", "And", "parse_filter"),
-        "m3retriever.transfer": ("copy_collection",),
-        "m3retriever.snapshot": ("snapshot_collection", "restore_snapshot"),
-        "m3retriever.renormalize": ("renormalize",),
+        "m3retriever.maintenance.copy": ("copy_collection",),
+        "m3retriever.maintenance.snapshot": ("snapshot_collection", "restore_snapshot"),
+        "m3retriever.maintenance.renormalize": ("renormalize",),
         "m3retriever.errors": (
             "M3RetrieverError", "ConfigError", "InputError", "ModelNotFoundError",
             "MissingDependencyError", "BrokenDependencyError", "StoreError", "StoreInUseError",
@@ -123,30 +121,15 @@ _MOVED: dict[str, str] = {
         ),
         "m3retriever.plugin",
     ),
-    "resolve": "m3retriever.resolution",
-    "Profile": "m3retriever.profiles",
-    "PROFILES": "m3retriever.profiles",
+    "resolve": "m3retriever.config.resolution",
+    "Profile": "m3retriever.config.profiles",
+    "PROFILES": "m3retriever.config.profiles",
     "Chunk": "m3retriever.types",
-    "RenormalizeReport": "m3retriever.renormalize",
-    "CopyReport": "m3retriever.transfer",
-    "SnapshotReport": "m3retriever.snapshot",
+    "RenormalizeReport": "m3retriever.maintenance.renormalize",
+    "CopyReport": "m3retriever.maintenance.copy",
+    "SnapshotReport": "m3retriever.maintenance.snapshot",
 }
 
-
-class _Package(_types.ModuleType):
-    """The package's module type: an exported function keeps its name over its own submodule.
-
-    ``renormalize`` is both a function exported here and the module defining it; importing
-    the submodule would otherwise replace the package attribute with the module.
-    """
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if (name in _PUBLIC or name in _MOVED) and isinstance(value, _types.ModuleType):
-            return  # `import m3retriever.<name>` still works, through sys.modules
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
 
 if not TYPE_CHECKING:
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from m3retriever.branches import EncoderSet
-from m3retriever.built_settings import settings_in_force
 from m3retriever.config import Config
+from m3retriever.config.built import settings_in_force
 from m3retriever.ingest import Ingestor
 from m3retriever.opening import open_configured_store as open_configured_store
 from m3retriever.opening import stored_multivector as stored_multivector

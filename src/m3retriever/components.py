@@ -6,11 +6,11 @@ import threading
 from typing import TYPE_CHECKING
 
 from m3retriever.branches import EncoderSet
+from m3retriever.config.resolution import resolve
 from m3retriever.encoders.base import Encoder, EncoderOptions
 from m3retriever.errors import PluginError
 from m3retriever.plugins import encoder_factories, reranker_factories
 from m3retriever.rerankers.base import Reranker, RerankerOptions
-from m3retriever.resolution import resolve
 
 if TYPE_CHECKING:
     from m3retriever.config import Config

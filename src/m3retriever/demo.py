@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from m3retriever.config.profiles import get_profile
 from m3retriever.display import format_hits
 from m3retriever.errors import InputError
-from m3retriever.profiles import get_profile
-from m3retriever.sources import read_folder
+from m3retriever.ingest.sources import read_folder
 from m3retriever.types import Document
 
 __all__ = ["run_demo", "find_project_docs"]

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from m3retriever.built_settings import load_built
 from m3retriever.config import Config
+from m3retriever.config.built import load_built
+from m3retriever.config.resolution import follow_collection, resolve
+from m3retriever.config.saved import load_saved
 from m3retriever.errors import StoreError
-from m3retriever.resolution import follow_collection, resolve
-from m3retriever.saved_defaults import load_saved
 from m3retriever.store import open_store
 from m3retriever.store.schema import COPYING_KEY, MULTIVECTOR, Store
 

@@ -9,26 +9,26 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Sized
 
-from m3retriever.built_settings import KEY as BUILT_KEY
-from m3retriever.built_settings import built_values, explain_mismatch
-from m3retriever.chunking import ChunkingConfig
 from m3retriever.collection import CollectionInfo
 
 # Re-exported: imported from here by renormalize, finetune and users.
 from m3retriever.collection import collection_spec as collection_spec
 from m3retriever.components import encoders_for, reranker_for
 from m3retriever.config import Config, SearchConfig
+from m3retriever.config.built import KEY as BUILT_KEY
+from m3retriever.config.built import built_values, explain_mismatch
+from m3retriever.config.resolution import resolve
+from m3retriever.config.saved import SavedDefaults
 from m3retriever.encoders.base import Encoder
 from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
 from m3retriever.ingest import Ingestor, IngestReport, text_id
+from m3retriever.ingest.chunking import ChunkingConfig
+from m3retriever.ingest.sources import read_beir_corpus, read_folder, read_jsonl, source_kind
 from m3retriever.opening import open_collection
 from m3retriever.opening import stored_multivector as stored_multivector
 from m3retriever.rerankers.base import Reranker
-from m3retriever.resolution import resolve
-from m3retriever.saved_defaults import SavedDefaults
 from m3retriever.search import Searcher
-from m3retriever.sources import read_beir_corpus, read_folder, read_jsonl, source_kind
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import Store
 from m3retriever.tenancy import Scope

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
+from m3retriever.config.checks import tenant_value_problem
 from m3retriever.errors import InputError
 from m3retriever.filters import And, Eq, Filter
-from m3retriever.setting_checks import tenant_value_problem
 from m3retriever.types import Document
 from m3retriever.validation import check_string
 

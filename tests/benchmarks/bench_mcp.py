@@ -86,7 +86,7 @@ def corpus(n: int, data: Path = DATA) -> tuple[list[dict[str, Any]], list[str], 
     """``n`` documents, queries to send, and where they come from (SciFact in ``data`` if there)."""
     if (data / "corpus.jsonl.gz").is_file():
         from m3retriever.evaluation.data import load_beir
-        from m3retriever.sources import read_beir_corpus
+        from m3retriever.ingest.sources import read_beir_corpus
 
         docs = []
         for doc in read_beir_corpus(data):

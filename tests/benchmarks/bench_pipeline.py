@@ -41,7 +41,7 @@ def scifact_subset(root: Path, n_queries: int, n_docs: int, split: str = "test")
     from m3retriever.evaluation.data import load_beir
 
     data = load_beir(root, split, max_queries=n_queries)
-    from m3retriever.sources import read_beir_corpus
+    from m3retriever.ingest.sources import read_beir_corpus
 
     wanted = {d for rel in data.qrels.values() for d in rel}
     docs = []

@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         results["store"] = res
 
     if "ingest" in sections:
-        from m3retriever.sources import read_beir_corpus
+        from m3retriever.ingest.sources import read_beir_corpus
 
         idocs = []
         for d in read_beir_corpus(scifact):

@@ -29,10 +29,10 @@ BUILTIN_MODULES = (
     "m3retriever.cli.everyday",
     "m3retriever.evaluation.cli",
     "m3retriever.cli.collection",
-    "m3retriever.transfer_cli",
+    "m3retriever.cli.transfer",
     "m3retriever.finetune.cli",
-    "m3retriever.warmup_cli",
-    "m3retriever.defaults_cli",
+    "m3retriever.cli.warm_up",
+    "m3retriever.cli.defaults",
     "m3retriever.export.cli",
 )
 """The modules whose ``register_commands(cli)`` declare the built-in commands."""

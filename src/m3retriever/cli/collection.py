@@ -1,6 +1,6 @@
 """The ``collection`` and ``model`` groups, and the commands of ``collection`` that live
-here: ``info`` and ``renormalize`` (``copy``, ``snapshot``, ``restore``: :mod:`m3retriever.transfer_cli`;
-``warm-up``: :mod:`m3retriever.warmup_cli`; ``defaults``: :mod:`m3retriever.defaults_cli`;
+here: ``info`` and ``renormalize`` (``copy``, ``snapshot``, ``restore``: :mod:`m3retriever.cli.transfer`;
+``warm-up``: :mod:`m3retriever.cli.warm_up`; ``defaults``: :mod:`m3retriever.cli.defaults`;
 ``add-branch``: :mod:`m3retriever.finetune.cli`)."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_renormalize(args: argparse.Namespace) -> int:
-    from m3retriever.renormalize import renormalize
+    from m3retriever.maintenance.renormalize import renormalize
 
     # --tenant without --tenant-field follows the tenant field recorded with the collection.
     tenant, args.tenant = args.tenant, None

@@ -39,8 +39,8 @@ def _parse_filter_arg(raw: str | None) -> Any:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from m3retriever.ingest import IngestInterrupted
+    from m3retriever.ingest.sources import source_kind
     from m3retriever.retriever import Retriever
-    from m3retriever.sources import source_kind
 
     saved = 0  # documents of the paths already done
     try:

@@ -14,9 +14,9 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from m3retriever.cli.index_options import add_index_arguments, index_overrides
 from m3retriever.config import Config, load_config
 from m3retriever.errors import PluginError
-from m3retriever.index_cli import add_index_arguments, index_overrides
 
 __all__ = ["Command", "CommandLine", "OPTION_GROUPS", "command_config"]
 

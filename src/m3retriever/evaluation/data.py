@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from m3retriever.errors import InputError
-from m3retriever.sources import iter_jsonl_objects, open_text
+from m3retriever.ingest.sources import iter_jsonl_objects, open_text
 
 __all__ = ["EvalData", "load_dataset", "load_beir", "load_jsonl_queries", "Qrels", "Queries"]
 

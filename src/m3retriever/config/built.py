@@ -1,8 +1,8 @@
 """The settings a collection was built with, kept beside its fingerprint (``settings`` in its
-metadata): its profile and the encoder settings (:data:`~m3retriever.resolution.BUILT`).
+metadata): its profile and the encoder settings (:data:`~m3retriever.config.resolution.BUILT`).
 
 Whoever opens the collection later (the CLI, the adapters, ``Retriever``) gets them through
-:func:`m3retriever.resolution.resolve` without naming the profile again. A collection built
+:func:`m3retriever.config.resolution.resolve` without naming the profile again. A collection built
 before they were kept has only its fingerprint: its profile is inferred from the encoder names
 there (the one profile whose dense, sparse and lexical encoders they are); its models are not
 (a fingerprint may name a model in another form than the setting), so a collection built with
@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 from m3retriever.config import Config
+from m3retriever.config.profiles import PROFILES
+from m3retriever.config.resolution import BUILT, resolve, sources
 from m3retriever.errors import ConfigError, FingerprintMismatchError
-from m3retriever.profiles import PROFILES
-from m3retriever.resolution import BUILT, resolve, sources
 from m3retriever.store.schema import BM25, DENSE, SPARSE, Store
 
 __all__ = ["KEY", "built_values", "explain_mismatch", "infer_profile", "load_built", "settings_in_force"]
@@ -101,7 +101,7 @@ def settings_in_force(
     config: Config, resolved: Config, saved: Mapping[str, Any], built: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """Each setting in force, ``{name: {"value": ..., "source": ...}}`` (``search.<name>`` for
-    search settings; sources as :func:`m3retriever.resolution.sources` names them)."""
+    search settings; sources as :func:`m3retriever.config.resolution.sources` names them)."""
     where = sources(config, saved=saved, built=built)
     out: dict[str, dict[str, Any]] = {}
     for name, source in where.items():

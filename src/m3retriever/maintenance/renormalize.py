@@ -36,11 +36,11 @@ from m3retriever.branches import EncoderSet, without_parameters
 from m3retriever.collection import collection_spec
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
+from m3retriever.config.checks import check_tenant
 from m3retriever.errors import ConfigError
 from m3retriever.ingest import batched
 from m3retriever.opening import open_collection
 from m3retriever.retriever import Retriever
-from m3retriever.setting_checks import check_tenant
 from m3retriever.store.schema import (
     CollectionSpec,
     ScoredRecord,

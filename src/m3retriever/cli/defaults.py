@@ -1,5 +1,5 @@
 """The ``collection defaults`` commands: show, set and clear a collection's own search defaults
-(:mod:`m3retriever.saved_defaults`) without running ``tune``.
+(:mod:`m3retriever.config.saved`) without running ``tune``.
 
 It opens the store only, not the models: it is quick, and it can repair a collection whose
 saved defaults were corrupted by hand (which stops a retriever from opening it).
@@ -20,7 +20,7 @@ __all__ = ["register_commands"]
 
 def register_commands(cli: CommandLine) -> None:
     """Declare ``collection defaults show|set|clear``."""
-    from m3retriever.saved_defaults import SAVABLE
+    from m3retriever.config.saved import SAVABLE
 
     cli.group(
         "collection defaults",
@@ -86,13 +86,13 @@ def _pairs(raw: list[str]) -> dict[str, str]:
 
 
 def _cmd_set(args: argparse.Namespace) -> int:
-    from m3retriever.saved_defaults import parse_saved
+    from m3retriever.config.saved import parse_saved
 
     return _change(args, lambda cfg, store: (parse_saved(cfg.collection, _pairs(args.pairs)), ()))
 
 
 def _cmd_clear(args: argparse.Namespace) -> int:
-    from m3retriever.saved_defaults import SAVABLE
+    from m3retriever.config.saved import SAVABLE
 
     def removed(cfg: Any, store: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
         named = tuple(k.removeprefix("search.") for k in args.keys)
@@ -102,7 +102,7 @@ def _cmd_clear(args: argparse.Namespace) -> int:
 
 
 def _change(args: argparse.Namespace, change: Callable[[Any, Any], tuple[dict[str, Any], tuple[str, ...]]]) -> int:
-    from m3retriever.saved_defaults import update_saved
+    from m3retriever.config.saved import update_saved
 
     cfg, store = _opened(args)
     try:
@@ -121,9 +121,9 @@ def _present(store: Any, collection: str) -> list[str]:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from m3retriever.built_settings import settings_in_force
+    from m3retriever.config.built import settings_in_force
+    from m3retriever.config.saved import SAVABLE
     from m3retriever.opening import open_collection
-    from m3retriever.saved_defaults import SAVABLE
 
     opened = open_collection(_config(args), must_exist=True)
     opened.store.close()

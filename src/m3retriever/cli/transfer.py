@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 
+from m3retriever.cli.index_options import add_index_arguments, index_overrides
 from m3retriever.cli.registry import CommandLine, command_config
 from m3retriever.config import load_config, refuse_tenant
 from m3retriever.display import out as _out
-from m3retriever.index_cli import add_index_arguments, index_overrides
 
 __all__ = ["register_commands"]
 
@@ -68,9 +68,9 @@ def _restore_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_copy(args: argparse.Namespace) -> int:
+    from m3retriever.maintenance.copy import copy_collection
     from m3retriever.store import open_store
     from m3retriever.store.collection_names import check_name
-    from m3retriever.transfer import copy_collection
 
     given = {k: v for k, v in index_overrides(args).items() if v is not None}
     cfg = load_config(args.config, collection=args.collection, **given)  # converted and checked there
@@ -104,7 +104,7 @@ def _cmd_copy(args: argparse.Namespace) -> int:
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
-    from m3retriever.snapshot import snapshot_collection
+    from m3retriever.maintenance.snapshot import snapshot_collection
 
     cfg = command_config(args)
     refuse_tenant(cfg, "snapshot")
@@ -114,7 +114,7 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
-    from m3retriever.snapshot import restore_snapshot
+    from m3retriever.maintenance.snapshot import restore_snapshot
 
     cfg = command_config(args)
     refuse_tenant(cfg, "restore")

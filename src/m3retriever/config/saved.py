@@ -2,7 +2,7 @@
 writes), checked as :class:`~m3retriever.config.SearchConfig` and
 :class:`~m3retriever.config.Config` check them.
 
-Precedence, applied by :func:`m3retriever.resolution.resolve`: a value the user set (in the
+Precedence, applied by :func:`m3retriever.config.resolution.resolve`: a value the user set (in the
 configuration or for one call) > the collection's own > the profile's > the field's default.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import fields
 from typing import Any, Mapping, Sequence
 
 from m3retriever.config import Config, SearchConfig, coerce_setting
+from m3retriever.config.resolution import resolve
 from m3retriever.errors import CollectionNotFoundError, ConfigError
-from m3retriever.resolution import resolve
 from m3retriever.store.schema import Store
 
 __all__ = ["SAVABLE", "TUNED", "SavedDefaults", "as_values", "check_saved", "load_saved", "parse_saved", "update_saved"]

@@ -13,8 +13,8 @@ from dataclasses import MISSING, fields, replace
 from typing import Any, Mapping, TypeVar
 
 from m3retriever.config import DEFAULT_PROFILE, Config, SearchConfig, coerce_setting
+from m3retriever.config.profiles import PROFILES, Profile, get_profile
 from m3retriever.errors import ConfigError
-from m3retriever.profiles import PROFILES, Profile, get_profile
 
 __all__ = ["BUILT", "Source", "resolve", "sources", "follow_collection", "check_rescoring"]
 
@@ -47,7 +47,7 @@ def resolve(
     Resolving a resolved configuration changes nothing.
 
     A collection's own search defaults (``saved``, checked by
-    :func:`m3retriever.saved_defaults.check_saved`) come between the user's values and the
+    :func:`m3retriever.config.saved.check_saved`) come between the user's values and the
     profile's: explicit > collection's own > profile > field default. So do the settings an
     existing collection was built with (``built``: its ``profile`` and the :data:`BUILT`
     settings): a configuration that names no profile takes the collection's, and its unset

@@ -14,14 +14,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from m3retriever.errors import ConfigError
-from m3retriever.profiles import Profile, get_profile
-from m3retriever.setting_checks import FLOAT_FIELDS, INT_FIELDS, check_float, check_int, check_tenant
+from m3retriever.config.checks import FLOAT_FIELDS, INT_FIELDS, check_float, check_int, check_tenant
 
 # Re-exported: other modules import these from here.
-from m3retriever.setting_checks import MAX_LIMIT as MAX_LIMIT
-from m3retriever.setting_checks import coerce_setting as coerce_setting
-from m3retriever.sizing import auto_index_settings, check_index_values, quantized
+from m3retriever.config.checks import MAX_LIMIT as MAX_LIMIT
+from m3retriever.config.checks import coerce_setting as coerce_setting
+from m3retriever.config.profiles import Profile, get_profile
+from m3retriever.config.sizing import auto_index_settings, check_index_values, quantized
+from m3retriever.errors import ConfigError
 from m3retriever.store.collection_names import check_name
 
 __all__ = ["SearchConfig", "Config", "load_config", "refuse_tenant"]
@@ -140,8 +140,8 @@ class SearchConfig:
 class Config:
     """Everything a :class:`~m3retriever.Retriever` needs, passed explicitly.
 
-    Settings left ``None`` take the profile's value (see :mod:`m3retriever.profiles`), else
-    the default named below; :func:`m3retriever.resolution.resolve` fills them in.
+    Settings left ``None`` take the profile's value (see :mod:`m3retriever.config.profiles`), else
+    the default named below; :func:`m3retriever.config.resolution.resolve` fills them in.
 
     Attributes:
         location: Store location: a directory (embedded Qdrant Edge), ``":memory:"`` or a
@@ -285,7 +285,7 @@ class Config:
 
     @property
     def profile_obj(self) -> Profile:
-        """The :class:`~m3retriever.profiles.Profile` named by :attr:`profile` (``bge-m3``
+        """The :class:`~m3retriever.config.profiles.Profile` named by :attr:`profile` (``bge-m3``
         when unset; the resolved configuration names the one in force)."""
         return get_profile(self.profile or DEFAULT_PROFILE)
 

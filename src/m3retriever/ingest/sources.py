@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
 from m3retriever.errors import InputError
-from m3retriever.text_files import ReadError, TextReader, count_lines, open_text, read_text_file
+from m3retriever.ingest.text_files import ReadError, TextReader, count_lines, open_text, read_text_file
 from m3retriever.types import Document
 from m3retriever.validation import MAX_METADATA_DEPTH, check_doc_id, check_metadata, check_source, check_text
 

@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from m3retriever.errors import CollectionNotFoundError, ConfigError, DamagedSnapshotError, InputError, StoreError
-from m3retriever.snapshot_format import FORMAT, MANIFEST, MANIFEST_SUM, META, SHARD, checked_manifest, shard_member
+from m3retriever.maintenance.snapshot_format import (
+    FORMAT,
+    MANIFEST,
+    MANIFEST_SUM,
+    META,
+    SHARD,
+    checked_manifest,
+    shard_member,
+)
 from m3retriever.store import open_store
 from m3retriever.store.collection_names import check_name
 from m3retriever.store.edge import EdgeStore

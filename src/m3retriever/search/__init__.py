@@ -12,16 +12,16 @@ import numpy as np
 
 from m3retriever.branches import EncoderSet
 from m3retriever.config import MAX_LIMIT, SearchConfig
-from m3retriever.diversity import diversify_records
 from m3retriever.errors import ConfigError
 from m3retriever.filters import Filter
 from m3retriever.rerankers.base import Reranker
-from m3retriever.stage_scores import FUSED, Scores, hit_stage_scores
+from m3retriever.search.diversity import diversify_records
+from m3retriever.search.stage_scores import FUSED, Scores, hit_stage_scores
 
 # Re-exported: imported from here by the evaluation and by users.
-from m3retriever.stage_scores import minmax as minmax
-from m3retriever.stage_scores import sigmoid as sigmoid
-from m3retriever.stage_scores import tie_break as tie_break
+from m3retriever.search.stage_scores import minmax as minmax
+from m3retriever.search.stage_scores import sigmoid as sigmoid
+from m3retriever.search.stage_scores import tie_break as tie_break
 from m3retriever.store.schema import BM25, DENSE, DENSE2, SPARSE, Branch, HybridQuery, Rescore, ScoredRecord, Store
 from m3retriever.types import Hit, SearchResult, SparseVector, StageScores
 from m3retriever.validation import check_query
@@ -44,7 +44,7 @@ def _set(value: T | None, name: str) -> T:
     """A resolved search setting (a ``None`` here means the settings were not resolved)."""
     if value is None:
         raise ConfigError(
-            f"search.{name} is unset: pass search settings from m3retriever.resolution.resolve()"
+            f"search.{name} is unset: pass search settings from m3retriever.config.resolution.resolve()"
         )
     return value
 
@@ -158,7 +158,7 @@ class Searcher:
 
         Args:
             queries: Query texts.
-            s: Resolved search settings (:func:`m3retriever.resolution.resolve`).
+            s: Resolved search settings (:func:`m3retriever.config.resolution.resolve`).
             flt: A parsed filter, or ``None``.
             idf_corpus: The points IDF is computed over (a tenant's), or ``None`` (all).
         """

@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
+from m3retriever.config.sizing import check_index_values
 from m3retriever.errors import CollectionNotFoundError, ConfigError, StoreError
-from m3retriever.sizing import check_index_values
 from m3retriever.store import open_store
 from m3retriever.store.collection_names import check_name
 from m3retriever.store.index_settings import INDEX_SETTINGS, check_index_settings

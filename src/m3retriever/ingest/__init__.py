@@ -40,10 +40,10 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping, Sequence, Sized
 
 from m3retriever.branches import EncoderSet, without_parameters
-from m3retriever.chunking import ChunkingConfig, chunk_text
 from m3retriever.errors import InputError
 from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range
-from m3retriever.ingest_run import (
+from m3retriever.ingest.chunking import ChunkingConfig, chunk_text
+from m3retriever.ingest.run import (
     IngestInterrupted,
     IngestReport,
     IngestRun,
@@ -52,7 +52,7 @@ from m3retriever.ingest_run import (
     sigint_deferred,
     write_groups,
 )
-from m3retriever.sources import coerce_document
+from m3retriever.ingest.sources import coerce_document
 from m3retriever.store.schema import Store, StoredPoint
 from m3retriever.tenancy import Scope, check_tenant_value
 from m3retriever.types import Chunk, Document, LengthStats

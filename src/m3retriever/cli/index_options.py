@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from m3retriever.sizing import QUANTIZATIONS
+from m3retriever.config.sizing import QUANTIZATIONS
 from m3retriever.store.index_settings import INDEX_SETTINGS
 
 __all__ = ["INDEX_OPTIONS", "add_index_arguments", "index_overrides"]
