@@ -16,8 +16,7 @@ Names that used to be exported here still resolve for one release, with a
 ``DeprecationWarning`` naming where they live now.
 """
 
-import importlib as _importlib
-import warnings as _warnings
+from m3retriever import _lazy
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers read it as True)
 
@@ -132,24 +131,4 @@ _MOVED: dict[str, str] = {
 
 
 if not TYPE_CHECKING:
-
-    def __getattr__(name):
-        """Import a public name on first use; an old name with a DeprecationWarning."""
-        if name in _PUBLIC:
-            value = getattr(_importlib.import_module(_PUBLIC[name]), name)
-            globals()[name] = value  # later lookups skip this function
-            return value
-        if name in _MOVED:
-            where = _MOVED[name]
-            _warnings.warn(
-                f"m3retriever.{name} is deprecated and will be removed from the top-level package "
-                f"in the next release; import it from {where} instead (from {where} import {name})",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            return getattr(_importlib.import_module(where), name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-    def __dir__():
-        """The public names and the module's own dunders, without submodules or helpers."""
-        return sorted({n for n in globals() if n.startswith("__")} | set(__all__))
+    __getattr__, __dir__ = _lazy.exports(__name__, _PUBLIC, __all__, _MOVED)

@@ -15,7 +15,7 @@ storable), and the input checks and limits the library applies (``check_query``,
 Names are imported lazily (PEP 562): importing this module loads nothing else.
 """
 
-import importlib as _importlib
+from m3retriever import _lazy
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers read it as True)
 
@@ -111,15 +111,4 @@ _PUBLIC: dict[str, str] = {
 }
 
 if not TYPE_CHECKING:
-
-    def __getattr__(name):
-        """Import a public name on first use."""
-        if name not in _PUBLIC:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(_importlib.import_module(_PUBLIC[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-
-    def __dir__():
-        """The public names and the module's own dunders."""
-        return sorted({n for n in globals() if n.startswith("__")} | set(__all__))
+    __getattr__, __dir__ = _lazy.exports(__name__, _PUBLIC, __all__)
