@@ -19,7 +19,7 @@ import pytest
 
 from m3retriever import Retriever, load_config
 from m3retriever.errors import ConfigError
-from m3retriever.finetune.branch import BUILD_SUFFIX, add_dense2_branch
+from m3retriever.maintenance.add_branch import BUILD_SUFFIX, add_dense2_branch
 from m3retriever.store.schema import DENSE2, MULTIVECTOR, CollectionSpec
 
 TINY = {"reranker": "none", "device": "cpu", "max_length": 64}

@@ -14,10 +14,10 @@ from m3retriever import Retriever, hookimpl, load_config, plugins
 from m3retriever.cli import main
 from m3retriever.errors import ConfigError, FingerprintMismatchError, InputError, PluginError
 from m3retriever.finetune import MANIFEST_NAME, Recipe, TrainingData, finetune, read_manifest
-from m3retriever.finetune.branch import BUILD_SUFFIX, _build, add_dense2_branch
 from m3retriever.finetune.mining import mine_examples
 from m3retriever.finetune.pairs import collection_chunks, split_heldout
 from m3retriever.finetune.trainer import batches
+from m3retriever.maintenance.add_branch import BUILD_SUFFIX, _build, add_dense2_branch
 from m3retriever.store import open_store
 
 LABELS = {

@@ -261,7 +261,7 @@ def test_a_collection_needing_the_upgrade_is_refused_with_a_tenant(tmp_path):
 def test_adding_a_dense2_branch_keeps_the_tenants_totals(tmp_path, tiny_bge_m3_path):
     from dataclasses import replace
 
-    from m3retriever.finetune.branch import add_dense2_branch
+    from m3retriever.maintenance.add_branch import add_dense2_branch
 
     with _bm25_only(str(tmp_path / "store")) as r:
         for tenant in VOCAB:

@@ -77,8 +77,8 @@ def evaluate_all(args: argparse.Namespace, command: str) -> str:
     from m3retriever import Retriever, load_config
     from m3retriever.evaluation.data import load_beir
     from m3retriever.finetune import read_manifest
-    from m3retriever.finetune.branch import add_dense2_branch
     from m3retriever.finetune.pairs import TrainingData, split_heldout
+    from m3retriever.maintenance.add_branch import add_dense2_branch
     from m3retriever.runtime.wheels import minilm_dir
 
     manifest = read_manifest(args.model)

@@ -87,7 +87,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_add_branch(args: argparse.Namespace) -> int:
-    from m3retriever.finetune.branch import add_dense2_branch
+    from m3retriever.maintenance.add_branch import add_dense2_branch
 
     overrides = {"dense2_encoder": args.dense2_encoder or ("sentence-transformers" if args.dense2_model else None)}
     if args.dense2_model:
