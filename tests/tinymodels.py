@@ -114,8 +114,20 @@ TRAINING_TEXT: tuple[str, ...] = (
 )
 
 
+VOCAB_FILE = Path(__file__).resolve().parent / "data" / "tiny_unigram_vocab.json"
+"""One result of :func:`_train_tokenizer_vocab`, kept: the trainer is not deterministic (the same
+text gives pieces in another order with other scores on each run), and a model whose tokenizer
+changes from run to run gives other vectors and rankings each time."""
+
+
+def _tokenizer_vocab() -> list[tuple[str, float]]:
+    """The tiny tokenizer's ``(piece, score)`` list: the kept one (:data:`VOCAB_FILE`)."""
+    return [(str(piece), float(score)) for piece, score in json.loads(VOCAB_FILE.read_text(encoding="utf-8"))]
+
+
 def _train_tokenizer_vocab() -> list[tuple[str, float]]:
-    """Train a small Unigram model on :data:`TRAINING_TEXT` and return its ``(piece, score)`` list."""
+    """Train a small Unigram model on :data:`TRAINING_TEXT` and return its ``(piece, score)`` list
+    (how :data:`VOCAB_FILE` was made)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.Unigram())
@@ -142,7 +154,7 @@ def _save_tokenizer(path: Path) -> int:
     """Save an ``XLMRobertaTokenizer`` in ``path`` and return its vocabulary size."""
     from transformers import XLMRobertaTokenizer
 
-    tokenizer = XLMRobertaTokenizer(vocab=_train_tokenizer_vocab(), model_max_length=512)
+    tokenizer = XLMRobertaTokenizer(vocab=_tokenizer_vocab(), model_max_length=512)
     if tokenizer.pad_token_id != PAD_TOKEN_ID or tokenizer.unk_token_id != 3:
         raise RuntimeError("tiny tokenizer special ids differ from XLM-R's")
     tokenizer.save_pretrained(str(path))
