@@ -1,5 +1,5 @@
-"""The collection a retriever writes to: its description for the store, whether it stores the
-multivectors, and what :meth:`~m3retriever.Retriever.info` reports about it."""
+"""The collection a retriever writes to: its description for the store, and what
+:meth:`~m3retriever.Retriever.info` reports about it (opening it: :mod:`m3retriever.opening`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ from m3retriever.branches import EncoderSet
 from m3retriever.config import Config
 from m3retriever.config.built import settings_in_force
 from m3retriever.ingest import Ingestor
-from m3retriever.opening import open_configured_store as open_configured_store
-from m3retriever.opening import stored_multivector as stored_multivector
 from m3retriever.rerankers.base import Reranker
 from m3retriever.search import Searcher
 from m3retriever.store.index_settings import INDEX_SETTINGS
 from m3retriever.store.schema import CollectionSpec, Store
 from m3retriever.tenancy import Scope
 
-__all__ = ["CollectionInfo", "collection_spec", "open_configured_store", "stored_multivector"]
+__all__ = ["CollectionInfo", "collection_spec"]
 
 
 class CollectionInfo:
