@@ -1,11 +1,22 @@
-"""Index settings (quantization, on-disk vectors and payloads, HNSW shape) on both backends:
-they reach the engine, quantized search with rescoring finds what unquantized search finds,
-Edge and qdrant-client agree, existing collections keep their own settings, and a request for
-other settings on an existing collection is a clear error."""
+"""A collection's index settings (quantization, on-disk vectors and payloads, HNSW shape), on
+both backends and through every way of asking for them:
+
+- the store: they reach the engine, quantized search with rescoring finds what unquantized
+  search finds, Edge and qdrant-client agree under every plan;
+- the configuration and ``Retriever``: bad values are errors, defaults follow the expected
+  size, an existing collection keeps its own and other settings for it are a clear error;
+- ``m3retriever ingest``/``eval`` options: the same resolution as the TOML file and ``M3R_*``
+  variables (and winning over them), errors as ``error: ...`` with exit status 2 and nothing
+  written;
+- a copy (``copy_collection``, ``m3retriever collection copy``) whose target gets other
+  settings than its source, without re-encoding.
+
+Tiny random models; real embedded stores."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,16 +24,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from m3retriever import Config, ConfigError, load_config
+from m3retriever import Config, ConfigError, copy_collection, load_config
+from m3retriever.cli import build_parser, main
+from m3retriever.cli.index_options import index_overrides
 from m3retriever.config.resolution import resolve
 from m3retriever.config.sizing import auto_index_settings
 from m3retriever.filters import Eq, Filter
 from m3retriever.ingest import point_id
 from m3retriever.store import open_store
-from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS, check_index_settings
+from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS
 from m3retriever.store.schema import DENSE, SPARSE, Branch, CollectionSpec, HybridQuery, StoredPoint
 from m3retriever.types import SparseVector
+from test_transfer import _filled, _open, _rankings, _same_points
 
+# -- the store: engines, plans, rescoring -----------------------------------------------------
 DIM = 128
 N = 400
 PLANS = [
@@ -113,7 +128,9 @@ def test_a_collection_without_settings_reads_back_the_old_defaults(tmp_path):
     engine = json.loads((tmp_path / "edge" / "c" / "edge_config.json").read_text())
     assert "quantization_config" not in engine and engine["on_disk_payload"] is False
     segments = [json.loads(f.read_text()) for f in (tmp_path / "edge" / "c" / "segments").glob("*/segment.json")]
-    assert segments and all(seg["config"]["payload_storage_type"]["type"] == "in_ram_mmap" for seg in segments)  # not "mmap"
+    assert segments and all(
+        seg["config"]["payload_storage_type"]["type"] == "in_ram_mmap" for seg in segments
+    )  # not "mmap"
 
 
 @pytest.mark.parametrize("quantization", ["scalar", "turbo", "binary"])
@@ -160,7 +177,9 @@ def _ranked(records: list[Any]) -> tuple[list[float], set[str]]:
     return scores, {r.id for r in records if round(r.score, 5) > scores[-1]}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(
     plan=st.integers(0, len(PLANS) - 1),
     group=st.none() | st.integers(0, 2),
@@ -192,8 +211,15 @@ def test_edge_and_client_agree_under_every_plan(loaded, plan, group, row, fusion
     assert e_ids == c_ids
 
 
+# -- the configuration: bad values, defaults by size -------------------------------------------
 def test_bad_values_are_config_errors():
-    for bad in ({"quantization": "int4"}, {"hnsw_m": 2}, {"hnsw_ef_construct": 10**6}, {"expected_chunks": 0}, {"payload_on_disk": "yes"}):
+    for bad in (
+        {"quantization": "int4"},
+        {"hnsw_m": 2},
+        {"hnsw_ef_construct": 10**6},
+        {"expected_chunks": 0},
+        {"payload_on_disk": "yes"},
+    ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             Config(**bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="quantization"):
@@ -214,13 +240,7 @@ def test_defaults_by_expected_size():
     assert resolve(Config()).search.oversampling == 2.0 and resolve(Config()).search.rescore is True
 
 
-def test_other_settings_for_an_existing_collection_are_refused():
-    stored = {**LEGACY_INDEX_SETTINGS, "quantization": "scalar"}
-    check_index_settings("c", stored, {"quantization": "scalar", "hnsw_m": None})
-    with pytest.raises(ConfigError, match=r"quantization: created with 'scalar', configured 'none'.*new collection"):
-        check_index_settings("c", stored, {"quantization": "none"})
-
-
+# -- Retriever: existing and new collections --------------------------------------------------
 @pytest.mark.parametrize("backend", ["edge", "memory"])
 def test_an_existing_collection_keeps_its_settings(tmp_path, tiny_settings, corpus_docs, backend):
     from qdrant_client import QdrantClient
@@ -262,3 +282,266 @@ def test_a_new_collection_takes_the_settings_and_searches_rescored(tmp_path, tin
         assert [h.doc_id for h in quant.search(query, rerank=False)] == a
     plain.close()
     quant.close()
+
+
+# -- the command line: ingest and eval options ------------------------------------------------
+@pytest.fixture
+def corpus_dir(tmp_path: Path, corpus_docs: list[dict]) -> Path:
+    d = tmp_path / "corpus"
+    d.mkdir()
+    for doc in corpus_docs[:6]:
+        (d / f"{doc['doc_id']}.txt").write_text(doc["text"])
+    return d
+
+
+def _info(config_file: Path, capsys: pytest.CaptureFixture[str]) -> dict:
+    assert main(["collection", "info", "--config", str(config_file), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _fails(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_ingest_creates_a_quantized_collection_and_keeps_it(config_file, corpus_dir, tmp_path, capsys):
+    ingest = ["ingest", str(corpus_dir), "--config", str(config_file), "--quiet"]
+    flags = [
+        "--quantization",
+        "scalar",
+        "--expected-chunks",
+        "1000",
+        "--no-payload-on-disk",
+        "--hnsw-m",
+        "8",
+        "--hnsw-ef-construct",
+        "64",
+    ]
+    assert main([*ingest, *flags]) == 0
+    assert "6 added" in capsys.readouterr().out
+    index = {
+        "quantization": "scalar",
+        "vectors_on_disk": True,
+        "payload_on_disk": False,
+        "hnsw_m": 8,
+        "hnsw_ef_construct": 64,
+    }
+    info = _info(config_file, capsys)
+    assert info["index"] == index
+    # the settings in force are the collection's own, said to come from it
+    assert {name: info["settings"][name] for name in index} == {
+        k: {"value": v, "source": "collection"} for k, v in index.items()
+    }
+    engine = json.loads((tmp_path / "store" / "cli" / "edge_config.json").read_text())  # the engine's own record
+    assert list(engine["quantization_config"]) == ["scalar"] and engine["hnsw_config"]["m"] == 8
+    assert engine["vectors"]["dense"]["on_disk"] is True and not engine.get("on_disk_payload")
+    # Later runs leave them out (the collection's own apply) or repeat them: both fine.
+    assert main(ingest) == 0 and "6 unchanged" in capsys.readouterr().out
+    assert main([*ingest, *flags]) == 0  # the same command again: its values are the collection's
+    capsys.readouterr()
+    assert main(["search", "capital of France", "--config", str(config_file), "--json", "-k", "2"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["hits"]) == 2  # searched through the int8 copy, rescored
+    # Other values for the existing collection: a clean error naming each, and nothing written.
+    (corpus_dir / "new.txt").write_text("A new document that must not be written.")
+    _fails(
+        capsys,
+        [*ingest, "--quantization", "binary", "--payload-on-disk", "--hnsw-m", "16"],
+        "collection 'cli' was created with other index settings",
+        "quantization: created with 'scalar', configured 'binary'",
+        "payload_on_disk: created with False, configured True",
+        "hnsw_m: created with 8, configured 16",
+        "new collection",
+    )
+    assert _info(config_file, capsys)["documents"] == 6
+
+
+def test_expected_chunks_alone_picks_the_settings_by_size(config_file, corpus_dir, capsys):
+    assert (
+        main(["ingest", str(corpus_dir), "--config", str(config_file), "--quiet", "--expected-chunks", "300000"]) == 0
+    )
+    capsys.readouterr()
+    index = _info(config_file, capsys)["index"]
+    assert (index["quantization"], index["vectors_on_disk"], index["payload_on_disk"]) == ("scalar", True, True)
+
+
+def test_options_win_over_the_file_and_the_environment(config_file, corpus_dir, monkeypatch, capsys):
+    plain = config_file.read_text()
+    config_file.write_text(plain + 'quantization = "binary"\nhnsw_m = 32\n')
+    monkeypatch.setenv("M3R_HNSW_EF_CONSTRUCT", "40")
+    monkeypatch.setenv("M3R_PAYLOAD_ON_DISK", "true")
+    argv = [
+        "ingest",
+        str(corpus_dir),
+        "--config",
+        str(config_file),
+        "--quiet",
+        "--quantization",
+        "turbo",
+        "--no-payload-on-disk",
+    ]
+    assert main(argv) == 0
+    capsys.readouterr()
+    _fails(
+        capsys,
+        ["collection", "info", "--config", str(config_file)],
+        "quantization: created with 'turbo', configured 'binary'",
+    )
+    config_file.write_text(plain)  # leave them to the collection
+    monkeypatch.delenv("M3R_PAYLOAD_ON_DISK")
+    index = _info(config_file, capsys)["index"]
+    # turbo and no payload on disk from the options; m from the file; ef_construct from the environment
+    assert index == {
+        "quantization": "turbo",
+        "vectors_on_disk": True,
+        "payload_on_disk": False,
+        "hnsw_m": 32,
+        "hnsw_ef_construct": 40,
+    }
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--quantization", "pq"], "quantization must be one of ['none', 'scalar', 'binary', 'turbo'], got 'pq'"),
+        (["--hnsw-m", "2"], "hnsw_m must be a whole number between 4 and 128, got 2"),
+        (["--hnsw-m", "eight"], "hnsw_m: cannot use 'eight'"),
+        (["--hnsw-ef-construct", "5000"], "hnsw_ef_construct must be a whole number between 4 and 4,096"),
+        (["--expected-chunks", "0"], "expected_chunks must be a whole number between 1"),
+        (["--expected-chunks", "1.5"], "expected_chunks: cannot use '1.5'"),
+    ],
+)
+def test_ingest_bad_values_are_clean_errors_before_anything_is_created(
+    config_file, corpus_dir, tmp_path, capsys, flags, needle
+):
+    _fails(capsys, ["ingest", str(corpus_dir), "--config", str(config_file), "--quiet", *flags], needle)
+    assert not (tmp_path / "store" / "cli").exists()
+
+
+def test_a_bad_boolean_is_refused_by_the_parser(config_file, corpus_dir, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["ingest", str(corpus_dir), "--config", str(config_file), "--vectors-on-disk=maybe"])
+    assert exit_.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def _parsed(*flags: str) -> dict:
+    args = build_parser().parse_args(["ingest", "some/path", *flags])
+    return index_overrides(args)
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(-10, 300), ef=st.integers(-10, 5000), n=st.integers(-5, 10**13))
+def test_integer_options_are_checked_as_the_settings_are(m, ef, n):
+    """Any whole number given on the command line is accepted exactly when the same value in
+    a configuration file is, and means the same."""
+    given_ = _parsed("--hnsw-m", str(m), "--hnsw-ef-construct", str(ef), "--expected-chunks", str(n))
+    ok = 4 <= m <= 128 and 4 <= ef <= 4096 and 1 <= n <= 10**12
+    try:
+        cfg = load_config(env={}, **given_)
+    except ConfigError as exc:
+        assert not ok, exc
+        assert any(name in str(exc) for name in ("hnsw_m", "hnsw_ef_construct", "expected_chunks"))
+        with pytest.raises(ConfigError):
+            load_config(env={}, hnsw_m=m, hnsw_ef_construct=ef, expected_chunks=n)
+    else:
+        assert ok and (cfg.hnsw_m, cfg.hnsw_ef_construct, cfg.expected_chunks) == (m, ef, n)
+
+
+def test_options_left_out_are_unset():
+    assert _parsed() == dict.fromkeys(_parsed(), None)
+    assert _parsed("--vectors-on-disk", "--no-payload-on-disk")["vectors_on_disk"] is True
+    assert _parsed("--no-payload-on-disk")["payload_on_disk"] is False
+
+
+def test_eval_takes_them_for_the_collection_it_ingests(config_file, tmp_path, capsys):
+    pytest.importorskip("ranx")
+    from test_evaluation import write_beir
+
+    root = write_beir(tmp_path / "ds", gz=False)
+    argv = [
+        "eval",
+        str(root),
+        "--config",
+        str(config_file),
+        "--max-queries",
+        "2",
+        "--stages",
+        "dense,fused",
+        "--json",
+        "--quiet",
+    ]
+    _fails(capsys, [*argv, "--quantization", "int4"], "quantization must be one of")
+    assert main([*argv, "--quantization", "scalar", "--hnsw-m", "8"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_queries"] == 2
+    index = _info(config_file, capsys)["index"]
+    assert (index["quantization"], index["hnsw_m"]) == ("scalar", 8)
+
+
+# -- a copy with other index settings -------------------------------------------------------
+ASKED = {"quantization": "scalar", "vectors_on_disk": True, "hnsw_m": 8, "hnsw_ef_construct": 64}
+
+
+@pytest.mark.parametrize("kinds", [("edge", "edge"), ("edge", "memory"), ("memory", "edge")])
+def test_a_copy_can_quantize_without_re_encoding(kinds, tmp_path):
+    src = _filled(_open(kinds[0], tmp_path, "a"), n=60)
+    dst = _open(kinds[1], tmp_path, "b")
+    try:
+        report = copy_collection(src, dst, "c", batch=16, index_settings={**ASKED, "payload_on_disk": None})
+        assert report.complete and report.target_count == 60
+        assert dst.index_settings("c") == {**LEGACY_INDEX_SETTINGS, **ASKED}
+        assert src.index_settings("c") == dict(LEGACY_INDEX_SETTINGS)  # the source as it was
+        _same_points(src, dst)
+        assert _rankings(dst, "c") == _rankings(src, "c")
+        assert dst.search_defaults("c") == src.search_defaults("c")
+        # run again (idempotent) with the same settings: fine; with others: refused, naming them
+        assert copy_collection(src, dst, "c", index_settings=ASKED).target_count == 60
+        with pytest.raises(ConfigError, match="quantization: created with 'scalar', configured 'binary'"):
+            copy_collection(src, dst, "c", index_settings={"quantization": "binary"})
+        assert copy_collection(src, dst, "c").target_count == 60  # left out: the target's own
+    finally:
+        src.close()
+        dst.close()
+
+
+@pytest.mark.parametrize(
+    ("asked", "needle"),
+    [
+        ({"quantization": "pq"}, "quantization must be"),
+        ({"hnsw_m": 1}, "hnsw_m must be"),
+        ({"payload_on_disk": "yes"}, "payload_on_disk must be true or false"),
+        ({"expected_chunks": 10}, "not index settings"),
+    ],
+)
+def test_a_copy_with_bad_index_settings_writes_nothing(tmp_path, asked, needle):
+    src = _filled(open_store(tmp_path / "a"), n=5)
+    dst = open_store(tmp_path / "b")
+    try:
+        with pytest.raises(ConfigError, match=needle):
+            copy_collection(src, dst, "c", index_settings=asked)
+        assert not dst.has_collection("c")
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_cli_copy_with_index_settings(tmp_path, capsys):
+    _filled(open_store(tmp_path / "a"), n=20).close()
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    base = ["collection", "copy", "--from", a, "--to", b, "--collection", "c"]
+    assert main([*base, "--quantization", "pq"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "quantization must be one of" in err and "Traceback" not in err
+    assert main([*base, "--quantization", "binary", "--no-vectors-on-disk", "--hnsw-m", "12"]) == 0
+    assert "copied 20 points" in capsys.readouterr().out
+    assert main([*base, "--quantization", "turbo"]) == 2
+    assert "quantization: created with 'binary', configured 'turbo'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--expected-chunks", "10"])  # a copy knows its size: no such option
+    dst = open_store(b)
+    try:
+        kept = dst.index_settings("c")
+        assert (kept["quantization"], kept["vectors_on_disk"], kept["hnsw_m"]) == ("binary", False, 12)
+    finally:
+        dst.close()
