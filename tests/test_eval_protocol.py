@@ -16,10 +16,10 @@ import pytest
 pytest.importorskip("ranx")
 
 from m3retriever import Retriever, load_config  # noqa: E402
-from m3retriever.evaluation.data import load_beir  # noqa: E402
 from m3retriever.evaluation.protocol import apply_protocol, drop_self_matches, self_matched  # noqa: E402
 from m3retriever.evaluation.runner import evaluate, ingest_corpus  # noqa: E402
 from m3retriever.evaluation.tune import tune  # noqa: E402
+from m3retriever.labelled.data import load_beir  # noqa: E402
 
 ARGUMENT = "Nuclear power is the safest source of energy per unit of electricity generated."
 CORPUS = {

@@ -15,8 +15,8 @@ pytest.importorskip("ranx")
 
 from conftest import CORPUS  # noqa: E402
 from m3retriever.errors import InputError  # noqa: E402
-from m3retriever.evaluation import metrics as M  # noqa: E402
-from m3retriever.evaluation.data import load_beir, load_dataset, load_jsonl_queries  # noqa: E402
+from m3retriever.labelled import metrics as M  # noqa: E402
+from m3retriever.labelled.data import load_beir, load_dataset, load_jsonl_queries  # noqa: E402
 
 # -- metrics: hand-worked values -------------------------------------------------------
 

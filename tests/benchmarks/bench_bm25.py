@@ -66,7 +66,7 @@ def drop_self(run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
 
 
 def metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
-    from m3retriever.evaluation.metrics import score
+    from m3retriever.labelled.metrics import score
 
     return score(qrels, drop_self(run), ["ndcg@10", "recall@100"])
 

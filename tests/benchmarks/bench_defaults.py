@@ -28,12 +28,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from m3retriever.config import Config
-from m3retriever.evaluation.data import load_dataset
-from m3retriever.evaluation.metrics import per_query
 from m3retriever.evaluation.protocol import drop_self_matches
 from m3retriever.evaluation.runner import ranking_to_scores
 from m3retriever.evaluation.stats import paired_randomisation, versus_best_branch
 from m3retriever.evaluation.tune_sweep import BRANCHES, BranchCache, _final_ranking, hits_to_ranking_ids
+from m3retriever.labelled.data import load_dataset
+from m3retriever.labelled.metrics import per_query
 from m3retriever.retriever import Retriever
 
 DEPTH = 100

@@ -122,9 +122,9 @@ def cache_rerank(r: Any) -> None:
 def quality(r: Any, data: Any) -> list[str]:
     """nDCG@10 (BEIR protocol), distinct documents and hits per query, for every setting."""
     cache_rerank(r)
-    from m3retriever.evaluation.metrics import score
     from m3retriever.evaluation.protocol import drop_self_matches
     from m3retriever.evaluation.runner import hits_to_run
+    from m3retriever.labelled.metrics import score
 
     runs = [(name, lambda o=options: batch_setting(r, data.queries, o)) for name, options in SETTINGS]
     runs += [(f"no rerank, Qdrant's MMR diversity={d}", lambda d=d: native_mmr(r, data.queries, d)[0]) for d in NATIVE]
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from m3retriever import Config, Retriever
-    from m3retriever.evaluation.data import load_beir
+    from m3retriever.labelled.data import load_beir
 
     data = load_beir(args.scifact, split="test", max_queries=args.max_queries)
     load_before = os.getloadavg()[0]

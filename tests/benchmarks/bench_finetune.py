@@ -60,8 +60,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 def baseline(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """The small pipeline as it is, on SciFact test (written to ``--baseline-json``)."""
     from m3retriever import Retriever, load_config
-    from m3retriever.evaluation.data import load_beir
     from m3retriever.evaluation.runner import evaluate
+    from m3retriever.labelled.data import load_beir
 
     test = load_beir(args.scifact, "test")
     t = time.perf_counter()
@@ -75,9 +75,9 @@ def baseline(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 def evaluate_all(args: argparse.Namespace, command: str) -> str:
     from m3retriever import Retriever, load_config
-    from m3retriever.evaluation.data import load_beir
     from m3retriever.finetune import read_manifest
     from m3retriever.finetune.pairs import TrainingData, split_heldout
+    from m3retriever.labelled.data import load_beir
     from m3retriever.maintenance.add_branch import add_dense2_branch
     from m3retriever.runtime.wheels import minilm_dir
 
@@ -146,8 +146,8 @@ def _eval(r: Any, queries: Any, qrels: Any, **options: Any) -> dict[str, dict[st
     """The fused and rerank stages with search ``options``, as ``m3retriever eval`` runs them:
     fused to depth 100; rerank = the pipeline's reranked head (its rerank depth), then the
     fused tail."""
-    from m3retriever.evaluation.metrics import score
     from m3retriever.evaluation.runner import hits_to_ranking, ranking_to_scores
+    from m3retriever.labelled.metrics import score
 
     ids = sorted(q for q in queries if q in qrels)
     head = r.search_settings(**options).rerank_depth

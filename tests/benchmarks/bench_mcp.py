@@ -85,8 +85,8 @@ def model_settings(workdir: Path) -> tuple[str, dict[str, Any]]:
 def corpus(n: int, data: Path = DATA) -> tuple[list[dict[str, Any]], list[str], str]:
     """``n`` documents, queries to send, and where they come from (SciFact in ``data`` if there)."""
     if (data / "corpus.jsonl.gz").is_file():
-        from m3retriever.evaluation.data import load_beir
         from m3retriever.ingest.sources import read_beir_corpus
+        from m3retriever.labelled.data import load_beir
 
         docs = []
         for doc in read_beir_corpus(data):

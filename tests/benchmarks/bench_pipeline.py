@@ -38,7 +38,7 @@ def pct(values: Sequence[float], q: float) -> float:
 
 def scifact_subset(root: Path, n_queries: int, n_docs: int, split: str = "test") -> tuple[list[dict], Any]:
     """A small SciFact sample for --smoke: the relevant docs of the first queries plus others."""
-    from m3retriever.evaluation.data import load_beir
+    from m3retriever.labelled.data import load_beir
 
     data = load_beir(root, split, max_queries=n_queries)
     from m3retriever.ingest.sources import read_beir_corpus
@@ -261,8 +261,8 @@ def quality(
     corpus_note: str | None = None,
 ) -> tuple[str, dict]:
     """Our stages on ``data`` (the corpus already ingested) beside the peers."""
-    from m3retriever.evaluation.metrics import compare
     from m3retriever.evaluation.runner import evaluate
+    from m3retriever.labelled.metrics import compare
 
     t0 = time.perf_counter()
     report = evaluate(

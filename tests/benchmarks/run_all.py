@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         sections = [s for s in sections if s in ("store", "mcp", "reingest")]  # these need no SciFact
 
     if any(s in sections for s in ("quality", "latency", "rerank")):
-        from m3retriever.evaluation.data import load_beir
+        from m3retriever.labelled.data import load_beir
 
         r = make(store_loc)
         try:

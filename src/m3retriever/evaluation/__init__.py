@@ -23,7 +23,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:  # lazy re-exports keep ``import m3retriever`` fast
     if name in ("EvalData", "load_dataset", "load_beir", "load_jsonl_queries"):
-        from m3retriever.evaluation import data
+        from m3retriever.labelled import data
 
         return getattr(data, name)
     if name in ("evaluate", "EvalReport", "STAGES"):

@@ -113,8 +113,8 @@ def _tune_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from m3retriever.evaluation.data import load_dataset
     from m3retriever.evaluation.runner import evaluate, ingest_corpus
+    from m3retriever.labelled.data import load_dataset
     from m3retriever.retriever import Retriever
 
     data = load_dataset(args.dataset, split=args.split, max_queries=args.max_queries)
@@ -156,9 +156,9 @@ def _ints(raw: str) -> list[int]:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from m3retriever.evaluation.data import load_dataset
     from m3retriever.evaluation.runner import ingest_corpus
     from m3retriever.evaluation.tune import tune
+    from m3retriever.labelled.data import load_dataset
     from m3retriever.retriever import Retriever
 
     if args.clear:

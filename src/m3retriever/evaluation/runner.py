@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from m3retriever.errors import InputError
-from m3retriever.evaluation.metrics import DEFAULT_METRICS, compare, per_query
 from m3retriever.evaluation.protocol import apply_protocol, progress_bar
 from m3retriever.evaluation.report import EvalReport, Run
 from m3retriever.evaluation.stats import versus_best_branch
+from m3retriever.labelled.metrics import DEFAULT_METRICS, compare, per_query
 from m3retriever.types import Hit
 
 __all__ = [

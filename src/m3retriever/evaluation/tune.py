@@ -30,10 +30,10 @@ from typing import Any, Mapping, Sequence
 
 from m3retriever.config.saved import TUNED
 from m3retriever.errors import InputError
-from m3retriever.evaluation.metrics import DEFAULT_METRICS, score
 from m3retriever.evaluation.protocol import describe, drop_self_matches
 from m3retriever.evaluation.runner import hits_to_ranking, ranking_to_scores
 from m3retriever.evaluation.tune_sweep import BRANCHES, RANK_DEPTH, BranchCache, Sweep
+from m3retriever.labelled.metrics import DEFAULT_METRICS, score
 
 __all__ = ["TuneResult", "tune", "BranchCache", "default_weight_grid"]
 

@@ -11,9 +11,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from m3retriever.evaluation.metrics import score
 from m3retriever.evaluation.protocol import drop_self_matches, progress_bar
 from m3retriever.evaluation.runner import ranking_to_scores
+from m3retriever.labelled.metrics import score
 from m3retriever.search import minmax
 
 __all__ = ["BRANCHES", "RANK_DEPTH", "BranchCache", "Sweep"]

@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from m3retriever.evaluation.metrics import score
 from m3retriever.finetune.pairs import ChunkTexts, TrainingData
+from m3retriever.labelled.metrics import score
 
 __all__ = ["encode_chunks", "dense_scores", "heldout_pool"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from m3retriever.errors import InputError, PluginError
-from m3retriever.evaluation.data import Qrels, Queries, load_dataset
+from m3retriever.labelled.data import Qrels, Queries, load_dataset
 
 __all__ = ["TrainingData", "ChunkTexts", "load_pairs", "generate_pairs", "split_heldout", "collection_chunks"]
 
