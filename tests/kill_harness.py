@@ -140,7 +140,7 @@ class World:
 def build_world(root: Path, m3_onnx: Path) -> World:
     """The base store: documents d0-d15 in two ingests (so renormalize has stale BM25 weights),
     a snapshot of it plus d16-d19, the inputs of the commands."""
-    from m3retriever import Retriever, load_config
+    from m3retriever import Retriever, load_config, open_collection
     from m3retriever.maintenance.snapshot import snapshot_collection
 
     root.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,8 @@ def build_world(root: Path, m3_onnx: Path) -> World:
         r.ingest([_doc(i, 40) for i in range(16, 20)])
     snap = root / "snaps" / "extra.m3rsnap"
     snap.parent.mkdir()
-    snapshot_collection(str(extra), COLLECTION, snap)
+    with open_collection(load_config(env={}, location=str(extra), **settings), must_exist=True) as collection:
+        snapshot_collection(collection, snap)
     shutil.rmtree(extra)
     new_docs = root / "new.jsonl"
     new_docs.write_text("".join(json.dumps(_doc(i, 30 + 10 * (i % 5))) + "\n" for i in range(20, 44)))

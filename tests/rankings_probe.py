@@ -54,7 +54,7 @@ def rankings(work: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
         with Retriever(load_config(env={}, location=location, **base, **unscoped)) as r:
             r.ingest(docs)
             if extra.get("bm25"):
-                m3retriever.renormalize(r)  # exact BM25 lengths, whatever the write batches were
+                m3retriever.renormalize(r.opened)  # exact BM25 lengths, whatever the write batches were
         with Retriever(load_config(env={}, location=location, **base, **extra)) as r:
             out[name] = {q: [_hit(h) for h in r.search(q, top_k=5).hits] for q in QUERIES}
     return out

@@ -19,8 +19,9 @@ import pytest
 
 from m3retriever import Retriever, load_config
 from m3retriever.errors import ConfigError
-from m3retriever.maintenance.add_branch import BUILD_SUFFIX, add_dense2_branch
+from m3retriever.maintenance.add_branch import BUILD_SUFFIX
 from m3retriever.store.schema import DENSE2, MULTIVECTOR, CollectionSpec
+from maintenance_calls import add_branch_config
 
 TINY = {"reranker": "none", "device": "cpu", "max_length": 64}
 # What the collection is built with beyond the profile and models.
@@ -109,10 +110,10 @@ def test_add_branch_keeps_multivectors_and_every_collection_setting(
     # refused before anything is written (the state is compared below).
     kept = BUILT_WITH if given == "as built" else {"tenant_field": "lang"}
     with pytest.raises(ConfigError, match="hnsw_m: created with 8, configured 32"):
-        add_dense2_branch(load_config(env={}, **base, **{**kept, "hnsw_m": 32}, **new_branch), client=client)
+        add_branch_config(load_config(env={}, **base, **{**kept, "hnsw_m": 32}, **new_branch), client)
 
     cfg = load_config(env={}, **base, **kept, **new_branch)
-    report = add_dense2_branch(cfg, client=client, batch=5)
+    report = add_branch_config(cfg, client, batch=5)
     assert report.encoded == report.copied == n
 
     with Retriever(cfg, client=client) as r:

@@ -22,6 +22,7 @@ from m3retriever.encoders.bm25 import BM25_MODEL, ENGLISH_STOPWORDS, BM25Encoder
 from m3retriever.errors import ConfigError, InputError  # noqa: E402
 from m3retriever.store.schema import StoredPoint  # noqa: E402
 from m3retriever.types import LengthStats, SparseVector  # noqa: E402
+from maintenance_calls import renormalize_config
 
 # blake2b(b"cat", digest_size=8), first 8 bytes little-endian, masked to 31 bits. Hard-coded so
 # a change of hash function, byte order or mask (which would orphan every indexed collection)
@@ -304,7 +305,7 @@ def test_average_drifts_across_batches_and_renormalize_recounts(tmp_path: Path) 
         r.ingest([{"doc_id": "a", "text": "cat cat cat cat cat dog"}])  # changed: 6 terms
         # rewritten chunks stay counted: (7 + 6) / 3, not the collection's (6 + 4) / 2
         assert r.store.length_stats(r.collection) == {"bm25": LengthStats(13, 3)}
-        report = renormalize(r)
+        report = renormalize(r.opened)
         assert report.chunks == 2 and not report.upgraded
         assert report.after == {"bm25": LengthStats(10, 2)} == r.store.length_stats(r.collection)
         stored = _stored_bm25(r)
@@ -314,7 +315,7 @@ def test_average_drifts_across_batches_and_renormalize_recounts(tmp_path: Path) 
 
 
 def test_old_collection_is_refused_then_upgraded_in_place(tmp_path: Path) -> None:
-    from m3retriever import FingerprintMismatchError, Retriever, renormalize
+    from m3retriever import FingerprintMismatchError, Retriever
     from m3retriever.types import SparseVector as SV
 
     location = tmp_path / "store"
@@ -335,7 +336,7 @@ def test_old_collection_is_refused_then_upgraded_in_place(tmp_path: Path) -> Non
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(FingerprintMismatchError, match="bm25.parameters.avg_len.*m3retriever collection renormalize"):
         Retriever(cfg)
-    report = renormalize(cfg)
+    report = renormalize_config(cfg)
     assert report.upgraded and report.chunks == 2 and report.before == {}
     r, _ = _bm25_only(str(location))
     with r:
@@ -377,7 +378,7 @@ def test_renormalize_keeps_every_other_vector(tmp_path: Path, tiny_bge_m3_path: 
         r.ingest([DOC_A])
         r.ingest([DOC_B])
         before = {rec.id: rec.vectors for rec in r.store.scroll(r.collection, with_vectors=True)}
-        assert renormalize(r).chunks == 2
+        assert renormalize(r.opened).chunks == 2
         after = {rec.id: rec.vectors for rec in r.store.scroll(r.collection, with_vectors=True)}
         assert after.keys() == before.keys()
         for pid, vectors in after.items():

@@ -17,6 +17,7 @@ from m3retriever.config.built import infer_profile, load_built
 from m3retriever.config.profiles import get_profile
 from m3retriever.config.resolution import BUILT, sources
 from m3retriever.errors import ConfigError, FingerprintMismatchError
+from maintenance_calls import renormalize_config
 
 # -- resolution alone (no store, no model) ----------------------------------------------------
 
@@ -199,7 +200,6 @@ def test_an_adapter_opens_the_collection_without_the_profile(built):
 def test_renormalize_without_the_profile_uses_the_collections_settings(tmp_path, tiny_settings, corpus_docs):
     """``renormalize`` given a configuration opens the collection as a Retriever does: the
     encoders it was built with follow it (here the tiny model, which the profile does not name)."""
-    from m3retriever.maintenance.renormalize import renormalize
 
     place = {"location": str(tmp_path / "store"), "collection": "docs"}
     with Retriever(load_config(env={}, **place, **tiny_settings, bm25=True)) as r:
@@ -208,7 +208,7 @@ def test_renormalize_without_the_profile_uses_the_collections_settings(tmp_path,
     rest = {k: v for k, v in tiny_settings.items() if k not in ("profile", "dense_model")}
     cfg = load_config(env={}, **place, **rest)
     assert cfg.dense_model is None and cfg.bm25 is None
-    report = renormalize(cfg)
+    report = renormalize_config(cfg)
     with Retriever(cfg) as r:
         assert report.chunks == r.count() > 0
         assert [h.doc_id for h in r.search("capital of France", rerank=False)] == hits

@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from m3retriever import Config, DamagedSnapshotError, restore_snapshot, snapshot_collection
+from m3retriever import Config, DamagedSnapshotError, open_collection, restore_snapshot, snapshot_collection
 from m3retriever.cli import main
 from m3retriever.errors import CollectionNotFoundError, ConfigError, InputError, StoreError
 from m3retriever.store import open_store
 from m3retriever.store import replace as replace_journal
 from m3retriever.store.collection_names import check_name, is_valid_name, path_in
-from test_transfer import _all, _filled, _points, _rankings
+from test_transfer import _all, _filled, _points, _rankings, opened
 
 RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -75,7 +75,7 @@ def test_cli_collection_dot_dot_deletes_nothing(tmp_path, capsys, monkeypatch) -
         assert s.count("docs") == 5
     snap = tmp_path / "docs.snap"
     with open_store(store) as s:
-        snapshot_collection(s, "docs", snap)
+        snapshot_collection(open_collection(Config(collection="docs"), store=s), snap)
     assert main(["collection", "restore", str(snap), "--location", "./store", "--collection", ".."]) == 2
     assert main(["collection", "copy", "--from", "./store", "--to", "./other", "--collection", "docs", "--to-collection", ".."]) == 2
     err = capsys.readouterr().err
@@ -87,7 +87,7 @@ def test_cli_collection_dot_dot_deletes_nothing(tmp_path, capsys, monkeypatch) -
 def _snapshot(tmp_path: Path, n: int = 30) -> Path:
     path = tmp_path / "c.snap"
     with _filled(open_store(tmp_path / "src"), n=n) as s:
-        snapshot_collection(s, "c", path)
+        snapshot_collection(open_collection(Config(collection="c"), store=s), path)
     return path
 
 
@@ -323,7 +323,7 @@ def test_a_half_copied_target_is_named_as_such(tmp_path, capsys) -> None:
     from m3retriever import copy_collection
 
     with _filled(open_store(tmp_path / "a"), n=40) as src, open_store(tmp_path / "b") as dst:
-        report = copy_collection(src, dst, "c", batch=10, max_batches=0)  # killed before its first page
+        report = copy_collection(opened(src, "c"), dst, batch=10, max_batches=0)  # killed before its first page
         assert not report.complete and dst.metadata("c")["copy"]["offset"] is None
     for command in (["collection", "info"], ["search", "q"], ["collection", "warm-up"], ["collection", "defaults", "show"]):
         assert main([*command, "--location", str(tmp_path / "b"), "--collection", "c"]) == 2

@@ -17,8 +17,9 @@ from m3retriever.finetune import MANIFEST_NAME, Recipe, TrainingData, finetune, 
 from m3retriever.finetune.mining import mine_examples
 from m3retriever.finetune.pairs import collection_chunks, split_heldout
 from m3retriever.finetune.trainer import batches
-from m3retriever.maintenance.add_branch import BUILD_SUFFIX, _build, add_dense2_branch
+from m3retriever.maintenance.add_branch import BUILD_SUFFIX, _build
 from m3retriever.store import open_store
+from maintenance_calls import add_branch_config
 
 LABELS = {
     "vector database payload filters": ["qdrant"],
@@ -176,7 +177,7 @@ def test_add_branch_encodes_only_dense2_and_keeps_everything_else(backend, train
         before = {p.id: p for p in r.store.scroll(r.collection, with_vectors=True)}
         lengths = r.store.length_stats(r.collection)
     cfg = load_config(env={}, dense2_encoder="sentence-transformers", dense2_model=str(trained.path), **base)
-    report = add_dense2_branch(cfg, client=client)
+    report = add_branch_config(cfg, client)
     assert report.encoded == report.copied == len(before)
     with Retriever(cfg, client=client) as r:
         after = {p.id: p for p in r.store.scroll(r.collection, with_vectors=True)}
@@ -207,15 +208,16 @@ def test_an_interrupted_build_or_swap_is_finished_by_the_next_run(trained, tiny_
         r.ingest(corpus_docs)
         before = {p.id: (dict(p.payload), p.vectors) for p in r.store.scroll(r.collection, with_vectors=True)}
     cfg = load_config(env={}, dense2_encoder="sentence-transformers", dense2_model=str(trained.path), **base)
-    encoders = encoders_for(cfg)
-    spec = collection_spec(encoders, resolve(cfg))  # as the retriever describes it: settings resolved
+    settings = resolve(cfg)  # as the retriever describes it: settings resolved
+    encoders = encoders_for(settings)
+    spec = collection_spec(encoders, settings)
     build = spec.name + BUILD_SUFFIX
     # A build that stopped half-way (still marked as building): the original is intact and the
     # next run starts the build over.
     store = open_store(cfg.location)
     store.ensure_collection(replace(spec, name=build, fingerprint={**spec.fingerprint, "building": True}))
     store.close()
-    assert add_dense2_branch(cfg).encoded == len(before)
+    assert add_branch_config(cfg).encoded == len(before)
     # A build that completed but was not swapped in yet (killed between the two steps): the
     # next run swaps it in without running a model.
     base = {**base, "location": str(tmp_path / "s2")}
@@ -225,7 +227,7 @@ def test_an_interrupted_build_or_swap_is_finished_by_the_next_run(trained, tiny_
     store = open_store(cfg.location)
     assert _build(store, encoders, spec, build, 5) == len(before)
     store.close()
-    report = add_dense2_branch(cfg)
+    report = add_branch_config(cfg)
     assert (report.encoded, report.copied) == (0, len(before))
     with Retriever(cfg) as r:
         after = {p.id: (dict(p.payload), p.vectors) for p in r.store.scroll(r.collection, with_vectors=True)}
@@ -321,7 +323,7 @@ def test_a_missing_collection_is_a_clear_error(make_retriever, tiny_st, pairs_fi
     cfg = load_config(env={}, location=str(tmp_path / "other"), dense2_encoder="sentence-transformers",
                       dense2_model=str(tiny_st), **TINY, profile="small", dense_encoder="none", sparse_encoder="none")
     with pytest.raises(InputError, match="no collection 'm3retriever' at .*ingest documents first"):
-        add_dense2_branch(cfg)
+        add_branch_config(cfg)
     assert not (tmp_path / "other").exists()  # nothing created
 
 

@@ -35,7 +35,7 @@ from m3retriever.store import open_store
 from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS
 from m3retriever.store.schema import DENSE, SPARSE, Branch, CollectionSpec, HybridQuery, StoredPoint
 from m3retriever.types import SparseVector
-from test_transfer import _filled, _open, _rankings, _same_points
+from test_transfer import _filled, _open, _rankings, _same_points, opened
 
 # -- the store: engines, plans, rescoring -----------------------------------------------------
 DIM = 128
@@ -488,7 +488,7 @@ def test_a_copy_can_quantize_without_re_encoding(kinds, tmp_path):
     src = _filled(_open(kinds[0], tmp_path, "a"), n=60)
     dst = _open(kinds[1], tmp_path, "b")
     try:
-        report = copy_collection(src, dst, "c", batch=16, index_settings={**ASKED, "payload_on_disk": None})
+        report = copy_collection(opened(src, "c"), dst, batch=16, index_settings={**ASKED, "payload_on_disk": None})
         assert report.complete and report.target_count == 60
         assert dst.index_settings("c") == {**LEGACY_INDEX_SETTINGS, **ASKED}
         assert src.index_settings("c") == dict(LEGACY_INDEX_SETTINGS)  # the source as it was
@@ -496,10 +496,10 @@ def test_a_copy_can_quantize_without_re_encoding(kinds, tmp_path):
         assert _rankings(dst, "c") == _rankings(src, "c")
         assert dst.search_defaults("c") == src.search_defaults("c")
         # run again (idempotent) with the same settings: fine; with others: refused, naming them
-        assert copy_collection(src, dst, "c", index_settings=ASKED).target_count == 60
+        assert copy_collection(opened(src, "c"), dst, index_settings=ASKED).target_count == 60
         with pytest.raises(ConfigError, match="quantization: created with 'scalar', configured 'binary'"):
-            copy_collection(src, dst, "c", index_settings={"quantization": "binary"})
-        assert copy_collection(src, dst, "c").target_count == 60  # left out: the target's own
+            copy_collection(opened(src, "c"), dst, index_settings={"quantization": "binary"})
+        assert copy_collection(opened(src, "c"), dst).target_count == 60  # left out: the target's own
     finally:
         src.close()
         dst.close()
@@ -519,7 +519,7 @@ def test_a_copy_with_bad_index_settings_writes_nothing(tmp_path, asked, needle):
     dst = open_store(tmp_path / "b")
     try:
         with pytest.raises(ConfigError, match=needle):
-            copy_collection(src, dst, "c", index_settings=asked)
+            copy_collection(opened(src, "c"), dst, index_settings=asked)
         assert not dst.has_collection("c")
     finally:
         src.close()

@@ -221,7 +221,7 @@ def test_renormalize_keeps_the_multivectors(tmp_path: Path, tiny_settings: dict,
     with _open(tmp_path, "edge", tiny_settings, multivector=True, bm25=True, lexical_encoder="bm25") as r:
         r.ingest(corpus_docs[:4])
         before = _stored(r)
-        assert renormalize(r).chunks == len(before)
+        assert renormalize(r.opened).chunks == len(before)
         after = _stored(r)
         assert before.keys() == after.keys()
         assert all(np.array_equal(before[k][1], after[k][1]) for k in before)

@@ -8,6 +8,7 @@ import pytest
 
 from m3retriever import ConfigError, Retriever, load_config, renormalize
 from m3retriever.cli import main
+from maintenance_calls import renormalize_config
 
 BM25_ONLY = {"profile": "small", "dense_encoder": "none", "sparse_encoder": "none", "bm25": True, "reranker": "none"}
 ENV = {"M3R_DENSE_ENCODER": "none", "M3R_SPARSE_ENCODER": "none", "M3R_RERANKER": "none"}
@@ -55,21 +56,21 @@ def test_renormalize_tenant_follows_the_recorded_field(tmp_path):
     _filled(location)
     cfg = load_config(env={}, location=location, **BM25_ONLY)
     assert cfg.tenant_field is None
-    report = renormalize(cfg, tenant="globex")
+    report = renormalize_config(cfg, tenant="globex")
     assert (report.tenant, report.chunks, report.after["bm25"].count) == ("globex", 5, 5)
     with Retriever(cfg) as r:  # an unscoped retriever given the tenant does the same
-        assert renormalize(r, tenant="acme").chunks == 3
+        assert renormalize(r.opened, tenant="acme").chunks == 3
     with pytest.raises(ConfigError, match="scoped to tenant 'acme'; give one of them"):
-        renormalize(load_config(env={}, location=location, tenant_field="tenant", tenant="acme", **BM25_ONLY), tenant="globex")
+        renormalize_config(load_config(env={}, location=location, tenant_field="tenant", tenant="acme", **BM25_ONLY), tenant="globex")
     with pytest.raises(ConfigError, match="control character"):
-        renormalize(cfg, tenant="ac\x1eme")
+        renormalize_config(cfg, tenant="ac\x1eme")
 
 
 def test_renormalize_tenant_on_an_unpartitioned_collection_is_a_clear_error(tmp_path, capsys, monkeypatch):
     location = str(tmp_path / "store")
     _filled(location, tenant_field=None)
     with pytest.raises(ConfigError, match="records no tenant field.*--tenant-field"):
-        renormalize(load_config(env={}, location=location, **BM25_ONLY), tenant="acme")
+        renormalize_config(load_config(env={}, location=location, **BM25_ONLY), tenant="acme")
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
     assert main(["collection", "renormalize", "--location", location, "--profile", "small", "--tenant", "acme"]) == 2

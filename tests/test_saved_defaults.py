@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from m3retriever import ConfigError, Retriever, SearchConfig, load_config
-from m3retriever.config.saved import check_saved, parse_saved, update_saved
+from m3retriever import Config, ConfigError, Retriever, SearchConfig, load_config, open_collection
+from m3retriever.config.saved import check_saved, parse_saved
+from m3retriever.maintenance.defaults import change_defaults
 
 NAME = "docs"
 SAVED = {
@@ -48,6 +49,11 @@ class Opener:
         from m3retriever.store import open_store
 
         return open_store(self.location, client=self.client)
+
+    def collection(self) -> Any:
+        """The collection opened without its saved defaults (as `defaults set/clear` open it)."""
+        cfg = Config(location=self.location, collection=NAME)
+        return open_collection(cfg, self.client, must_exist=True, with_saved=False)
 
 
 @pytest.fixture(params=["edge", "memory"])
@@ -165,7 +171,7 @@ def test_bad_values_are_refused_on_save(opener, corpus_docs):
             with pytest.raises(ConfigError, match=f"'{NAME}': saved search default '{key}'"):
                 r.save_search_defaults({key: value})
             with pytest.raises(ConfigError, match=key):
-                update_saved(r.store, NAME, {key: value})
+                change_defaults(r.opened, {key: value})
             assert r.store.search_defaults(NAME) == {"oversampling": 3.0}  # nothing written
         assert r.search_settings().oversampling == 3.0
 
@@ -184,11 +190,8 @@ def test_bad_values_are_refused_on_load_and_can_be_removed(opener, corpus_docs):
             opener()
         assert f"'{NAME}'" in str(err.value) and repr(key) in str(err.value), err.value
         assert f"defaults clear {key}" in str(err.value), err.value
-        store = opener.store()  # the store alone removes it (what `m3retriever defaults clear KEY` runs)
-        try:
-            kept = update_saved(store, NAME, {}, remove=(key,))
-        finally:
-            store.close()
+        with opener.collection() as collection:  # what `m3retriever collection defaults clear KEY` runs
+            kept = change_defaults(collection, {}, remove=(key,))
         assert kept == ({"hnsw_ef": 300} if key != "hnsw_ef" else {})
     with opener() as r:
         assert r.settings.search.hnsw_ef == 200 and r.search_defaults == {}
@@ -198,13 +201,10 @@ def test_clear_all_removes_a_corrupted_record(opener, corpus_docs):
     with opener() as r:
         r.ingest(corpus_docs[:1])
         r.store.set_search_defaults(NAME, {"mystery": 1, "oversampling": 2.5})
-    store = opener.store()
-    try:
+    with opener.collection() as collection:
         with pytest.raises(ConfigError, match="'mystery' is not a setting"):
-            update_saved(store, NAME, {"hnsw_ef": 300})
-        assert update_saved(store, NAME, {}, remove=("mystery",)) == {"oversampling": 2.5}
-    finally:
-        store.close()
+            change_defaults(collection, {"hnsw_ef": 300})
+        assert change_defaults(collection, {}, remove=("mystery",)) == {"oversampling": 2.5}
 
 
 _FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-10, 1000)

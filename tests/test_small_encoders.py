@@ -213,15 +213,16 @@ def test_config_query_instruction_reaches_the_dense_encoder() -> None:
     from m3retriever import Config
     from m3retriever.components import encoders_for
     from m3retriever.config.profiles import get_profile
+    from m3retriever.config.resolution import resolve
     from m3retriever.encoders.onnx_dense import BGE_QUERY_INSTRUCTION
 
     _need(models.bge_small_onnx_dir)
-    small = encoders_for(Config(profile="small", device="cpu"))
+    small = encoders_for(resolve(Config(profile="small", device="cpu")))
     assert small.dense.spec.query_instruction == (get_profile("small").get("query_instruction") or "")
-    own = encoders_for(Config(profile="small", device="cpu", query_instruction="q: "))
+    own = encoders_for(resolve(Config(profile="small", device="cpu", query_instruction="q: ")))
     assert own.dense.spec.query_instruction == "q: "
     # another dense encoder than the profile's: the profile's instruction does not apply
-    swapped = encoders_for(Config(profile="small", device="cpu", dense_encoder="onnx-dense", dense_model=None))
+    swapped = encoders_for(resolve(Config(profile="small", device="cpu", dense_encoder="onnx-dense", dense_model=None)))
     assert swapped.dense.spec.query_instruction == BGE_QUERY_INSTRUCTION
 
 

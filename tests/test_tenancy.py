@@ -15,6 +15,7 @@ from m3retriever import Config, ConfigError, InputError
 from m3retriever.filters import And, AnyOf, Eq, Not
 from m3retriever.tenancy import Scope
 from m3retriever.validation import check_metadata
+from maintenance_calls import renormalize_config
 from test_congruence import _ids, _load, leaf, metadata, reference
 
 BACKENDS = ["edge", "memory"]
@@ -210,7 +211,9 @@ def test_tenant_index_is_created_on_an_existing_collection(backend, tmp_path, ca
             assert {"doc_id", "metadata.tenant"} <= set(info["payload_indexes"])
             after.close()
     # The recorded field partitions an unscoped renormalize, even without tenant_field set.
-    report = renormalize(_bm25_config(location) if kept else Retriever(_bm25_config(location), store=before.store))
+    report = (
+        renormalize_config(_bm25_config(location)) if kept else renormalize(Retriever(_bm25_config(location), store=before.store).opened)
+    )
     assert set(report.tenants) == set(VOCAB)
     if kept:
         assert main(["collection", "info", "--location", location, "--profile", "small", "--tenant-field", "tenant"]) == 0

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from m3retriever import Retriever, load_config, renormalize
 from m3retriever.encoders.bm25 import BM25Encoder
 from m3retriever.types import LengthStats
+from maintenance_calls import add_branch_config, renormalize_config
 
 BACKENDS = ["edge", "memory"]
 
@@ -108,7 +109,7 @@ def test_scoped_ingest_keeps_the_tenants_totals(backend, tmp_path):
         acme.delete(["d1"])
         grown = own["acme"] + LengthStats(4, 1)
         assert r.store.tenant_length_stats(r.collection)["acme"] == {"bm25": grown}
-        report = renormalize(acme)
+        report = renormalize(acme.opened)
         assert report.tenant == "acme" and report.chunks == len(PATTERNS) - 1
         assert report.before == {"bm25": grown} and report.after == r.store.tenant_length_stats(r.collection)["acme"]
         assert report.after["bm25"].count == len(PATTERNS) - 1
@@ -131,7 +132,7 @@ def test_scoped_renormalize_uses_the_tenants_exact_average(backend, tmp_path):
         acme.ingest(_docs("acme"))
         before = {t: _ranking(shared.scoped(t).search(_query(t, [0, 1]), top_k=6)) for t in VOCAB}
         kept = _bm25_vectors(shared)
-        assert renormalize(globex).chunks == len(PATTERNS) and renormalize(alone).chunks == len(PATTERNS)
+        assert renormalize(globex.opened).chunks == len(PATTERNS) and renormalize(alone.opened).chunks == len(PATTERNS)
         got = _ranking(globex.search(_query("globex", [0, 1]), top_k=6))
         _assert_same(got, _ranking(alone.search(_query("globex", [0, 1]), top_k=6)))
         assert got != before["globex"]  # the drift is gone
@@ -151,7 +152,7 @@ def test_unscoped_renormalize_gives_each_tenant_its_own_average(backend, tmp_pat
             shared.scoped(tenant).ingest(_docs(tenant, PATTERNS[:2]))
             shared.scoped(tenant).ingest(_docs(tenant, PATTERNS[2:], start=2))
         shared.ingest([{"doc_id": "loose", "text": "kiwi granite slate"}])  # no tenant
-        report = renormalize(shared)
+        report = renormalize(shared.opened)
         enc = shared.encoders.bm25
         assert isinstance(enc, BM25Encoder)
         own = {t: LengthStats.of(enc.document_lengths([d["text"] for d in _docs(t)])) for t in VOCAB}
@@ -250,9 +251,9 @@ def test_a_collection_needing_the_upgrade_is_refused_with_a_tenant(tmp_path):
         bm25=True, reranker="none", tenant_field="tenant", tenant="acme",
     )  # fmt: skip
     with pytest.raises(ConfigError, match="run renormalize without a tenant"):
-        renormalize(cfg)
+        renormalize_config(cfg)
     assert json.loads(meta_path.read_text()) == meta  # nothing recorded
-    report = renormalize(replace(cfg, tenant=None))
+    report = renormalize_config(replace(cfg, tenant=None))
     assert report.upgraded and report.tenants.keys() == {"acme"}
     with _bm25_only(str(location)) as r:
         assert _bm25_vectors(r).keys() == kept.keys()
@@ -261,7 +262,6 @@ def test_a_collection_needing_the_upgrade_is_refused_with_a_tenant(tmp_path):
 def test_adding_a_dense2_branch_keeps_the_tenants_totals(tmp_path, tiny_bge_m3_path):
     from dataclasses import replace
 
-    from m3retriever.maintenance.add_branch import add_dense2_branch
 
     with _bm25_only(str(tmp_path / "store")) as r:
         for tenant in VOCAB:
@@ -269,7 +269,7 @@ def test_adding_a_dense2_branch_keeps_the_tenants_totals(tmp_path, tiny_bge_m3_p
         totals, tenants, cfg = r.store.length_stats(r.collection), r.store.tenant_length_stats(r.collection), r.config
     assert set(tenants) == set(VOCAB)
     cfg = replace(cfg, dense2_encoder="bge-m3", dense2_model=str(tiny_bge_m3_path), device="cpu", max_length=64)
-    assert add_dense2_branch(cfg).copied == 2 * len(PATTERNS)
+    assert add_branch_config(cfg).copied == 2 * len(PATTERNS)
     with Retriever(cfg) as r:
         assert r.store.length_stats(r.collection) == totals
         assert r.store.tenant_length_stats(r.collection) == tenants

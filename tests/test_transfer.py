@@ -13,10 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from m3retriever import copy_collection, restore_snapshot, snapshot_collection
+from m3retriever import Config, copy_collection, open_collection, restore_snapshot, snapshot_collection
 from m3retriever.cli import main
 from m3retriever.errors import ConfigError, FingerprintMismatchError, InputError, StoreError
 from m3retriever.ingest import point_id
+from m3retriever.maintenance.snapshot import check_embedded
+from m3retriever.opening import OpenedCollection
 from m3retriever.store import open_store
 from m3retriever.store.remote import QdrantClientStore
 from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, CollectionSpec, HybridQuery, Store, StoredPoint
@@ -26,6 +28,11 @@ DIM = 8
 SPEC = CollectionSpec(
     name="c", dense_dim=DIM, sparse=True, bm25=True, fingerprint={"dense": {"model": "synthetic"}}, indexed_fields=("lang",)
 )
+
+
+def opened(store: Store, name: str) -> OpenedCollection:
+    """Collection ``name`` of an open store, as the maintenance operations take it."""
+    return open_collection(Config(collection=name), store=store)
 
 
 def _points(n: int, seed: int = 0) -> list[StoredPoint]:
@@ -102,7 +109,7 @@ def _plain(meta: dict[str, Any]) -> dict[str, Any]:
 def test_copy_carries_points_vectors_and_metadata(kinds, tmp_path):
     src, dst = _filled(_open(kinds[0], tmp_path, "a")), _open(kinds[1], tmp_path, "b")
     try:
-        report = copy_collection(src, dst, "c", batch=50)
+        report = copy_collection(opened(src, "c"), dst, batch=50)
         assert (report.points, report.complete, report.resumed) == (120, True, False)
         assert report.source_count == report.target_count == 120 and report.verified == 64
         _same_points(src, dst)
@@ -113,7 +120,7 @@ def test_copy_carries_points_vectors_and_metadata(kinds, tmp_path):
         assert spec is not None and (spec.dense_dim, spec.sparse, spec.bm25, spec.indexed_fields) == (DIM, True, True, ("lang",))
         assert _rankings(dst, "c") == _rankings(src, "c")
         # idempotent: a second full copy rewrites the same points
-        assert copy_collection(src, dst, "c", batch=70).target_count == 120
+        assert copy_collection(opened(src, "c"), dst, batch=70).target_count == 120
     finally:
         src.close()
         dst.close()
@@ -140,10 +147,10 @@ def test_an_interrupted_copy_resumes_where_it_stopped(tmp_path):
     src = _filled(open_store(tmp_path / "a"), n=100)
     try:
         with pytest.raises(StoreError, match="connection lost"):
-            copy_collection(src, _FailingTarget(client, ok=3), "c", batch=10)
+            copy_collection(opened(src, "c"), _FailingTarget(client, ok=3), batch=10)
         target = QdrantClientStore(client)
         assert target.count("c") == 30 and "copy" in target.metadata("c")
-        report = copy_collection(src, target, "c", batch=10)
+        report = copy_collection(opened(src, "c"), target, batch=10)
         assert report.resumed and report.points == 70 and report.complete
         assert "copy" not in target.metadata("c")
         _same_points(src, target)
@@ -156,10 +163,10 @@ def test_an_interrupted_copy_resumes_where_it_stopped(tmp_path):
 def test_any_sequence_of_interruptions_ends_with_the_same_collection(batch, stops):
     src, dst = _filled(open_store(":memory:"), n=60), open_store(":memory:")
     for pages in stops:
-        report = copy_collection(src, dst, "c", batch=batch, max_batches=pages)
+        report = copy_collection(opened(src, "c"), dst, batch=batch, max_batches=pages)
         if report.complete:
             break
-    final = copy_collection(src, dst, "c", batch=batch)
+    final = copy_collection(opened(src, "c"), dst, batch=batch)
     assert final.complete and final.target_count == 60
     assert "copy" not in dst.metadata("c")
     _same_points(src, dst)
@@ -171,7 +178,7 @@ def test_a_target_built_otherwise_is_refused_naming_the_field(tmp_path):
     try:
         dst.ensure_collection(CollectionSpec(name="c", dense_dim=DIM, fingerprint={"dense": {"model": "other"}}))
         with pytest.raises(FingerprintMismatchError, match=r"dense\.model"):
-            copy_collection(src, dst, "c")
+            copy_collection(opened(src, "c"), dst)
         assert dst.count("c") == 0
     finally:
         src.close()
@@ -182,18 +189,18 @@ def test_counts_that_differ_at_the_end_are_an_error(tmp_path):
     dst.ensure_collection(SPEC)
     dst.upsert("c", _points(25)[20:])  # five points the source does not hold
     with pytest.raises(StoreError, match="25 points in 'c' but 20 in the source"):
-        copy_collection(src, dst, "c")
+        copy_collection(opened(src, "c"), dst)
 
 
 def test_bad_copies_are_refused(tmp_path):
     src = _filled(open_store(":memory:"), n=5)
     with pytest.raises(StoreError, match="onto itself"):
-        copy_collection(src, src, "c")
+        copy_collection(opened(src, "c"), src)
     with pytest.raises(StoreError, match="no collection 'nope' at"):
-        copy_collection(src, open_store(":memory:"), "nope")
+        copy_collection(opened(src, "nope"), open_store(":memory:"))
     with pytest.raises(ConfigError, match="batch"):
-        copy_collection(src, open_store(":memory:"), "c", batch=0)
-    copy_collection(src, src, "c", to_collection="c2")  # within one store, under another name
+        copy_collection(opened(src, "c"), open_store(":memory:"), batch=0)
+    copy_collection(opened(src, "c"), src, to_collection="c2")  # within one store, under another name
     _same_points(src, src, "c", "c2")
 
 
@@ -208,7 +215,7 @@ def test_copy_of_an_ingested_collection_searches_the_same(tmp_path, tiny_setting
         r.ingest(corpus_docs)
         expected = [[h.doc_id for h in r.search(q, rerank=False)] for q in ("capital of France", "rank fusion")]
         lengths = r.store.length_stats("docs")
-        copy_collection(r.store, open_store(client=client), "docs")
+        copy_collection(opened(r.store, "docs"), open_store(client=client))
     with Retriever(cfg, client=client) as copied:
         assert copied.store.length_stats("docs") == lengths
         got = [[h.doc_id for h in copied.search(q, rerank=False)] for q in ("capital of France", "rank fusion")]
@@ -218,7 +225,7 @@ def test_copy_of_an_ingested_collection_searches_the_same(tmp_path, tiny_setting
 def test_snapshot_and_restore_give_identical_searches(tmp_path):
     store = _filled(open_store(tmp_path / "a"))
     before = _rankings(store, "c")
-    report = snapshot_collection(store, "c", tmp_path / "c.snap")
+    report = snapshot_collection(open_collection(Config(collection="c"), store=store), tmp_path / "c.snap")
     assert report.points == 120 and report.bytes < 5_000_000  # preallocated zeros are not stored
     store.upsert("c", _points(130)[120:])  # the collection moves on after the snapshot
     with pytest.raises(StoreError, match="holds 130 points"):
@@ -240,9 +247,13 @@ def test_snapshot_and_restore_give_identical_searches(tmp_path):
 
 def test_snapshot_errors(tmp_path):
     with pytest.raises(ConfigError, match="POST /collections"):
-        snapshot_collection(":memory:", "c", tmp_path / "x.snap")
+        snapshot_collection(open_collection(Config(collection="c"), store=open_store(":memory:")), tmp_path / "x.snap")
+    with pytest.raises(ConfigError, match="POST /collections"):
+        check_embedded("http://localhost:6333")
     with pytest.raises(StoreError, match="no collection 'c' at"):
-        snapshot_collection(tmp_path / "a", "c", tmp_path / "x.snap")
+        open_collection(Config(location=str(tmp_path / "a"), collection="c"), must_exist=True)
+    with open_store(tmp_path / "a") as s, pytest.raises(StoreError, match="no collection 'c' at"):
+        snapshot_collection(open_collection(Config(collection="c"), store=s), tmp_path / "x.snap")
     (tmp_path / "junk.snap").write_bytes(b"not a tar")
     with pytest.raises(InputError, match="is damaged or not one this version made"):
         restore_snapshot(tmp_path / "a", tmp_path / "junk.snap")
@@ -282,7 +293,7 @@ def test_a_server_collection_without_a_kept_description_is_read_from_its_config(
     # qdrant-client's local mode keeps no payload indexes, so the indexed fields come back only from a server
     assert store.stored_spec("c") == replace(kept, indexed_fields=())
     target = open_store(":memory:")
-    assert copy_collection(store, target, "c").target_count == 3
+    assert copy_collection(opened(store, "c"), target).target_count == 3
 
 
 def test_copy_benchmark_runs_small(tmp_path):

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from m3retriever.maintenance.copy import copy_collection
     from m3retriever.maintenance.renormalize import renormalize
     from m3retriever.maintenance.snapshot import restore_snapshot, snapshot_collection
+    from m3retriever.opening import OpenedCollection, open_collection
     from m3retriever.retriever import Retriever
     from m3retriever.types import Document, Hit, SearchResult, StageScores
 
@@ -67,6 +68,8 @@ __all__ = [
     "And",
     "parse_filter",
     # operations on a collection
+    "open_collection",
+    "OpenedCollection",
     "copy_collection",
     "snapshot_collection",
     "restore_snapshot",
@@ -98,6 +101,7 @@ _PUBLIC: dict[str, str] = {
         "m3retriever.maintenance.copy": ("copy_collection",),
         "m3retriever.maintenance.snapshot": ("snapshot_collection", "restore_snapshot"),
         "m3retriever.maintenance.renormalize": ("renormalize",),
+        "m3retriever.opening": ("open_collection", "OpenedCollection"),
         "m3retriever.errors": (
             "M3RetrieverError", "ConfigError", "InputError", "ModelNotFoundError",
             "MissingDependencyError", "BrokenDependencyError", "StoreError", "StoreInUseError",

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from m3retriever.branches import EncoderSet
-from m3retriever.config.resolution import resolve
+from m3retriever.config.settings import Settings
 from m3retriever.encoders.base import Encoder, EncoderOptions
-from m3retriever.errors import PluginError
+from m3retriever.errors import ConfigError, PluginError
 from m3retriever.plugins import encoder_factories, reranker_factories
 from m3retriever.rerankers.base import Reranker, RerankerOptions
-
-if TYPE_CHECKING:
-    from m3retriever.config import Config
 
 __all__ = ["get_encoder", "get_reranker", "encoders_for", "reranker_for", "clear_cache"]
 
@@ -76,13 +72,13 @@ def _enabled(name: str | None) -> str | None:
     return None if name in (None, "", "none") else name
 
 
-def encoders_for(config: "Config") -> EncoderSet:
-    """The shared encoders a configuration asks for (its resolved settings).
+def encoders_for(c: Settings) -> EncoderSet:
+    """The shared encoders the settings in force ask for.
 
     When the dense and sparse branches name the same encoder and model (BGE-M3), one
     instance serves both, so one forward pass gives both vectors.
     """
-    c = resolve(config)
+    _check_resolved(c)
 
     dense_name, sparse_name = _enabled(c.dense_encoder), _enabled(c.sparse_encoder)
     # The late-interaction vectors come from the dense encoder (else the sparse one).
@@ -115,11 +111,19 @@ def encoders_for(config: "Config") -> EncoderSet:
     return EncoderSet(dense, sparse, lexical, dims=c.dims, multivector=multivector, dense2=dense2)
 
 
-def reranker_for(config: "Config") -> Reranker | None:
-    """The shared reranker a configuration asks for, or ``None`` when reranking is off."""
-    c = resolve(config)
+def reranker_for(c: Settings) -> Reranker | None:
+    """The shared reranker the settings in force ask for, or ``None`` when reranking is off."""
+    _check_resolved(c)
     name = _enabled(c.reranker)
     if name is None:
         return None
     max_length = c.rerank_max_length or c.max_length
     return get_reranker(name, RerankerOptions(model=c.reranker_model, device=c.device, max_length=max_length))
+
+
+def _check_resolved(c: object) -> None:
+    if not isinstance(c, Settings):
+        raise ConfigError(
+            f"components are built from the settings in force, got a {type(c).__name__}: pass "
+            "m3retriever.config.resolution.resolve(config)"
+        )

@@ -9,74 +9,158 @@ the ingest and search pipeline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
 from typing import Any, Mapping
 
-from m3retriever.config import Config
+from m3retriever.config import Config, SearchConfig
 from m3retriever.config.built import load_built
 from m3retriever.config.resolution import follow_collection, resolve
-from m3retriever.config.saved import load_saved
-from m3retriever.errors import StoreError
+from m3retriever.config.saved import as_values, check_saved, load_saved
+from m3retriever.config.settings import SearchSettings, Settings
+from m3retriever.errors import CollectionNotFoundError, StoreError
 from m3retriever.store import open_store
 from m3retriever.store.schema import COPYING_KEY, MULTIVECTOR, Store
+from m3retriever.tenancy import Scope
 
 __all__ = ["OpenedCollection", "open_collection", "open_configured_store", "stored_multivector"]
 
+logger = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
+
 class OpenedCollection:
-    """A collection as opened by :func:`open_collection`.
+    """A collection as opened by :func:`open_collection`: what every operation on a stored
+    collection (search, ingest, maintenance) starts from.
 
     Attributes:
-        store: The open store (the caller closes it, or hands it on).
+        store: The open store.
         config: The configuration as given, its unset ``multivector`` following the collection.
         settings: ``config`` resolved with the collection's own search defaults and build
             settings: what encoders, reranker and search run with.
         saved: The collection's own search defaults.
         built: The settings it was built with.
+        scope: The tenant the collection is confined to (``None``: all of it).
+        write_lock: Held by every write through this opening (ingest, delete, saving
+            defaults, maintenance), so that they run one at a time; reads never wait on it.
     """
 
-    store: Store
-    config: Config
-    settings: Config
-    saved: Mapping[str, Any]
-    built: Mapping[str, Any]
+    def __init__(
+        self, store: Store, config: Config, settings: Settings, saved: Mapping[str, Any], built: Mapping[str, Any],
+        *, owns_store: bool,
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.config = config
+        self.settings = settings
+        self.saved: dict[str, Any] = dict(saved)
+        self.built: dict[str, Any] = dict(built)
+        s = settings
+        self.scope = Scope(s.tenant_field, s.tenant) if s.tenant and s.tenant_field else None
+        self.write_lock = threading.Lock()
+        self._owns_store = owns_store
 
     @property
     def name(self) -> str:
+        """The collection's name."""
         return self.settings.collection
+
+    def exists(self) -> bool:
+        """Whether the collection is in the store (a new one is created by its first write)."""
+        return self.store.has_collection(self.name)
+
+    @property
+    def where(self) -> str:
+        """Where its store is (a directory, ``:memory:`` or a URL), for messages."""
+        return str(getattr(self.store, "where", type(self.store).__name__))
+
+    def require(self) -> None:
+        """Raise :class:`~m3retriever.errors.CollectionNotFoundError` unless the collection
+        exists: the operations that need one say so here, in these words."""
+        if not self.exists():
+            raise CollectionNotFoundError(self.name, self.where)
+
+    def search_settings(self, **options: Any) -> SearchSettings:
+        """The search settings a call with ``options`` runs with (``None`` values ignored)."""
+        changes = {k: v for k, v in options.items() if v is not None}
+        if not changes:
+            return self.settings.search
+        return resolve(self.config, saved=self.saved, built=self.built, **changes).search
+
+    def save_defaults(self, values: SearchConfig | Mapping[str, Any]) -> dict[str, Any]:
+        """Replace the collection's own search defaults (it must exist); they apply here at
+        once, except ``query_instruction``, which applies when the collection is next opened.
+
+        Raises:
+            ConfigError: for a setting a collection cannot keep, or a bad value.
+        """
+        checked = check_saved(self.name, as_values(values))
+        with self.write_lock:
+            self.store.set_search_defaults(self.name, checked)
+        if checked.get("query_instruction") != self.saved.get("query_instruction"):
+            logger.info("query_instruction applies when collection %r is next opened", self.name)
+        self._rebase(checked)
+        return dict(checked)
+
+    def clear_defaults(self) -> None:
+        """Remove the collection's own search defaults (the profile's apply again)."""
+        if self.exists():
+            with self.write_lock:
+                self.store.set_search_defaults(self.name, {})
+        self._rebase({})
+
+    def _rebase(self, saved: Mapping[str, Any]) -> None:
+        self.settings = resolve(self.config, saved=saved, built=self.built)
+        self.saved = dict(saved)
+
+    def close(self) -> None:
+        """Close the store if this opening opened it."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> "OpenedCollection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def open_collection(
-    config: Config, client: Any = None, *, store: Store | None = None, must_exist: bool = False
+    config: Config,
+    client: Any = None,
+    *,
+    store: Store | None = None,
+    must_exist: bool = False,
+    with_saved: bool = True,
 ) -> OpenedCollection:
     """Open ``config``'s collection: the one opening sequence of the library.
 
     Args:
         config: The configuration as given.
         client: An existing ``qdrant_client.QdrantClient`` instead of ``config.location``.
-        store: An already-open store to use (it is not closed on failure).
+        store: An already-open store to use (it is not closed on failure, nor by
+            :meth:`OpenedCollection.close`).
         must_exist: Raise :class:`~m3retriever.errors.CollectionNotFoundError` unless the
             collection exists, having created nothing.
+        with_saved: Read the collection's own search defaults. Off: open without them, as
+            the command that repairs a corrupted record does (they are refused otherwise).
 
     Raises:
-        ConfigError: for settings that do not resolve (checked before anything opens).
+        ConfigError: for settings that do not resolve, or corrupted saved search defaults.
         CollectionNotFoundError: ``must_exist`` and no such collection.
         StoreError: the collection is an unfinished copy, or the store cannot be opened.
     """
-    base = resolve(config)  # checks the settings before anything opens
-    opened = store or open_configured_store(base, client, must_exist=must_exist)
+    opened = store or open_configured_store(config, client, must_exist=must_exist)
     try:
-        followed = follow_collection(config, stored_multivector(opened, base.collection))
-        saved = load_saved(opened, base.collection)
-        built = load_built(opened, base.collection)
+        followed = follow_collection(config, stored_multivector(opened, config.collection))
+        saved = load_saved(opened, config.collection) if with_saved else {}
+        built = load_built(opened, config.collection)
         settings = resolve(followed, saved=saved, built=built)
     except BaseException:
         if store is None:
             opened.close()
         raise
     # ... and pinned: a new collection gets the multivector setting its encoders are built with.
-    return OpenedCollection(opened, follow_collection(followed, bool(settings.multivector)), settings, saved, built)
+    given = follow_collection(followed, settings.multivector)
+    return OpenedCollection(opened, given, settings, saved, built, owns_store=store is None)
 
 
 def stored_multivector(store: Store, collection: str) -> bool | None:

@@ -9,29 +9,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Sized
 
-from m3retriever.collection import CollectionInfo
-
 # Re-exported: imported from here by renormalize, finetune and users.
+from m3retriever.collection import collection_info, lengths_in_force
 from m3retriever.collection import collection_spec as collection_spec
 from m3retriever.components import encoders_for, reranker_for
 from m3retriever.config import Config, SearchConfig
 from m3retriever.config.built import KEY as BUILT_KEY
 from m3retriever.config.built import built_values, explain_mismatch
-from m3retriever.config.resolution import resolve
-from m3retriever.config.saved import SavedDefaults
+from m3retriever.config.saved import as_values, check_saved
+from m3retriever.config.settings import SearchSettings, Settings
 from m3retriever.encoders.base import Encoder
 from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
 from m3retriever.ingest import Ingestor, IngestReport, text_id
 from m3retriever.ingest.chunking import ChunkingConfig
 from m3retriever.ingest.sources import read_beir_corpus, read_folder, read_jsonl, source_kind
-from m3retriever.opening import open_collection
+from m3retriever.opening import OpenedCollection, open_collection
 from m3retriever.opening import stored_multivector as stored_multivector
 from m3retriever.rerankers.base import Reranker
 from m3retriever.search import Searcher
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import Store
-from m3retriever.tenancy import Scope
 from m3retriever.types import Document, SearchResult
 from m3retriever.validation import check_doc_id, check_string
 
@@ -45,7 +43,7 @@ _shared_lock = threading.Lock()
 FilterLike = Filter | Mapping[str, Any] | None
 
 
-class Retriever(SavedDefaults, CollectionInfo):
+class Retriever:
     """Hybrid retriever: ingest documents, search them, delete them.
 
     Args:
@@ -78,25 +76,18 @@ class Retriever(SavedDefaults, CollectionInfo):
         self, config: Config | None = None, *, client: Any = None, store: Store | None = None, must_exist: bool = False
     ) -> None:
         self._closed = False
-        self._owns_store = store is None
-        opened = open_collection(config or Config(), client, store=store, must_exist=must_exist)
-        self.store = opened.store
-        self.config = opened.config  # as given, `multivector` following the collection
-        # Every default is applied there, once: the user's, the collection's own, the profile's.
-        self._saved, self._built = dict(opened.saved), dict(opened.built)
-        self.settings: Config = opened.settings
+        self.opened: OpenedCollection = open_collection(config or Config(), client, store=store, must_exist=must_exist)
+        self.store = self.opened.store
+        self.scope = self.opened.scope  # the tenant it is confined to (None: the whole collection)
         self._ready = False
         self._ready_lock = threading.Lock()
-        # Writes of one retriever run one at a time: two concurrent ingests of the same doc id
-        # would each find it absent and leave a mix of both versions. Searches never wait on it.
-        self._write_lock = threading.Lock()
         try:
             c = self.settings
             self.encoders = encoders_for(c)
             self.reranker: Reranker | None = reranker_for(c)
             self._spec = collection_spec(self.encoders, c)
-            if self.store.has_collection(c.collection):
-                with explain_mismatch(self._built, c):
+            if self.opened.exists():
+                with explain_mismatch(self.opened.built, c):
                     self.store.ensure_collection(self._spec)  # fails fast on a fingerprint mismatch
                 asked = {k: getattr(self.config, k) for k in INDEX_SETTINGS}  # explicit ones only
                 self._spec = adopt_index_settings(self.store, self._spec, asked)
@@ -104,8 +95,6 @@ class Retriever(SavedDefaults, CollectionInfo):
         except Exception:
             self.close()
             raise
-        # The tenant this retriever is confined to (None: the whole collection).
-        self.scope = Scope(c.tenant_field, c.tenant) if c.tenant and c.tenant_field else None
         chunk_tokens = min(c.chunk_tokens, max(8, self.encoders.max_length - 2))
         self._ingestor = Ingestor(
             self.store,
@@ -126,6 +115,22 @@ class Retriever(SavedDefaults, CollectionInfo):
             max_query_tokens=c.max_query_tokens,
             quantized=self._spec.quantization != "none",
         )
+
+    @property
+    def config(self) -> Config:
+        """The configuration as given (``multivector``, when left unset, following the
+        collection)."""
+        return self.opened.config
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force: the configuration with every default filled in."""
+        return self.opened.settings
+
+    @property
+    def collection(self) -> str:
+        """The collection name."""
+        return self.opened.name
 
     # -- construction helpers --------------------------------------------------------
     @classmethod
@@ -190,7 +195,7 @@ class Retriever(SavedDefaults, CollectionInfo):
             )
         total = len(documents) if isinstance(documents, Sized) else None
         progress = self.config.show_progress if show_progress is None else show_progress
-        with self._write_lock:
+        with self.opened.write_lock:
             return self._ingestor.ingest(
                 documents, show_progress=progress, total=total, before_write=self._ensure_collection
             )
@@ -255,7 +260,7 @@ class Retriever(SavedDefaults, CollectionInfo):
         return replace(report, skipped_files=tuple(skipped))
 
     # -- search ----------------------------------------------------------------------
-    def search_settings(self, **options: Any) -> SearchConfig:
+    def search_settings(self, **options: Any) -> SearchSettings:
         """The search settings a call with ``options`` runs with, every default filled in.
 
         Args:
@@ -265,10 +270,7 @@ class Retriever(SavedDefaults, CollectionInfo):
         Raises:
             ConfigError: for an unknown option or a value of the wrong type or range.
         """
-        changes = {k: v for k, v in options.items() if v is not None}
-        if not changes:
-            return self.settings.search
-        return resolve(self.config, saved=self._saved, built=self._built, **changes).search
+        return self.opened.search_settings(**options)
 
     def search(self, query: str, top_k: int | None = None, filter: FilterLike = None, **options: Any) -> SearchResult:
         """Search the collection.
@@ -336,7 +338,7 @@ class Retriever(SavedDefaults, CollectionInfo):
             parts.append(flt)
         target: Filter = parts[0] if len(parts) == 1 else parts[0] & parts[1]  # type: ignore[operator]
         target = self.scope.within(target) if self.scope is not None else target
-        with self._write_lock:
+        with self.opened.write_lock:
             n = self.store.count(self.collection, target)
             if n:
                 self.store.delete_by_filter(self.collection, target)
@@ -354,6 +356,49 @@ class Retriever(SavedDefaults, CollectionInfo):
         if self.store.has_collection(self.collection):
             self.store.optimize(self.collection)
 
+    # -- the collection's own defaults, and what it is -------------------------------
+    def save_search_defaults(self, settings: SearchConfig | Mapping[str, Any]) -> dict[str, Any]:
+        """Save search defaults with the collection: every retriever that opens it afterwards
+        (Python, CLI, adapters, MCP) uses them unless it sets the setting itself.
+
+        They replace the defaults saved before. This retriever uses them at once, except
+        ``query_instruction``, which the dense encoder reads when the collection is opened.
+
+        Args:
+            settings: A :class:`SearchConfig` (its savable settings that are set) or a mapping
+                of any of :data:`~m3retriever.config.saved.SAVABLE` (``tune(..., save=True)``
+                passes its best setting).
+
+        Returns:
+            The saved values.
+
+        Raises:
+            ConfigError: for a setting a collection cannot keep, or a bad value.
+        """
+        check_saved(self.collection, as_values(settings))  # before the collection is created
+        self._ensure_collection()
+        return self.opened.save_defaults(settings)
+
+    def clear_search_defaults(self) -> None:
+        """Remove the collection's own search defaults (the profile's apply again)."""
+        self.opened.clear_defaults()
+
+    @property
+    def search_defaults(self) -> dict[str, Any]:
+        """The collection's own search defaults this retriever opened with (or saved)."""
+        return dict(self.opened.saved)
+
+    def info(self) -> dict[str, Any]:
+        """Counts, sizes, models and settings of the collection."""
+        return collection_info(self.opened, self.encoders, self.reranker, self.lengths(), self.count)
+
+    def lengths(self) -> dict[str, int | None]:
+        """The token lengths in force: chunks, encoders, queries, reranker pairs
+        (:func:`~m3retriever.collection.lengths_in_force`)."""
+        return lengths_in_force(
+            self.encoders, self.reranker, self._ingestor.chunking.max_tokens, self._searcher.max_query_tokens
+        )
+
     def warm_up(self, *, payloads: bool = False) -> int:
         """Read an embedded collection's vectors and indexes (and its payloads: ``payloads``)
         into the page cache, so that the first queries after opening it do not wait on disk;
@@ -364,8 +409,9 @@ class Retriever(SavedDefaults, CollectionInfo):
 
     def close(self) -> None:
         """Release the store (and its lock) if this retriever opened it."""
-        if getattr(self, "_owns_store", False) and getattr(self, "store", None) is not None:
-            self.store.close()
+        opened = getattr(self, "opened", None)
+        if opened is not None:
+            opened.close()
         self._closed = True
 
     def __enter__(self) -> "Retriever":

@@ -182,7 +182,7 @@ def drift(work: Path, batches: int = 10) -> list[dict[str, Any]]:
                 r.ingest([{"doc_id": d, "text": t} for d, t in part])
                 averages.append(r.store.length_stats(r.collection)["bm25"].average)
             running = metrics(qrels, search_ours(r, queries))
-            report = renormalize(r)
+            report = renormalize(r.opened)
             exact = metrics(qrels, search_ours(r, queries))
         first_avg = sum(lengths[d] for d, _ in docs[:size]) / size
         rows.append({"order": label, "batches": batches, "first_batch_avg": first_avg, "final_avg": averages[-1],

@@ -74,7 +74,7 @@ def build(location: str, shape: str, n: int, batch: int = 1000) -> float:
 
 
 def run(shape: str, n: int, optimize: bool, work: Path) -> list[dict[str, Any]]:
-    from m3retriever import copy_collection
+    from m3retriever import Config, copy_collection, open_collection
     from m3retriever.store import open_store
 
     source = str(work / f"src-{shape}")
@@ -84,7 +84,7 @@ def run(shape: str, n: int, optimize: bool, work: Path) -> list[dict[str, Any]]:
         src = open_store(source)
         dst = open_store(str(work / f"dst-{shape}") if target == "edge" else ":memory:")
         try:
-            report = copy_collection(src, dst, "c", batch=512, optimize=optimize and target == "edge")
+            report = copy_collection(open_collection(Config(collection="c"), store=src), dst, batch=512, optimize=optimize and target == "edge")
         finally:
             dst.close()
             src.close()

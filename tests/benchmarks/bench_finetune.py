@@ -74,7 +74,7 @@ def baseline(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 
 def evaluate_all(args: argparse.Namespace, command: str) -> str:
-    from m3retriever import Retriever, load_config
+    from m3retriever import Retriever, load_config, open_collection
     from m3retriever.finetune import read_manifest
     from m3retriever.finetune.pairs import TrainingData, split_heldout
     from m3retriever.labelled.data import load_beir
@@ -104,7 +104,8 @@ def evaluate_all(args: argparse.Namespace, command: str) -> str:
         t = time.perf_counter()
         config = load_config(env={}, profile="small", location=str(work), collection=args.collection,
                              dense2_encoder="sentence-transformers", dense2_model=ref)
-        report = add_dense2_branch(config)
+        with open_collection(config, must_exist=True) as collection:
+            report = add_dense2_branch(collection)
         log(f"[eval] dense2 {label} added in {time.perf_counter() - t:.0f}s: {report}")
         with Retriever(config) as r:
             weights = [float(w) for w in args.weights.split(",")]

@@ -105,14 +105,15 @@ def corpus(n: int, data: Path = DATA) -> tuple[list[dict[str, Any]], list[str], 
 
 def seed_store(location: Path, settings: dict[str, Any], docs: list[dict[str, Any]], log: Callable[[str], None]) -> None:
     """Ingest ``docs`` (a re-run skips unchanged ones) and close the store for the server."""
-    from m3retriever import FingerprintMismatchError, Retriever, load_config, renormalize
+    from m3retriever import FingerprintMismatchError, Retriever, load_config, open_collection, renormalize
 
     t = time.perf_counter()
     config = load_config(env={}, location=str(location), **settings)
     try:
         retriever = Retriever(config)
     except FingerprintMismatchError:  # a cached store from before the BM25 parameters were recorded
-        log(f"[mcp] store: {renormalize(config)}")
+        with open_collection(config) as collection:
+            log(f"[mcp] store: {renormalize(collection)}")
         retriever = Retriever(config)
     with retriever as r:
         report = r.ingest(docs, show_progress=False)

@@ -231,7 +231,7 @@ def reranker_at(retriever: Any, max_length: int) -> Any:
 
     from m3retriever.components import reranker_for
 
-    return reranker_for(replace(retriever.config, rerank_max_length=max_length))
+    return reranker_for(replace(retriever.settings, rerank_max_length=max_length))
 
 
 def run_peer(name: str, search: Any, queries: dict[str, str]) -> tuple[dict, dict, list[float]]:

@@ -101,14 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     t_start = time.perf_counter()
 
-    from m3retriever import FingerprintMismatchError, Retriever, load_config, renormalize
+    from m3retriever import FingerprintMismatchError, Retriever, load_config, open_collection, renormalize
 
     def make(location: str, **kw: object) -> Retriever:
         config = load_config(env={}, profile="small", location=location, collection=args.collection, **kw)
         try:
             return Retriever(config)
         except FingerprintMismatchError:  # a cached store from before the BM25 parameters were recorded
-            log(f"[store] {renormalize(config)}")
+            with open_collection(config) as collection:
+                log(f"[store] {renormalize(collection)}")
             return Retriever(config)
 
     have_data = (scifact / "corpus.jsonl.gz").is_file()

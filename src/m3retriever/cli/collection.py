@@ -70,11 +70,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_renormalize(args: argparse.Namespace) -> int:
     from m3retriever.maintenance.renormalize import renormalize
+    from m3retriever.opening import open_collection
 
     # --tenant without --tenant-field follows the tenant field recorded with the collection.
     tenant, args.tenant = args.tenant, None
     cfg = command_config(args)
-    report = renormalize(cfg, tenant=tenant)
+    with open_collection(cfg) as collection:
+        report = renormalize(collection, tenant=tenant)
     if not report.after:
         _out(f"{cfg.collection}: no BM25 branch or no such collection; nothing to do")
         return 0

@@ -56,14 +56,6 @@ def register_commands(cli: CommandLine) -> None:
     )
 
 
-def _opened(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The configuration and its store (the caller closes it)."""
-    from m3retriever.opening import open_configured_store
-
-    cfg = _config(args)
-    return cfg, open_configured_store(cfg, must_exist=True)
-
-
 def _config(args: argparse.Namespace) -> Any:
     cfg = command_config(args)
     if cfg.tenant is not None:  # M3R_TENANT, or tenant in the configuration file
@@ -88,52 +80,42 @@ def _pairs(raw: list[str]) -> dict[str, str]:
 def _cmd_set(args: argparse.Namespace) -> int:
     from m3retriever.config.saved import parse_saved
 
-    return _change(args, lambda cfg, store: (parse_saved(cfg.collection, _pairs(args.pairs)), ()))
+    return _change(args, lambda collection: (parse_saved(collection.name, _pairs(args.pairs)), ()))
 
 
 def _cmd_clear(args: argparse.Namespace) -> int:
     from m3retriever.config.saved import SAVABLE
+    from m3retriever.maintenance.defaults import stored_keys
 
-    def removed(cfg: Any, store: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    def removed(collection: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
         named = tuple(k.removeprefix("search.") for k in args.keys)
-        return {}, named or (*SAVABLE, *_present(store, cfg.collection))
+        return {}, named or (*SAVABLE, *stored_keys(collection))
 
     return _change(args, removed)
 
 
-def _change(args: argparse.Namespace, change: Callable[[Any, Any], tuple[dict[str, Any], tuple[str, ...]]]) -> int:
-    from m3retriever.config.saved import update_saved
+def _change(args: argparse.Namespace, change: Callable[[Any], tuple[dict[str, Any], tuple[str, ...]]]) -> int:
+    from m3retriever.maintenance.defaults import change_defaults
+    from m3retriever.opening import open_collection
 
-    cfg, store = _opened(args)
-    try:
-        values, remove = change(cfg, store)
-        kept = update_saved(store, cfg.collection, values, remove)
-    finally:
-        store.close()
-    _out(f"collection {cfg.collection!r} keeps: {json.dumps(kept) if kept else 'no search defaults of its own'}")
+    # Without its saved defaults: a corrupted record is what `clear` repairs.
+    with open_collection(_config(args), must_exist=True, with_saved=False) as collection:
+        values, remove = change(collection)
+        kept = change_defaults(collection, values, remove)
+    _out(f"collection {collection.name!r} keeps: {json.dumps(kept) if kept else 'no search defaults of its own'}")
     return 0
 
 
-def _present(store: Any, collection: str) -> list[str]:
-    """Every key the collection keeps, known or not (so that clearing all removes all)."""
-    stored = store.search_defaults(collection)
-    return list(stored) if isinstance(stored, dict) else []
-
-
 def _cmd_show(args: argparse.Namespace) -> int:
-    from m3retriever.config.built import settings_in_force
-    from m3retriever.config.saved import SAVABLE
+    from m3retriever.maintenance.defaults import defaults_in_force
     from m3retriever.opening import open_collection
 
-    opened = open_collection(_config(args), must_exist=True)
-    opened.store.close()
-    saved = dict(opened.saved)
-    in_force = settings_in_force(opened.config, opened.settings, saved, dict(opened.built))
-    rows = {name: in_force[name if name == "query_instruction" else "search." + name] for name in SAVABLE}
+    with open_collection(_config(args), must_exist=True) as collection:
+        saved, rows = dict(collection.saved), defaults_in_force(collection)
     if args.json:
-        _out(json.dumps({"collection": opened.name, "saved": saved, "in_force": rows}, indent=2))
+        _out(json.dumps({"collection": collection.name, "saved": saved, "in_force": rows}, indent=2))
         return 0
-    _out(f"collection {opened.name!r} keeps: {json.dumps(saved) if saved else 'no search defaults of its own'}")
+    _out(f"collection {collection.name!r} keeps: {json.dumps(saved) if saved else 'no search defaults of its own'}")
     _out("in force (where each comes from: explicit, collection, profile, default):")
     for name, item in rows.items():
         _out(f"  {name:20} {json.dumps(item['value']):24} {item['source']}")

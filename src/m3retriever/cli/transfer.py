@@ -5,6 +5,7 @@ collection as one file."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from m3retriever.cli.index_options import add_index_arguments, index_overrides
 from m3retriever.cli.registry import CommandLine, command_config
@@ -69,6 +70,7 @@ def _restore_arguments(p: argparse.ArgumentParser) -> None:
 
 def _cmd_copy(args: argparse.Namespace) -> int:
     from m3retriever.maintenance.copy import copy_collection
+    from m3retriever.opening import open_collection
     from m3retriever.store import open_store
     from m3retriever.store.collection_names import check_name
 
@@ -77,14 +79,13 @@ def _cmd_copy(args: argparse.Namespace) -> int:
     refuse_tenant(cfg, "copy")
     if args.to_collection is not None:  # before either store is opened
         check_name(args.to_collection, "target collection name")
-    source = open_store(args.source, api_key=args.from_api_key or cfg.api_key, must_have=cfg.collection)
-    try:
+    source_config = replace(cfg, location=args.source, api_key=args.from_api_key or cfg.api_key)
+    with open_collection(source_config, must_exist=True) as source:
         target = open_store(args.target, api_key=args.to_api_key or cfg.api_key)
         try:
             report = copy_collection(
                 source,
                 target,
-                cfg.collection,
                 to_collection=args.to_collection,
                 batch=args.batch,
                 optimize=not args.no_optimize,
@@ -92,8 +93,6 @@ def _cmd_copy(args: argparse.Namespace) -> int:
             )
         finally:
             target.close()
-    finally:
-        source.close()
     resumed = " (resumed)" if report.resumed else ""
     _out(
         f"copied {report.points} points{resumed} of {cfg.collection!r} to {report.collection!r} in "
@@ -104,11 +103,14 @@ def _cmd_copy(args: argparse.Namespace) -> int:
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
-    from m3retriever.maintenance.snapshot import snapshot_collection
+    from m3retriever.maintenance.snapshot import check_embedded, snapshot_collection
+    from m3retriever.opening import open_collection
 
     cfg = command_config(args)
     refuse_tenant(cfg, "snapshot")
-    report = snapshot_collection(cfg.location, cfg.collection, args.path)
+    check_embedded(cfg.location)  # before anything is opened
+    with open_collection(cfg, must_exist=True) as collection:
+        report = snapshot_collection(collection, args.path)
     _out(f"snapshot of {report.collection!r}: {report.points} points, {report.bytes:,} bytes in {report.path} ({report.seconds:.1f}s)")
     return 0
 

@@ -1,10 +1,9 @@
 """The ``collection warm-up`` command: read an embedded collection's vectors and indexes into the page
-cache (:meth:`~m3retriever.store.Store.warm_up`), through the store alone, no models."""
+cache (:func:`~m3retriever.maintenance.warm_up.warm_up`), through the store alone, no models."""
 
 from __future__ import annotations
 
 import argparse
-import time
 
 from m3retriever.cli.registry import CommandLine, command_config
 from m3retriever.display import out as _out
@@ -32,16 +31,11 @@ def register_commands(cli: CommandLine) -> None:
 
 
 def _cmd_warm_up(args: argparse.Namespace) -> int:
-    from m3retriever.opening import open_configured_store
+    from m3retriever.maintenance.warm_up import warm_up
+    from m3retriever.opening import open_collection
 
-    cfg = command_config(args)
-    store = open_configured_store(cfg, must_exist=True)
-    try:
-        start = time.perf_counter()
-        total = store.warm_up(cfg.collection, payloads=args.payloads)
-    finally:
-        store.close()
-    _out(
-        f"warmed up {cfg.collection!r}: read {total:,} bytes ({total / 2**20:.1f} MiB) in {time.perf_counter() - start:.2f}s"
-    )
+    with open_collection(command_config(args), must_exist=True) as collection:
+        report = warm_up(collection, payloads=args.payloads)
+    read = report.bytes
+    _out(f"warmed up {report.collection!r}: read {read:,} bytes ({read / 2**20:.1f} MiB) in {report.seconds:.2f}s")
     return 0

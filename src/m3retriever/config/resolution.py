@@ -14,6 +14,7 @@ from typing import Any, Mapping, TypeVar
 
 from m3retriever.config import DEFAULT_PROFILE, Config, SearchConfig, coerce_setting
 from m3retriever.config.profiles import PROFILES, Profile, get_profile
+from m3retriever.config.settings import Settings
 from m3retriever.errors import ConfigError
 
 __all__ = ["BUILT", "Source", "resolve", "sources", "follow_collection", "check_rescoring"]
@@ -34,7 +35,7 @@ def resolve(
     saved: Mapping[str, Any] | None = None,
     built: Mapping[str, Any] | None = None,
     **search: Any,
-) -> Config:
+) -> Settings:
     """Fill every unset setting of ``config``: the one resolution the components, the search
     and the retriever read.
 
@@ -62,8 +63,9 @@ def resolve(
         **search: Search settings for one call, applied over ``config.search`` first.
 
     Returns:
-        A configuration where only settings whose ``None`` has a meaning stay ``None`` (a
-        model: the encoder's default; ``query_instruction``: the encoder's; ``min_score``...).
+        The :class:`~m3retriever.config.settings.Settings` in force: only settings whose
+        ``None`` has a meaning stay ``None`` (a model: the encoder's default;
+        ``query_instruction``: the encoder's; ``min_score``...).
 
     Raises:
         ConfigError: for an unknown search option, a profile that sets something it cannot,
@@ -103,7 +105,7 @@ def resolve(
     if s.multivector_rescore is None:
         s = replace(s, multivector_rescore=bool(top.multivector))
     check_rescoring(top.collection, bool(top.multivector), s.multivector_rescore)
-    return replace(top, search=s)
+    return Settings.of(replace(top, search=s))
 
 
 def check_rescoring(collection: str, stored: bool, rescore: bool | None) -> None:

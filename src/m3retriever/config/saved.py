@@ -9,16 +9,14 @@ configuration or for one call) > the collection's own > the profile's > the fiel
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import fields
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from m3retriever.config import Config, SearchConfig, coerce_setting
-from m3retriever.config.resolution import resolve
-from m3retriever.errors import CollectionNotFoundError, ConfigError
+from m3retriever.errors import ConfigError
 from m3retriever.store.schema import Store
 
-__all__ = ["SAVABLE", "TUNED", "SavedDefaults", "as_values", "check_saved", "load_saved", "parse_saved", "update_saved"]
+__all__ = ["SAVABLE", "TUNED", "as_values", "check_saved", "load_saved", "parse_saved"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,39 +95,6 @@ def parse_saved(collection: str, raw: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def update_saved(store: Store, collection: str, values: Mapping[str, Any], remove: Sequence[str] = ()) -> dict[str, Any]:
-    """Change some of the search defaults ``collection`` keeps, leaving the others as they are.
-
-    Args:
-        store: The open store.
-        collection: An existing collection.
-        values: Settings to save (a value ``None``, or ``hnsw_ef`` 0, removes that setting).
-        remove: Settings to remove (:data:`SAVABLE` names; all of them to clear).
-
-    Returns:
-        What the collection keeps afterwards.
-
-    Raises:
-        ConfigError: for an unknown setting or a bad value (nothing is written), or when what
-            the collection keeps already is corrupted.
-        StoreError: if the collection does not exist.
-    """
-    if not store.has_collection(collection):
-        raise CollectionNotFoundError(collection, getattr(store, "where", "the store"))
-    # What is removed is not checked: a hand-edited value can be removed this way.
-    stored = store.search_defaults(collection)
-    if not isinstance(stored, Mapping):
-        if set(SAVABLE) - set(remove):
-            check_saved(collection, stored)  # not a mapping: the error says to clear them all
-        stored = {}
-    unknown = sorted(set(remove) - set(SAVABLE) - set(stored))
-    if unknown:
-        raise ConfigError(f"{unknown} are not settings a collection can keep; it can keep {list(SAVABLE)}")
-    merged = check_saved(collection, {**{k: v for k, v in stored.items() if k not in remove}, **values})
-    store.set_search_defaults(collection, merged)
-    return merged
-
-
 def load_saved(store: Store, collection: str) -> dict[str, Any]:
     """The checked search defaults ``collection`` keeps (empty when it keeps none).
 
@@ -148,63 +113,3 @@ def as_values(settings: SearchConfig | Mapping[str, Any]) -> dict[str, Any]:
             f"search defaults must be a SearchConfig or a mapping of settings, got {type(settings).__name__}"
         )
     return dict(settings)
-
-
-class SavedDefaults:
-    """The :class:`~m3retriever.Retriever` methods that save and clear a collection's own
-    search defaults (a mix-in: it uses the retriever's store, lock and configuration)."""
-
-    config: Config
-    settings: Config
-    store: Store
-    _saved: dict[str, Any]
-    _built: dict[str, Any]
-    _write_lock: threading.Lock
-
-    @property
-    def collection(self) -> str:
-        """The collection name."""
-        return self.config.collection
-
-    def _ensure_collection(self) -> None:  # pragma: no cover - the retriever's
-        raise NotImplementedError
-
-    def save_search_defaults(self, settings: SearchConfig | Mapping[str, Any]) -> dict[str, Any]:
-        """Save search defaults with the collection: every retriever that opens it afterwards
-        (Python, CLI, adapters, MCP) uses them unless it sets the setting itself.
-
-        They replace the defaults saved before. This retriever uses them at once, except
-        ``query_instruction``, which the dense encoder reads when the collection is opened.
-
-        Args:
-            settings: A :class:`SearchConfig` (its savable settings that are set) or a mapping
-                of any of :data:`SAVABLE` (``tune(..., save=True)`` passes its best setting).
-
-        Returns:
-            The saved values.
-
-        Raises:
-            ConfigError: for a setting a collection cannot keep, or a bad value.
-        """
-        checked = check_saved(self.collection, as_values(settings))
-        self._ensure_collection()
-        with self._write_lock:
-            self.store.set_search_defaults(self.collection, checked)
-        if checked.get("query_instruction") != self._saved.get("query_instruction"):
-            logger.info("query_instruction applies when collection %r is next opened", self.collection)
-        self._saved = checked
-        self.settings = resolve(self.config, saved=checked, built=self._built)
-        return dict(checked)
-
-    def clear_search_defaults(self) -> None:
-        """Remove the collection's own search defaults (the profile's apply again)."""
-        if self.store.has_collection(self.collection):
-            with self._write_lock:
-                self.store.set_search_defaults(self.collection, {})
-        self._saved = {}
-        self.settings = resolve(self.config, built=self._built)
-
-    @property
-    def search_defaults(self) -> dict[str, Any]:
-        """The collection's own search defaults this retriever opened with (or saved)."""
-        return dict(self._saved)

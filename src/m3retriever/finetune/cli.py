@@ -87,12 +87,16 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_add_branch(args: argparse.Namespace) -> int:
+    from m3retriever.config import refuse_tenant
     from m3retriever.maintenance.add_branch import add_dense2_branch
+    from m3retriever.opening import open_collection
 
     overrides = {"dense2_encoder": args.dense2_encoder or ("sentence-transformers" if args.dense2_model else None)}
     if args.dense2_model:
         overrides["dense2_model"] = args.dense2_model
     config = command_config(args, **{k: v for k, v in overrides.items() if v is not None})
-    report = add_dense2_branch(config)
+    refuse_tenant(config, "add-branch")  # before anything is opened
+    with open_collection(config, must_exist=True) as collection:
+        report = add_dense2_branch(collection)
     _out(f"{config.collection}: dense2 added ({report.encoded} chunks encoded, {report.copied} copied) in {report.seconds:.1f}s")
     return 0

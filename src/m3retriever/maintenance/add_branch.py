@@ -36,10 +36,10 @@ from typing import Any, Mapping
 from m3retriever.branches import EncoderSet
 from m3retriever.collection import collection_spec
 from m3retriever.components import encoders_for
-from m3retriever.config import Config, refuse_tenant
+from m3retriever.config import refuse_tenant
 from m3retriever.errors import CollectionNotFoundError, ConfigError
 from m3retriever.ingest import batched
-from m3retriever.opening import open_collection
+from m3retriever.opening import OpenedCollection
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import (
     DENSE2,
@@ -70,33 +70,31 @@ class BranchReport:
     seconds: float
 
 
-def add_dense2_branch(config: Config, *, client: Any = None, batch: int = 256) -> BranchReport:
-    """Encode a collection's stored chunks with ``config.dense2_encoder`` and add them as its
-    ``dense2`` vector (see the module docstring for the two steps and what a failure leaves).
+def add_dense2_branch(collection: OpenedCollection, *, batch: int = 256) -> BranchReport:
+    """Encode a collection's stored chunks with its configuration's ``dense2_encoder`` and add
+    them as its ``dense2`` vector (see the module docstring for the two steps and what a
+    failure leaves).
 
     Args:
-        config: The collection's configuration with ``dense2_encoder`` (and ``dense2_model``).
-        client: An existing ``qdrant_client.QdrantClient`` (for a ``:memory:`` store).
+        collection: The collection, opened (``must_exist``) with a configuration that names
+            ``dense2_encoder`` (and ``dense2_model``); its writes wait until this is done.
         batch: Chunks read, encoded and written per store call.
 
     Raises:
-        ConfigError: No ``dense2_encoder`` is configured.
-        InputError: The collection does not exist.
+        ConfigError: No ``dense2_encoder`` is configured, or the collection is opened for a
+            tenant.
+        CollectionNotFoundError: The collection does not exist.
         FingerprintMismatchError: The collection was built with other encoders.
     """
+    config, settings = collection.config, collection.settings
     refuse_tenant(config, "add-branch")
     if config.dense2_encoder in (None, "", "none"):
         raise ConfigError("add-branch needs dense2_encoder (and dense2_model): the encoder of the new branch")
-    # As a retriever opens the collection (finishing a swap cut short): unset encoder settings
-    # and `multivector` follow the collection as built.
-    opened = open_collection(config, client, must_exist=True)
-    store, settings = opened.store, opened.settings
-    try:
+    collection.require()
+    with collection.write_lock:
         encoders = encoders_for(settings)
         asked = {k: getattr(config, k) for k in INDEX_SETTINGS}  # explicit ones only
-        return _run(store, encoders, collection_spec(encoders, settings), asked, batch)
-    finally:
-        store.close()
+        return _run(collection.store, encoders, collection_spec(encoders, settings), asked, batch)
 
 
 def _without_dense2(fingerprint: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
 from m3retriever.config.sizing import check_index_values
-from m3retriever.errors import CollectionNotFoundError, ConfigError, StoreError
+from m3retriever.errors import ConfigError, StoreError
+from m3retriever.opening import OpenedCollection
 from m3retriever.store import open_store
 from m3retriever.store.collection_names import check_name
 from m3retriever.store.index_settings import INDEX_SETTINGS, check_index_settings
@@ -78,9 +79,8 @@ class CopyReport:
 
 
 def copy_collection(
-    source: StoreLike,
+    source: OpenedCollection,
     target: StoreLike,
-    collection: str,
     *,
     to_collection: str | None = None,
     batch: int = 512,
@@ -89,13 +89,13 @@ def copy_collection(
     optimize: bool = True,
     index_settings: Mapping[str, Any] | None = None,
 ) -> CopyReport:
-    """Copy ``collection`` from ``source`` to ``target`` with its vectors, payloads and metadata.
+    """Copy a collection to ``target`` with its vectors, payloads and metadata.
 
     Args:
-        source: An open :class:`~m3retriever.store.Store` or a location (a directory,
+        source: The collection to copy (opened with ``must_exist``; its writes wait until the
+            copy is done).
+        target: An open :class:`~m3retriever.store.Store`, or a location (a directory,
             ``":memory:"`` or a Qdrant URL; opened here and closed afterwards).
-        target: The same, for the target.
-        collection: The source collection.
         to_collection: The target collection's name (default: the same).
         batch: Points per page read and written.
         max_batches: Stop after this many pages (the copy stays resumable); ``None``: copy all.
@@ -111,8 +111,8 @@ def copy_collection(
         A :class:`CopyReport`.
 
     Raises:
-        StoreError: if the source collection does not exist, the target is the source, or the
-            counts or the sample differ at the end.
+        CollectionNotFoundError: if the source collection does not exist.
+        StoreError: if the target is the source, or the counts or the sample differ at the end.
         FingerprintMismatchError: if the target collection exists and was built with other
             encoder settings (naming each setting that differs).
         ConfigError: for a bad index setting, or one an existing target was created without.
@@ -120,28 +120,19 @@ def copy_collection(
     if batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
     asked = _index_settings(index_settings)
+    collection = source.name
     dest = check_name(to_collection, "target collection name") if to_collection else collection
-    src, owns_src = _opened(source)
-    try:
-        dst, owns_dst = _opened(target)
-    except Exception:
-        if owns_src:
-            src.close()
-        raise
+    source.require()
+    src = source.store
+    dst, owns_dst = (target, False) if isinstance(target, Store) else (open_store(target), True)
     try:
         if src is dst and dest == collection:
             raise StoreError(f"cannot copy collection {collection!r} onto itself; name another target collection")
-        return _copy(src, dst, collection, dest, batch, max_batches, verify_sample, optimize, asked)
+        with source.write_lock:
+            return _copy(src, dst, collection, dest, batch, max_batches, verify_sample, optimize, asked)
     finally:
-        for store, owned in ((dst, owns_dst), (src, owns_src)):
-            if owned:
-                store.close()
-
-
-def _opened(where: StoreLike) -> tuple[Store, bool]:
-    if isinstance(where, Store):
-        return where, False
-    return open_store(where), True
+        if owns_dst:
+            dst.close()
 
 
 def _where(store: Store) -> str:
@@ -161,8 +152,8 @@ def _copy(
 ) -> CopyReport:
     start = time.perf_counter()
     spec = src.stored_spec(name)
-    if spec is None:
-        raise CollectionNotFoundError(name, _where(src))
+    if spec is None:  # pragma: no cover - the caller checked it exists
+        raise StoreError(f"collection {name!r} at {_where(src)} has no description")
     origin = f"{_where(src)}/{name}"
     if asked and dst.has_collection(dest):
         check_index_settings(dest, dst.index_settings(dest), asked)

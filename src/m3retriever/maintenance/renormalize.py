@@ -8,9 +8,9 @@ different averages, and rewritten or deleted chunks stay counted in the totals.
 length-normalised vector with the exact average, in place: dense and learned-sparse vectors
 and payloads are copied unchanged and no model runs.
 
-Tenants: a retriever scoped to a tenant (``Retriever.scoped``, ``tenant``) recounts and
+Tenants: a collection opened for a tenant (``tenant`` set, ``Retriever.scoped``) recounts and
 rewrites that tenant's chunks only, with the tenant's exact average, and replaces the tenant's
-totals (``renormalize(config, tenant=...)``, the CLI's ``--tenant``, finds the tenant field
+totals (``renormalize(collection, tenant=...)``, the CLI's ``--tenant``, finds the tenant field
 recorded with the collection when the configuration names none). Without a scope, on a
 collection partitioned by tenant (``tenant_field`` configured or
 recorded with the collection), each chunk is rewritten with the exact average of its tenant
@@ -37,10 +37,10 @@ from m3retriever.collection import collection_spec
 from m3retriever.components import encoders_for
 from m3retriever.config import Config
 from m3retriever.config.checks import check_tenant
+from m3retriever.config.settings import Settings
 from m3retriever.errors import ConfigError
 from m3retriever.ingest import batched
-from m3retriever.opening import open_collection
-from m3retriever.retriever import Retriever
+from m3retriever.opening import OpenedCollection
 from m3retriever.store.schema import (
     CollectionSpec,
     ScoredRecord,
@@ -82,19 +82,16 @@ class RenormalizeReport:
     tenants: Mapping[str, Mapping[str, LengthStats]] = field(default_factory=dict)
 
 
-def renormalize(
-    target: Retriever | Config, *, client: Any = None, batch: int = 256, tenant: str | None = None
-) -> RenormalizeReport:
+def renormalize(collection: OpenedCollection, *, batch: int = 256, tenant: str | None = None) -> RenormalizeReport:
     """Recount a collection's document lengths and rewrite its BM25 vectors with them.
 
     Args:
-        target: An open :class:`~m3retriever.Retriever` (its ingests and deletes wait until
-            this is done), or the configuration of one (its store is opened here and closed
-            afterwards; use this form for a collection that an older version built, which a
-            retriever refuses to open). One scoped to a tenant rewrites that tenant's chunks.
-        client: An existing ``qdrant_client.QdrantClient`` (with a configuration only).
+        collection: The opened collection (:func:`~m3retriever.opening.open_collection`, or a
+            retriever's :attr:`~m3retriever.Retriever.opened`; a collection an older version
+            built, which a retriever refuses, opens this way). Its writes wait until this is
+            done. One scoped to a tenant rewrites that tenant's chunks.
         batch: Chunks read and rewritten per store call.
-        tenant: Rewrite this tenant's chunks only (as a scoped ``target`` does), the tenant
+        tenant: Rewrite this tenant's chunks only (as a scoped collection does), the tenant
             field being the configuration's ``tenant_field`` or, when that is unset, the one
             recorded with the collection.
 
@@ -107,26 +104,17 @@ def renormalize(
             beyond the BM25 parameters differs).
         ConfigError: A collection that needs the upgrade, with a tenant (the upgrade rewrites
             every tenant's chunks); a ``tenant`` for a collection that records no tenant field
-            and a configuration that sets none, or one other than the target's own.
+            and a configuration that sets none, or one other than the collection's own.
     """
-    if isinstance(target, Retriever):
-        # The retriever's writes wait meanwhile: an ingest between the two passes would be
-        # counted in neither the totals nor the rewrite.
-        with target._write_lock:
-            scope = _scope(target.store, target.settings, tenant) if tenant is not None else target.scope
-            return _run(target.store, target.encoders, _spec_of(target), batch, scope)
-    # The collection's encoders and its multivector setting, where the configuration leaves
-    # them unset, as a Retriever opening it takes them.
-    opened = open_collection(target, client)
-    try:
-        settings = opened.settings
+    # Its writes wait meanwhile: an ingest between the two passes would be counted in neither
+    # the totals nor the rewrite.
+    with collection.write_lock:
+        settings, scope = collection.settings, collection.scope
         if tenant is not None:
-            settings = _with_tenant(settings, _scope(opened.store, target, tenant))
+            scope = _scope(collection.store, settings, tenant)
+            settings = _with_tenant(settings, scope)
         encoders = encoders_for(settings)
-        scope = Scope(settings.tenant_field, settings.tenant) if settings.tenant and settings.tenant_field else None
-        return _run(opened.store, encoders, collection_spec(encoders, settings), batch, scope)
-    finally:
-        opened.store.close()
+        return _run(collection.store, encoders, collection_spec(encoders, settings), batch, scope)
 
 
 def _scope(store: Store, config: Config, tenant: str) -> Scope | None:
@@ -150,16 +138,14 @@ def _scope(store: Store, config: Config, tenant: str) -> Scope | None:
     return Scope(field, tenant)
 
 
-def _with_tenant(config: Config, scope: Scope | None) -> Config:
+def _with_tenant(config: Settings, scope: Scope | None) -> Settings:
     """``config`` scoped to ``scope`` (unchanged when ``None``)."""
     return config if scope is None else replace(config, tenant_field=scope.field, tenant=scope.tenant)
 
 
-def _spec_of(retriever: Retriever) -> CollectionSpec:
-    return collection_spec(retriever.encoders, retriever.settings)
-
-
-def _run(store: Store, encoders: EncoderSet, spec: CollectionSpec, batch: int, scope: Scope | None) -> RenormalizeReport:
+def _run(
+    store: Store, encoders: EncoderSet, spec: CollectionSpec, batch: int, scope: Scope | None
+) -> RenormalizeReport:
     start = time.perf_counter()
     branches = encoders.length_normalized()
     name = spec.name

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from m3retriever.errors import CollectionNotFoundError, ConfigError, DamagedSnapshotError, InputError, StoreError
+from m3retriever.errors import ConfigError, DamagedSnapshotError, InputError, StoreError
 from m3retriever.maintenance.snapshot_format import (
     FORMAT,
     MANIFEST,
@@ -44,13 +44,14 @@ from m3retriever.maintenance.snapshot_format import (
     checked_manifest,
     shard_member,
 )
+from m3retriever.opening import OpenedCollection
 from m3retriever.store import open_store
 from m3retriever.store.collection_names import check_name
 from m3retriever.store.edge import EdgeStore
 from m3retriever.store.replace import META as BUILD_META
 from m3retriever.store.replace import SHARD as BUILD_SHARD
 
-__all__ = ["SnapshotReport", "restore_snapshot", "snapshot_collection"]
+__all__ = ["SnapshotReport", "check_embedded", "restore_snapshot", "snapshot_collection"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,21 +78,32 @@ class SnapshotReport:
     seconds: float
 
 
-def _edge(store: EdgeStore | str | os.PathLike[str], must_have: str | None) -> tuple[EdgeStore, bool]:
+def _edge(store: EdgeStore | str | os.PathLike[str]) -> tuple[EdgeStore, bool]:
     if isinstance(store, EdgeStore):
-        if must_have is not None and not store.has_collection(must_have):
-            raise CollectionNotFoundError(must_have, store.path)
         return store, False
-    location = os.fspath(store)
-    if location == ":memory:" or location.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"snapshots here are of embedded stores (a directory), not {location!r}: a Qdrant "
-            "server makes its own with POST /collections/<name>/snapshots (see "
-            "docs/moving-to-a-server.md), or copy the collection with `m3retriever collection copy`"
-        )
-    opened = open_store(location, must_have=must_have)
+    opened = open_store(check_embedded(store))
     assert isinstance(opened, EdgeStore)
     return opened, True
+
+
+def check_embedded(location: str | os.PathLike[str]) -> str:
+    """``location`` if it names an embedded store (a directory).
+
+    Raises:
+        ConfigError: for ``:memory:`` or a server URL, saying what to use instead.
+    """
+    where = os.fspath(location)
+    if where == ":memory:" or where.startswith(("http://", "https://")):
+        raise _not_embedded(where)
+    return where
+
+
+def _not_embedded(where: str) -> ConfigError:
+    return ConfigError(
+        f"snapshots here are of embedded stores (a directory), not {where!r}: a Qdrant "
+        "server makes its own with POST /collections/<name>/snapshots (see "
+        "docs/moving-to-a-server.md), or copy the collection with `m3retriever collection copy`"
+    )
 
 
 class _Hashing(io.RawIOBase):
@@ -107,28 +119,30 @@ class _Hashing(io.RawIOBase):
         return data
 
 
-def snapshot_collection(
-    store: EdgeStore | str | os.PathLike[str], collection: str, path: str | os.PathLike[str]
-) -> SnapshotReport:
+def snapshot_collection(source: OpenedCollection, path: str | os.PathLike[str]) -> SnapshotReport:
     """Write a snapshot of an embedded collection to the file ``path``.
 
     Args:
-        store: An open :class:`~m3retriever.store.edge.EdgeStore` or its directory.
-        collection: The collection.
+        source: The collection (opened with ``must_exist``, so a missing one creates nothing);
+            its writes wait until the snapshot is written.
         path: The snapshot file to write (replaced if it exists, once the new one is complete).
 
     Raises:
-        CollectionNotFoundError: if the collection does not exist (nothing is created).
-        ConfigError: if ``store`` is not an embedded store.
+        CollectionNotFoundError: if the collection does not exist.
+        ConfigError: if its store is not an embedded store.
     """
     start = time.perf_counter()
-    edge, owned = _edge(store, collection)
+    edge, collection = source.store, source.name
+    if not isinstance(edge, EdgeStore):
+        raise _not_embedded(source.where)
+    source.require()
     out = Path(path)
     tmp = out.with_name(out.name + ".partial")
     try:
         points = edge.count(collection)
         members: dict[str, dict[str, Any]] = {}
-        with edge.quiesced(collection) as (shard, meta):  # no write until the last file is read
+        # no write until the last file is read
+        with source.write_lock, edge.quiesced(collection) as (shard, meta):
             with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:  # no extension blocks
                 members[META] = _add_file(tar, meta, META, meta.stat().st_size)
                 for f in sorted(p for p in shard.rglob("*") if p.is_file()):
@@ -136,7 +150,10 @@ def snapshot_collection(
                     size = f.stat().st_size
                     members[f"{SHARD}/{rel}"] = {**_add_file(tar, f, f"{SHARD}/{rel}", _used_length(f)), "full": size}
                 manifest = {
-                    "format": FORMAT, "collection": collection, "points": points, "created": time.time(),
+                    "format": FORMAT,
+                    "collection": collection,
+                    "points": points,
+                    "created": time.time(),
                     "members": members,
                 }
                 data = json.dumps(manifest, indent=2).encode()
@@ -146,9 +163,6 @@ def snapshot_collection(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    finally:
-        if owned:
-            edge.close()
     return SnapshotReport(collection, str(out), points, out.stat().st_size, time.perf_counter() - start)
 
 
@@ -211,10 +225,15 @@ def restore_snapshot(
     snapshot = Path(path)
     manifest = _verify(snapshot)  # reads only: a bad file changes nothing
     dest = check_name(collection, "collection name") if collection is not None else manifest["collection"]
-    edge, owned = _edge(store, None)
+    edge, owned = _edge(store)
     try:
         held = edge.count(dest) if edge.has_collection(dest) else 0
-        if held and not overwrite and held == manifest["points"] and edge.metadata(dest).get(_DIGEST) == manifest[_DIGEST]:
+        if (
+            held
+            and not overwrite
+            and held == manifest["points"]
+            and edge.metadata(dest).get(_DIGEST) == manifest[_DIGEST]
+        ):
             # A restore killed after its swap was decided, finished when the store opened.
             logger.warning("collection %r already holds this snapshot (an earlier restore finished it)", dest)
             return SnapshotReport(dest, os.fspath(path), held, snapshot.stat().st_size, time.perf_counter() - start)
@@ -251,7 +270,9 @@ def _damaged(path: Path, why: str) -> DamagedSnapshotError:
 
 def _open_tar(path: Path) -> tarfile.TarFile:
     if not path.is_file():
-        raise InputError(f"snapshot {path} does not exist or is not a file; pass the file `m3retriever collection snapshot` wrote")
+        raise InputError(
+            f"snapshot {path} does not exist or is not a file; pass the file `m3retriever collection snapshot` wrote"
+        )
     try:
         return tarfile.open(path, "r:")
     except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
@@ -345,7 +366,11 @@ def _unpack(path: Path, manifest: dict[str, Any], folder: Path, dest: str) -> No
                 continue
             if member.name not in listed or not member.isfile():
                 raise _damaged(path, f"member {member.name!r} changed since it was checked")
-            target = folder / BUILD_META if member.name == META else shard_member(folder / BUILD_SHARD, member.name, path, _damaged)
+            target = (
+                folder / BUILD_META
+                if member.name == META
+                else shard_member(folder / BUILD_SHARD, member.name, path, _damaged)
+            )
             target.parent.mkdir(parents=True, exist_ok=True)
             source = tar.extractfile(member)
             assert source is not None

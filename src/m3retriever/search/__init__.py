@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from m3retriever.branches import EncoderSet
-from m3retriever.config import MAX_LIMIT, SearchConfig
+from m3retriever.config import MAX_LIMIT
+from m3retriever.config.settings import SearchSettings
 from m3retriever.errors import ConfigError
 from m3retriever.filters import Filter
 from m3retriever.rerankers.base import Reranker
@@ -37,45 +38,33 @@ CHARS_PER_TOKEN = 32
 TIE_MARGIN = 8
 """Extra fused candidates fetched beyond the depth, so ties at the cut are broken by id."""
 
-T = TypeVar("T")
-
-
-def _set(value: T | None, name: str) -> T:
-    """A resolved search setting (a ``None`` here means the settings were not resolved)."""
-    if value is None:
-        raise ConfigError(
-            f"search.{name} is unset: pass search settings from m3retriever.config.resolution.resolve()"
-        )
-    return value
-
-
-def branch_weights(s: SearchConfig) -> dict[str, float]:
+def branch_weights(s: SearchSettings) -> dict[str, float]:
     """RRF weight per branch of resolved search settings."""
     return {
-        DENSE: _set(s.dense_weight, "dense_weight"),
-        SPARSE: _set(s.sparse_weight, "sparse_weight"),
-        BM25: _set(s.bm25_weight, "bm25_weight"),
-        DENSE2: _set(s.dense2_weight, "dense2_weight"),
+        DENSE: s.dense_weight,
+        SPARSE: s.sparse_weight,
+        BM25: s.bm25_weight,
+        DENSE2: s.dense2_weight,
     }
 
 
-def candidate_depth(s: SearchConfig) -> int:
+def candidate_depth(s: SearchSettings) -> int:
     """Fused candidates kept: the rerank depth when reranking (at least ``top_k``), else
     ``top_k``; with ``max_per_doc`` or ``mmr``, at least ``diversity_depth`` (default
     ``3 * top_k``), so the places they free are filled from deeper candidates."""
-    depth = max(_set(s.rerank_depth, "rerank_depth"), s.top_k) if s.rerank else s.top_k
+    depth = max(s.rerank_depth, s.top_k) if s.rerank else s.top_k
     if s.max_per_doc is not None or s.mmr is not None:
         depth = max(depth, s.diversity_depth or min(MAX_LIMIT, 3 * s.top_k))
     return depth
 
 
-def rescore_depth(s: SearchConfig) -> int:
+def rescore_depth(s: SearchSettings) -> int:
     """Fused candidates the multivector rescoring reads: ``multivector_depth``, at least the
     candidates kept after it (with the tie margin)."""
-    return max(_set(s.multivector_depth, "multivector_depth"), candidate_depth(s) + TIE_MARGIN)
+    return max(s.multivector_depth, candidate_depth(s) + TIE_MARGIN)
 
 
-def _rescore_on(s: SearchConfig, qv: Any) -> bool:
+def _rescore_on(s: SearchSettings, qv: Any) -> bool:
     """Whether to rescore by MaxSim; an error when asked of encoders without multivectors."""
     if s.multivector_rescore and qv.multivector is None:
         raise ConfigError(
@@ -135,24 +124,24 @@ class Searcher:
         logger.info("query cut to %d tokens", limit)
         return head[: spans[limit - 1][1]]
 
-    def _branches(self, qv: Any, row: int, s: SearchConfig) -> list[Branch]:
+    def _branches(self, qv: Any, row: int, s: SearchSettings) -> list[Branch]:
         weights = branch_weights(s)
         idf = {SPARSE: bool(self.encoders.sparse and self.encoders.sparse.spec.sparse_idf), BM25: True}
         branches = []
         if qv.dense is not None and weights[DENSE] > 0:
-            branches.append(Branch(DENSE, qv.dense[row].tolist(), _set(s.prefetch_limit, "prefetch_limit"), weights[DENSE]))
+            branches.append(Branch(DENSE, qv.dense[row].tolist(), s.prefetch_limit, weights[DENSE]))
         for name, vectors in ((SPARSE, qv.sparse), (BM25, qv.bm25)):
             # An empty sparse query (all stopwords, unknown tokens) matches nothing: drop the
             # branch so the other branches decide alone.
             if vectors is not None and len(vectors[row]) > 0 and weights[name] > 0:
-                limit = _set(s.prefetch_limit, "prefetch_limit")
+                limit = s.prefetch_limit
                 branches.append(Branch(name, vectors[row], limit, weights[name], idf=idf[name]))
         if qv.dense2 is not None and weights[DENSE2] > 0:
-            branches.append(Branch(DENSE2, qv.dense2[row].tolist(), _set(s.prefetch_limit, "prefetch_limit"), weights[DENSE2]))
+            branches.append(Branch(DENSE2, qv.dense2[row].tolist(), s.prefetch_limit, weights[DENSE2]))
         return branches
 
     def search_many(
-        self, queries: Sequence[str], s: SearchConfig, flt: Filter | None, idf_corpus: Filter | None = None
+        self, queries: Sequence[str], s: SearchSettings, flt: Filter | None, idf_corpus: Filter | None = None
     ) -> list[SearchResult]:
         """Search several queries (encoded together, one store batch call).
 
@@ -200,7 +189,7 @@ class Searcher:
         return out
 
     def _requests(
-        self, qv: Any, n_queries: int, s: SearchConfig, flt: Filter | None, idf_corpus: Filter | None = None
+        self, qv: Any, n_queries: int, s: SearchSettings, flt: Filter | None, idf_corpus: Filter | None = None
     ) -> tuple[list[HybridQuery], list[tuple[int, list[str]]]]:
         """The store requests of encoded queries, and where each query's results are.
 
@@ -212,8 +201,8 @@ class Searcher:
             on its own, beside a rescored one; else a branch name).
         """
         depth = candidate_depth(s)
-        rrf_k = _set(s.rrf_k, "rrf_k")
-        hnsw_ef = _set(s.hnsw_ef, "hnsw_ef")
+        rrf_k = s.rrf_k
+        hnsw_ef = s.hnsw_ef
         quant: dict[str, Any] = {"rescore": s.rescore, "oversampling": s.oversampling} if self.quantized else {}
         rescore = _rescore_on(s, qv)
         requests: list[HybridQuery] = []
@@ -229,7 +218,7 @@ class Searcher:
             fused = HybridQuery(
                 branches=tuple(branches),
                 limit=depth + TIE_MARGIN,
-                fusion=_set(s.fusion, "fusion"),  # type: ignore[arg-type]
+                fusion=s.fusion,
                 rrf_k=rrf_k,
                 filter=flt,
                 hnsw_ef=hnsw_ef,
@@ -265,7 +254,7 @@ class Searcher:
         row: int,
         fused: list[ScoredRecord],
         branch_lists: Mapping[str, list[ScoredRecord]],
-        s: SearchConfig,
+        s: SearchSettings,
         single: bool,
     ) -> SearchResult:
         """One query's result from its candidates (fused, or rescored by MaxSim) and each
@@ -304,7 +293,7 @@ class Searcher:
         query: str,
         fused: list[ScoredRecord],
         branch_lists: Mapping[str, list[ScoredRecord]],
-        s: SearchConfig,
+        s: SearchSettings,
         single: bool,
         n_query_vectors: int = 0,
     ) -> tuple[Scores, list[int]]:
@@ -337,7 +326,7 @@ class Searcher:
             rerank_rank: dict[int, int] = {}
             for rank, idx in enumerate(sorted(range(len(fused)), key=lambda i: (-logits[i], i))):
                 rerank_rank[idx] = rank + 1
-            w = _set(s.rerank_weight, "rerank_weight")
+            w = s.rerank_weight
             final = probs if w >= 1.0 else w * minmax(logits) + (1.0 - w) * minmax(relevance)
             order = sorted(range(len(fused)), key=lambda i: (-final[i], i))
             return Scores(fused_scores, final, multivector, logits, probs, rerank_rank, relevance=final), order
