@@ -20,6 +20,7 @@ import pytest
 from m3retriever import Retriever, load_config
 from m3retriever.errors import ConfigError
 from m3retriever.maintenance.add_branch import BUILD_SUFFIX
+from m3retriever.store.kept import length_stats, search_defaults, tenant_length_stats
 from m3retriever.store.schema import DENSE2, MULTIVECTOR, CollectionSpec
 from maintenance_calls import add_branch_config
 
@@ -70,9 +71,9 @@ def _state(r: Retriever) -> dict[str, Any]:
         "spec": {k: v for k, v in vars(spec).items() if k not in ("fingerprint", "dense2_dim", "dense2_distance")},
         "fingerprint": {k: v for k, v in spec.fingerprint.items() if k != DENSE2},
         "tenant_index": store.tenant_index(name, "lang"),
-        "lengths": store.length_stats(name),
-        "tenant_lengths": store.tenant_length_stats(name),
-        "defaults": store.search_defaults(name),
+        "lengths": length_stats(store, name),
+        "tenant_lengths": tenant_length_stats(store, name),
+        "defaults": search_defaults(store, name),
         "built": meta.get("settings"),
     }
 

@@ -20,6 +20,7 @@ import pytest  # noqa: E402
 from m3retriever.encoders.base import EncoderOptions  # noqa: E402
 from m3retriever.encoders.bm25 import BM25_MODEL, ENGLISH_STOPWORDS, BM25Encoder, term_id  # noqa: E402
 from m3retriever.errors import ConfigError, InputError  # noqa: E402
+from m3retriever.store.kept import length_stats
 from m3retriever.store.schema import StoredPoint  # noqa: E402
 from m3retriever.types import LengthStats, SparseVector  # noqa: E402
 from maintenance_calls import renormalize_config
@@ -280,7 +281,7 @@ def test_search_scores_are_bm25_with_the_collection_average(tmp_path: Path, back
     r, _ = _bm25_only(location)
     with r:
         r.ingest([DOC_A, DOC_B])  # one batch: the average is (3 + 4) / 2 = 3.5
-        assert r.store.length_stats(r.collection) == {"bm25": LengthStats(7, 2)}
+        assert length_stats(r.store, r.collection) == {"bm25": LengthStats(7, 2)}
         hits = r.search("cat cat dog", top_k=2)
         # the query counts "cat" twice: 2 * idf(cat) * w(cat) + idf(dog) * w(dog)
         score_a = 2 * IDF_CAT * _saturated(2, 3, 3.5) + IDF_DOG * _saturated(1, 3, 3.5)
@@ -298,16 +299,16 @@ def test_average_drifts_across_batches_and_renormalize_recounts(tmp_path: Path) 
         r.ingest([DOC_A])  # alone: its own length is the average (3)
         r.ingest([DOC_B])  # average of both: 3.5
         r.ingest([DOC_A, DOC_B])  # unchanged: skipped, not counted again
-        assert r.store.length_stats(r.collection) == {"bm25": LengthStats(7, 2)}
+        assert length_stats(r.store, r.collection) == {"bm25": LengthStats(7, 2)}
         stored = _stored_bm25(r)
         assert stored["a"]["cat"] == pytest.approx(_saturated(2, 3, 3.0))  # the average of its time
         assert stored["b"]["dog"] == pytest.approx(_saturated(1, 4, 3.5))
         r.ingest([{"doc_id": "a", "text": "cat cat cat cat cat dog"}])  # changed: 6 terms
         # rewritten chunks stay counted: (7 + 6) / 3, not the collection's (6 + 4) / 2
-        assert r.store.length_stats(r.collection) == {"bm25": LengthStats(13, 3)}
+        assert length_stats(r.store, r.collection) == {"bm25": LengthStats(13, 3)}
         report = renormalize(r.opened)
         assert report.chunks == 2 and not report.upgraded
-        assert report.after == {"bm25": LengthStats(10, 2)} == r.store.length_stats(r.collection)
+        assert report.after == {"bm25": LengthStats(10, 2)} == length_stats(r.store, r.collection)
         stored = _stored_bm25(r)
         assert stored["a"]["cat"] == pytest.approx(_saturated(5, 6, 5.0))
         assert stored["b"]["dog"] == pytest.approx(_saturated(1, 4, 5.0))

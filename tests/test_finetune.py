@@ -19,6 +19,7 @@ from m3retriever.finetune.pairs import collection_chunks, split_heldout
 from m3retriever.finetune.trainer import batches
 from m3retriever.maintenance.add_branch import BUILD_SUFFIX, _build
 from m3retriever.store import open_store
+from m3retriever.store.kept import length_stats, search_defaults
 from maintenance_calls import add_branch_config
 
 LABELS = {
@@ -175,7 +176,7 @@ def test_add_branch_encodes_only_dense2_and_keeps_everything_else(backend, train
         r.ingest(corpus_docs)
         r.save_search_defaults({"prefetch_limit": 40})
         before = {p.id: p for p in r.store.scroll(r.collection, with_vectors=True)}
-        lengths = r.store.length_stats(r.collection)
+        lengths = length_stats(r.store, r.collection)
     cfg = load_config(env={}, dense2_encoder="sentence-transformers", dense2_model=str(trained.path), **base)
     report = add_branch_config(cfg, client)
     assert report.encoded == report.copied == len(before)
@@ -186,8 +187,8 @@ def test_add_branch_encodes_only_dense2_and_keeps_everything_else(backend, train
             assert dict(after[pid].payload) == dict(old.payload)
             _same_vectors(after[pid].vectors, old.vectors)
             assert len(after[pid].vectors["dense2"]) == 32
-        assert r.store.length_stats(r.collection) == lengths
-        assert r.store.search_defaults(r.collection) == {"prefetch_limit": 40}
+        assert length_stats(r.store, r.collection) == lengths
+        assert search_defaults(r.store, r.collection) == {"prefetch_limit": 40}
         assert not r.store.has_collection(r.collection + BUILD_SUFFIX)
         hit = r.search("capital of France", top_k=12).hits
         assert any(h.scores.dense2_rank is not None for h in hit)

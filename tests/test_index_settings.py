@@ -33,6 +33,7 @@ from m3retriever.filters import Eq, Filter
 from m3retriever.ingest import point_id
 from m3retriever.store import open_store
 from m3retriever.store.index_settings import LEGACY_INDEX_SETTINGS
+from m3retriever.store.kept import search_defaults
 from m3retriever.store.schema import DENSE, SPARSE, Branch, CollectionSpec, HybridQuery, StoredPoint
 from m3retriever.types import SparseVector
 from test_transfer import _filled, _open, _rankings, _same_points, opened
@@ -494,7 +495,7 @@ def test_a_copy_can_quantize_without_re_encoding(kinds, tmp_path):
         assert src.index_settings("c") == dict(LEGACY_INDEX_SETTINGS)  # the source as it was
         _same_points(src, dst)
         assert _rankings(dst, "c") == _rankings(src, "c")
-        assert dst.search_defaults("c") == src.search_defaults("c")
+        assert search_defaults(dst, "c") == search_defaults(src, "c")
         # run again (idempotent) with the same settings: fine; with others: refused, naming them
         assert copy_collection(opened(src, "c"), dst, index_settings=ASKED).target_count == 60
         with pytest.raises(ConfigError, match="quantization: created with 'scalar', configured 'binary'"):

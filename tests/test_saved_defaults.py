@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from m3retriever import Config, ConfigError, Retriever, SearchConfig, load_config, open_collection
 from m3retriever.config.saved import check_saved, parse_saved
 from m3retriever.maintenance.defaults import change_defaults
+from m3retriever.store.kept import search_defaults, set_search_defaults
 
 NAME = "docs"
 SAVED = {
@@ -172,7 +173,7 @@ def test_bad_values_are_refused_on_save(opener, corpus_docs):
                 r.save_search_defaults({key: value})
             with pytest.raises(ConfigError, match=key):
                 change_defaults(r.opened, {key: value})
-            assert r.store.search_defaults(NAME) == {"oversampling": 3.0}  # nothing written
+            assert search_defaults(r.store, NAME) == {"oversampling": 3.0}  # nothing written
         assert r.search_settings().oversampling == 3.0
 
 
@@ -183,7 +184,7 @@ def test_bad_values_are_refused_on_load_and_can_be_removed(opener, corpus_docs):
     for key, value in BAD_ON_LOAD:
         store = opener.store()
         try:
-            store.set_search_defaults(NAME, {"hnsw_ef": 300, key: value})  # as a hand edit of the record would
+            set_search_defaults(store, NAME, {"hnsw_ef": 300, key: value})  # as a hand edit of the record would
         finally:
             store.close()
         with pytest.raises(ConfigError) as err:
@@ -200,7 +201,7 @@ def test_bad_values_are_refused_on_load_and_can_be_removed(opener, corpus_docs):
 def test_clear_all_removes_a_corrupted_record(opener, corpus_docs):
     with opener() as r:
         r.ingest(corpus_docs[:1])
-        r.store.set_search_defaults(NAME, {"mystery": 1, "oversampling": 2.5})
+        set_search_defaults(r.store, NAME, {"mystery": 1, "oversampling": 2.5})
     with opener.collection() as collection:
         with pytest.raises(ConfigError, match="'mystery' is not a setting"):
             change_defaults(collection, {"hnsw_ef": 300})
@@ -377,7 +378,7 @@ def test_cli_defaults_set_show_clear(config_file, tmp_path, corpus_docs, capsys)
         assert r.search_defaults == {"oversampling": 4.0, "rescore": False}
         assert r.settings.search.hnsw_ef == 200 and r.settings.search.oversampling == 4.0
         # a hand-edited value stops the collection from opening...
-        r.store.set_search_defaults("cli", {"oversampling": 4.0, "rescore": "perhaps"})
+        set_search_defaults(r.store, "cli", {"oversampling": 4.0, "rescore": "perhaps"})
     _error(["search", "x", *common], capsys, "saved search default 'rescore'", "defaults clear rescore")
     # ... and `defaults clear` repairs it without opening the models
     rc, out, _ = _run(["collection", "defaults", "clear", "rescore", *common], capsys)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from m3retriever import Retriever, load_config, renormalize
 from m3retriever.encoders.bm25 import BM25Encoder
+from m3retriever.store.kept import length_stats, tenant_length_stats
 from m3retriever.types import LengthStats
 from maintenance_calls import add_branch_config, renormalize_config
 
@@ -101,20 +102,20 @@ def test_scoped_ingest_keeps_the_tenants_totals(backend, tmp_path):
         enc = r.encoders.bm25
         assert isinstance(enc, BM25Encoder)
         own = {t: LengthStats.of(enc.document_lengths([d["text"] for d in _docs(t)])) for t in VOCAB}
-        assert r.store.tenant_length_stats(r.collection) == {t: {"bm25": own[t]} for t in VOCAB}
+        assert tenant_length_stats(r.store, r.collection) == {t: {"bm25": own[t]} for t in VOCAB}
         # The collection's totals count every chunk, as before.
-        assert r.store.length_stats(r.collection) == {"bm25": own["acme"] + own["globex"]}
+        assert length_stats(r.store, r.collection) == {"bm25": own["acme"] + own["globex"]}
         # Rewritten and deleted chunks stay counted, as in the collection's totals.
         acme.ingest([{"doc_id": "d0", "text": "kiwi kiwi kiwi kiwi"}])
         acme.delete(["d1"])
         grown = own["acme"] + LengthStats(4, 1)
-        assert r.store.tenant_length_stats(r.collection)["acme"] == {"bm25": grown}
+        assert tenant_length_stats(r.store, r.collection)["acme"] == {"bm25": grown}
         report = renormalize(acme.opened)
         assert report.tenant == "acme" and report.chunks == len(PATTERNS) - 1
-        assert report.before == {"bm25": grown} and report.after == r.store.tenant_length_stats(r.collection)["acme"]
+        assert report.before == {"bm25": grown} and report.after == tenant_length_stats(r.store, r.collection)["acme"]
         assert report.after["bm25"].count == len(PATTERNS) - 1
         # A scoped run leaves the collection's totals alone.
-        assert r.store.length_stats(r.collection) == {"bm25": own["acme"] + own["globex"] + LengthStats(4, 1)}
+        assert length_stats(r.store, r.collection) == {"bm25": own["acme"] + own["globex"] + LengthStats(4, 1)}
 
 
 @pytest.mark.parametrize("backend", ["memory"])  # Edge: test_scoped_ingest_keeps_the_tenants_totals
@@ -158,8 +159,8 @@ def test_unscoped_renormalize_gives_each_tenant_its_own_average(backend, tmp_pat
         own = {t: LengthStats.of(enc.document_lengths([d["text"] for d in _docs(t)])) for t in VOCAB}
         everything = own["acme"] + own["globex"] + LengthStats(3, 1)
         assert report.tenant is None and report.chunks == 2 * len(PATTERNS) + 1
-        assert report.tenants == {t: {"bm25": own[t]} for t in VOCAB} == shared.store.tenant_length_stats("s")
-        assert report.after == {"bm25": everything} == shared.store.length_stats("s")
+        assert report.tenants == {t: {"bm25": own[t]} for t in VOCAB} == tenant_length_stats(shared.store, "s")
+        assert report.after == {"bm25": everything} == length_stats(shared.store, "s")
         (loose,) = [rec for rec in shared.store.scroll("s", with_vectors=True) if rec.payload["doc_id"] == "loose"]
         expected = enc.encode_document_normalized([loose.payload["text"]], everything, include_texts=False)[0]
         stored, wanted = loose.vectors["bm25"], expected.sparse[0]
@@ -266,10 +267,10 @@ def test_adding_a_dense2_branch_keeps_the_tenants_totals(tmp_path, tiny_bge_m3_p
     with _bm25_only(str(tmp_path / "store")) as r:
         for tenant in VOCAB:
             r.scoped(tenant).ingest(_docs(tenant))
-        totals, tenants, cfg = r.store.length_stats(r.collection), r.store.tenant_length_stats(r.collection), r.config
+        totals, tenants, cfg = length_stats(r.store, r.collection), tenant_length_stats(r.store, r.collection), r.config
     assert set(tenants) == set(VOCAB)
     cfg = replace(cfg, dense2_encoder="bge-m3", dense2_model=str(tiny_bge_m3_path), device="cpu", max_length=64)
     assert add_branch_config(cfg).copied == 2 * len(PATTERNS)
     with Retriever(cfg) as r:
-        assert r.store.length_stats(r.collection) == totals
-        assert r.store.tenant_length_stats(r.collection) == tenants
+        assert length_stats(r.store, r.collection) == totals
+        assert tenant_length_stats(r.store, r.collection) == tenants

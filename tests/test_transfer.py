@@ -20,6 +20,7 @@ from m3retriever.ingest import point_id
 from m3retriever.maintenance.snapshot import check_embedded
 from m3retriever.opening import OpenedCollection
 from m3retriever.store import open_store
+from m3retriever.store.kept import length_stats, search_defaults, set_length_stats, set_search_defaults
 from m3retriever.store.remote import QdrantClientStore
 from m3retriever.store.schema import BM25, DENSE, SPARSE, Branch, CollectionSpec, HybridQuery, Store, StoredPoint
 from m3retriever.types import LengthStats, SparseVector
@@ -56,8 +57,8 @@ def _points(n: int, seed: int = 0) -> list[StoredPoint]:
 def _filled(store: Store, n: int = 120, name: str = "c") -> Store:
     store.ensure_collection(replace(SPEC, name=name))
     store.upsert(name, _points(n))
-    store.set_length_stats(name, {BM25: LengthStats(total=1234, count=n)})
-    store.set_search_defaults(name, {"rrf_k": 7, "fusion": "dbsf"})
+    set_length_stats(store, name, {BM25: LengthStats(total=1234, count=n)})
+    set_search_defaults(store, name, {"rrf_k": 7, "fusion": "dbsf"})
     store.set_metadata(name, {"settings": {"profile": "small"}})
     return store
 
@@ -114,8 +115,8 @@ def test_copy_carries_points_vectors_and_metadata(kinds, tmp_path):
         assert report.source_count == report.target_count == 120 and report.verified == 64
         _same_points(src, dst)
         assert _plain(dst.metadata("c")) == _plain(src.metadata("c"))  # no checkpoint left
-        assert dst.length_stats("c") == src.length_stats("c")
-        assert dst.search_defaults("c") == {"rrf_k": 7, "fusion": "dbsf"}
+        assert length_stats(dst, "c") == length_stats(src, "c")
+        assert search_defaults(dst, "c") == {"rrf_k": 7, "fusion": "dbsf"}
         spec = dst.stored_spec("c")
         assert spec is not None and (spec.dense_dim, spec.sparse, spec.bm25, spec.indexed_fields) == (DIM, True, True, ("lang",))
         assert _rankings(dst, "c") == _rankings(src, "c")
@@ -214,10 +215,10 @@ def test_copy_of_an_ingested_collection_searches_the_same(tmp_path, tiny_setting
     with Retriever(cfg) as r:
         r.ingest(corpus_docs)
         expected = [[h.doc_id for h in r.search(q, rerank=False)] for q in ("capital of France", "rank fusion")]
-        lengths = r.store.length_stats("docs")
+        lengths = length_stats(r.store, "docs")
         copy_collection(opened(r.store, "docs"), open_store(client=client))
     with Retriever(cfg, client=client) as copied:
-        assert copied.store.length_stats("docs") == lengths
+        assert length_stats(copied.store, "docs") == lengths
         got = [[h.doc_id for h in copied.search(q, rerank=False)] for q in ("capital of France", "rank fusion")]
     assert got == expected
 
@@ -234,8 +235,8 @@ def test_snapshot_and_restore_give_identical_searches(tmp_path):
     assert _rankings(store, "copy") == before
     assert restore_snapshot(store, tmp_path / "c.snap", overwrite=True).points == 120
     assert store.count("c") == 120 and _rankings(store, "c") == before
-    assert store.search_defaults("copy") == {"rrf_k": 7, "fusion": "dbsf"}
-    assert store.length_stats("copy") == {BM25: LengthStats(total=1234, count=120)}
+    assert search_defaults(store, "copy") == {"rrf_k": 7, "fusion": "dbsf"}
+    assert length_stats(store, "copy") == {BM25: LengthStats(total=1234, count=120)}
     store.close()
     other = open_store(tmp_path / "b")
     restore_snapshot(other, tmp_path / "c.snap")
@@ -279,7 +280,7 @@ def test_cli_copy_snapshot_restore(tmp_path, capsys):
     src, dst = open_store(a), open_store(b)
     try:
         _same_points(src, dst, "c", "back")
-        assert math.isclose(dst.length_stats("back")[BM25].total, 1234)
+        assert math.isclose(length_stats(dst, "back")[BM25].total, 1234)
     finally:
         src.close()
         dst.close()

@@ -20,6 +20,7 @@ from m3retriever.config.saved import as_values, check_saved, load_saved
 from m3retriever.config.settings import SearchSettings, Settings
 from m3retriever.errors import CollectionNotFoundError, StoreError
 from m3retriever.store import open_store
+from m3retriever.store.kept import set_search_defaults
 from m3retriever.store.schema import COPYING_KEY, MULTIVECTOR, Store
 from m3retriever.tenancy import Scope
 
@@ -70,7 +71,7 @@ class OpenedCollection:
     @property
     def where(self) -> str:
         """Where its store is (a directory, ``:memory:`` or a URL), for messages."""
-        return str(getattr(self.store, "where", type(self.store).__name__))
+        return self.store.where
 
     def require(self) -> None:
         """Raise :class:`~m3retriever.errors.CollectionNotFoundError` unless the collection
@@ -94,7 +95,7 @@ class OpenedCollection:
         """
         checked = check_saved(self.name, as_values(values))
         with self.write_lock:
-            self.store.set_search_defaults(self.name, checked)
+            set_search_defaults(self.store, self.name, checked)
         if checked.get("query_instruction") != self.saved.get("query_instruction"):
             logger.info("query_instruction applies when collection %r is next opened", self.name)
         self._rebase(checked)
@@ -104,7 +105,7 @@ class OpenedCollection:
         """Remove the collection's own search defaults (the profile's apply again)."""
         if self.exists():
             with self.write_lock:
-                self.store.set_search_defaults(self.name, {})
+                set_search_defaults(self.store, self.name, {})
         self._rebase({})
 
     def _rebase(self, saved: Mapping[str, Any]) -> None:

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from m3retriever.store.kept import length_stats
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -180,7 +182,7 @@ def drift(work: Path, batches: int = 10) -> list[dict[str, Any]]:
             for start in range(0, len(docs), size):
                 part = docs[start : start + size]
                 r.ingest([{"doc_id": d, "text": t} for d, t in part])
-                averages.append(r.store.length_stats(r.collection)["bm25"].average)
+                averages.append(length_stats(r.store, r.collection)["bm25"].average)
             running = metrics(qrels, search_ours(r, queries))
             report = renormalize(r.opened)
             exact = metrics(qrels, search_ours(r, queries))

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from m3retriever.config import Config, SearchConfig, coerce_setting
 from m3retriever.errors import ConfigError
+from m3retriever.store.kept import search_defaults
 from m3retriever.store.schema import Store
 
 __all__ = ["SAVABLE", "TUNED", "as_values", "check_saved", "load_saved", "parse_saved"]
@@ -101,7 +102,7 @@ def load_saved(store: Store, collection: str) -> dict[str, Any]:
     Raises:
         ConfigError: for a corrupted or hand-edited value (see :func:`check_saved`).
     """
-    return check_saved(collection, store.search_defaults(collection))
+    return check_saved(collection, search_defaults(store, collection))
 
 
 def as_values(settings: SearchConfig | Mapping[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from m3retriever.ingest.run import (
     write_groups,
 )
 from m3retriever.ingest.sources import coerce_document
+from m3retriever.store.kept import add_length_stats, length_stats, tenant_length_stats
 from m3retriever.store.schema import Store, StoredPoint
 from m3retriever.tenancy import Scope, check_tenant_value
 from m3retriever.types import Chunk, Document, LengthStats
@@ -298,7 +299,7 @@ class Ingestor:
             with sigint_deferred():  # Ctrl-C waits until the group is written and counted
                 self.store.upsert(self.collection, points)
                 if lengths:
-                    self.store.add_length_stats(self.collection, lengths, self._tenant)
+                    add_length_stats(self.store, self.collection, lengths, self._tenant)
                 deleted = self._delete_stale(updated)
                 run.add(
                     IngestReport(
@@ -380,8 +381,8 @@ class Ingestor:
         if not self.encoders.length_normalized():
             return {}
         if self._tenant is not None:
-            return self.store.tenant_length_stats(self.collection).get(self._tenant, {})
-        return self.store.length_stats(self.collection)
+            return tenant_length_stats(self.store, self.collection).get(self._tenant, {})
+        return length_stats(self.store, self.collection)
 
     def _delete_stale(self, updated: Sequence[tuple[str, int]]) -> int:
         """Delete every ``(doc id, n_chunks)`` document's chunks at ``chunk_index >= n_chunks``

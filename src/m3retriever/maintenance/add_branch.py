@@ -41,6 +41,7 @@ from m3retriever.errors import CollectionNotFoundError, ConfigError
 from m3retriever.ingest import batched
 from m3retriever.opening import OpenedCollection
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
+from m3retriever.store.kept import set_fingerprint
 from m3retriever.store.schema import (
     DENSE2,
     CollectionSpec,
@@ -111,7 +112,7 @@ def _target(store: Store, source: str, configured: CollectionSpec, asked: Mappin
     """
     stored = store.stored_spec(source)
     if stored is None:  # pragma: no cover - the caller checked it exists
-        raise CollectionNotFoundError(source, getattr(store, "where", "the store"))
+        raise CollectionNotFoundError(source, store.where)
     own = adopt_index_settings(store, stored, asked)
     return replace(
         own,
@@ -139,8 +140,8 @@ def _run(
     else:  # build one from the original
         stored = store.collection_fingerprint(name)
         if stored is None:
-            raise CollectionNotFoundError(name, getattr(store, "where", "the store"))
-        check_fingerprint(name, getattr(store, "where", "the store"), _without_dense2(stored), _without_dense2(wanted))
+            raise CollectionNotFoundError(name, store.where)
+        check_fingerprint(name, store.where, _without_dense2(stored), _without_dense2(wanted))
         spec = _target(store, name, configured, asked)
         if built is not None:
             store.drop_collection(build)  # an interrupted build: start over
@@ -169,7 +170,7 @@ def _build(store: Store, encoders: EncoderSet, spec: CollectionSpec, build: str,
         logger.info("add-branch %s: %d chunks encoded", spec.name, done)
     _copy_meta(store, spec.name, build)
     store.flush(build)
-    store.set_fingerprint(build, spec.fingerprint)  # last: marks the copy complete
+    set_fingerprint(store, build, spec.fingerprint)  # last: marks the copy complete
     return done
 
 

@@ -135,10 +135,6 @@ def copy_collection(
             dst.close()
 
 
-def _where(store: Store) -> str:
-    return str(getattr(store, "where", type(store).__name__))
-
-
 def _copy(
     src: Store,
     dst: Store,
@@ -153,8 +149,8 @@ def _copy(
     start = time.perf_counter()
     spec = src.stored_spec(name)
     if spec is None:  # pragma: no cover - the caller checked it exists
-        raise StoreError(f"collection {name!r} at {_where(src)} has no description")
-    origin = f"{_where(src)}/{name}"
+        raise StoreError(f"collection {name!r} at {src.where} has no description")
+    origin = f"{src.where}/{name}"
     if asked and dst.has_collection(dest):
         check_index_settings(dest, dst.index_settings(dest), asked)
     dst.ensure_collection(replace(spec, name=dest, **asked))  # refuses one built otherwise, naming the setting

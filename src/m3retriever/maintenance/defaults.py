@@ -9,6 +9,7 @@ from m3retriever.config.built import settings_in_force
 from m3retriever.config.saved import SAVABLE, check_saved
 from m3retriever.errors import ConfigError
 from m3retriever.opening import OpenedCollection
+from m3retriever.store.kept import search_defaults
 
 __all__ = ["change_defaults", "defaults_in_force", "stored_keys"]
 
@@ -34,7 +35,7 @@ def change_defaults(
     """
     collection.require()
     name = collection.name
-    stored = collection.store.search_defaults(name)  # what is removed is not checked
+    stored = search_defaults(collection.store, name)  # what is removed is not checked
     if not isinstance(stored, Mapping):
         if set(SAVABLE) - set(remove):
             check_saved(name, stored)  # not a mapping: the error says to clear them all
@@ -48,7 +49,7 @@ def change_defaults(
 
 def stored_keys(collection: OpenedCollection) -> list[str]:
     """Every key the collection keeps, known or not (so that clearing all removes all)."""
-    stored = collection.store.search_defaults(collection.name)
+    stored = search_defaults(collection.store, collection.name)
     return list(stored) if isinstance(stored, dict) else []
 
 

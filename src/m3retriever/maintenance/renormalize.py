@@ -41,6 +41,13 @@ from m3retriever.config.settings import Settings
 from m3retriever.errors import ConfigError
 from m3retriever.ingest import batched
 from m3retriever.opening import OpenedCollection
+from m3retriever.store.kept import (
+    length_stats,
+    set_fingerprint,
+    set_length_stats,
+    set_tenant_length_stats,
+    tenant_length_stats,
+)
 from m3retriever.store.schema import (
     CollectionSpec,
     ScoredRecord,
@@ -171,17 +178,17 @@ def _run(
     # collection as refused (or as counted) as it was, and running it again completes it.
     tenants = {t: stats for t, stats in counted.items() if t is not None}
     if scope is not None:
-        before = store.tenant_length_stats(name).get(scope.tenant, {})
-        store.set_tenant_length_stats(name, {scope.tenant: counted[None]})
+        before = tenant_length_stats(store, name).get(scope.tenant, {})
+        set_tenant_length_stats(store, name, {scope.tenant: counted[None]})
         after = counted[None]
     else:
-        before = store.length_stats(name)
-        store.set_length_stats(name, totals)
+        before = length_stats(store, name)
+        set_length_stats(store, name, totals)
         if by:
-            store.set_tenant_length_stats(name, tenants, every=True)
+            set_tenant_length_stats(store, name, tenants, every=True)
         after = totals
     if upgraded:
-        store.set_fingerprint(name, spec.fingerprint)
+        set_fingerprint(store, name, spec.fingerprint)
     store.flush(name)
     return RenormalizeReport(chunks, before, after, upgraded, time.perf_counter() - start, tenant, tenants)
 
@@ -254,7 +261,7 @@ def _check_upgradable(
     for b in branches:
         if isinstance(stored.get(b), Mapping) and isinstance(wanted.get(b), Mapping) and old[b] == new[b]:
             relaxed[b] = dict(wanted[b])
-    check_fingerprint(name, getattr(store, "where", "the store"), relaxed, wanted)
+    check_fingerprint(name, store.where, relaxed, wanted)
     return True
 
 

@@ -59,7 +59,7 @@ def open_store(
     if must_have is not None:
         store.finish_replace(must_have)
     if must_have is not None and not store.has_collection(must_have):
-        where = getattr(store, "where", location)
+        where = store.where
         store.close()
         raise CollectionNotFoundError(must_have, where)
     return store

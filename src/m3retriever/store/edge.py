@@ -272,7 +272,7 @@ class EdgeStore(QdrantStore):
         return dict(json.loads(meta.read_text())) if meta.exists() else {}
 
     def set_metadata(self, name: str, values: Mapping[str, Any]) -> None:
-        with self._mutex:
+        with self.mutex:
             meta = {**json.loads(self._meta_path(name).read_text()), **values}
             self._write_meta(name, {k: v for k, v in meta.items() if v is not None})
 
@@ -281,7 +281,7 @@ class EdgeStore(QdrantStore):
         """Hold this store's writes, flush and close the collection's shard (it opens again on
         next use), and give its folder and metadata file: a snapshot reads them meanwhile, a
         restore replaces them (metadata file last)."""
-        with self._mutex:
+        with self.mutex:
             shard = self._shards.pop(name, None)
             if shard is not None:
                 shard.flush()
@@ -294,7 +294,7 @@ class EdgeStore(QdrantStore):
         shard = self._shards.get(name)
         if shard is not None:
             return shard
-        with self._mutex:
+        with self.mutex:
             if name not in self._shards:
                 if self.collection_fingerprint(name) is None:
                     raise CollectionNotFoundError(name, self.path)
@@ -315,7 +315,7 @@ class EdgeStore(QdrantStore):
 
     # -- primitives ------------------------------------------------------------------
     def _update(self, name: str, operation: Any) -> None:
-        with self._mutex:
+        with self.mutex:
             self._shard(name).update(operation)
 
     def _upsert(self, name: str, points: list[Any]) -> None:
@@ -350,18 +350,18 @@ class EdgeStore(QdrantStore):
         return {key: index_kind(info.data_type, info.params) for key, info in schema.items()}
 
     def _create_index(self, name: str, key: str, schema: Any) -> None:
-        with self._mutex:
+        with self.mutex:
             shard = self._shard(name)
             shard.update(self.q.UpdateOperation.create_field_index(key, schema))
             shard.flush()
 
     # -- Edge specifics ----------------------------------------------------------------
     def flush(self, name: str) -> None:
-        with self._mutex:
+        with self.mutex:
             self._shard(name).flush()
 
     def optimize(self, name: str) -> None:
-        with self._mutex:
+        with self.mutex:
             self._shard(name).optimize()
 
     def warm_up(self, name: str, *, payloads: bool = False) -> int:
@@ -391,7 +391,7 @@ class EdgeStore(QdrantStore):
 
     def drop_collection(self, name: str) -> None:
         """Delete a collection and its files."""
-        with self._mutex:
+        with self.mutex:
             shard = self._shards.pop(name, None)
             if shard is not None:
                 shard.close()
@@ -402,7 +402,7 @@ class EdgeStore(QdrantStore):
     def build_folder(self, name: str) -> Path:
         """An empty folder for a new version of ``name``: fill its ``shard/`` and
         ``meta.json``, check them with :meth:`open_build`, then :meth:`commit_build`."""
-        with self._mutex:
+        with self.mutex:
             return _replace.staging_dir(self.path, name)
 
     def open_build(self, name: str) -> int:
@@ -437,7 +437,7 @@ class EdgeStore(QdrantStore):
                 (``name`` is then left as it was).
         """
         expected = self.count(source)
-        with self._mutex:
+        with self.mutex:
             for each in (name, source):
                 shard = self._shards.pop(each, None)
                 if shard is not None:
@@ -460,7 +460,7 @@ class EdgeStore(QdrantStore):
         return points
 
     def close(self) -> None:
-        with self._mutex:
+        with self.mutex:
             for shard in self._shards.values():
                 try:
                     shard.flush()

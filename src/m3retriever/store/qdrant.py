@@ -26,14 +26,10 @@ from m3retriever.store.schema import (
     count_values,
 )
 from m3retriever.store.translate import CollectionModels, ModelKit, Translator, paginate
-from m3retriever.types import LengthStats
 
-__all__ = ["QdrantStore", "TENANT_LENGTHS"]
+__all__ = ["QdrantStore"]
 
 logger = logging.getLogger(__name__)
-
-TENANT_LENGTHS = "tenant_lengths"
-"""The metadata key of the per-tenant length totals: tenant -> branch -> ``{total, count}``."""
 
 # Points per page when counting by value (only one payload field each).
 _GROUP_PAGE = 4096
@@ -50,7 +46,7 @@ class QdrantStore(Store):
     def __init__(self, kit: ModelKit, where: str) -> None:
         self.tr = Translator(kit)
         self.where = where
-        self._mutex = threading.RLock()
+        self.mutex = threading.RLock()
 
     # -- primitives: the binding's own calls, on its own model objects ----------------
     @abc.abstractmethod
@@ -104,7 +100,7 @@ class QdrantStore(Store):
 
     # -- the Store operations ------------------------------------------------------------
     def ensure_collection(self, spec: CollectionSpec) -> None:
-        with self._mutex:
+        with self.mutex:
             existing = self.collection_fingerprint(spec.name)
             if existing is not None:
                 check_fingerprint(spec.name, self.where, existing, spec.fingerprint)
@@ -140,59 +136,6 @@ class QdrantStore(Store):
     def tenant_index(self, name: str, field: str) -> str:
         kinds = self._index_kinds(name)
         return "not kept" if kinds is None else kinds.get(payload_key(field), "none")
-
-    # -- what is kept with a collection, written once over metadata() / set_metadata() ----
-    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
-        self.set_metadata(name, {"fingerprint": dict(fingerprint)})
-
-    def length_stats(self, name: str) -> dict[str, LengthStats]:
-        lengths = self.metadata(name).get("lengths") or {}
-        return {branch: LengthStats.from_dict(v) for branch, v in lengths.items()}
-
-    def set_length_stats(self, name: str, stats: Mapping[str, LengthStats]) -> None:
-        # The whole mapping is written as one key (a server merges keys only one level deep).
-        # Two processes writing to one server collection at once may lose one's update (the
-        # totals are an estimate; renormalize recounts them).
-        with self._mutex:
-            lengths = {branch: s.as_dict() for branch, s in self.length_stats(name).items()}
-            lengths.update({branch: s.as_dict() for branch, s in stats.items()})
-            self.set_metadata(name, {"lengths": lengths})
-
-    def search_defaults(self, name: str) -> dict[str, Any]:
-        return dict(self.metadata(name).get("search_defaults") or {})
-
-    def set_search_defaults(self, name: str, values: Mapping[str, Any]) -> None:
-        self.set_metadata(name, {"search_defaults": dict(values)})
-
-    def tenant_length_stats(self, name: str) -> dict[str, dict[str, LengthStats]]:
-        raw = self.metadata(name).get(TENANT_LENGTHS)
-        if not isinstance(raw, Mapping):
-            return {}
-        return {
-            str(tenant): {str(b): LengthStats.from_dict(v) for b, v in branches.items()}
-            for tenant, branches in raw.items()
-            if isinstance(branches, Mapping)
-        }
-
-    def add_length_stats(self, name: str, added: Mapping[str, LengthStats], tenant: str | None = None) -> None:
-        if not added:
-            return
-        with self._mutex:
-            self.set_length_stats(name, _plus(self.length_stats(name), added))
-            if tenant is not None:
-                own = self.tenant_length_stats(name).get(tenant, {})
-                self.set_tenant_length_stats(name, {tenant: _plus(own, added)})
-
-    def set_tenant_length_stats(
-        self, name: str, stats: Mapping[str, Mapping[str, LengthStats]], *, every: bool = False
-    ) -> None:
-        # The whole mapping is written as one metadata key: the engines replace a key whole.
-        with self._mutex:
-            kept = {} if every else self.tenant_length_stats(name)
-            for tenant, branches in stats.items():
-                kept[tenant] = {**kept.get(tenant, {}), **branches}
-            raw = {t: {b: s.as_dict() for b, s in branches.items()} for t, branches in kept.items()}
-            self.set_metadata(name, {TENANT_LENGTHS: raw})
 
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
         if points:
@@ -243,8 +186,3 @@ class QdrantStore(Store):
         native = self.tr.filter(AnyOf(field, wanted) if within is None else And((AnyOf(field, wanted), within)))
         pages = paginate(lambda offset: self._scroll_page(name, native, offset, _GROUP_PAGE, False, [key]))
         return count_values((p.payload or {} for p in pages), key, wanted)
-
-
-def _plus(totals: Mapping[str, LengthStats], added: Mapping[str, LengthStats]) -> dict[str, LengthStats]:
-    """``totals`` of the branches in ``added`` with ``added`` counted in."""
-    return {b: totals.get(b, LengthStats()) + s for b, s in added.items()}

@@ -234,7 +234,7 @@ class QdrantClientStore(QdrantStore):
 
     def set_metadata(self, name: str, values: Mapping[str, Any]) -> None:
         # A None value removes the key: the server drops metadata keys set to null.
-        with self._mutex:
+        with self.mutex:
             self.client.update_collection(name, metadata={_PREFIX + k: v for k, v in values.items()})
 
     def stored_spec(self, name: str) -> CollectionSpec | None:

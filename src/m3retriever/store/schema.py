@@ -7,6 +7,7 @@ binding (Edge or qdrant-client), so the retriever is written once for both backe
 from __future__ import annotations
 
 import abc
+import threading
 from dataclasses import dataclass, field, fields, replace
 from itertools import islice
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
@@ -24,7 +25,7 @@ from m3retriever.store.names import DENSE2 as DENSE2
 from m3retriever.store.names import INDEXED_FIELDS as INDEXED_FIELDS
 from m3retriever.store.names import MULTIVECTOR as MULTIVECTOR
 from m3retriever.store.names import SPARSE as SPARSE
-from m3retriever.types import Distance, LengthStats, SparseVector
+from m3retriever.types import Distance, SparseVector
 
 __all__ = [
     "DENSE",
@@ -228,7 +229,17 @@ class ScoredRecord:
 
 
 class Store(abc.ABC):
-    """The operations the retriever needs from a vector store."""
+    """The operations the retriever needs from a vector store: the engine's own. What is kept
+    with a collection beside its points (length totals, search defaults) is read and written
+    over :meth:`metadata` by :mod:`m3retriever.store.kept`.
+
+    Attributes:
+        where: The store's location, for messages (a directory, ``:memory:`` or a URL).
+        mutex: Held around a read-modify-write of a collection's metadata.
+    """
+
+    where: str
+    mutex: threading.RLock
 
     @abc.abstractmethod
     def ensure_collection(self, spec: CollectionSpec) -> None:
@@ -249,49 +260,10 @@ class Store(abc.ABC):
         before they were settings has the defaults of that time: none, false, false, 16, 128)."""
 
     @abc.abstractmethod
-    def set_fingerprint(self, name: str, fingerprint: Mapping[str, Any]) -> None:
-        """Record a new encoder fingerprint with an existing collection (after its vectors
-        were rewritten to match it)."""
-
-    @abc.abstractmethod
-    def length_stats(self, name: str) -> dict[str, LengthStats]:
-        """The document length totals kept with collection ``name``, per branch (empty for a
-        collection without length-normalised branches, or built before they were kept)."""
-
-    @abc.abstractmethod
-    def set_length_stats(self, name: str, stats: Mapping[str, LengthStats]) -> None:
-        """Replace the length totals of the branches in ``stats`` (others are kept)."""
-
-    @abc.abstractmethod
-    def tenant_length_stats(self, name: str) -> dict[str, dict[str, LengthStats]]:
-        """The document length totals kept per tenant of collection ``name``: tenant ->
-        branch -> totals (empty when none are kept)."""
-
-    @abc.abstractmethod
-    def add_length_stats(self, name: str, added: Mapping[str, LengthStats], tenant: str | None = None) -> None:
-        """Add a write batch's length totals, per branch, to the collection's totals and, with
-        ``tenant``, to that tenant's (one read and one write of each, under the store's lock)."""
-
-    @abc.abstractmethod
-    def set_tenant_length_stats(
-        self, name: str, stats: Mapping[str, Mapping[str, LengthStats]], *, every: bool = False
-    ) -> None:
-        """Replace the length totals of the tenants in ``stats`` (``every``: the totals of every
-        tenant become ``stats``, a tenant left out loses its totals)."""
-
-    @abc.abstractmethod
     def tenant_index(self, name: str, field: str) -> str:
         """The payload index on metadata key ``field``: ``"tenant"`` (a keyword index marked as
         the tenant field), ``"keyword"`` (not marked), ``"none"``, another index type's name, or
         ``"not kept"`` where the engine keeps no payload indexes (qdrant-client's local mode)."""
-
-    @abc.abstractmethod
-    def search_defaults(self, name: str) -> dict[str, Any]:
-        """The search defaults saved with collection ``name`` (empty if none, or no collection)."""
-
-    @abc.abstractmethod
-    def set_search_defaults(self, name: str, values: Mapping[str, Any]) -> None:
-        """Replace the search defaults saved with an existing collection (``{}`` clears them)."""
 
     @abc.abstractmethod
     def metadata(self, name: str) -> dict[str, Any]:
