@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from m3retriever.maintenance.snapshot import restore_snapshot, snapshot_collection
     from m3retriever.opening import OpenedCollection, open_collection
     from m3retriever.retriever import Retriever
-    from m3retriever.types import Document, Hit, SearchResult, StageScores
+    from m3retriever.types import ChunkSpan, Document, Hit, Passage, SearchResult, StageScores, StoredDocument
 
 __version__ = "0.1.0"
 
@@ -59,6 +59,9 @@ __all__ = [
     "Hit",
     "StageScores",
     "IngestReport",
+    "StoredDocument",
+    "Passage",
+    "ChunkSpan",
     # filters
     "Filter",
     "Eq",
@@ -95,7 +98,9 @@ _PUBLIC: dict[str, str] = {
     for module, names in {
         "m3retriever.retriever": ("Retriever",),
         "m3retriever.config": ("Config", "SearchConfig", "load_config"),
-        "m3retriever.types": ("Document", "SearchResult", "Hit", "StageScores"),
+        "m3retriever.types": (
+            "Document", "SearchResult", "Hit", "StageScores", "StoredDocument", "Passage", "ChunkSpan",
+        ),
         "m3retriever.ingest.run": ("IngestReport",),
         "m3retriever.filters": ("Filter", "Eq", "AnyOf", "Range", "Not", "And", "parse_filter"),
         "m3retriever.maintenance.copy": ("copy_collection",),

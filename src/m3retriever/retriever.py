@@ -18,6 +18,7 @@ from m3retriever.config.built import KEY as BUILT_KEY
 from m3retriever.config.built import built_values, explain_mismatch
 from m3retriever.config.saved import as_values, check_saved
 from m3retriever.config.settings import SearchSettings, Settings
+from m3retriever.context import read_document
 from m3retriever.encoders.base import Encoder
 from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
@@ -30,7 +31,7 @@ from m3retriever.rerankers.base import Reranker
 from m3retriever.search import Searcher
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.schema import Store
-from m3retriever.types import Document, SearchResult
+from m3retriever.types import Document, SearchResult, StoredDocument
 from m3retriever.validation import check_doc_id, check_string
 
 __all__ = ["Retriever", "collection_spec", "stored_multivector"]
@@ -350,6 +351,22 @@ class Retriever:
         if not self.store.has_collection(self.collection):
             return 0
         return self.store.count(self.collection, self._within(parse_filter(filter)))
+
+    def get(self, doc_id: str) -> StoredDocument | None:
+        """The whole stored document ``doc_id``: its chunks in order, merged into its text with
+        their overlap removed, with its metadata and source (``None`` when it is not stored, or
+        belongs to another tenant than this retriever's).
+
+        Raises:
+            InputError: for an invalid id, or, read without a tenant scope, an id that several
+                tenants hold (read it through :meth:`scoped`).
+        """
+        check_doc_id(doc_id, "get()")
+        if not self.store.has_collection(self.collection):
+            return None
+        return read_document(
+            self.store, self.collection, doc_id, scope=self.scope, tenant_field=self.settings.tenant_field
+        )
 
     def optimize(self) -> None:
         """Build the HNSW and payload indexes after a bulk ingest (Qdrant Edge needs this)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping, NamedTuple
 
 import numpy as np
 
@@ -16,6 +16,9 @@ __all__ = [
     "StageScores",
     "Hit",
     "SearchResult",
+    "ChunkSpan",
+    "Passage",
+    "StoredDocument",
     "Distance",
     "SparseKind",
 ]
@@ -167,6 +170,90 @@ class Chunk:
     end: int
 
 
+class ChunkSpan(NamedTuple):
+    """Where one chunk lies in a merged text (:class:`Passage`, :class:`StoredDocument`).
+
+    Attributes:
+        chunk_index: The chunk's position in its document.
+        start: Character offset of the chunk's first character in the merged text.
+        end: Character offset one past its last character.
+    """
+
+    chunk_index: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A hit's chunk with up to N neighbouring chunks of its document on each side, merged into
+    one text with their overlap removed (search option ``expand``).
+
+    Attributes:
+        text: The merged passage.
+        start: Character offset of the hit's own chunk in ``text``.
+        end: Character offset one past the hit's chunk in ``text``
+            (``text[start:end]`` is the hit's text).
+        chunks: Each merged chunk's span in ``text``, in document order.
+    """
+
+    text: str
+    start: int
+    end: int
+    chunks: tuple[ChunkSpan, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly representation."""
+        return {
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "chunks": [list(c) for c in self.chunks],
+        }
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A whole stored document read back from its chunks (:meth:`Retriever.get`).
+
+    Attributes:
+        doc_id: The document id.
+        text: The document's text: its chunks in order, their overlap removed (equal to the
+            text that was ingested when every chunk is stored).
+        chunks: Each chunk's span in ``text``, in order.
+        metadata: The document's user metadata.
+        source: The document's source, if known.
+        complete: False when chunks are missing (between two stored chunks that do not meet,
+            ``text`` holds a blank line, :data:`GAP`).
+    """
+
+    doc_id: str
+    text: str
+    chunks: tuple[ChunkSpan, ...]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    complete: bool = True
+
+    def as_document(self) -> Document:
+        """The document as a :class:`Document` (to ingest it again, elsewhere)."""
+        return Document(self.text, self.doc_id, dict(self.metadata), self.source)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly representation."""
+        return {
+            "doc_id": self.doc_id,
+            "text": self.text,
+            "chunks": [list(c) for c in self.chunks],
+            "metadata": dict(self.metadata),
+            "source": self.source,
+            "complete": self.complete,
+        }
+
+
+GAP = "\n\n"
+"""What a merged text holds where chunks between two stored ones are missing."""
+
+
 @dataclass(frozen=True)
 class StageScores:
     """Each stage's score and 1-based rank for one hit (``None`` where a stage did not see it).
@@ -235,6 +322,8 @@ class Hit:
         metadata: User metadata of the document.
         scores: Per-stage scores and ranks.
         matched_terms: Query terms that matched the chunk's sparse vector (decoded tokens).
+        context: The chunk with its neighbouring chunks merged into one passage (search option
+            ``expand``); ``None`` when not asked for.
     """
 
     id: str
@@ -245,6 +334,7 @@ class Hit:
     metadata: Mapping[str, Any]
     scores: StageScores
     matched_terms: tuple[str, ...] = ()
+    context: Passage | None = None
 
     @property
     def score(self) -> float:
@@ -262,6 +352,7 @@ class Hit:
             "metadata": dict(self.metadata),
             "scores": self.scores.as_dict(),
             "matched_terms": list(self.matched_terms),
+            "context": self.context.as_dict() if self.context is not None else None,
         }
 
 
