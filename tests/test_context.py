@@ -5,13 +5,15 @@ real chunker."""
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from m3retriever import InputError
+from m3retriever import ConfigError, InputError
 from m3retriever.context import StoredChunk, longest_overlap, merge_chunks
 from m3retriever.ingest.chunking import ChunkingConfig, chunk_text
 from m3retriever.store.schema import StoredPoint
@@ -169,3 +171,129 @@ def test_get_keeps_to_the_tenant(make_retriever) -> None:
     assert r.get("b-only").text == "Only b has this one."  # type: ignore[union-attr]
     with pytest.raises(InputError, match="several tenants"):
         r.get("same")
+
+
+# -- expand -------------------------------------------------------------------------------
+
+
+class _Counting:
+    """Counts the store reads made through it (the real store does the work)."""
+
+    def __init__(self, store, monkeypatch) -> None:
+        self.calls: list[str] = []
+        for name in ("retrieve", "scroll"):
+            real = getattr(store, name)
+
+            def counted(*args, _real=real, _name=name, **kwargs):
+                self.calls.append(_name)
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(store, name, counted)
+
+
+def _expected(doc, hit, n: int) -> tuple[str, int, int]:
+    """The passage of ``hit`` from the document read whole: its neighbours' span, sliced."""
+    spans = {s.chunk_index: s for s in doc.chunks}
+    first = spans[max(0, hit.chunk_index - n)]
+    last = spans[min(max(spans), hit.chunk_index + n)]
+    own = spans[hit.chunk_index]
+    return doc.text[first.start : last.end], own.start - first.start, own.end - first.start
+
+
+def _check_passages(r, hits, n: int, texts: dict[str, str]) -> None:
+    assert hits
+    for hit in hits:
+        c = hit.context
+        assert c is not None
+        assert c.text[c.start : c.end] == hit.text
+        doc = r.get(hit.doc_id)
+        assert doc.text == texts[hit.doc_id]
+        assert (c.text, c.start, c.end) == _expected(doc, hit, n)
+        assert [s.chunk_index for s in c.chunks] == list(
+            range(max(0, hit.chunk_index - n), min(len(doc.chunks) - 1, hit.chunk_index + n) + 1)
+        )
+        assert all(c.text[s.start : s.end] for s in c.chunks)
+
+
+SECOND = " ".join(f"Paragraph {i} is about lakes {i % 4}, roads {i % 6} and towns." for i in range(30))
+
+
+def test_expand_gives_each_hit_its_neighbours_in_one_read(make_retriever, monkeypatch) -> None:
+    r = make_retriever(reranker="none")
+    texts = {"long": LONG, "second": SECOND, "short": "A short note about rivers."}
+    r.add_texts(list(texts.values()), ids=list(texts))
+    plain = r.search("river hill topic", top_k=10)
+    assert all(h.context is None for h in plain) and plain[0].as_dict()["context"] is None
+    counting = _Counting(r.store, monkeypatch)
+    expanded = r.search("river hill topic", top_k=10, expand=2)
+    assert counting.calls == ["retrieve"]  # one batched read for all hits
+    monkeypatch.undo()
+    assert [(h.id, h.score) for h in expanded] == [(h.id, h.score) for h in plain]  # the ranking is untouched
+    _check_passages(r, expanded.hits, 2, texts)
+    assert {h.chunk_index for h in expanded if h.doc_id == "long"} - {0}  # neighbours on both sides
+    short = next((h for h in r.search("short note rivers", top_k=20, expand=3) if h.doc_id == "short"), None)
+    assert short is not None and short.context.text == texts["short"] and short.context.chunks == ((0, 0, 26),)
+    data = expanded[0].as_dict()["context"]
+    assert data["text"][data["start"] : data["end"]] == expanded[0].text
+    batch = r.search_batch(["river hill", "lakes roads towns"], top_k=5, expand=1)
+    for result in batch:
+        _check_passages(r, result.hits, 1, texts)
+
+
+def test_expand_without_offsets_and_with_foreign_point_ids(make_retriever, monkeypatch) -> None:
+    r = make_retriever(reranker="none")
+    r.add_texts([LONG, SECOND], ids=["long", "second"])
+    _strip_offsets(r, "long")
+    # "second" rewritten under point ids of another writer: read by filter, still exact
+    records = [x for x in r.store.scroll(r.collection, with_vectors=True) if x.payload["doc_id"] == "second"]
+    r.store.delete_ids(r.collection, [x.id for x in records])
+    moved = [StoredPoint(id=str(uuid.uuid4()), payload=x.payload, vectors=x.vectors) for x in records]
+    r.store.upsert(r.collection, moved)
+    hits = r.search("lakes roads river hill", top_k=12, expand=2).hits
+    assert {h.doc_id for h in hits} == {"long", "second"}
+    _check_passages(r, hits, 2, {"long": LONG, "second": SECOND})
+
+
+def test_expand_keeps_to_the_tenant(make_retriever) -> None:
+    r = make_retriever(reranker="none", tenant_field="tenant")
+    a, b = r.scoped("a"), r.scoped("b")
+    a.add_texts([LONG], ids=["same"])
+    b.add_texts([SECOND], ids=["same"])
+    r.ingest([{"doc_id": "open", "text": LONG, "metadata": {"tenant": "c"}}])  # unscoped ingest: ids without tenant
+    for scoped, text in ((a, LONG), (b, SECOND)):
+        hits = scoped.search("river hill lakes roads", top_k=8, expand=3).hits
+        assert {h.doc_id for h in hits} == {"same"}
+        _check_passages(scoped, hits, 3, {"same": text})
+    c_hits = r.scoped("c").search("river hill", top_k=5, expand=1).hits
+    _check_passages(r.scoped("c"), c_hits, 1, {"open": LONG})
+    for hit in r.search("river hill lakes roads", top_k=20, expand=2):  # unscoped: each its own tenant's
+        own = {"a": LONG, "b": SECOND, "c": LONG}[hit.metadata["tenant"]]
+        assert hit.context.text in own
+
+
+@pytest.mark.parametrize("bad", [-1, 21, "2", 1.5, True])
+def test_expand_is_range_checked(make_retriever, bad) -> None:
+    r = make_retriever(reranker="none")
+    with pytest.raises(ConfigError, match="search.expand"):
+        r.search("anything", expand=bad)
+
+
+def test_cli_search_expand(config_file, tmp_path, capsys) -> None:
+    from m3retriever.cli import main
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "long.txt").write_text(LONG, encoding="utf-8")
+    assert main(["ingest", str(corpus), "--config", str(config_file), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["search", "river hill", "--config", str(config_file), "-k", "2", "--expand", "1", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert len(hits) == 2
+    for h in hits:
+        c = h["context"]
+        assert c["text"][c["start"] : c["end"]] == h["text"] and c["text"] in LONG
+    assert main(["search", "river hill", "--config", str(config_file), "-k", "1", "--expand", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "#1 long.txt: chunks" in out
+    passage = out.split("#1 long.txt: chunks", 1)[1].split("\n", 1)[1]
+    assert " ".join(passage.split()) in " ".join(LONG.split())

@@ -24,9 +24,9 @@ from m3retriever.filters import Eq, Filter, Range
 from m3retriever.ingest import point_id
 from m3retriever.store.schema import ScoredRecord, Store
 from m3retriever.tenancy import Scope, tenant_of
-from m3retriever.types import GAP, ChunkSpan, Hit, Passage, StoredDocument
+from m3retriever.types import GAP, ChunkSpan, Hit, Passage, SearchResult, StoredDocument
 
-__all__ = ["StoredChunk", "merge_chunks", "longest_overlap", "read_document", "expand_hits"]
+__all__ = ["StoredChunk", "merge_chunks", "longest_overlap", "read_document", "expand_hits", "expand_results"]
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +229,21 @@ def expand_hits(
     for c in _read_windows(store, collection, hits, n, scope, tenant_field):
         by_key.setdefault((c.tenant, c.doc_id, c.chunk_index), []).append(c)
     return [replace(hit, context=_passage(hit, n, by_key, tenant_field)) for hit in hits]
+
+
+def expand_results(
+    store: Store,
+    collection: str,
+    results: Sequence[SearchResult],
+    n: int,
+    *,
+    scope: Scope | None,
+    tenant_field: str | None,
+) -> list[SearchResult]:
+    """:func:`expand_hits` over the hits of several queries, read in one go."""
+    hits = [h for r in results for h in r.hits]
+    expanded = iter(expand_hits(store, collection, hits, n, scope=scope, tenant_field=tenant_field))
+    return [replace(r, hits=[next(expanded) for _ in r.hits]) for r in results]
 
 
 def _passage(

@@ -18,7 +18,7 @@ from m3retriever.config.built import KEY as BUILT_KEY
 from m3retriever.config.built import built_values, explain_mismatch
 from m3retriever.config.saved import as_values, check_saved
 from m3retriever.config.settings import SearchSettings, Settings
-from m3retriever.context import read_document
+from m3retriever.context import expand_results, read_document
 from m3retriever.encoders.base import Encoder
 from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
@@ -304,7 +304,13 @@ class Retriever:
                 return [SearchResult(q, []) for q in queries]
             self._ensure_collection()
         corpus = self.scope.filter if self.scope is not None else None
-        return self._searcher.search_many(list(queries), resolved, flt, idf_corpus=corpus)
+        results = self._searcher.search_many(list(queries), resolved, flt, idf_corpus=corpus)
+        if resolved.expand:
+            tenant_field = self.settings.tenant_field
+            results = expand_results(
+                self.store, self.collection, results, resolved.expand, scope=self.scope, tenant_field=tenant_field
+            )
+        return results
 
     async def asearch(self, query: str, top_k: int | None = None, filter: FilterLike = None, **options: Any) -> SearchResult:
         """:meth:`search` in a worker thread, so the event loop keeps running."""

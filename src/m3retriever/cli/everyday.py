@@ -17,6 +17,7 @@ from m3retriever.validation import check_string
 
 if TYPE_CHECKING:
     from m3retriever.ingest import IngestReport
+    from m3retriever.types import SearchResult
 
 __all__ = ["register_commands", "format_hits"]
 
@@ -81,7 +82,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.no_rerank:
         options["rerank"] = False
-    for name in ("min_score", "max_per_doc", "mmr", "diversity_depth"):
+    for name in ("min_score", "max_per_doc", "mmr", "diversity_depth", "expand"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     _check_utf8("query", args.query)
@@ -103,7 +104,24 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     else:
         _out(format_hits(result))
+        for line in _context_lines(result):
+            _out(line)
     return 0
+
+
+def _context_lines(result: SearchResult) -> list[str]:
+    """Each hit's context (``--expand``): a heading naming its chunks, then the passage,
+    indented."""
+    lines: list[str] = []
+    for h in result.hits:
+        c = h.context
+        if c is None:
+            continue
+        first, last = c.chunks[0].chunk_index, c.chunks[-1].chunk_index
+        where = f"the hit's chunk {h.chunk_index} at {c.start}-{c.end}"
+        lines += ["", f"#{h.scores.final_rank} {h.doc_id}: chunks {first}-{last}, {where}"]
+        lines += ["  " + line for line in c.text.splitlines()]
+    return lines
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -234,6 +252,9 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-per-doc", type=int, default=None, help="at most N chunks per document")
     p.add_argument("--mmr", type=float, default=None, help="MMR diversity, 0 (relevance) to 1")
     p.add_argument("--diversity-depth", type=int, default=None, help="candidates --max-per-doc/--mmr pick from")
+    p.add_argument(
+        "--expand", type=int, default=None, help="show each hit with N neighbouring chunks on each side, merged"
+    )
     p.add_argument("--json", action="store_true")
 
 

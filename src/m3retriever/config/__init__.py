@@ -93,6 +93,10 @@ class SearchConfig:
             collection without them is a ``ConfigError`` that says to re-ingest).
         multivector_depth: Fused candidates the MaxSim rescoring reads (``None``: the
             profile's, else 100; at least the candidates kept after it).
+        expand: Give each hit its context (``Hit.context``): its chunk and up to this many
+            neighbouring chunks of its document on each side, merged into one passage with
+            their overlap removed (0: off; 0 to 20). Read after the ranking, which it leaves
+            unchanged.
     """
 
     top_k: int = 10
@@ -117,6 +121,7 @@ class SearchConfig:
     diversity_depth: int | None = None
     multivector_rescore: bool | None = None
     multivector_depth: int | None = _by_profile(100)
+    expand: int = 0
 
     def __post_init__(self) -> None:
         for name, (low, high, optional) in INT_FIELDS.items():

@@ -17,6 +17,7 @@ from m3retriever.errors import ConfigError
 
 __all__ = [
     "MAX_LIMIT",
+    "MAX_EXPAND",
     "INT_FIELDS",
     "FLOAT_FIELDS",
     "check_int",
@@ -29,6 +30,9 @@ __all__ = [
 MAX_LIMIT = 10_000
 """Largest top_k, prefetch_limit and rerank_depth accepted."""
 
+MAX_EXPAND = 20
+"""Most neighbouring chunks on each side a hit's context (``expand``) takes."""
+
 # name -> (lowest, highest, may be None); hnsw_ef 0 or None means "the default".
 INT_FIELDS = {
     "top_k": (1, MAX_LIMIT, False),
@@ -39,6 +43,7 @@ INT_FIELDS = {
     "max_per_doc": (1, MAX_LIMIT, True),
     "diversity_depth": (1, MAX_LIMIT, True),
     "multivector_depth": (1, MAX_LIMIT, True),
+    "expand": (0, MAX_EXPAND, False),
 }
 # name -> highest (lowest is 0); all may be None.
 FLOAT_FIELDS = {
