@@ -273,3 +273,41 @@ def test_from_config_uses_the_shared_retriever(tmp_path: Path, tiny_settings: di
         assert len(b.invoke("bm25")) == 4 and len(a.invoke("bm25")) == 3
     finally:
         a.retriever.close()
+
+
+LONG = " ".join(f"Sentence {i} tells of topic {i % 7}, of river {i % 5} and hill {i % 3}." for i in range(40))
+"""Many chunks at the tiny settings (48 tokens, 8 of overlap)."""
+
+
+def test_expanded_passages_and_whole_documents(make_retriever):
+    from m3retriever_langchain import CHUNKS_KEY, CONTEXT_KEY
+
+    r = make_retriever(reranker="none")
+    r.add_texts([LONG, "A short note about rivers."], ids=["long", "short"], metadatas=[{"lang": "en"}, {}])
+    lc = M3RetrieverLangChain(retriever=r, k=4, expand=1)
+    docs = lc.invoke("river hill topic")
+    hits = r.search("river hill topic", top_k=4, expand=1).hits
+    assert [d.id for d in docs] == [h.id for h in hits] and len(docs) == 4
+    for d, h in zip(docs, hits):
+        ctx = d.metadata[CONTEXT_KEY]
+        assert d.page_content == h.context.text
+        assert d.page_content != h.text or h.doc_id == "short"  # a long document's passage is longer
+        assert d.page_content[ctx["start"] : ctx["end"]] == h.text
+        assert [c[0] for c in ctx["chunks"]] == [c.chunk_index for c in h.context.chunks]
+    assert all(CONTEXT_KEY not in d.metadata for d in lc.invoke("river hill topic", expand=0))
+    # a chain that retrieves passages, then the documents they come from
+    parents = (lc | RunnableLambda(lambda found: [lc.get_document(d.metadata["doc_id"]) for d in found])).invoke(
+        "river hill topic"
+    )
+    assert {p.id for p in parents} <= {"long", "short"} and "long" in {p.id for p in parents}
+    whole = lc.get_document("long")
+    assert whole is not None and whole.page_content == LONG and whole.id == "long"
+    assert whole.metadata["doc_id"] == "long" and whole.metadata["lang"] == "en"
+    assert whole.metadata[CHUNKS_KEY][0][:2] == [0, 0] and whole.metadata[CHUNKS_KEY][-1][2] == len(LONG)
+    assert asyncio.run(lc.aget_document("long")) == whole
+    assert lc.get_document("missing") is None
+    assert lc.add_documents([whole]).skipped == 1  # the same document: stored unchanged
+    with pytest.raises(ValidationError):
+        M3RetrieverLangChain(retriever=r, expand=21)
+    with pytest.raises(InputError):
+        lc.get_document("")

@@ -240,3 +240,39 @@ def test_from_config_uses_the_shared_retriever(tmp_path: Path, tiny_settings: di
         assert len(b.retrieve("bm25")) == 4 and len(a.retrieve("bm25")) == 3
     finally:
         a.m3_retriever.close()
+
+
+LONG = " ".join(f"Sentence {i} tells of topic {i % 7}, of river {i % 5} and hill {i % 3}." for i in range(40))
+"""Many chunks at the tiny settings (48 tokens, 8 of overlap)."""
+
+
+def test_expanded_nodes_and_parent_documents(make_retriever):
+    from m3retriever import ConfigError
+    from m3retriever_llamaindex import CHUNKS_KEY, CONTEXT_KEY
+
+    r = make_retriever(reranker="none")
+    r.add_texts([LONG], ids=["long"], metadatas=[{"lang": "en"}])
+    li = M3RetrieverLlamaIndex(r, top_k=3, expand=1)
+    nodes = li.retrieve("river hill topic")
+    hits = r.search("river hill topic", top_k=3, expand=1).hits
+    assert [n.node.node_id for n in nodes] == [h.id for h in hits] and len(nodes) == 3
+    for nws, h in zip(nodes, hits):
+        node = nws.node
+        ctx = node.metadata[CONTEXT_KEY]
+        assert node.get_content() == h.context.text and node.get_content() != h.text
+        assert node.get_content()[ctx["start"] : ctx["end"]] == h.text
+        assert node.ref_doc_id == "long" and node.parent_node.node_id == "long"
+        assert CONTEXT_KEY not in node.get_content(metadata_mode=MetadataMode.LLM)
+    doc = li.get_document(nodes[0].node.parent_node.node_id)
+    assert isinstance(doc, LlamaDocument) and doc.doc_id == "long" and doc.text == LONG
+    assert doc.metadata["lang"] == "en" and doc.metadata[CHUNKS_KEY][-1][2] == len(LONG)
+    assert CHUNKS_KEY not in doc.get_content(metadata_mode=MetadataMode.LLM)
+    assert asyncio.run(li.aget_document("long")).text == LONG
+    assert li.get_document("missing") is None
+    assert li.ingest([doc]).skipped == 1  # the same document: stored unchanged
+    engine = RetrieverQueryEngine.from_args(li, llm=MockLLM())
+    response = engine.query("river hill topic")
+    assert [n.node.get_content() for n in response.source_nodes] == [h.context.text for h in hits]
+    assert M3RetrieverLlamaIndex(r, top_k=3).retrieve("river hill topic")[0].node.get_content() == hits[0].text
+    with pytest.raises(ConfigError, match="expand"):
+        M3RetrieverLlamaIndex(r, expand=21)

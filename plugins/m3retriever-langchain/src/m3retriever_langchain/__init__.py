@@ -17,9 +17,12 @@ __all__ = [
     "ingest_langchain",
     "aingest_langchain",
     "hit_to_document",
+    "stored_to_document",
     "to_m3_document",
     "SCORES_KEY",
     "MATCHED_TERMS_KEY",
+    "CONTEXT_KEY",
+    "CHUNKS_KEY",
 ]
 
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Iterable, Mapping
 
 from langchain_core.callbacks import (
@@ -12,30 +13,66 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
 
-from m3retriever import Config, Document, Hit, IngestReport, InputError, Retriever, SearchResult, parse_filter
+from m3retriever import (
+    Config,
+    Document,
+    Hit,
+    IngestReport,
+    InputError,
+    Retriever,
+    SearchResult,
+    StoredDocument,
+    parse_filter,
+)
 from m3retriever.plugin import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata, text_id
 
 __all__ = [
     "M3RetrieverLangChain",
     "hit_to_document",
+    "stored_to_document",
     "to_m3_document",
     "ingest_langchain",
     "aingest_langchain",
     "SCORES_KEY",
     "MATCHED_TERMS_KEY",
+    "CONTEXT_KEY",
+    "CHUNKS_KEY",
 ]
 
+CONTEXT_KEY = "m3r_context"
+"""Metadata key of an expanded hit (``expand``): where its own chunk lies in ``page_content``,
+``{"start", "end", "chunks": [[chunk_index, start, end], ...]}``."""
+
+CHUNKS_KEY = "m3r_chunks"
+"""Metadata key of a whole document (:meth:`M3RetrieverLangChain.get_document`): each chunk's
+``[chunk_index, start, end]`` in ``page_content``."""
 
 
 def hit_to_document(hit: Hit) -> LCDocument:
     """Convert one m3retriever :class:`~m3retriever.Hit` to a LangChain ``Document``.
 
-    ``Document.id`` is the chunk id; ``metadata`` is the user metadata plus ``doc_id``,
+    ``Document.id`` is the chunk id; ``metadata`` is the user metadata plus ``doc_id`` (the
+    parent document: :meth:`M3RetrieverLangChain.get_document` returns it whole),
     ``source``, ``chunk_index``, ``m3r_scores`` (every stage's score and rank, ``final``
-    included) and, when known, ``m3r_matched_terms``.
+    included) and, when known, ``m3r_matched_terms``. A hit searched with ``expand`` has its
+    passage (the chunk and its neighbours, merged) as ``page_content`` and the chunk's own
+    span in it under :data:`CONTEXT_KEY`.
     """
     metadata = hit_metadata(hit)
-    return LCDocument(id=hit.id, page_content=hit.text, metadata=metadata)
+    if hit.context is None:
+        return LCDocument(id=hit.id, page_content=hit.text, metadata=metadata)
+    c = hit.context
+    metadata[CONTEXT_KEY] = {"start": c.start, "end": c.end, "chunks": [list(span) for span in c.chunks]}
+    return LCDocument(id=hit.id, page_content=c.text, metadata=metadata)
+
+
+def stored_to_document(doc: StoredDocument) -> LCDocument:
+    """A whole stored document as a LangChain ``Document``: ``id`` and ``metadata["doc_id"]``
+    its id, its text, user metadata and ``source``, and each chunk's span under
+    :data:`CHUNKS_KEY` (re-ingesting it stores the same document again)."""
+    metadata = {**doc.metadata, "doc_id": doc.doc_id, "source": doc.source}
+    metadata[CHUNKS_KEY] = [list(span) for span in doc.chunks]
+    return LCDocument(id=doc.doc_id, page_content=doc.text, metadata=metadata)
 
 
 def to_m3_document(doc: LCDocument) -> Document:
@@ -122,6 +159,10 @@ class M3RetrieverLangChain(BaseRetriever):
             retriever's setting); ``invoke(..., max_per_doc=2)`` overrides it for one call.
         mmr: MMR diversity, 0 (relevance only) to 1 (``None``: the retriever's setting);
             ``invoke(..., mmr=0.5)`` overrides it for one call.
+        expand: Return each hit as its passage: the chunk and up to this many neighbouring
+            chunks of its document on each side, merged (0 to 20; ``None``: the retriever's
+            setting); ``invoke(..., expand=1)`` overrides it for one call. The whole
+            document: :meth:`get_document` with the hit's ``metadata["doc_id"]``.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -132,6 +173,7 @@ class M3RetrieverLangChain(BaseRetriever):
     search_options: dict[str, Any] = Field(default_factory=dict)
     max_per_doc: int | None = Field(default=None, ge=1)
     mmr: float | None = Field(default=None, ge=0.0, le=1.0)
+    expand: int | None = Field(default=None, ge=0, le=20)
 
     @field_validator("filter")
     @classmethod
@@ -153,6 +195,21 @@ class M3RetrieverLangChain(BaseRetriever):
         """:meth:`add_documents` without blocking the event loop."""
         return await aingest_langchain(self.retriever, documents)
 
+    # -- whole documents -------------------------------------------------------------
+    def get_document(self, doc_id: str) -> LCDocument | None:
+        """The whole stored document ``doc_id`` (a retrieved document's ``metadata["doc_id"]``)
+        as a LangChain ``Document`` (:func:`stored_to_document`); ``None`` if it is not stored.
+
+        Raises:
+            InputError: for an invalid id.
+        """
+        doc = self.retriever.get(doc_id)
+        return stored_to_document(doc) if doc is not None else None
+
+    async def aget_document(self, doc_id: str) -> LCDocument | None:
+        """:meth:`get_document` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.get_document, doc_id)
+
     # -- retrieval -------------------------------------------------------------------
     def _search_args(self, k: int | None, filter: Any, options: dict[str, Any]) -> dict[str, Any]:
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
@@ -163,6 +220,7 @@ class M3RetrieverLangChain(BaseRetriever):
             "filter": _combine(self.filter, filter),
             "max_per_doc": self.max_per_doc,
             "mmr": self.mmr,
+            "expand": self.expand,
             **self.search_options,
             **options,
         }

@@ -17,10 +17,13 @@ __all__ = [
     "ingest_llamaindex",
     "aingest_llamaindex",
     "hit_to_node",
+    "stored_to_document",
     "to_m3_document",
     "SCORES_KEY",
     "MATCHED_TERMS_KEY",
     "REF_DOC_ID_KEY",
+    "CONTEXT_KEY",
+    "CHUNKS_KEY",
 ]
 
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Iterable, Mapping
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -19,26 +20,47 @@ from llama_index.core.schema import (
     Document as LlamaDocument,
 )
 
-from m3retriever import Config, Document, Filter, Hit, IngestReport, InputError, Retriever, parse_filter
+from m3retriever import (
+    Config,
+    Document,
+    Filter,
+    Hit,
+    IngestReport,
+    InputError,
+    Retriever,
+    StoredDocument,
+    parse_filter,
+)
 from m3retriever.plugin import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
 
 __all__ = [
     "M3RetrieverLlamaIndex",
     "hit_to_node",
+    "stored_to_document",
     "to_m3_document",
     "ingest_llamaindex",
     "aingest_llamaindex",
     "SCORES_KEY",
     "MATCHED_TERMS_KEY",
     "REF_DOC_ID_KEY",
+    "CONTEXT_KEY",
+    "CHUNKS_KEY",
 ]
 
 
 REF_DOC_ID_KEY = "ref_doc_id"
 """Metadata key holding a node's LlamaIndex ``ref_doc_id`` when nodes are ingested."""
 
+CONTEXT_KEY = "m3r_context"
+"""Metadata key of an expanded hit (``expand``): where its own chunk lies in the node's text,
+``{"start", "end", "chunks": [[chunk_index, start, end], ...]}``."""
+
+CHUNKS_KEY = "m3r_chunks"
+"""Metadata key of a whole document (:meth:`M3RetrieverLlamaIndex.get_document`): each chunk's
+``[chunk_index, start, end]`` in its text."""
+
 # Kept out of the text the LLM and embedding models see (they stay on node.metadata).
-_HIDDEN_KEYS = ["chunk_index", SCORES_KEY, MATCHED_TERMS_KEY, REF_DOC_ID_KEY]
+_HIDDEN_KEYS = ["chunk_index", SCORES_KEY, MATCHED_TERMS_KEY, REF_DOC_ID_KEY, CONTEXT_KEY, CHUNKS_KEY]
 
 
 def hit_to_node(hit: Hit) -> NodeWithScore:
@@ -48,20 +70,47 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
     the user metadata plus ``doc_id``, ``source``, ``chunk_index``, ``m3r_scores`` (every
     stage's score and rank) and, when known, ``m3r_matched_terms``. The node's ``SOURCE``
     relationship (``node.ref_doc_id``) is the ingested LlamaIndex ``ref_doc_id`` if the chunk
-    came from a node, else the document id. ``score`` is ``hit.scores.final``.
+    came from a node, else the document id; its ``PARENT`` relationship is the stored
+    document (``M3RetrieverLlamaIndex.get_document(node.parent_node.node_id)`` returns it
+    whole). A hit searched with ``expand`` has its passage (the chunk and its neighbours,
+    merged) as text and the chunk's own span in it under :data:`CONTEXT_KEY`. ``score`` is
+    ``hit.scores.final``.
     """
     metadata = hit_metadata(hit)
     ref = hit.metadata.get(REF_DOC_ID_KEY)
     ref_doc_id = ref if isinstance(ref, str) and ref else hit.doc_id
+    text = hit.text
+    if hit.context is not None:
+        c = hit.context
+        text = c.text
+        metadata[CONTEXT_KEY] = {"start": c.start, "end": c.end, "chunks": [list(span) for span in c.chunks]}
     node = TextNode(
         id_=hit.id,
-        text=hit.text,
+        text=text,
         metadata=metadata,
         excluded_llm_metadata_keys=list(_HIDDEN_KEYS),
         excluded_embed_metadata_keys=list(_HIDDEN_KEYS),
-        relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=ref_doc_id)},
+        relationships={
+            NodeRelationship.SOURCE: RelatedNodeInfo(node_id=ref_doc_id),
+            NodeRelationship.PARENT: RelatedNodeInfo(node_id=hit.doc_id),
+        },
     )
     return NodeWithScore(node=node, score=hit.scores.final)
+
+
+def stored_to_document(doc: StoredDocument) -> LlamaDocument:
+    """A whole stored document as a LlamaIndex ``Document``: its id (``doc_id``), text, user
+    metadata, ``doc_id`` and ``source``, and each chunk's span under :data:`CHUNKS_KEY`
+    (re-ingesting it stores the same document again)."""
+    metadata = {**doc.metadata, "doc_id": doc.doc_id, "source": doc.source}
+    metadata[CHUNKS_KEY] = [list(span) for span in doc.chunks]
+    return LlamaDocument(
+        id_=doc.doc_id,
+        text=doc.text,
+        metadata=metadata,
+        excluded_llm_metadata_keys=list(_HIDDEN_KEYS),
+        excluded_embed_metadata_keys=list(_HIDDEN_KEYS),
+    )
 
 
 def to_m3_document(item: BaseNode) -> Document:
@@ -154,6 +203,9 @@ class M3RetrieverLlamaIndex(BaseRetriever):
         max_per_doc: At most this many chunks of one document per query (``None``: the
             retriever's setting).
         mmr: MMR diversity, 0 (relevance only) to 1 (``None``: the retriever's setting).
+        expand: Return each node as its passage: the chunk and up to this many neighbouring
+            chunks of its document on each side, merged (0 to 20; ``None``: the retriever's
+            setting). The whole document: :meth:`get_document`.
         callback_manager: LlamaIndex callback manager.
         verbose: LlamaIndex verbosity.
 
@@ -172,6 +224,7 @@ class M3RetrieverLlamaIndex(BaseRetriever):
         search_options: Mapping[str, Any] | None = None,
         max_per_doc: int | None = None,
         mmr: float | None = None,
+        expand: int | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -185,7 +238,8 @@ class M3RetrieverLlamaIndex(BaseRetriever):
         self._retriever = retriever
         self.top_k = top_k
         self.filter = filter
-        diversity = {k: v for k, v in (("max_per_doc", max_per_doc), ("mmr", mmr)) if v is not None}
+        named = (("max_per_doc", max_per_doc), ("mmr", mmr), ("expand", expand))
+        diversity = {k: v for k, v in named if v is not None}
         self.search_options = {**diversity, **dict(search_options or {})}
         retriever.search_settings(**self.search_options)  # fail fast on a bad option
         super().__init__(callback_manager=callback_manager, verbose=verbose)
@@ -199,6 +253,21 @@ class M3RetrieverLlamaIndex(BaseRetriever):
     def m3_retriever(self) -> Retriever:
         """The wrapped m3retriever :class:`~m3retriever.Retriever`."""
         return self._retriever
+
+    def get_document(self, doc_id: str) -> LlamaDocument | None:
+        """The whole stored document ``doc_id`` (a retrieved node's ``PARENT``, or its
+        ``metadata["doc_id"]``) as a LlamaIndex ``Document`` (:func:`stored_to_document`);
+        ``None`` if it is not stored.
+
+        Raises:
+            InputError: for an invalid id.
+        """
+        doc = self._retriever.get(doc_id)
+        return stored_to_document(doc) if doc is not None else None
+
+    async def aget_document(self, doc_id: str) -> LlamaDocument | None:
+        """:meth:`get_document` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.get_document, doc_id)
 
     def ingest(self, documents_or_nodes: Iterable[BaseNode]) -> IngestReport:
         """Ingest LlamaIndex documents or nodes (see :func:`ingest_llamaindex`)."""
