@@ -45,7 +45,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 # (importer, imported package) -> the only modules of that package it may import.
 ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     # A configuration needs a collection's description and the name rule, no store backend.
-    ("config", "store"): ("store.schema", "store.collection_names"),
+    ("config", "store"): ("store.schema", "store.collection_names", "store.kept"),
     # Outside the command line, commands are declared through its registry, never its commands.
     ("", "cli"): ("cli.registry",),
 }
