@@ -35,7 +35,9 @@ DOCS = [
 # One call per tool, each with an argument the tool does not have.
 UNKNOWN: dict[str, tuple[dict[str, Any], str]] = {
     "search": ({"query": "kiwi", "tenant": "globex"}, "accepts: query, top_k, filter, min_score, max_per_doc, mmr"),
-    "collection_info": ({"verbose": True}, "takes no arguments"),
+    "collection_info": ({"verbose": True}, "accepts: collection"),
+    "list_collections": ({"verbose": True}, "takes no arguments"),
+    "fetch": ({"doc_id": "a1", "tenant": "globex"}, "accepts: doc_id, chunk_index, collection"),
     "ingest": ({"documents": [{"doc_id": "a9", "text": "Guava."}], "tenant": "globex"}, "accepts: documents"),
     "delete": ({"filter": {"lang": "en"}, "tenant": "globex"}, "accepts: doc_ids, filter"),
 }

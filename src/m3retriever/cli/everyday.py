@@ -7,12 +7,13 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from m3retriever.cli.registry import CommandLine, command_config
 from m3retriever.display import format_hits
 from m3retriever.display import out as _out
-from m3retriever.errors import InputError
+from m3retriever.errors import ConfigError, InputError
 from m3retriever.validation import check_string
 
 if TYPE_CHECKING:
@@ -174,11 +175,16 @@ def cmd_serve_mcp(args: argparse.Namespace) -> int:
     from m3retriever.retriever import Retriever
 
     config = command_config(args)
+    names = _served_collections(args, config.collection)
+    configs = [replace(config, collection=name) for name in names]
     if not args.allow_writes:  # a read-only server of a collection that is not there: say so
-        open_configured_store(config, must_exist=True).close()
-    retriever = Retriever.shared(config)
-    if args.warm_up:
-        retriever.warm_up()  # logged (-v); stdout is the MCP channel on stdio
+        for cfg in configs:
+            open_configured_store(cfg, must_exist=True).close()
+    retriever = Retriever.shared(configs[0])
+    # The other collections borrow its store (an embedded store opens once per process).
+    more = [Retriever(cfg, store=retriever.store) for cfg in configs[1:]]
+    for r in (retriever, *more) if args.warm_up else ():
+        r.warm_up()  # logged (-v); stdout is the MCP channel on stdio
     adapter = get_adapter(
         "mcp",
         retriever,
@@ -188,9 +194,34 @@ def cmd_serve_mcp(args: argparse.Namespace) -> int:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         max_connections=args.max_connections or None,
+        collections=more,
+        descriptions=_descriptions(args.collection_description),
     )
     adapter.serve(transport="http" if args.http else "stdio", host=args.host, port=args.port)
     return 0
+
+
+def _served_collections(args: argparse.Namespace, configured: str) -> list[str]:
+    """serve-mcp's allow-list: ``--collections`` (the first the default), else the one collection."""
+    if not args.collections:
+        return [configured]
+    if args.collection:
+        raise ConfigError("give --collection (one collection) or --collections (several), not both")
+    names = [n.strip() for n in args.collections.split(",")]
+    if any(not n for n in names) or len(set(names)) != len(names):
+        raise ConfigError(f"--collections takes distinct names separated by commas, such as 'docs,notes'; got {args.collections!r}")
+    return names
+
+
+def _descriptions(values: list[str] | None) -> dict[str, str]:
+    """``--collection-description NAME=TEXT`` values by name."""
+    out: dict[str, str] = {}
+    for value in values or ():
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip() or not text.strip():
+            raise ConfigError(f"--collection-description takes NAME=TEXT, such as 'docs=Our handbook'; got {value!r}")
+        out[name.strip()] = text.strip()
+    return out
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -277,6 +308,10 @@ def _serve_mcp_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="bearer token required on HTTP (or M3R_MCP_TOKEN)")
     p.add_argument("--allow-writes", action="store_true", help="also expose ingest and delete tools")
     p.add_argument("--description", help="what the collection holds, for the agent")
+    p.add_argument("--collections", metavar="NAME,NAME...",
+                   help="serve these collections of the store (the allow-list; the first is the default)")
+    p.add_argument("--collection-description", action="append", metavar="NAME=TEXT",
+                   help="what a served collection holds, for the agent (repeatable)")
     p.add_argument("--warm-up", action="store_true", help="read the vectors and indexes into the page cache first")
     p.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="HTTP: a request's head must arrive within this many seconds (default: 10)")

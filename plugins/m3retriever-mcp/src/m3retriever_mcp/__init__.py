@@ -1,8 +1,11 @@
 """MCP server for m3retriever: hybrid search as Model Context Protocol tools.
 
-Tools: ``search`` (read-only, structured output), ``collection_info``, and, only when writes are
-enabled, ``ingest`` and ``delete``. A resource ``m3retriever://collection/info`` mirrors
-``collection_info``. Run it with ``m3retriever serve-mcp`` or ``python -m m3retriever_mcp``.
+Tools: ``search`` (read-only, structured output with resource links and a cursor), ``fetch`` (a
+document or a chunk), ``list_collections``, ``collection_info``, and, only when writes are
+enabled, ``ingest`` (with progress notifications) and ``delete``; each takes a ``collection`` of
+the served ones (an allow-list fixed at start). Resources: the served collections, each one's
+information, and templates for documents and chunks. Run it with ``m3retriever serve-mcp`` or
+``python -m m3retriever_mcp``.
 
 Example::
 

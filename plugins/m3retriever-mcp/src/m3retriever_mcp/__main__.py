@@ -6,6 +6,8 @@ Usage::
     python -m m3retriever_mcp --config m3r.toml --http --port 8000 --token SECRET
     python -m m3retriever_mcp --config m3r.toml --allow-writes --description "Our HR policies"
     python -m m3retriever_mcp --config m3r.toml --tenant acme   # one tenant's documents only
+    python -m m3retriever_mcp --config m3r.toml --collections docs,notes \
+        --collection-description "docs=Engineering handbook"      # several collections
     python -m m3retriever_mcp --config m3r.toml --http --header-timeout 5 --max-connections 50
 
 The token may also be given in the ``M3R_MCP_TOKEN`` environment variable (it then does not
@@ -47,6 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="confine the server to this tenant (needs tenant_field; no tool argument can change it)",
     )
+    p.add_argument(
+        "--collections",
+        default=None,
+        metavar="NAME,NAME...",
+        help="serve these collections of the configured store (the allow-list; the first is the default)",
+    )
+    p.add_argument(
+        "--collection-description",
+        action="append",
+        metavar="NAME=TEXT",
+        help="what a collection holds, shown to the agent (repeatable)",
+    )
     limits = p.add_argument_group("HTTP limits (slow or too many clients)")
     limits.add_argument(
         "--header-timeout", type=float, default=10.0, metavar="SECONDS",
@@ -67,21 +81,26 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from m3retriever import M3RetrieverError, Retriever, load_config
     from m3retriever_mcp.httplimits import HTTPLimits
+    from m3retriever_mcp.served import close_all, open_collections, parse_collection_list, parse_descriptions
     from m3retriever_mcp.server import create_server
 
     token = args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
     try:
         http_limits = HTTPLimits(args.header_timeout, args.body_timeout, args.max_connections or None)
-        retriever = Retriever.shared(load_config(args.config, tenant=args.tenant))
+        descriptions = parse_descriptions(args.collection_description)
+        config = load_config(args.config, tenant=args.tenant)
+        names = parse_collection_list(args.collections) if args.collections else [config.collection]
+        retrievers: list[Retriever] = open_collections(config, names, must_exist=not args.allow_writes)
     except M3RetrieverError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     try:
         if args.warm_up:
-            retriever.warm_up()  # logged; stdout is the MCP channel on stdio
+            for r in retrievers:
+                r.warm_up()  # logged; stdout is the MCP channel on stdio
         adapter = create_server(
-            retriever, writes=args.allow_writes, description=args.description, token=token,
-            http_limits=http_limits,
+            retrievers[0], writes=args.allow_writes, description=args.description, token=token,
+            http_limits=http_limits, collections=retrievers[1:], descriptions=descriptions,
         )
         adapter.serve("http" if args.http else "stdio", host=args.host, port=args.port)
     except M3RetrieverError as exc:
@@ -90,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        retriever.close()
+        close_all(retrievers)
     return 0
 
 

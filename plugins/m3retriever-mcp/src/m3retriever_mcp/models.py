@@ -61,6 +61,8 @@ __all__ = [
     "IngestOutput",
     "DeleteOutput",
     "CollectionInfo",
+    "CollectionName",
+    "ChunkIndex",
 ]
 
 FIELD_PATTERN = r"^[\w-]+(\.[\w-]+)*$"
@@ -112,6 +114,18 @@ Diversity = Annotated[FiniteNumber, Field(ge=0.0, le=1.0)]
 
 Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 """An integer the store can hold (signed 64 bits)."""
+
+CollectionName = Annotated[
+    StrictStr,
+    Field(
+        description="Which served collection (list_collections names them); leave it out for the default one.",
+        json_schema_extra={"minLength": 1, "maxLength": 64},
+    ),
+]
+"""A collection name; the allow-list check is the server's (its message lists the names)."""
+
+ChunkIndex = Annotated[StrictInt, Field(ge=0, le=INT64_MAX)]
+"""A chunk's position in its document, from 0."""
 
 DocId = Annotated[
     StrictStr,
@@ -263,13 +277,20 @@ class HitOut(BaseModel):
     metadata: dict[str, Any] = Field(description="The document's metadata.")
     scores: StageScoresOut
     matched_terms: list[str] = Field(description="Query terms found in the passage by the sparse branch.")
+    uri: str = Field(description="The whole document's resource URI (resources/read, or fetch with doc_id).")
+    chunk_uri: str = Field(description="This chunk's resource URI (fetch with doc_id and chunk_index reads the same).")
 
 
 class SearchOutput(BaseModel):
     """Search results, best first."""
 
     query: str
+    collection: str = Field(description="The collection searched.")
     hits: list[HitOut]
+    offset: int = Field(description="Hits of earlier pages (0 on the first page); final_rank counts them.")
+    next_cursor: str | None = Field(
+        description="Pass it as cursor, with the same arguments, for the next page; null: no more results."
+    )
     no_confident_match: bool = Field(
         description="True when min_score was set and no passage reached it (hits is then empty)."
     )

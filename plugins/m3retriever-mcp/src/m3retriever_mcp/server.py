@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -21,17 +21,21 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 
 from m3retriever import ConfigError, Retriever
+from m3retriever_mcp.cursor import Cursors
 from m3retriever_mcp.guarded import GuardedServer, StaticTokenVerifier
 from m3retriever_mcp.httplimits import HTTPLimits
 from m3retriever_mcp.models import CollectionInfo
+from m3retriever_mcp.reading import register_collection_resources, register_fetch, register_list_collections
+from m3retriever_mcp.searching import register_search
+from m3retriever_mcp.served import Served, ServedCollections, describe
 from m3retriever_mcp.tools import (
     INFO_RESOURCE_URI,
     MAX_TOP_K,
+    about_collections,
     register_collection_info,
     register_delete,
     register_info_resource,
     register_ingest,
-    register_search,
 )
 
 __all__ = ["M3RetrieverMCP", "create_server", "HTTPLimits", "MAX_TOP_K", "INFO_RESOURCE_URI", "READ_CONCURRENCY"]
@@ -48,14 +52,20 @@ _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class M3RetrieverMCP:
-    """An MCP server wrapping a :class:`~m3retriever.Retriever`.
+    """An MCP server wrapping one :class:`~m3retriever.Retriever`, or several (one per collection).
 
     Args:
-        retriever: The retriever to serve (usually ``Retriever.shared(config)``). The caller
-            owns it: :meth:`serve` does not close it.
-        writes: Also register the ``ingest`` and ``delete`` tools (off by default).
-        description: What the collection holds; appended to the tool descriptions and the
-            server instructions so an agent knows when to search it.
+        retriever: The retriever of the default collection (usually ``Retriever.shared(config)``).
+            The caller owns it: :meth:`serve` does not close it.
+        writes: Also register the ``ingest`` and ``delete`` tools (off by default); for every
+            served collection alike.
+        description: What the default collection holds; appended to the tool descriptions and
+            the server instructions so an agent knows when to search it.
+        collections: Further collections to serve (their retrievers, owned by the caller; open
+            them over ``retriever.store`` when they are in the same location, see
+            :func:`m3retriever_mcp.served.open_collections`). With ``retriever``'s, they are the
+            allow-list a tool's ``collection`` argument picks from.
+        descriptions: What each collection holds, by name (``description`` is the default's).
         token: A bearer token that HTTP clients must send (``Authorization: Bearer <token>``);
             requests without it get 401. Not used over stdio.
         http_limits: Read timeouts (request head, body) and connection cap of the HTTP
@@ -74,12 +84,16 @@ class M3RetrieverMCP:
         description: str | None = None,
         token: str | None = None,
         http_limits: HTTPLimits | None = None,
+        collections: Sequence[Retriever] = (),
+        descriptions: Mapping[str, str] | None = None,
     ) -> None:
         if token is not None and not token.strip():
             raise ConfigError("the MCP bearer token is empty; pass a non-empty --token or none")
         self.retriever = retriever
         self.writes = writes
-        self.description = description.strip() if description and description.strip() else None
+        self.collections = ServedCollections(describe([retriever, *collections], description, descriptions or {}))
+        self.description = self.collections.default.description
+        self.cursors = Cursors()
         self.token = token
         auth_kwargs: dict[str, Any] = {}
         if token is not None:
@@ -118,40 +132,43 @@ class M3RetrieverMCP:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._writes)
 
     # -- descriptions ----------------------------------------------------------------
-    def _about(self) -> str:
-        if self.description:
-            return f"\n\nThe collection holds: {self.description}"
-        return ""
-
     def _instructions(self) -> str:
-        text = (
-            f"Search the m3retriever collection '{self.retriever.collection}' with the `search` "
-            "tool; `collection_info` tells how many documents it holds and which models it uses."
-        )
+        served = self.collections
+        if len(served) == 1:
+            text = (
+                f"Search the m3retriever collection '{served.default.name}' with the `search` tool "
+                "and read a hit's whole document with `fetch`; `collection_info` tells how many "
+                "documents it holds and which models it uses."
+            )
+        else:
+            text = (
+                f"This server serves {len(served)} m3retriever collections: `list_collections` names "
+                "them; `search` (argument `collection`) finds passages, `fetch` reads a hit's whole "
+                "document, `collection_info` gives counts and models."
+            )
         if self.writes:
             text += " `ingest` adds or replaces documents; `delete` removes them."
-        return text + self._about()
+        return text + about_collections(served)
 
     # -- tools -----------------------------------------------------------------------
     def _register(self) -> None:
-        """Register the read tools and the info resource; the write tools only with writes."""
-        about = self._about()
-        register_search(self.server, self.retriever, self._read, about)
-        register_collection_info(self.server, self.retriever, self._read, self._info, about)
-        register_info_resource(self.server, self._read, self._info)
+        """Register the read tools and the resources; the write tools only with writes."""
+        srv, served = self.server, self.collections
+        register_search(srv, served, self._read, self.cursors)
+        register_fetch(srv, served, self._read)
+        register_list_collections(srv, served, self._read, self._info, self.writes)
+        register_collection_info(srv, served, self._read, self._info)
+        register_info_resource(srv, served.default, self._read, self._info)
+        register_collection_resources(srv, served, self._read, self._info, self.writes)
         if self.writes:
-            self._register_writes()
+            register_ingest(srv, served, self._write)
+            register_delete(srv, served, self._write)
 
-    def _register_writes(self) -> None:
-        """Register ``ingest`` and ``delete``."""
-        register_ingest(self.server, self.retriever, self._write, self._about())
-        register_delete(self.server, self.retriever, self._write)
-
-    def _info(self) -> CollectionInfo:
-        info = dict(self.retriever.info())
+    def _info(self, served: Served) -> CollectionInfo:
+        info = dict(served.retriever.info())
         info.pop("location", None)  # a local path is of no use to a client
         info.pop("collection", None)
-        return CollectionInfo(collection=self.retriever.collection, description=self.description, **info)
+        return CollectionInfo(collection=served.name, description=served.description, **info)
 
     # -- serving ---------------------------------------------------------------------
     def _check_transport(self, transport: str, host: str) -> str:
@@ -200,10 +217,18 @@ def create_server(
     description: str | None = None,
     token: str | None = None,
     http_limits: HTTPLimits | None = None,
+    collections: Sequence[Retriever] = (),
+    descriptions: Mapping[str, str] | None = None,
 ) -> M3RetrieverMCP:
     """The adapter factory registered as ``"mcp"``: see :class:`M3RetrieverMCP`."""
     return M3RetrieverMCP(
-        retriever, writes=writes, description=description, token=token, http_limits=http_limits
+        retriever,
+        writes=writes,
+        description=description,
+        token=token,
+        http_limits=http_limits,
+        collections=collections,
+        descriptions=descriptions,
     )
 
 
