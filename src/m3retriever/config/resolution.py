@@ -155,7 +155,13 @@ def _own(config: Config, saved: Mapping[str, Any]) -> Config:
 def _built(config: Config, built: Mapping[str, Any]) -> Config:
     """``config`` with its profile and unset :data:`BUILT` settings taken from the collection's
     (nothing when it names another profile; a setting that follows one the user set stays
-    unset, as with a profile)."""
+    unset, as with a profile).
+
+    A kept encoder (a setting others follow) equal to the profile's own stays unset too: it is
+    the profile's, as when the collection was built, so the settings that follow it and are
+    not kept still take the profile's values (``query_instruction`` follows the dense
+    encoder: taken as named, the ``small`` profile's encoder would give queries the encoder's
+    instruction instead of the profile's once the collection exists)."""
     profile = built.get("profile")
     if config.profile is not None and config.profile != profile:
         return config
@@ -165,10 +171,14 @@ def _built(config: Config, built: Mapping[str, Any]) -> Config:
             f"known here (known: {sorted(PROFILES)}); name the profile to use with --profile"
         )
     own = {f.name: f for f in fields(Config)}
+    followed = {f.metadata["follows"] for f in own.values() if f.metadata.get("follows")}
+    profile_values = _profile_defaults(str(config.profile or profile or DEFAULT_PROFILE))
     changes: dict[str, Any] = {"profile": profile} if config.profile is None and profile else {}
     for name in BUILT:
         follows = own[name].metadata.get("follows")
         if getattr(config, name) is None and built.get(name) is not None:
+            if name in followed and name in profile_values and profile_values[name] == built[name]:
+                continue
             if follows is None or getattr(config, follows) is None:
                 changes[name] = built[name]
     return replace(config, **changes) if changes else config
