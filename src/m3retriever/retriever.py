@@ -22,9 +22,10 @@ from m3retriever.context import expand_results, read_document
 from m3retriever.encoders.base import Encoder
 from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
-from m3retriever.ingest import Ingestor, IngestReport, text_id
+from m3retriever.ingest import Ingestor, IngestReport, point_id, text_id
 from m3retriever.ingest.chunking import ChunkingConfig
-from m3retriever.ingest.sources import read_beir_corpus, read_folder, read_jsonl, source_kind
+from m3retriever.ingest.roots import ingest_root, keep_old_sources, record_root
+from m3retriever.ingest.sources import DocumentStream, read_beir_corpus, read_folder, read_jsonl, source_kind
 from m3retriever.opening import OpenedCollection, open_collection
 from m3retriever.opening import stored_multivector as stored_multivector
 from m3retriever.rerankers.base import Reranker
@@ -233,6 +234,10 @@ class Retriever:
     ) -> IngestReport:
         """Ingest a folder of .txt/.md files, a JSONL file, or a BEIR dataset folder.
 
+        Sources are stored relative to the folder ingested (a JSONL record without its own
+        ``source``: the file's name), and the folder, made absolute, is recorded in the
+        collection's metadata (:mod:`m3retriever.ingest.roots`).
+
         Args:
             path: The folder or file.
             show_progress: Show a progress bar (default: ``config.show_progress``).
@@ -250,14 +255,23 @@ class Retriever:
         p = Path(path)
         skipped: list[str] = []
         kind = source_kind(p)
-        docs: Iterable[Document]
+        docs: DocumentStream
         if kind == "beir":
             docs = read_beir_corpus(p)
         elif kind == "folder":
             docs = read_folder(p, strict=strict, skipped=skipped, max_chars=self.config.max_document_chars)
         else:
             docs = read_jsonl(p)
+        tenant = self.scope.tenant if self.scope is not None else None
+        if self.store.has_collection(self.collection):  # sources stored as typed by older versions
+            docs = docs.map_batches(
+                lambda batch: keep_old_sources(
+                    batch, self.store, self.collection, lambda doc_id: point_id(doc_id, 0, tenant), self._ingestor.digest
+                )
+            )
         report = self.ingest(docs, show_progress=show_progress)
+        if self.store.has_collection(self.collection):
+            record_root(self.store, self.collection, ingest_root(p, kind), kind, tenant)
         return replace(report, skipped_files=tuple(skipped))
 
     # -- search ----------------------------------------------------------------------

@@ -175,6 +175,14 @@ class Ingestor:
             sort_keys=True,
         )
 
+    def digest(self, doc: Document) -> str:
+        """The content hash this ingestor stores with ``doc`` (stamped with its tenant).
+
+        Raises:
+            InputError: ``doc`` names another tenant than this ingestor's scope.
+        """
+        return content_hash(self.scope.stamp(doc) if self.scope is not None else doc, self._salt)
+
     def chunk(self, doc: Document) -> list[Chunk]:
         """Cut a document into chunks with the encoder's tokenizer."""
         return chunk_text(doc.doc_id, doc.text, self.encoders.chunking_encoder.token_offsets, self.chunking)

@@ -168,6 +168,24 @@ class DocumentStream(Iterator[Document]):
     def _one_less(self) -> None:
         self._expected = max(0, len(self) - 1)
 
+    def map_batches(self, fn: Callable[[list[Document]], list[Document]], size: int = 256) -> DocumentStream:
+        """The same stream (its ``len()`` included) with its documents passed through ``fn``
+        ``size`` at a time, as iterated; ``fn`` returns one document for each it is given."""
+        docs = self._docs
+
+        def mapped() -> Iterator[Document]:
+            batch: list[Document] = []
+            for doc in docs:
+                batch.append(doc)
+                if len(batch) >= size:
+                    yield from fn(batch)
+                    batch = []
+            if batch:
+                yield from fn(batch)
+
+        self._docs = mapped()
+        return self
+
 
 def read_folder(
     folder: str | Path,
@@ -179,7 +197,9 @@ def read_folder(
 ) -> DocumentStream:
     """One document per text file under ``folder`` (recursively, sorted), read as iterated.
 
-    The doc id is the path relative to ``folder``; metadata holds the file name and suffix.
+    The doc id and the ``source`` are the path relative to ``folder``, with ``/`` between its
+    parts (``tutorial/query-params.md``, however ``folder`` was written: relative, with
+    ``..``, through a symbolic link); metadata holds the file name and suffix.
     Empty files are skipped; so are files that cannot be read (not UTF-8, permission denied)
     and files longer than ``max_chars``, unless ``strict``. Each skip is logged as a warning.
 
@@ -228,11 +248,12 @@ def _read_files(
         if not text.strip():
             _skip(path, "empty file", skipped, stream)
             continue
+        relative = path.relative_to(root).as_posix()
         yield Document(
             text=text,
-            doc_id=path.relative_to(root).as_posix(),
+            doc_id=relative,
             metadata={"file_name": path.name, "suffix": path.suffix.lower()},
-            source=str(path),
+            source=relative,
         )
 
 
@@ -276,7 +297,8 @@ def read_jsonl(path: str | Path, *, text_field: str = "text", id_field: str = "d
 
     Each line needs ``text_field`` and ``id_field`` (``id``/``_id`` are accepted too);
     ``title`` is prepended to the text when present; ``metadata`` (an object) and
-    ``source`` are optional; other top-level fields are kept as metadata.
+    ``source`` are optional (a record without ``source`` gets the file's name, relative to the
+    folder holding it: ``corpus.jsonl``); other top-level fields are kept as metadata.
 
     Raises:
         InputError: naming the file and line of a malformed record, or the file when it cannot
@@ -302,7 +324,7 @@ def _jsonl_documents(path: Path, text_field: str, id_field: str) -> Iterator[Doc
         if isinstance(title, str) and title.strip():
             metadata.setdefault("title", title.strip())
         yield coerce_document(
-            {"text": text, "doc_id": doc_id, "metadata": metadata, "source": obj.get("source", str(path))},
+            {"text": text, "doc_id": doc_id, "metadata": metadata, "source": obj.get("source", path.name)},
             where=where,
         )
 
