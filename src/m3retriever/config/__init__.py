@@ -30,8 +30,9 @@ DEFAULT_PROFILE = "bge-m3"
 """The profile of a new collection when none is named."""
 
 ENV_PREFIX = "M3R_"
-# M3R_* variables read elsewhere, not settings of Config (M3R_MCP_TOKEN: the MCP bearer token).
-NON_CONFIG_PREFIXES = ("M3R_MCP_", "M3R_LOAD_PLUGINS")
+# M3R_* variables read elsewhere, not settings of Config (M3R_MCP_TOKEN: the MCP bearer token;
+# M3R_ONNX_CACHE: the folder of optimised ONNX graphs, runtime/onnx_cache.py).
+NON_CONFIG_PREFIXES = ("M3R_MCP_", "M3R_LOAD_PLUGINS", "M3R_ONNX_CACHE")
 
 
 def _by_profile(otherwise: Any = None, *, follows: str | None = None, component: bool = False) -> Any:

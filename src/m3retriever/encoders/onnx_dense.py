@@ -105,9 +105,10 @@ class OnnxDenseEncoder(Encoder):
 
     # -- lazy state ---------------------------------------------------------------------------
 
-    def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
-        """The truncating tokenizer (for encoding) and a non-truncating one (for offsets)."""
-        return self._tokenizer_pair.get()
+    def _tokenizer(self) -> "Tokenizer":
+        """The truncating tokenizer (for encoding; the offsets' one loads when the chunker
+        first asks)."""
+        return self._tokenizer_pair.truncating()
 
     def _session(self) -> "onnxruntime.InferenceSession":
         return get_onnx_session(self._dir / "model.onnx", self._device)
@@ -183,7 +184,7 @@ class OnnxDenseEncoder(Encoder):
 
     def decode_terms(self, ids: Sequence[int]) -> list[str]:
         """Word pieces for token ids (dense encoders emit no sparse ids; kept for completeness)."""
-        _, tokenizer = self._tokenizers()
+        tokenizer = self._tokenizer()  # ids map to the same tokens
         return [tokenizer.id_to_token(int(i)) or str(i) for i in ids]
 
     # -- internals ----------------------------------------------------------------------------
@@ -191,7 +192,7 @@ class OnnxDenseEncoder(Encoder):
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.spec.dense_dim or 0), dtype=np.float32)
-        tokenizer, _ = self._tokenizers()
+        tokenizer = self._tokenizer()
         session = self._session()
         input_names = {i.name for i in session.get_inputs()}
         output_name = self._output(session).name

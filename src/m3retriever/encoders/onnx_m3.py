@@ -152,10 +152,11 @@ class OnnxBGEM3Encoder(Encoder):
                     verify_export(self._dir, KIND, "The bge-m3-onnx encoder")
                     self._verified = True
 
-    def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
-        """The truncating tokenizer (for encoding) and a non-truncating one (for offsets)."""
+    def _tokenizer(self) -> "Tokenizer":
+        """The truncating tokenizer (for encoding; the offsets' one loads when the chunker
+        first asks)."""
         self._verify()
-        return self._tokenizer_pair.get()
+        return self._tokenizer_pair.truncating()
 
     def _session(self) -> "onnxruntime.InferenceSession":
         self._verify()
@@ -198,7 +199,7 @@ class OnnxBGEM3Encoder(Encoder):
 
     def decode_terms(self, ids: Sequence[int]) -> list[str]:
         """The tokens of sparse indices, without the sentencepiece ``'▁'`` marker."""
-        _, tokenizer = self._tokenizers()
+        tokenizer = self._tokenizer()  # ids map to the same tokens
         return [(tokenizer.id_to_token(int(i)) or str(i)).replace(SPARSE_PREFIX, "") for i in ids]
 
     # -- internals ----------------------------------------------------------------------------
@@ -208,7 +209,7 @@ class OnnxBGEM3Encoder(Encoder):
         if not texts:
             empty: list[np.ndarray] | None = [] if self._multivector else None
             return Encoding(dense=np.zeros((0, dim), dtype=np.float32), sparse=[], multivector=empty)
-        tokenizer, _ = self._tokenizers()
+        tokenizer = self._tokenizer()
         session = self._session()
         outputs = ["dense_vecs", "sparse_weights"] + (["colbert_vecs"] if self._multivector else [])
         encodings = tokenizer.encode_batch(texts)

@@ -18,6 +18,7 @@ import numpy as np
 from m3retriever._deps import require
 from m3retriever.encoders.base import Encoder, EncoderOptions, EncoderSpec
 from m3retriever.errors import ConfigError, ModelNotFoundError
+from m3retriever.runtime.bert_mlm import NumpyMaskedLM
 from m3retriever.runtime.cache import SharedModels
 from m3retriever.runtime.device import resolve_device
 from m3retriever.runtime.texts import check_texts
@@ -33,6 +34,7 @@ __all__ = ["SpladeEncoder"]
 logger = logging.getLogger(__name__)
 
 _MODELS: SharedModels["SparseEncoder"] = SharedModels()
+_QUERY_MODELS: SharedModels["NumpyMaskedLM | None"] = SharedModels()
 
 
 def _load_model(model: str, device: str, max_length: int) -> "SparseEncoder":
@@ -74,8 +76,10 @@ def _build_splade(model: str, device: str, max_length: int) -> "SparseEncoder":
 class SpladeEncoder(Encoder):
     """Learned-sparse encoder: SPLADE term weights over the model's vocabulary.
 
-    Queries go through ``SparseEncoder.encode_query`` and passages through
-    ``encode_document``. The output sparse vectors hold vocabulary token ids with positive
+    Passages go through ``SparseEncoder.encode_document``; queries too go through
+    sentence-transformers (``encode_query``) unless the model is a bare ``BertForMaskedLM``
+    checkpoint (SPLADE-tiny), whose queries are encoded by the same forward pass in numpy
+    (:mod:`m3retriever.runtime.bert_mlm`), so a search imports no torch. The output sparse vectors hold vocabulary token ids with positive
     weights, including expansion terms that are not in the text (a query for "cat" also
     weighs "cats").
 
@@ -114,7 +118,7 @@ class SpladeEncoder(Encoder):
         self._options = options
         self._max_length = min(options.max_length, 512)
         self._max_active_dims = max_active_dims
-        self._device = resolve_device(options.device)
+        self._device: str | None = None  # resolved on first use: "auto" asks torch for a GPU
         self._offsets: OffsetsTokenizer | None = None
         self._spec = EncoderSpec(
             name=self.name,
@@ -127,7 +131,16 @@ class SpladeEncoder(Encoder):
         )
 
     def _model(self) -> "SparseEncoder":
+        if self._device is None:
+            self._device = resolve_device(self._options.device)
         return _load_model(self._model_ref, self._device, self._max_length)
+
+    def _query_model(self) -> NumpyMaskedLM | None:
+        """The numpy forward pass for queries, when the model is a bare BERT MLM checkpoint
+        and every vector is kept (``None``: queries go through sentence-transformers)."""
+        if self._max_active_dims is not None or not Path(self._model_ref).is_dir():
+            return None
+        return _QUERY_MODELS.get((self._model_ref,), lambda: NumpyMaskedLM.load(self._model_ref))
 
     @property
     def spec(self) -> EncoderSpec:
@@ -138,6 +151,8 @@ class SpladeEncoder(Encoder):
         items = check_texts(texts, side)
         if not items:
             return Encoding(sparse=[])
+        if side == "queries" and (numpy_model := self._query_model()) is not None:
+            return Encoding(sparse=numpy_model.splade(items, self._max_length))
         model = self._model()
         kwargs: dict[str, Any] = {
             "batch_size": self._options.batch_size,
@@ -182,8 +197,11 @@ class SpladeEncoder(Encoder):
 
     def decode_terms(self, ids: Sequence[int]) -> list[str]:
         """Vocabulary tokens for SPLADE indices (``"cat"``, ``"##s"``...)."""
-        tokenizer = self._model().tokenizer
-        tokens = tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+        numpy_model = self._query_model()
+        if numpy_model is not None:
+            tokens = [numpy_model.tokenizer.id_to_token(int(i)) for i in ids]
+        else:
+            tokens = self._model().tokenizer.convert_ids_to_tokens([int(i) for i in ids])
         return [str(t) if t is not None else str(i) for t, i in zip(tokens, ids)]
 
 

@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from tqdm.auto import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 __all__ = ["IngestReport", "IngestInterrupted", "IngestRun", "WritePacer", "batched", "sigint_deferred", "write_groups"]
 
 T = TypeVar("T")
@@ -150,6 +147,10 @@ class IngestRun:
     def __init__(
         self, report: IngestReport, *, total: int | None, show: bool, expected: Callable[[], int | None] | None = None
     ) -> None:
+        # Imported here: a search imports this module (through the retriever) but draws no bar.
+        from tqdm.auto import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
         self.report = report
         self._expected = expected
         self._stack = contextlib.ExitStack()

@@ -93,8 +93,8 @@ class OnnxCrossEncoderReranker(Reranker):
         self._options = options
         self._max_length = clamp_max_length(options.max_length, "onnx-cross-encoder")
         self._lock = threading.Lock()
-        self._only_second: Tokenizer | None = None
-        self._longest_first: Tokenizer | None = None
+        self._truncation_lock = threading.Lock()
+        self._loaded: Tokenizer | None = None
         self._spec = RerankerSpec(
             name=self.name,
             model=model_id,
@@ -117,31 +117,31 @@ class OnnxCrossEncoderReranker(Reranker):
                     verify_export(self._dir, "reranker", "The onnx-cross-encoder reranker")
                     self._verified = True
 
-    def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
-        if self._only_second is None or self._longest_first is None:
+    def _tokenizer(self) -> "Tokenizer":
+        """The model's tokenizer, loaded once (its truncation is set per use, under
+        ``_truncation_lock``: one tokenizer loaded instead of one per strategy)."""
+        if self._loaded is None:
             self._verify()
             with self._lock:
-                if self._only_second is None or self._longest_first is None:
-                    path = self._dir / "tokenizer.json"
-                    longest_first = load_tokenizer(path)
-                    longest_first.enable_truncation(self._max_length, strategy="longest_first")
-                    only_second = load_tokenizer(path)
-                    only_second.enable_truncation(self._max_length, strategy="only_second")
-                    self._longest_first = longest_first
-                    self._only_second = only_second
-        return self._only_second, self._longest_first
+                if self._loaded is None:
+                    self._loaded = load_tokenizer(self._dir / "tokenizer.json")
+        return self._loaded
 
     def _encode_pairs(self, query: str, passages: list[str]) -> list["TokEncoding"]:
-        only_second, longest_first = self._tokenizers()
+        tokenizer = self._tokenizer()
         budget = self._spec.max_query_length or self._max_length
-        offsets = longest_first.encode(query, add_special_tokens=False).offsets
-        pairs = [(cut_to_tokens(query, offsets, budget), p) for p in passages]
-        try:
-            return only_second.encode_batch(pairs)
-        except Exception:  # tokenizers raises a bare Exception on impossible truncation
-            # The cut query re-tokenized a little longer than its budget: cut both sides.
-            logger.debug("Query too long for only_second truncation; using longest_first")
-            return longest_first.encode_batch(pairs)
+        with self._truncation_lock:
+            tokenizer.enable_truncation(self._max_length, strategy="longest_first")
+            offsets = tokenizer.encode(query, add_special_tokens=False).offsets
+            pairs = [(cut_to_tokens(query, offsets, budget), p) for p in passages]
+            tokenizer.enable_truncation(self._max_length, strategy="only_second")
+            try:
+                return tokenizer.encode_batch(pairs)
+            except Exception:  # tokenizers raises a bare Exception on impossible truncation
+                # The cut query re-tokenized a little longer than its budget: cut both sides.
+                logger.debug("Query too long for only_second truncation; using longest_first")
+                tokenizer.enable_truncation(self._max_length, strategy="longest_first")
+                return tokenizer.encode_batch(pairs)
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
         """Return one raw logit per passage, float32, in the order of ``passages``.
@@ -166,7 +166,7 @@ class OnnxCrossEncoderReranker(Reranker):
         input_names = {i.name for i in session.get_inputs()}
         output_name = session.get_outputs()[0].name
         encodings = self._encode_pairs(query, items)
-        pad_id = _pad_id(self._only_second) if self._only_second else None
+        pad_id = _pad_id(self._loaded) if self._loaded else None
         batch_size = (
             1 if is_dynamically_quantized(self._dir / "model.onnx") else self._options.batch_size
         )

@@ -14,6 +14,7 @@ import numpy as np
 
 from m3retriever.errors import ConfigError
 from m3retriever.runtime.cache import SharedModels
+from m3retriever.runtime.onnx_cache import optimized_path, temporary_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime
@@ -88,14 +89,6 @@ def get_onnx_session(model_path: Path, device: str = "auto") -> "onnxruntime.Inf
     key = (str(Path(model_path).resolve()), tuple(providers))
 
     def load() -> "onnxruntime.InferenceSession":
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = usable_cpu_count()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No busy-waiting between calls: a query runs several small sessions back to back (dense
-        # encoder, then the cross-encoder) on few cores, and threads spinning in one pool starve
-        # the next (dense query encoding: 82 -> 26 ms p50 on 2 cores, docs/benchmarks.md).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         provider_options: list[Any] = list(providers)
         if device.startswith("cuda:"):
             provider_options = [
@@ -103,12 +96,59 @@ def get_onnx_session(model_path: Path, device: str = "auto") -> "onnxruntime.Inf
                 "CPUExecutionProvider",
             ]
         logger.info("Loading ONNX model %s (providers %s)", key[0], providers)
-        return ort.InferenceSession(key[0], sess_options=options, providers=provider_options)
+        if providers == ["CPUExecutionProvider"]:
+            cached = optimized_path(Path(key[0]), "all")
+            if cached is not None:
+                return _cached_session(Path(key[0]), cached, provider_options)
+        return ort.InferenceSession(key[0], sess_options=_session_options(), providers=provider_options)
 
     return _SESSIONS.get(key, load)
 
 
-@functools.lru_cache(maxsize=None)
+def _session_options(optimize: bool = True, save_to: Path | None = None) -> "onnxruntime.SessionOptions":
+    """Session options: every CPU the process may use, no spinning threads, every graph
+    optimisation (``optimize``) or none (a graph optimised before), the optimised graph
+    written to ``save_to``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = usable_cpu_count()
+    options.inter_op_num_threads = 1
+    level = ort.GraphOptimizationLevel
+    options.graph_optimization_level = level.ORT_ENABLE_ALL if optimize else level.ORT_DISABLE_ALL
+    # No busy-waiting between calls: a query runs several small sessions back to back (dense
+    # encoder, then the cross-encoder) on few cores, and threads spinning in one pool starve
+    # the next (dense query encoding: 82 -> 26 ms p50 on 2 cores, docs/benchmarks.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if save_to is not None:
+        options.optimized_model_filepath = str(save_to)
+        options.log_severity_level = 3  # not the warning that the graph suits this CPU only
+    return options
+
+
+def _cached_session(model: Path, cached: Path, providers: list[Any]) -> "onnxruntime.InferenceSession":
+    """A CPU session of ``model`` from its optimised graph at ``cached``, written there first
+    when missing (moved into place whole); a cached graph that does not load is written again."""
+    import onnxruntime as ort
+
+    if cached.is_file():
+        try:
+            return ort.InferenceSession(str(cached), sess_options=_session_options(optimize=False), providers=providers)
+        except Exception as exc:  # a damaged file: rebuilt below
+            logger.warning("optimised graph %s does not load (%s); writing it again", cached, exc)
+    tmp = temporary_path(cached)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        session = ort.InferenceSession(str(model), sess_options=_session_options(save_to=tmp), providers=providers)
+        os.replace(tmp, cached)
+        return session
+    except Exception as exc:  # an unwritable cache folder: run without it
+        logger.info("not caching the optimised graph of %s: %s", model, exc)
+        return ort.InferenceSession(str(model), sess_options=_session_options(), providers=providers)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 @functools.lru_cache(maxsize=1)
 def _run_options() -> "onnxruntime.RunOptions":
     import onnxruntime as ort
@@ -159,6 +199,14 @@ def is_dynamically_quantized(model_path: Path) -> bool:
     sequence per run. On CPU that is also the fastest way to run them (measured: 33 texts/s
     unbatched vs 25 at batch 32 for bge-small int8 on 2 cores).
     """
+    stat = os.stat(model_path)
+    return _has_dynamic_quantization(str(model_path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _has_dynamic_quantization(model_path: str, size: int, mtime_ns: int) -> bool:
+    """Reads the file once per (path, size, modification time): a scan of tens of MB is
+    worth skipping on every search."""
     with open(model_path, "rb") as fh:
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
             return data.find(b"DynamicQuantizeLinear") != -1

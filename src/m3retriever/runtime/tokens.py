@@ -36,7 +36,8 @@ def load_tokenizer_pair(path: Path, max_length: int) -> tuple["Tokenizer", "Toke
 
 
 class TokenizerPair:
-    """:func:`load_tokenizer_pair`'s two tokenizers, loaded on first use, once (thread-safe).
+    """:func:`load_tokenizer_pair`'s two tokenizers, each loaded on its first use, once
+    (thread-safe): a search needs only the truncating one, ingest's chunker only the other.
 
     Args:
         path: The ``tokenizer.json``.
@@ -46,23 +47,40 @@ class TokenizerPair:
     def __init__(self, path: Path, max_length: int) -> None:
         self._path = path
         self._max_length = max_length
-        self._pair: tuple[Tokenizer, Tokenizer] | None = None
+        self._truncating: Tokenizer | None = None
+        self._plain: Tokenizer | None = None
         self._lock = threading.Lock()
+
+    def truncating(self) -> "Tokenizer":
+        """The tokenizer that truncates at ``max_length`` (for encoding)."""
+        tokenizer = self._truncating
+        if tokenizer is None:
+            with self._lock:
+                if self._truncating is None:
+                    loaded = load_tokenizer(self._path)
+                    loaded.enable_truncation(self._max_length)
+                    self._truncating = loaded
+                tokenizer = self._truncating
+        return tokenizer
+
+    def plain(self) -> "Tokenizer":
+        """The tokenizer without truncation (for token offsets)."""
+        tokenizer = self._plain
+        if tokenizer is None:
+            with self._lock:
+                if self._plain is None:
+                    self._plain = load_tokenizer(self._path)
+                tokenizer = self._plain
+        return tokenizer
 
     def get(self) -> tuple["Tokenizer", "Tokenizer"]:
         """``(truncating, offsets)``: the truncating tokenizer (for encoding) and a
         non-truncating one (for offsets)."""
-        pair = self._pair
-        if pair is None:
-            with self._lock:
-                if self._pair is None:
-                    self._pair = load_tokenizer_pair(self._path, self._max_length)
-                pair = self._pair
-        return pair
+        return self.truncating(), self.plain()
 
     def offsets(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the tokens of ``text`` (no special tokens, no truncation)."""
-        encoding = self.get()[1].encode(text, add_special_tokens=False)
+        encoding = self.plain().encode(text, add_special_tokens=False)
         return [(int(s), int(e)) for s, e in encoding.offsets]
 
 
