@@ -10,6 +10,15 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Optimised ONNX graphs of the tests' throwaway models go to a folder of this run, not the
+# user's cache (subprocesses inherit it).
+if "M3R_ONNX_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["M3R_ONNX_CACHE"] = tempfile.mkdtemp(prefix="m3r-test-onnx-")
+    atexit.register(shutil.rmtree, os.environ["M3R_ONNX_CACHE"], True)
 
 from pathlib import Path  # noqa: E402
 

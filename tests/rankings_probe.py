@@ -31,6 +31,19 @@ SETUPS: dict[str, dict[str, Any]] = {
 }
 
 
+def _fixed_weights() -> dict[str, Any]:
+    """The configured branch weights for every query: the rankings 5a69ccf gave, before
+    adaptive fusion (a search option since) weighed the branches per query."""
+    from dataclasses import fields
+
+    from m3retriever import SearchConfig
+
+    return {"adaptive": False} if "adaptive" in {f.name for f in fields(SearchConfig)} else {}
+
+
+FIXED_WEIGHTS = _fixed_weights()
+
+
 def _hit(hit: Any) -> dict[str, Any]:
     scores = {s: getattr(hit.scores, s, None) for s in STAGES}
     return {"doc_id": hit.doc_id, **{k: (round(float(v), 5) if v is not None else None) for k, v in scores.items()}}
@@ -56,7 +69,7 @@ def rankings(work: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
             if extra.get("bm25"):
                 m3retriever.renormalize(r.opened)  # exact BM25 lengths, whatever the write batches were
         with Retriever(load_config(env={}, location=location, **base, **extra)) as r:
-            out[name] = {q: [_hit(h) for h in r.search(q, top_k=5).hits] for q in QUERIES}
+            out[name] = {q: [_hit(h) for h in r.search(q, top_k=5, **FIXED_WEIGHTS).hits] for q in QUERIES}
     return out
 
 

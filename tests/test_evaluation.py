@@ -163,6 +163,12 @@ def test_evaluate_every_stage_and_write_outputs(tmp_path, make_retriever):
     assert "| stage | ndcg@10 | recall@100 | mrr@10 |" in paths[1].read_text()
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "fused (baseline)" in report.table()
+    # the weights each branch had in the fused stages, adapted per query, are reported
+    assert set(report.branch_weights) == {"fused", "rerank"} and report.settings["adaptive"] is True
+    for w in report.branch_weights["fused"].values():
+        assert 0 < w["min"] <= w["mean"] <= w["max"]
+    assert "fused branch weights (adapted per query), mean [min, max]: dense" in report.table()
+    assert saved["branch_weights"] == report.branch_weights
     # fused and rerank are each tested against the best single branch, computed from the runs
     versus = {v["stage"]: v for v in report.versus}
     best = max(("dense", "sparse", "bm25"), key=lambda b: report.scores[b]["ndcg@10"])
@@ -206,13 +212,18 @@ def test_local_rrf_in_tune_matches_the_engine(tmp_path, make_retriever):
     r.ingest_path(root)
     cache = BranchCache(r, data.queries, depth=12)
     # equal and unequal weights: Qdrant's weighted RRF is 1 / ((rank0 + 1) / w + k - 1)
-    for k, w in ((60, (1.0, 1.0, 1.0)), (10, (1.0, 1.0, 1.0)), (10, (1.0, 0.5, 2.0)), (60, (2.0, 1.0, 0.5))):
+    settings = [(k, w, a) for k, w in ((60, (1.0, 1.0, 1.0)), (10, (1.0, 1.0, 1.0)), (10, (1.0, 0.5, 2.0)), (60, (2.0, 1.0, 0.5))) for a in (False, True)]
+    for k, w, adaptive in settings:
         for q, text in data.queries.items():
             engine = r.search(
-                text, top_k=12, prefetch_limit=12, rrf_k=k, rerank=False,
+                text, top_k=12, prefetch_limit=12, rrf_k=k, rerank=False, adaptive=adaptive,
                 dense_weight=w[0], sparse_weight=w[1], bm25_weight=w[2],
             )
-            local = cache.fuse(q, k, w, 12)
+            local = cache.fuse(q, k, w, 12, adaptive)
+            # adaptive: the weights the engine fused with are the ones the sweep computes
+            assert tuple(engine.branch_weights.get(b, 0.0) for b in ("dense", "sparse", "bm25")) == pytest.approx(
+                cache.adapted(q, w, 12) if adaptive else w
+            )
             by_id = dict(local)
             # same score for every hit, same score sequence (orders may differ only among ties,
             # which the engine sums in float32)

@@ -365,12 +365,25 @@ class SearchResult:
         hits: Ranked hits, best first.
         no_confident_match: True when ``min_score`` was set and no hit reached it.
         timings_ms: Wall time of each stage in milliseconds (encode, search, rerank, total).
+        branch_weights: The RRF weight each searched branch had in this query's fusion (with
+            ``adaptive`` search, adapted to the query from the configured ones).
     """
 
     query: str
     hits: list[Hit]
     no_confident_match: bool = False
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    branch_weights: Mapping[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly representation."""
+        return {
+            "query": self.query,
+            "no_confident_match": self.no_confident_match,
+            "timings_ms": dict(self.timings_ms),
+            "branch_weights": dict(self.branch_weights),
+            "hits": [h.as_dict() for h in self.hits],
+        }
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.hits)

@@ -93,12 +93,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         _out(
             json.dumps(
-                {
-                    "query": result.query,
-                    "no_confident_match": result.no_confident_match,
-                    "timings_ms": dict(result.timings_ms),
-                    "hits": [h.as_dict() for h in result.hits],
-                },
+                result.as_dict(),
                 indent=2,
                 ensure_ascii=False,
             )

@@ -98,6 +98,10 @@ class SearchConfig:
             neighbouring chunks of its document on each side, merged into one passage with
             their overlap removed (0: off; 0 to 20). Read after the ranking, which it leaves
             unchanged.
+        adaptive: Weigh each branch per query by how far the other branches agree with its
+            first hits (:mod:`m3retriever.search.adaptive`; needs no labels), so a branch that
+            is weak for this query counts less in the fusion. The weights used are on each
+            result (``SearchResult.branch_weights``). ``None``: the profile's, else on.
     """
 
     top_k: int = 10
@@ -123,14 +127,15 @@ class SearchConfig:
     multivector_rescore: bool | None = None
     multivector_depth: int | None = _by_profile(100)
     expand: int = 0
+    adaptive: bool | None = _by_profile(True)
 
     def __post_init__(self) -> None:
         for name, (low, high, optional) in INT_FIELDS.items():
             object.__setattr__(self, name, check_int(name, getattr(self, name), low, high, optional))
         if self.hnsw_ef == 0:
             object.__setattr__(self, "hnsw_ef", None)  # 0 means the default, as None does
-        for name in ("rerank", "exact", "stage_scores", "rescore"):
-            if not isinstance(getattr(self, name), bool) and not (name == "rescore" and self.rescore is None):
+        for name in ("rerank", "exact", "stage_scores", "rescore", "adaptive"):
+            if not isinstance(getattr(self, name), bool) and not (name in ("rescore", "adaptive") and getattr(self, name) is None):
                 raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
         if self.oversampling is not None and check_float("oversampling", self.oversampling, 100.0) < 1.0:  # type: ignore[operator]
             raise ConfigError(f"search.oversampling must be between 1 and 100, got {self.oversampling!r}")

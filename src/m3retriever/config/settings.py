@@ -38,6 +38,7 @@ class SearchSettings(SearchConfig):
     rescore: bool
     multivector_rescore: bool
     multivector_depth: int
+    adaptive: bool
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -36,6 +36,8 @@ class EvalReport:
         protocol: What was done with self-matches (:func:`.protocol.describe`).
         versus: Each multi-branch stage against the best single branch on the first metric
             (:meth:`.stats.Versus.as_dict`: delta, paired randomisation and t-test p-values).
+        branch_weights: ``{stage: {branch: {"mean", "min", "max"}}}``: the RRF weight each
+            branch had in the fusion over the queries (adaptive search weighs them per query).
     """
 
     dataset: str
@@ -51,6 +53,7 @@ class EvalReport:
     runs: dict[str, Run] = field(default_factory=dict, repr=False)
     protocol: str = ""
     versus: list[dict[str, Any]] = field(default_factory=list)
+    branch_weights: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     @property
     def best_stage(self) -> str:
@@ -73,6 +76,7 @@ class EvalReport:
             "settings": self.settings,
             "protocol": self.protocol,
             "versus_best_branch": self.versus,
+            "branch_weights": self.branch_weights,
         }
         if with_runs:
             out["runs"] = self.runs
@@ -109,7 +113,15 @@ class EvalReport:
         return "\n".join(lines + self._versus_lines())
 
     def _versus_lines(self) -> list[str]:
-        return ([""] if self.versus else []) + versus_lines(self.versus, self.metrics[0])
+        return ([""] if self.versus else []) + versus_lines(self.versus, self.metrics[0]) + self._weight_lines()
+
+    def _weight_lines(self) -> list[str]:
+        adaptive = " (adapted per query)" if self.settings.get("adaptive") else ""
+        return [
+            f"{stage} branch weights{adaptive}, mean [min, max]: "
+            + ", ".join(f"{b} {w['mean']:.2f} [{w['min']:.2f}, {w['max']:.2f}]" for b, w in by_branch.items())
+            for stage, by_branch in self.branch_weights.items()
+        ]
 
     def _test_name(self) -> str:
         return {"student": "t-test", "fisher": "randomisation test"}.get(self.test, self.test)

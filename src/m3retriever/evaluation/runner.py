@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from m3retriever.errors import InputError
@@ -113,6 +113,14 @@ class StageTiming:
     search_ms: float = 0.0
     rerank_ms: float = 0.0
     total_ms: float = 0.0
+    weights: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    """Each branch's RRF weight in each query's fusion (several branches only)."""
+
+    def weight_summary(self) -> dict[str, dict[str, float]]:
+        """Per branch: the mean, smallest and largest weight over the queries."""
+        return {
+            b: {"mean": statistics.fmean(v), "min": min(v), "max": max(v)} for b, v in self.weights.items() if v
+        }
 
 
 def _fused_base(runs: Mapping[str, Run], first: str, queries: Iterable[str]) -> Run:
@@ -128,6 +136,7 @@ def _run_stage(
     qids = list(queries)
     per: Run = {}
     t: dict[str, list[float]] = {"encode": [], "search": [], "rerank": [], "total": []}
+    weights: dict[str, list[float]] = {}
     for start in range(0, len(qids), batch_size):
         batch = qids[start : start + batch_size]
         results = retriever.search_batch([queries[q] for q in batch], **opts)
@@ -141,9 +150,13 @@ def _run_stage(
             for key in t:
                 if key in res.timings_ms:
                     t[key].append(float(res.timings_ms[key]))
+            if len(res.branch_weights) > 1:
+                for b, w in res.branch_weights.items():
+                    weights.setdefault(b, []).append(float(w))
         if bar is not None:
             bar.update(len(batch))
-    return per, StageTiming(**{f"{k}_ms": statistics.median(v) if v else 0.0 for k, v in t.items()})
+    medians = {f"{k}_ms": statistics.median(v) if v else 0.0 for k, v in t.items()}
+    return per, StageTiming(**medians, weights=weights)
 
 
 def stage_runs(
@@ -209,7 +222,12 @@ def _report_settings(retriever: Any, depth: int, rerank_depth: int | None) -> di
         "weights": {b: getattr(resolved, f"{b}_weight") for b in ("dense", "sparse", "bm25")},
         "rerank_depth": resolved.rerank_depth,
         "rerank_weight": resolved.rerank_weight,
+        "adaptive": resolved.adaptive,
     }
+
+
+def _medians(t: StageTiming) -> dict[str, float]:
+    return {k: v for k, v in vars(t).items() if k.endswith("_ms")}
 
 
 def evaluate(
@@ -267,6 +285,7 @@ def evaluate(
     return EvalReport(
         dataset=dataset, n_queries=len(queries), stages=names, metrics=list(metrics), scores=scores,
         comparison={s: comparison[s] for s in names}, baseline=baseline, test=test,
-        timings_ms={s: vars(t) for s, t in timings.items()}, settings=_report_settings(retriever, depth, rerank_depth),
+        timings_ms={s: _medians(t) for s, t in timings.items()}, settings=_report_settings(retriever, depth, rerank_depth),
+        branch_weights={s: t.weight_summary() for s, t in timings.items() if t.weights},
         runs=runs, protocol=protocol, versus=[v.as_dict() for v in versus],
     )

@@ -15,6 +15,7 @@ from m3retriever.evaluation.protocol import drop_self_matches, progress_bar
 from m3retriever.evaluation.runner import ranking_to_scores
 from m3retriever.labelled.metrics import score
 from m3retriever.search import minmax
+from m3retriever.search.adaptive import adapted_weights
 
 __all__ = ["BRANCHES", "RANK_DEPTH", "BranchCache", "Sweep"]
 
@@ -72,9 +73,14 @@ class BranchCache:
         self.rerank_pairs = 0
         self.rerank_seconds = 0.0
 
-    def fuse(self, q: str, k: int, weights: Sequence[float], prefetch: int) -> list[tuple[int, float]]:
-        """Weighted RRF of the branch rankings cut at ``prefetch``: [(point id, score)] best first."""
+    def fuse(
+        self, q: str, k: int, weights: Sequence[float], prefetch: int, adaptive: bool = False
+    ) -> list[tuple[int, float]]:
+        """Weighted RRF of the branch rankings cut at ``prefetch``: [(point id, score)] best
+        first (``adaptive``: the weights adapted to the query as the search adapts them)."""
         c = self.queries[q]
+        if adaptive:
+            weights = self.adapted(q, weights, prefetch)
         scores: dict[int, float] = {}
         for b, w in zip(BRANCHES, weights):
             if w <= 0 or b not in c.branches:
@@ -84,6 +90,14 @@ class BranchCache:
                 # when w == 1 (ranks counted from 0)
                 scores[pid] = scores.get(pid, 0.0) + 1.0 / ((pos + 1) / w + k - 1)
         return sorted(scores.items(), key=lambda x: (-x[1], x[0]))
+
+    def adapted(self, q: str, weights: Sequence[float], prefetch: int) -> tuple[float, ...]:
+        """``weights`` (dense, sparse, BM25) adapted to query ``q`` (:mod:`m3retriever.search.adaptive`)."""
+        c = self.queries[q]
+        searched = {b: w for b, w in zip(BRANCHES, weights) if w > 0 and c.branches.get(b)}
+        rankings = {b: [pid for pid, _ in c.branches[b][:prefetch]] for b in searched}
+        adapted = adapted_weights(searched, rankings)
+        return tuple(adapted.get(b, 0.0) for b in BRANCHES)
 
     def logits(self, q: str, pids: Sequence[int]) -> np.ndarray:
         c = self.queries[q]
@@ -177,7 +191,8 @@ class Sweep:
 
     def fuse_all(self, k: int, w: Sequence[float], pf: int) -> dict[str, Any]:
         """Each query's fused candidates for one fusion setting."""
-        return {q: self.cache.fuse(q, k, w, pf) for q in self.qids}
+        adaptive = bool(getattr(self.resolved, "adaptive", False))
+        return {q: self.cache.fuse(q, k, w, pf, adaptive) for q in self.qids}
 
     def row(
         self, k: int, w: Sequence[float], pf: int, ro: tuple[int, float] | None, fused: Mapping[str, Any]

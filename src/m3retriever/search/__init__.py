@@ -16,6 +16,7 @@ from m3retriever.config.settings import SearchSettings
 from m3retriever.errors import ConfigError
 from m3retriever.filters import Filter
 from m3retriever.rerankers.base import Reranker
+from m3retriever.search.adaptive import adapted_weights
 from m3retriever.search.diversity import diversify_records
 from m3retriever.search.stage_scores import FUSED, Scores, hit_stage_scores
 
@@ -37,6 +38,7 @@ CHARS_PER_TOKEN = 32
 
 TIE_MARGIN = 8
 """Extra fused candidates fetched beyond the depth, so ties at the cut are broken by id."""
+
 
 def branch_weights(s: SearchSettings) -> dict[str, float]:
     """RRF weight per branch of resolved search settings."""
@@ -157,7 +159,11 @@ class Searcher:
         cut = [self.cut_query(check_query(q)) for q in queries]
         qv = self.encoders.encode_query(cut)
         t_enc = time.perf_counter()
-        requests, layout = self._requests(qv, len(queries), s, flt, idf_corpus)
+        per_row = [self._branches(qv, row, s) for row in range(len(queries))]
+        own = self._own_lists(per_row, s, flt, idf_corpus) if s.adaptive else {}
+        for row, lists in own.items():
+            per_row[row] = _adapted(per_row[row], lists)
+        requests, layout = self._requests(qv, per_row, s, flt, idf_corpus, known=own)
         results = self.store.query(self.collection, requests) if requests else []
         t_search = time.perf_counter()
         out = []
@@ -174,6 +180,8 @@ class Searcher:
             rescored = requests[first].late_interaction is not None
             if single and not rescored:  # single branch: the main list *is* that branch
                 branch_lists = {requests[first].branches[0].name: main}
+            elif s.stage_scores:
+                branch_lists.update(own.get(row, {}))
             t_r0 = time.perf_counter()
             result = self._finish(cut[row], qv, row, main, branch_lists, s, single=single)
             t_r1 = time.perf_counter()
@@ -183,13 +191,37 @@ class Searcher:
                 "rerank": (t_r1 - t_r0) * 1000,
                 "total": per_query_enc + per_query_search + (t_r1 - t_r0) * 1000,
             }
-            out.append(
-                SearchResult(result.query, result.hits, result.no_confident_match, timings)
-            )
+            weights = {b.name: b.weight for b in per_row[row]}
+            out.append(SearchResult(result.query, result.hits, result.no_confident_match, timings, weights))
         return out
 
+    def _own_lists(
+        self, per_row: Sequence[Sequence[Branch]], s: SearchSettings, flt: Filter | None, idf_corpus: Filter | None
+    ) -> dict[int, dict[str, list[ScoredRecord]]]:
+        """Each branch's own ranking of each query searched by several branches (one store
+        call): what :mod:`.adaptive` weighs the branches by, and their stage scores."""
+        rows = [row for row, branches in enumerate(per_row) if len(branches) > 1]
+        requests = [self._branch_request(b, s, flt, idf_corpus) for row in rows for b in per_row[row]]
+        results = iter(self.store.query(self.collection, requests) if requests else [])
+        return {row: {b.name: next(results) for b in per_row[row]} for row in rows}
+
+    def _branch_request(
+        self, b: Branch, s: SearchSettings, flt: Filter | None, idf_corpus: Filter | None
+    ) -> HybridQuery:
+        """The request for one branch's own ranking."""
+        quant: dict[str, Any] = {"rescore": s.rescore, "oversampling": s.oversampling} if self.quantized else {}
+        return HybridQuery(
+            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=s.hnsw_ef, exact=s.exact, **quant, idf_corpus=idf_corpus
+        )
+
     def _requests(
-        self, qv: Any, n_queries: int, s: SearchSettings, flt: Filter | None, idf_corpus: Filter | None = None
+        self,
+        qv: Any,
+        per_row: Sequence[Sequence[Branch]],
+        s: SearchSettings,
+        flt: Filter | None,
+        idf_corpus: Filter | None = None,
+        known: Mapping[int, Mapping[str, list[ScoredRecord]]] | None = None,
     ) -> tuple[list[HybridQuery], list[tuple[int, list[str]]]]:
         """The store requests of encoded queries, and where each query's results are.
 
@@ -198,7 +230,8 @@ class Searcher:
             its main request (fused, or with ``multivector_rescore`` fused then rescored by
             MaxSim; ``first`` is -1 when no branch can search it) and the requests for stage
             scores follow it, one per name in ``names`` (:data:`FUSED`: the fused ranking
-            on its own, beside a rescored one; else a branch name).
+            on its own, beside a rescored one; else a branch name, unless ``known`` has that
+            query's branch rankings already).
         """
         depth = candidate_depth(s)
         rrf_k = s.rrf_k
@@ -207,8 +240,7 @@ class Searcher:
         rescore = _rescore_on(s, qv)
         requests: list[HybridQuery] = []
         layout: list[tuple[int, list[str]]] = []
-        for row in range(n_queries):
-            branches = self._branches(qv, row, s)
+        for row, branches in enumerate(per_row):
             if not branches:
                 layout.append((-1, []))
                 continue
@@ -235,14 +267,9 @@ class Searcher:
                     names.append(FUSED)
             else:
                 requests.append(fused)
-            if s.stage_scores and (len(branches) > 1 or rescore):
+            if s.stage_scores and (len(branches) > 1 or rescore) and row not in (known or {}):
                 for b in branches:
-                    requests.append(
-                        HybridQuery(
-                            branches=(b,), limit=b.limit, filter=flt, hnsw_ef=hnsw_ef, exact=s.exact, **quant,
-                            idf_corpus=idf_corpus,
-                        )
-                    )
+                    requests.append(self._branch_request(b, s, flt, idf_corpus))
                     names.append(b.name)
             layout.append((first, names))
         return requests, layout
@@ -265,8 +292,7 @@ class Searcher:
         # decided here by id, not by the engine's internal order.
         fused = tie_break(fused)[: candidate_depth(s)]
         ranks = {
-            name: {r.id: (i + 1, r.score) for i, r in enumerate(tie_break(lst))}
-            for name, lst in branch_lists.items()
+            name: {r.id: (i + 1, r.score) for i, r in enumerate(tie_break(lst))} for name, lst in branch_lists.items()
         }
         n_query_vectors = len(qv.multivector[row]) if s.multivector_rescore else 0
         scores, order = self._score(query, fused, branch_lists, s, single, n_query_vectors)
@@ -313,8 +339,11 @@ class Searcher:
         else:
             # Relevance grows with the score, except for a lone euclid/manhattan dense branch,
             # whose scores are distances.
-            lower_is_better = single and self.encoders.dense is not None and DENSE in branch_lists and (
-                self.distance in ("euclid", "manhattan")
+            lower_is_better = (
+                single
+                and self.encoders.dense is not None
+                and DENSE in branch_lists
+                and (self.distance in ("euclid", "manhattan"))
             )
             relevance = -engine if lower_is_better else engine
         if s.rerank and self.reranker is not None and fused:
@@ -333,9 +362,7 @@ class Searcher:
         first = multivector if multivector is not None else engine
         return Scores(fused_scores, first, multivector, relevance=relevance), list(range(len(fused)))
 
-    def _hit(
-        self, rec: ScoredRecord, scores: StageScores, query_terms: Mapping[str, SparseVector]
-    ) -> Hit:
+    def _hit(self, rec: ScoredRecord, scores: StageScores, query_terms: Mapping[str, SparseVector]) -> Hit:
         """The hit of a stored record."""
         p = rec.payload
         return Hit(
@@ -371,3 +398,10 @@ class Searcher:
                 if term and term not in out:
                     out.append(term)
         return tuple(out)
+
+
+def _adapted(branches: Sequence[Branch], lists: Mapping[str, list[ScoredRecord]]) -> list[Branch]:
+    """``branches`` with their weights adapted to the query (:func:`.adaptive.adapted_weights`)."""
+    rankings = {b.name: [r.id for r in tie_break(lists[b.name])] for b in branches}
+    weights = adapted_weights({b.name: b.weight for b in branches}, rankings)
+    return [replace(b, weight=weights[b.name]) for b in branches]

@@ -296,6 +296,10 @@ class SearchOutput(BaseModel):
     )
     min_score: float | None = Field(description="The min_score threshold applied, if any.")
     timings_ms: dict[str, float] = Field(description="Wall time of each stage in milliseconds.")
+    branch_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="The weight each retrieval branch had in this query's fusion (adapted to the query).",
+    )
 
 
 class DocumentIn(_Closed):

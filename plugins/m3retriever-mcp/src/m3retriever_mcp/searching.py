@@ -93,6 +93,7 @@ def _output(
         no_confident_match=result.no_confident_match,
         min_score=min_score,
         timings_ms=dict(result.timings_ms),
+        branch_weights=dict(result.branch_weights),
     )
 
 
