@@ -224,6 +224,12 @@ async def check_progress(session: ClientSession, schemas: dict, version: str) ->
     dup = [{"doc_id": "twice", "text": "one"}, *docs[:3], {"doc_id": "twice", "text": "two"}]
     assert "appears twice" in await call_error(session, "ingest", {"documents": dup, "collection": "b"})
     assert "no document 'twice'" in await call_error(session, "fetch", {"doc_id": "twice", "collection": "b"})
+    # A document the library refuses, after others: the whole call is refused, nothing written.
+    bad = [{"doc_id": f"{version}-new-{i}", "text": f"New note {i} on quartz."} for i in range(30)]
+    bad.append({"doc_id": f"{version}-blank", "text": "   "})
+    assert await call_error(session, "ingest", {"documents": bad, "collection": "b"})
+    missing = await call_error(session, "fetch", {"doc_id": f"{version}-new-0", "collection": "b"})
+    assert "no document" in missing
 
 
 @pytest.mark.parametrize("version", REVISIONS)

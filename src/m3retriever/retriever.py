@@ -7,7 +7,7 @@ import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Sized
+from typing import Any, Callable, Iterable, Mapping, Sequence, Sized
 
 # Re-exported: imported from here by renormalize, finetune and users.
 from m3retriever.collection import collection_info, lengths_in_force
@@ -175,13 +175,21 @@ class Retriever:
                 self._ready = True
 
     # -- ingest ----------------------------------------------------------------------
-    def ingest(self, documents: Iterable[Document | Mapping[str, Any]], *, show_progress: bool | None = None) -> IngestReport:
+    def ingest(
+        self,
+        documents: Iterable[Document | Mapping[str, Any]],
+        *,
+        show_progress: bool | None = None,
+        on_progress: Callable[[IngestReport], None] | None = None,
+    ) -> IngestReport:
         """Chunk, encode and store documents; unchanged documents are skipped.
 
         Args:
             documents: :class:`~m3retriever.types.Document` objects or mappings with
                 ``text``, ``doc_id`` and optional ``metadata``/``source``.
             show_progress: Show a progress bar (default: ``config.show_progress``).
+            on_progress: Called with the report so far after each write (for a progress
+                display of your own; it runs in the ingesting thread).
 
         Returns:
             An :class:`~m3retriever.ingest.IngestReport`.
@@ -199,7 +207,8 @@ class Retriever:
         progress = self.config.show_progress if show_progress is None else show_progress
         with self.opened.write_lock:
             return self._ingestor.ingest(
-                documents, show_progress=progress, total=total, before_write=self._ensure_collection
+                documents, show_progress=progress, total=total, before_write=self._ensure_collection,
+                on_progress=on_progress,
             )
 
     def add_texts(

@@ -194,6 +194,7 @@ class Ingestor:
         show_progress: bool = False,
         total: int | None = None,
         before_write: Callable[[], None] | None = None,
+        on_progress: Callable[[IngestReport], None] | None = None,
     ) -> IngestReport:
         """Ingest documents (``Document`` objects or mappings); see the module docstring.
 
@@ -208,6 +209,8 @@ class Ingestor:
             total: Number of documents, for the progress bar.
             before_write: Called once, after the first batch is validated and before the store
                 is touched (the retriever creates its collection there).
+            on_progress: Called with the report so far after each write (and each batch of
+                unchanged documents), in the ingesting thread.
         """
         start = time.perf_counter()
         validated = False
@@ -216,7 +219,7 @@ class Ingestor:
             validated = True
         seen: set[str] = set()
         expected = (lambda: len(documents)) if isinstance(documents, Sized) else None
-        run = IngestRun(IngestReport(), total=total, show=show_progress, expected=expected)
+        run = IngestRun(IngestReport(), total=total, show=show_progress, expected=expected, on_progress=on_progress)
         finished = False
         try:
             for batch in batched(documents, self.doc_batch):

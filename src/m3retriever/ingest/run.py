@@ -145,7 +145,13 @@ class IngestRun:
     expected as it changes (a folder's skipped files drop out of it)."""
 
     def __init__(
-        self, report: IngestReport, *, total: int | None, show: bool, expected: Callable[[], int | None] | None = None
+        self,
+        report: IngestReport,
+        *,
+        total: int | None,
+        show: bool,
+        expected: Callable[[], int | None] | None = None,
+        on_progress: Callable[[IngestReport], None] | None = None,
     ) -> None:
         # Imported here: a search imports this module (through the retriever) but draws no bar.
         from tqdm.auto import tqdm
@@ -153,6 +159,7 @@ class IngestRun:
 
         self.report = report
         self._expected = expected
+        self._on_progress = on_progress
         self._stack = contextlib.ExitStack()
         if show:
             self._stack.enter_context(logging_redirect_tqdm([logging.getLogger()]))
@@ -167,6 +174,8 @@ class IngestRun:
             self.bar.total = max(total, self.bar.n + part.documents)
         self.bar.set_postfix(chunks=self.report.chunks_written, refresh=False)
         self.bar.update(part.documents)
+        if self._on_progress is not None:
+            self._on_progress(self.report)
 
     def close(self, finished: bool) -> None:
         """Close the bar (at its count when ``finished``: the total was an estimate)."""

@@ -39,7 +39,6 @@ __all__ = [
     "MAX_TOP_K",
     "MAX_INGEST_DOCUMENTS",
     "INFO_RESOURCE_URI",
-    "PROGRESS_STEPS",
     "Runner",
     "call",
     "pick",
@@ -59,8 +58,6 @@ T = TypeVar("T")
 MAX_TOP_K = 50
 MAX_INGEST_DOCUMENTS = 1000
 INFO_RESOURCE_URI = "m3retriever://collection/info"
-PROGRESS_STEPS = 20
-"""An ingest call writes its documents in about this many groups, reporting progress after each."""
 
 
 class Runner(Protocol):
@@ -181,31 +178,16 @@ def _check_unique(documents: Sequence[DocumentIn]) -> None:
 def ingest_in_groups(
     r: Retriever, docs: Sequence[dict[str, Any]], progress: Callable[[int, int, str], None]
 ) -> IngestReport:
-    """Ingest ``docs`` in about :data:`PROGRESS_STEPS` groups, calling ``progress(done, total,
-    message)`` after each (runs in a worker thread).
+    """Ingest ``docs`` in one call (validated whole first: a document the library refuses
+    leaves the store as it was), calling ``progress(done, total, message)`` after each write
+    (runs in a worker thread)."""
 
-    Raises:
-        InputError: a document the library refuses; the groups before its own are written,
-            and the message says how many documents that is.
-    """
-    size = max(1, -(-len(docs) // PROGRESS_STEPS))
-    report = IngestReport()
-    for start in range(0, len(docs), size):
-        try:
-            report = report + r.ingest(docs[start : start + size], show_progress=False)
-        except InputError as exc:
-            if not report.documents:
-                raise
-            raise InputError(
-                f"{exc} (the {report.documents} documents before it in this call were written; fix the "
-                "input and call again: unchanged documents are skipped, so nothing is duplicated)"
-            ) from exc
-        progress(
-            report.documents,
-            len(docs),
-            f"{report.documents}/{len(docs)} documents ({report.chunks_written} chunks written)",
-        )
-    return report
+    def written(report: IngestReport) -> None:
+        message = f"{report.documents}/{len(docs)} documents ({report.chunks_written} chunks written)"
+        progress(report.documents, len(docs), message)
+
+    progress(0, len(docs), f"0/{len(docs)} documents: checking them, then encoding")
+    return r.ingest(list(docs), show_progress=False, on_progress=written)
 
 
 def _progress_reporter(ctx: Context) -> Callable[[int, int, str], None]:
