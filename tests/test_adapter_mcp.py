@@ -207,6 +207,10 @@ async def _check_read_only_server(session: ClientSession, corpus_size: int) -> N
         assert scores["fused"] is not None and scores["fused_rank"] >= 1
         assert scores["rerank_logit"] is not None and 0.0 <= scores["rerank"] <= 1.0
         assert isinstance(hit["matched_terms"], list)
+        assert [m["term"] for m in hit["matches"]] == hit["matched_terms"]
+        for m in hit["matches"]:  # the query's words, with where they are in the passage
+            assert m["term"] in {"capital", "france"}
+            assert all(hit["text"][a:b].lower() == m["term"] for a, b in m["spans"])
         ranks.append(scores["final_rank"])
     assert ranks == list(range(1, len(ranks) + 1))
     finals = [h["scores"]["final"] for h in out["hits"]]

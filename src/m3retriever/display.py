@@ -19,14 +19,26 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+TERMS_WIDTH = 24
+"""Characters of the ``matched`` column (the query's words found in the hit)."""
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def format_hits(result: SearchResult, width: int = 60) -> str:
-    """A plain-text table of hits with every stage's score (rank in parentheses)."""
+    """A plain-text table of hits with every stage's score (rank in parentheses), the query's
+    words found in each (``matched``) and the start of its text."""
     if result.no_confident_match:
         return "no confident match (no hit reached min_score)"
     if not result.hits:
         return "no hits"
     rescored = any(h.scores.multivector is not None for h in result.hits)
-    head = ("#", "doc_id", "dense", "sparse", "bm25", "fused", *(("colbert",) if rescored else ()), "rerank", "final", "text")
+    head = (
+        "#", "doc_id", "dense", "sparse", "bm25", "fused", *(("colbert",) if rescored else ()),
+        "rerank", "final", "matched", "text",
+    )  # fmt: skip
     rows = [head]
     for h in result.hits:
         s = h.scores
@@ -46,6 +58,7 @@ def format_hits(result: SearchResult, width: int = 60) -> str:
                 *((cell(s.multivector, s.multivector_rank),) if rescored else ()),
                 cell(s.rerank, s.rerank_rank),
                 _fmt(s.final),
+                _clip(",".join(h.matched_terms) or "-", TERMS_WIDTH),
                 text if len(text) <= width else text[: width - 1] + "…",
             )
         )

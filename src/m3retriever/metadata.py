@@ -42,7 +42,7 @@ SCORES_KEY = "m3r_scores"
 """Metadata key of the per-stage scores (:meth:`m3retriever.StageScores.as_dict`)."""
 
 MATCHED_TERMS_KEY = "m3r_matched_terms"
-"""Metadata key of the query terms that matched the chunk's sparse vector."""
+"""Metadata key of the query's words found in the chunk (``Hit.matched_terms``)."""
 
 def clean_metadata(metadata: Mapping[str, Any] | None, *, where: str = "document") -> dict[str, Any]:
     """Apply the module's rule to ``metadata``; returns a new dict."""

@@ -15,6 +15,7 @@ __all__ = [
     "Chunk",
     "StageScores",
     "Hit",
+    "MatchedTerm",
     "SearchResult",
     "ChunkSpan",
     "Passage",
@@ -310,6 +311,25 @@ class StageScores:
 
 
 @dataclass(frozen=True)
+class MatchedTerm:
+    """A query word found in a hit's text.
+
+    Attributes:
+        term: The query's word (lowercased), never a subword piece.
+        spans: ``(start, end)`` character offsets into :attr:`Hit.text` of every occurrence
+            (``text[start:end]`` is the word as written there, e.g. ``"Qdrant"`` or, with a
+            stemming analyzer, ``"runs"`` for the term ``"running"``), in order.
+    """
+
+    term: str
+    spans: tuple[tuple[int, int], ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly representation: ``{"term": ..., "spans": [[start, end], ...]}``."""
+        return {"term": self.term, "spans": [list(span) for span in self.spans]}
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result.
 
@@ -321,7 +341,11 @@ class Hit:
         source: The document's source, if known.
         metadata: User metadata of the document.
         scores: Per-stage scores and ranks.
-        matched_terms: Query terms that matched the chunk's sparse vector (decoded tokens).
+        matched_terms: The query's words found in :attr:`text` (after the word analyzer:
+            case folded, stemmed when the retriever has a BM25 encoder), in the query's order;
+            the terms of :attr:`matches`.
+        matches: Each of :attr:`matched_terms` with the character spans of its occurrences
+            in :attr:`text`, to highlight or cite them (:mod:`m3retriever.search.matching`).
         context: The chunk with its neighbouring chunks merged into one passage (search option
             ``expand``); ``None`` when not asked for.
     """
@@ -335,6 +359,7 @@ class Hit:
     scores: StageScores
     matched_terms: tuple[str, ...] = ()
     context: Passage | None = None
+    matches: tuple[MatchedTerm, ...] = ()
 
     @property
     def score(self) -> float:
@@ -352,6 +377,7 @@ class Hit:
             "metadata": dict(self.metadata),
             "scores": self.scores.as_dict(),
             "matched_terms": list(self.matched_terms),
+            "matches": [m.as_dict() for m in self.matches],
             "context": self.context.as_dict() if self.context is not None else None,
         }
 

@@ -176,6 +176,22 @@ class BM25Encoder(LengthNormalizedEncoder):
         stems = self._stemmer().stemWords(kept)
         return list(zip(stems, kept))
 
+    def analyze_words(self, words: Sequence[str]) -> list[str | None]:
+        """The analyzer applied to words already split out of a text: each word lowercased
+        and stemmed, ``None`` for a stopword (what :mod:`m3retriever.search.matching` finds
+        a query's words in a chunk by).
+
+        Args:
+            words: Words (no splitting is done).
+
+        Returns:
+            One term or ``None`` per word, in order.
+        """
+        lowered = [w.lower() for w in words]
+        kept = [w for w in lowered if w not in ENGLISH_STOPWORDS]
+        stems = iter(self._stemmer().stemWords(kept) if kept else [])
+        return [None if w in ENGLISH_STOPWORDS else next(stems) for w in lowered]
+
     def analyze(self, text: str) -> list[str]:
         """Lowercase, split on non-alphanumerics, drop stopwords, stem.
 

@@ -18,6 +18,7 @@ from m3retriever.filters import Filter
 from m3retriever.rerankers.base import Reranker
 from m3retriever.search.adaptive import adapted_weights
 from m3retriever.search.diversity import diversify_records
+from m3retriever.search.matching import Matcher, analyzer_of
 from m3retriever.search.stage_scores import FUSED, Scores, hit_stage_scores
 
 # Re-exported: imported from here by the evaluation and by users.
@@ -25,7 +26,7 @@ from m3retriever.search.stage_scores import minmax as minmax
 from m3retriever.search.stage_scores import sigmoid as sigmoid
 from m3retriever.search.stage_scores import tie_break as tie_break
 from m3retriever.store.schema import BM25, DENSE, DENSE2, SPARSE, Branch, HybridQuery, Rescore, ScoredRecord, Store
-from m3retriever.types import Hit, SearchResult, SparseVector, StageScores
+from m3retriever.types import Hit, SearchResult, StageScores
 from m3retriever.validation import check_query
 
 __all__ = ["Searcher", "branch_weights", "candidate_depth", "sigmoid", "minmax", "tie_break"]
@@ -304,14 +305,14 @@ class Searcher:
             relevance = scores.relevance if scores.relevance is not None else scores.final
             scores.relevance_rank = {i: rank for rank, i in enumerate(order, 1)}
             order, scores.doc_best = diversify_records(order, fused, relevance, s.max_per_doc, s.mmr)
-        query_terms = self._query_terms(qv, row)
+        matcher = self._matcher(query)
         hits = []
         for final_rank, i in enumerate(order[: s.top_k], 1):
             rec = fused[i]
             stage_scores = hit_stage_scores(ranks, scores, rec.id, i, final_rank, single)
             if scores.doc_best:
                 stage_scores = replace(stage_scores, doc_best_rank=scores.doc_best[str(rec.payload.get("doc_id", ""))])
-            hits.append(self._hit(rec, stage_scores, query_terms))
+            hits.append(self._hit(rec, stage_scores, matcher))
         return SearchResult(query, hits)
 
     def _score(
@@ -362,42 +363,27 @@ class Searcher:
         first = multivector if multivector is not None else engine
         return Scores(fused_scores, first, multivector, relevance=relevance), list(range(len(fused)))
 
-    def _hit(self, rec: ScoredRecord, scores: StageScores, query_terms: Mapping[str, SparseVector]) -> Hit:
-        """The hit of a stored record."""
+    def _hit(self, rec: ScoredRecord, scores: StageScores, matcher: Matcher) -> Hit:
+        """The hit of a stored record, with the query's words found in its text."""
         p = rec.payload
+        text = str(p.get("text", ""))
+        matches = matcher.match(text)
         return Hit(
             id=rec.id,
             doc_id=str(p.get("doc_id", "")),
             chunk_index=int(p.get("chunk_index", 0)),
-            text=str(p.get("text", "")),
+            text=text,
             source=p.get("source"),
             metadata=dict(p.get("metadata") or {}),
             scores=scores,
-            matched_terms=self._matched(query_terms, rec.vectors),
+            matched_terms=tuple(m.term for m in matches),
+            matches=matches,
         )
 
-    def _query_terms(self, qv: Any, row: int) -> dict[str, SparseVector]:
-        terms = {}
-        if qv.sparse is not None:
-            terms[SPARSE] = qv.sparse[row]
-        if qv.bm25 is not None:
-            terms[BM25] = qv.bm25[row]
-        return terms
-
-    def _matched(self, query_terms: Mapping[str, SparseVector], vectors: Mapping[str, Any]) -> tuple[str, ...]:
-        out: list[str] = []
-        for name, enc in ((SPARSE, self.encoders.sparse), (BM25, self.encoders.bm25)):
-            qsv = query_terms.get(name)
-            dsv = vectors.get(name)
-            if enc is None or qsv is None or not isinstance(dsv, SparseVector):
-                continue
-            weights = qsv.as_dict()
-            common = sorted(set(weights) & set(dsv.indices), key=lambda t: (-weights[t], t))
-            for term in enc.decode_terms(common):
-                term = term.strip()
-                if term and term not in out:
-                    out.append(term)
-        return tuple(out)
+    def _matcher(self, query: str) -> Matcher:
+        """Finds the query's words in the hits' texts, with the BM25 encoder's analyzer when
+        there is one (:mod:`.matching`)."""
+        return Matcher(query, analyzer_of(self.encoders.bm25))
 
 
 def _adapted(branches: Sequence[Branch], lists: Mapping[str, list[ScoredRecord]]) -> list[Branch]:

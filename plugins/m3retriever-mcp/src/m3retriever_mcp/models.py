@@ -56,6 +56,7 @@ __all__ = [
     "filter_to_mapping",
     "StageScoresOut",
     "HitOut",
+    "MatchOut",
     "SearchOutput",
     "DocumentIn",
     "IngestOutput",
@@ -266,6 +267,15 @@ class StageScoresOut(BaseModel):
     )
 
 
+class MatchOut(BaseModel):
+    """A query word found in a passage."""
+
+    term: str = Field(description="The query's word.")
+    spans: list[tuple[int, int]] = Field(
+        description="[start, end) character offsets of each occurrence in the passage's text (text[start:end])."
+    )
+
+
 class HitOut(BaseModel):
     """One retrieved passage."""
 
@@ -276,7 +286,11 @@ class HitOut(BaseModel):
     id: str = Field(description="The chunk's point id.")
     metadata: dict[str, Any] = Field(description="The document's metadata.")
     scores: StageScoresOut
-    matched_terms: list[str] = Field(description="Query terms found in the passage by the sparse branch.")
+    matched_terms: list[str] = Field(description="The query's words found in the passage (whole words, lowercased).")
+    matches: list[MatchOut] = Field(
+        default_factory=list,
+        description="Each of matched_terms with where it occurs in text, to quote or highlight it.",
+    )
     uri: str = Field(description="The whole document's resource URI (resources/read, or fetch with doc_id).")
     chunk_uri: str = Field(description="This chunk's resource URI (fetch with doc_id and chunk_index reads the same).")
 
