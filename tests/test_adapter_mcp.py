@@ -194,7 +194,7 @@ async def _check_read_only_server(session: ClientSession, corpus_size: int) -> N
     # A real search: hits with text, source, ids, metadata and per-stage scores.
     out = await _search(session, tools, {"query": "capital of France", "top_k": 3})
     assert out["no_confident_match"] is False
-    assert set(out["branch_weights"]) == {"dense", "sparse"} and all(w > 0 for w in out["branch_weights"].values())
+    assert set(out["branch_weights"]) == {"dense", "sparse"} and all(w > 0 for w in out["branch_weights"].values())  # fixed: off by default
     assert 1 <= len(out["hits"]) <= 3
     ranks = []
     for hit in out["hits"]:

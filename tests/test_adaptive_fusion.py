@@ -54,7 +54,7 @@ def test_the_result_names_the_weights_the_engine_fused_with(hybrid) -> None:
         assert fixed.branch_weights == {
             "dense": configured.dense_weight, "sparse": configured.sparse_weight, "bm25": configured.bm25_weight
         }
-        adaptive = hybrid.search(q, rerank=False)
+        adaptive = hybrid.search(q, rerank=False, adaptive=True)
         assert set(adaptive.branch_weights) == set(fixed.branch_weights)
         for name, w in adaptive.branch_weights.items():
             assert FLOOR * fixed.branch_weights[name] - 1e-9 <= w <= fixed.branch_weights[name] + 1e-9
@@ -70,15 +70,20 @@ def test_the_result_names_the_weights_the_engine_fused_with(hybrid) -> None:
 
 
 def test_a_single_branch_search_is_not_adapted(hybrid) -> None:
-    result = hybrid.search(QUERIES[0], sparse_weight=0, bm25_weight=0, rerank=False)
+    result = hybrid.search(QUERIES[0], sparse_weight=0, bm25_weight=0, rerank=False, adaptive=True)
     assert result.branch_weights == {"dense": hybrid.search_settings().dense_weight}
 
 
-def test_adaptive_is_a_setting_a_collection_can_keep(hybrid) -> None:
-    hybrid.save_search_defaults({"adaptive": False})
+def test_adaptive_is_off_by_default_and_a_setting_a_collection_can_keep(hybrid) -> None:
+    assert hybrid.search_settings().adaptive is False
+    fixed = hybrid.search(QUERIES[1], rerank=False)
+    assert fixed.branch_weights["sparse"] == hybrid.search_settings().sparse_weight
+    hybrid.save_search_defaults({"adaptive": True})
     try:
-        assert hybrid.search_settings().adaptive is False
-        assert hybrid.search(QUERIES[1], rerank=False).branch_weights["sparse"] == hybrid.search_settings().sparse_weight
+        assert hybrid.search_settings().adaptive is True
+        assert hybrid.search(QUERIES[1], rerank=False).branch_weights == hybrid.search(
+            QUERIES[1], rerank=False, adaptive=True
+        ).branch_weights
     finally:
         hybrid.clear_search_defaults()
-    assert hybrid.search_settings().adaptive is True
+    assert hybrid.search_settings().adaptive is False

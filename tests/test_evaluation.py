@@ -139,7 +139,7 @@ def test_evaluate_every_stage_and_write_outputs(tmp_path, make_retriever):
     pytest.importorskip("matplotlib")
     root = write_beir(tmp_path / "ds", gz=True)
     data = load_beir(root, "test")
-    r = make_retriever(bm25=True)
+    r = make_retriever(bm25=True, search={"adaptive": True})
     ingest_corpus(r, data)
     report = evaluate(r, data.queries, data.qrels, baseline="fused", dataset=data.name, test="fisher")
     assert report.stages == ["dense", "sparse", "bm25", "fused", "rerank"]
@@ -163,6 +163,12 @@ def test_evaluate_every_stage_and_write_outputs(tmp_path, make_retriever):
     assert "| stage | ndcg@10 | recall@100 | mrr@10 |" in paths[1].read_text()
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "fused (baseline)" in report.table()
+    # every stage's median latency per query, in the table's ms/query column
+    for stage in report.stages:
+        ms = report.timings_ms[stage]
+        assert {"encode", "search", "rerank", "total"} <= set(ms) and ms["total"] > 0
+        row = next(line for line in report.table().splitlines() if line.startswith(stage))
+        assert row.split()[-1] == f"{ms['total']:.1f}"
     # the weights each branch had in the fused stages, adapted per query, are reported
     assert set(report.branch_weights) == {"fused", "rerank"} and report.settings["adaptive"] is True
     for w in report.branch_weights["fused"].values():

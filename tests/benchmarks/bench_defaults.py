@@ -65,6 +65,8 @@ CANDIDATES: list[tuple[str, int, Any, float]] = [
     ("k60 agree rw.5", 60, "agree", 0.5),
     ("k60 1/.5/.5 rw1", 60, (1.0, 0.5, 0.5), 1.0),
 ]
+# The same, with the weights adapted per query (search.adaptive, m3retriever.search.adaptive)
+ADAPTIVE = {"k10 1/.5/.5 rw.3", "k10 1/.5/.5 rw.5", "k60 1/.5/.5 rw.3", "k60 1/1/1 rw.2"}
 
 
 def _cache_path_data(cache: BranchCache) -> dict[str, Any]:
@@ -117,10 +119,12 @@ def branch_runs(cache: BranchCache) -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
-def candidate_runs(cache: BranchCache, k: int, w: Sequence[float], rw: float, depth: int = 10) -> tuple[dict, dict]:
+def candidate_runs(
+    cache: BranchCache, k: int, w: Sequence[float], rw: float, depth: int = 10, adaptive: bool = False
+) -> tuple[dict, dict]:
     fused, rerank = {}, {}
     for q in cache.queries:
-        f = cache.fuse(q, k, w, DEPTH)
+        f = cache.fuse(q, k, w, DEPTH, adaptive)
         fused[q] = ranking_to_scores(_final_ranking(cache, q, f, 0, None, DEPTH))
         rerank[q] = ranking_to_scores(_final_ranking(cache, q, f, depth, rw, DEPTH))
     return fused, rerank
@@ -147,9 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         branches = {b: per_query(qrels, drop_self_matches(run)) for b, run in branch_runs(cache).items()}
         agree = agreement_weights(cache)
         rows, figures = [], {}
-        for name, k, w, rw in CANDIDATES:
+        runs = [(name, k, w, rw, False) for name, k, w, rw in CANDIDATES]
+        runs += [(name + " adaptive", k, w, rw, True) for name, k, w, rw in CANDIDATES if name in ADAPTIVE]
+        for name, k, w, rw, adaptive in runs:
             weights = agree if w == "agree" else w
-            fused, rerank = candidate_runs(cache, k, weights, rw)
+            fused, rerank = candidate_runs(cache, k, weights, rw, adaptive=adaptive)
             pq = {**branches, "fused": per_query(qrels, drop_self_matches(fused)),
                   "rerank": per_query(qrels, drop_self_matches(rerank))}  # fmt: skip
             vs = {v.stage: v for v in versus_best_branch(pq)}

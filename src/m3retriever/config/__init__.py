@@ -101,7 +101,8 @@ class SearchConfig:
         adaptive: Weigh each branch per query by how far the other branches agree with its
             first hits (:mod:`m3retriever.search.adaptive`; needs no labels), so a branch that
             is weak for this query counts less in the fusion. The weights used are on each
-            result (``SearchResult.branch_weights``). ``None``: the profile's, else on.
+            result (``SearchResult.branch_weights``). ``None``: the profile's, else off (measured
+            level with the fixed weights on the collections here: docs/benchmarks.md).
     """
 
     top_k: int = 10
@@ -127,7 +128,7 @@ class SearchConfig:
     multivector_rescore: bool | None = None
     multivector_depth: int | None = _by_profile(100)
     expand: int = 0
-    adaptive: bool | None = _by_profile(True)
+    adaptive: bool | None = _by_profile(False)
 
     def __post_init__(self) -> None:
         for name, (low, high, optional) in INT_FIELDS.items():
