@@ -390,7 +390,8 @@ class SearchResult:
         query: The query text as searched (cut to ``Config.max_query_tokens`` tokens).
         hits: Ranked hits, best first.
         no_confident_match: True when ``min_score`` was set and no hit reached it.
-        timings_ms: Wall time of each stage in milliseconds (encode, search, rerank, total).
+        timings_ms: Wall time of each stage in milliseconds (encode, search, rerank, total;
+            with adaptive fusion, search split into branches and fuse).
         branch_weights: The RRF weight each searched branch had in this query's fusion (with
             ``adaptive`` search, adapted to the query from the configured ones).
     """

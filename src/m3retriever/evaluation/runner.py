@@ -227,7 +227,9 @@ def _report_settings(retriever: Any, depth: int, rerank_depth: int | None) -> di
 
 
 def _medians(t: StageTiming) -> dict[str, float]:
-    return {k: v for k, v in vars(t).items() if k.endswith("_ms")}
+    """``{"encode", "search", "rerank", "total"}``: the keys the report reads (its ms/query
+    column is ``total``) and search results use."""
+    return {k.removesuffix("_ms"): v for k, v in vars(t).items() if k.endswith("_ms")}
 
 
 def evaluate(

@@ -25,6 +25,7 @@ from m3retriever.search.stage_scores import FUSED, Scores, hit_stage_scores
 from m3retriever.search.stage_scores import minmax as minmax
 from m3retriever.search.stage_scores import sigmoid as sigmoid
 from m3retriever.search.stage_scores import tie_break as tie_break
+from m3retriever.search.tracing import span, weight_attributes
 from m3retriever.store.schema import BM25, DENSE, DENSE2, SPARSE, Branch, HybridQuery, Rescore, ScoredRecord, Store
 from m3retriever.types import Hit, SearchResult, StageScores
 from m3retriever.validation import check_query
@@ -156,45 +157,78 @@ class Searcher:
         """
         if s.mmr is not None and self.encoders.dense is None:
             raise ConfigError("search.mmr compares the chunks' dense vectors: it needs a dense encoder")
+        attributes = {
+            "m3retriever.collection": self.collection,
+            "m3retriever.queries": len(queries),
+            "m3retriever.top_k": s.top_k,
+            "m3retriever.adaptive": bool(s.adaptive),
+            **weight_attributes(branch_weights(s)),
+        }
+        with span("m3retriever.search", attributes):
+            return self._search_many(queries, s, flt, idf_corpus)
+
+    def _search_many(
+        self, queries: Sequence[str], s: SearchSettings, flt: Filter | None, idf_corpus: Filter | None
+    ) -> list[SearchResult]:
+        """:meth:`search_many`: encode, query the store, then each query's hits, timed."""
         t0 = time.perf_counter()
-        cut = [self.cut_query(check_query(q)) for q in queries]
-        qv = self.encoders.encode_query(cut)
+        with span("encode"):
+            cut = [self.cut_query(check_query(q)) for q in queries]
+            qv = self.encoders.encode_query(cut)
         t_enc = time.perf_counter()
-        per_row = [self._branches(qv, row, s) for row in range(len(queries))]
-        own = self._own_lists(per_row, s, flt, idf_corpus) if s.adaptive else {}
-        for row, lists in own.items():
-            per_row[row] = _adapted(per_row[row], lists)
-        requests, layout = self._requests(qv, per_row, s, flt, idf_corpus, known=own)
-        results = self.store.query(self.collection, requests) if requests else []
+        with span("query"):
+            per_row = [self._branches(qv, row, s) for row in range(len(queries))]
+            own = self._own_lists(per_row, s, flt, idf_corpus) if s.adaptive else {}
+            t_own = time.perf_counter()
+            for row, lists in own.items():
+                per_row[row] = _adapted(per_row[row], lists)
+            requests, layout = self._requests(qv, per_row, s, flt, idf_corpus, known=own)
+            results = self.store.query(self.collection, requests) if requests else []
         t_search = time.perf_counter()
+        n = max(1, len(queries))
+        timings = {"encode": (t_enc - t0) * 1000 / n, "search": (t_search - t_enc) * 1000 / n}
+        if own:  # two store calls: each branch's own ranking, then the fused one
+            timings |= {"branches": (t_own - t_enc) * 1000 / n, "fuse": (t_search - t_own) * 1000 / n}
         out = []
-        per_query_enc = (t_enc - t0) * 1000 / max(1, len(queries))
-        per_query_search = (t_search - t_enc) * 1000 / max(1, len(queries))
         for row in range(len(queries)):
             first, names = layout[row]
             if first < 0:
-                out.append(SearchResult(cut[row], [], timings_ms={"encode": per_query_enc}))
+                total = timings["encode"] + timings["search"]
+                out.append(SearchResult(cut[row], [], timings_ms={**timings, "rerank": 0.0, "total": total}))
                 continue
-            main = results[first]
-            branch_lists = {n: results[first + 1 + i] for i, n in enumerate(names)}
-            single = len(requests[first].branches) == 1
-            rescored = requests[first].late_interaction is not None
-            if single and not rescored:  # single branch: the main list *is* that branch
-                branch_lists = {requests[first].branches[0].name: main}
-            elif s.stage_scores:
-                branch_lists.update(own.get(row, {}))
-            t_r0 = time.perf_counter()
-            result = self._finish(cut[row], qv, row, main, branch_lists, s, single=single)
-            t_r1 = time.perf_counter()
-            timings = {
-                "encode": per_query_enc,
-                "search": per_query_search,
-                "rerank": (t_r1 - t_r0) * 1000,
-                "total": per_query_enc + per_query_search + (t_r1 - t_r0) * 1000,
-            }
             weights = {b.name: b.weight for b in per_row[row]}
-            out.append(SearchResult(result.query, result.hits, result.no_confident_match, timings, weights))
+            t_r0 = time.perf_counter()
+            with span("rerank", {"m3retriever.query_index": row, **weight_attributes(weights)}):
+                result = self._row_result(cut[row], qv, row, results, requests[first], first, names, own, s)
+            rerank = (time.perf_counter() - t_r0) * 1000
+            total = timings["encode"] + timings["search"] + rerank
+            row_timings = {**timings, "rerank": rerank, "total": total}
+            out.append(SearchResult(result.query, result.hits, result.no_confident_match, row_timings, weights))
         return out
+
+    def _row_result(
+        self,
+        query: str,
+        qv: Any,
+        row: int,
+        results: Sequence[list[ScoredRecord]],
+        main_request: HybridQuery,
+        first: int,
+        names: Sequence[str],
+        own: Mapping[int, Mapping[str, list[ScoredRecord]]],
+        s: SearchSettings,
+    ) -> SearchResult:
+        """One query's result from the store's answers (its main list at ``first``, then one
+        per stage in ``names``)."""
+        main = results[first]
+        branch_lists = {n: results[first + 1 + i] for i, n in enumerate(names)}
+        single = len(main_request.branches) == 1
+        rescored = main_request.late_interaction is not None
+        if single and not rescored:  # single branch: the main list *is* that branch
+            branch_lists = {main_request.branches[0].name: main}
+        elif s.stage_scores:
+            branch_lists.update(own.get(row, {}))
+        return self._finish(query, qv, row, main, branch_lists, s, single=single)
 
     def _own_lists(
         self, per_row: Sequence[Sequence[Branch]], s: SearchSettings, flt: Filter | None, idf_corpus: Filter | None
