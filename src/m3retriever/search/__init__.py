@@ -279,8 +279,7 @@ class Searcher:
             if not branches:
                 layout.append((-1, []))
                 continue
-            with_vectors = tuple(b.name for b in branches if b.name in (SPARSE, BM25))
-            with_vectors += (DENSE,) if s.mmr is not None else ()
+            with_vectors: tuple[str, ...] = (DENSE,) if s.mmr is not None else ()  # MMR compares them
             first = len(requests)
             fused = HybridQuery(
                 branches=tuple(branches),
