@@ -20,7 +20,7 @@ def test_a_branch_keeps_between_the_floor_and_all_of_its_weight(rankings, base) 
     weights = {name: base for name in rankings}
     adapted = adapted_weights(weights, rankings)
     assert set(adapted) == set(rankings)
-    for name, w in adapted.items():
+    for w in adapted.values():
         assert FLOOR * base - 1e-12 <= w <= base + 1e-12
     if len(rankings) == 1:
         assert adapted == weights  # alone: nothing to judge it by
