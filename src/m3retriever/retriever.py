@@ -9,9 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, Sized
 
-# Re-exported: imported from here by renormalize, finetune and users.
-from m3retriever.collection import collection_info, lengths_in_force
 from m3retriever.collection import collection_spec as collection_spec
+
+# Re-exported: imported from here by renormalize, finetune and users.
+from m3retriever.collection import lengths_in_force
 from m3retriever.components import encoders_for, reranker_for
 from m3retriever.config import Config, SearchConfig
 from m3retriever.config.built import KEY as BUILT_KEY
@@ -26,6 +27,7 @@ from m3retriever.ingest import Ingestor, IngestReport, point_id, text_id
 from m3retriever.ingest.chunking import ChunkingConfig
 from m3retriever.ingest.roots import ingest_root, keep_old_sources, record_root
 from m3retriever.ingest.sources import DocumentStream, read_beir_corpus, read_folder, read_jsonl, source_kind
+from m3retriever.maintenance.info import collection_info
 from m3retriever.opening import OpenedCollection, open_collection
 from m3retriever.opening import stored_multivector as stored_multivector
 from m3retriever.rerankers.base import Reranker
