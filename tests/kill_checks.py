@@ -83,8 +83,16 @@ def same_collection(a: Seen | None, b: Seen | None, *, lengths: bool = True) -> 
     if a.points.keys() != b.points.keys():
         return False
     skip = () if lengths else ("lengths", "tenant_lengths")
-    meta_a, meta_b = ({k: v for k, v in m.items() if k not in skip} for m in (a.meta, b.meta))
+    meta_a, meta_b = ({k: _timeless(k, v) for k, v in m.items() if k not in skip} for m in (a.meta, b.meta))
     return meta_a == meta_b and all(same_point(p, b.points[i]) for i, p in a.points.items())
+
+
+def _timeless(key: str, value: Any) -> Any:
+    """A metadata value without the times it records (the ingest roots log when each folder
+    was ingested: a re-run's time differs from a clean run's, its folders may not)."""
+    if key == "ingest_roots" and isinstance(value, list):
+        return [{k: v for k, v in root.items() if k != "at"} for root in value if isinstance(root, dict)]
+    return value
 
 
 @dataclass
