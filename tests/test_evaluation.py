@@ -306,3 +306,20 @@ def test_cli_eval_and_tune(tmp_path, tiny_settings, capsys):
 
     rc = main(["eval", str(tmp_path / "missing"), "--location", store])
     assert rc == 2
+
+
+def test_a_configured_min_score_does_not_break_the_stages_without_rerank(tmp_path, make_retriever):
+    """min_score cuts at the calibrated rerank score: a call (or an eval stage) without
+    reranking does not apply a configured one; one given with the call is still refused."""
+    from m3retriever.errors import ConfigError
+    from m3retriever.evaluation.runner import evaluate, ingest_corpus
+
+    root = write_beir(tmp_path / "ds", gz=False)
+    data = load_beir(root, "test")
+    r = make_retriever(search={"min_score": 0.01})
+    ingest_corpus(r, data)
+    assert r.search("capital of France", rerank=False).hits
+    with pytest.raises(ConfigError, match="min_score"):
+        r.search("capital of France", rerank=False, min_score=0.5)
+    report = evaluate(r, data.queries, data.qrels, stages=["dense", "sparse", "fused", "rerank"])
+    assert report.stages == ["dense", "sparse", "fused", "rerank"]

@@ -78,6 +78,10 @@ def resolve(
         if unknown:
             raise ConfigError(f"unknown search option(s) {unknown}; known options: {sorted(known)}")
         config = replace(config, search=replace(config.search, **search))
+        if search.get("rerank") is False and search.get("min_score") is None:
+            # A call without reranking has no calibrated score to cut at: a configured
+            # min_score does not apply to it (one given with the call is still refused).
+            config = replace(config, search=replace(config.search, min_score=None))
     if saved:
         config = _own(config, saved)
     if built:
