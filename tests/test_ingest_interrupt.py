@@ -30,7 +30,10 @@ N_FILES = 60
 # parent presses Ctrl-C.
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
+    # Ctrl-C reaches the child even when the test runs where SIGINT is ignored (a background
+    # job of a non-interactive shell), which a child would otherwise inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from m3retriever import branches
     from m3retriever.ingest import Ingestor
 
