@@ -37,7 +37,7 @@ def format_hits(result: SearchResult, width: int = 60) -> str:
     rescored = any(h.scores.multivector is not None for h in result.hits)
     head = (
         "#", "doc_id", "dense", "sparse", "bm25", "fused", *(("colbert",) if rescored else ()),
-        "rerank", "final", "matched", "text",
+        "rerank", "conf", "final", "matched", "text",
     )  # fmt: skip
     rows = [head]
     for h in result.hits:
@@ -57,6 +57,7 @@ def format_hits(result: SearchResult, width: int = 60) -> str:
                 cell(s.fused, s.fused_rank, 4),
                 *((cell(s.multivector, s.multivector_rank),) if rescored else ()),
                 cell(s.rerank, s.rerank_rank),
+                "-" if s.confidence is None else f"{s.confidence:.2f}",
                 _fmt(s.final),
                 _clip(",".join(h.matched_terms) or "-", TERMS_WIDTH),
                 text if len(text) <= width else text[: width - 1] + "…",

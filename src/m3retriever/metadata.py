@@ -28,6 +28,7 @@ __all__ = [
     "RESERVED_KEYS",
     "RESERVED_PREFIX",
     "SCORES_KEY",
+    "CONFIDENCE_KEY",
     "MATCHED_TERMS_KEY",
     "clean_metadata",
     "hit_metadata",
@@ -43,6 +44,10 @@ SCORES_KEY = "m3r_scores"
 
 MATCHED_TERMS_KEY = "m3r_matched_terms"
 """Metadata key of the query's words found in the chunk (``Hit.matched_terms``)."""
+
+CONFIDENCE_KEY = "m3r_confidence"
+"""Metadata key of the hit's calibrated confidence (``Hit.confidence``; absent when no reranker
+read the hit)."""
 
 def clean_metadata(metadata: Mapping[str, Any] | None, *, where: str = "document") -> dict[str, Any]:
     """Apply the module's rule to ``metadata``; returns a new dict."""
@@ -70,10 +75,13 @@ def clean_metadata(metadata: Mapping[str, Any] | None, *, where: str = "document
 def hit_metadata(hit: Hit) -> dict[str, Any]:
     """The flat metadata adapters put on a retrieved document: the user metadata plus
     ``doc_id``, ``source``, ``chunk_index``, ``m3r_scores`` (every stage's score and rank,
-    ``final`` included) and, when known, ``m3r_matched_terms``."""
+    ``final`` included) and, when known, ``m3r_confidence`` (how likely the hit is relevant,
+    in [0, 1]) and ``m3r_matched_terms``."""
     metadata: dict[str, Any] = dict(hit.metadata)
     metadata.update(doc_id=hit.doc_id, source=hit.source, chunk_index=hit.chunk_index)
     metadata[SCORES_KEY] = hit.scores.as_dict()
+    if hit.confidence is not None:
+        metadata[CONFIDENCE_KEY] = hit.confidence
     if hit.matched_terms:
         metadata[MATCHED_TERMS_KEY] = list(hit.matched_terms)
     return metadata

@@ -2,7 +2,7 @@
 
 A plugin implements hooks with :data:`hookimpl` and registers factories that build an
 :class:`Encoder` (or a :class:`LengthNormalizedEncoder`), a :class:`Reranker`, a framework
-adapter or a query generator. The adapters shipped in ``plugins/`` import only from here and
+adapter, a query generator or a file reader. The adapters shipped in ``plugins/`` import only from here and
 from :mod:`m3retriever`, and so can a third party's: every other module of the package is
 internal and may change between releases.
 
@@ -26,11 +26,13 @@ if TYPE_CHECKING:
         AdapterFactory,
         EncoderFactory,
         QueryGeneratorFactory,
+        ReaderFactory,
         RerankerFactory,
         hookimpl,
     )
     from m3retriever.ingest import text_id
-    from m3retriever.metadata import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
+    from m3retriever.metadata import CONFIDENCE_KEY, MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
+    from m3retriever.readers.base import ReadDocument, Reader, Section, TextBuilder, UnreadableFile
     from m3retriever.rerankers.base import Reranker, RerankerOptions, RerankerSpec
     from m3retriever.types import Distance, Encoding, LengthStats, SparseKind, SparseVector
     from m3retriever.validation import (
@@ -53,6 +55,13 @@ __all__ = [
     "RerankerFactory",
     "AdapterFactory",
     "QueryGeneratorFactory",
+    "ReaderFactory",
+    # file readers (register_readers)
+    "Reader",
+    "ReadDocument",
+    "Section",
+    "TextBuilder",
+    "UnreadableFile",
     # commands (register_commands)
     "CommandLine",
     "command_config",
@@ -76,6 +85,7 @@ __all__ = [
     "clean_metadata",
     "SCORES_KEY",
     "MATCHED_TERMS_KEY",
+    "CONFIDENCE_KEY",
     # adapters: the library's input checks and limits
     "check_query",
     "check_doc_id",
@@ -95,13 +105,15 @@ _PUBLIC: dict[str, str] = {
     for module, names in {
         "m3retriever.hookspecs": (
             "hookimpl", "EncoderFactory", "RerankerFactory", "AdapterFactory", "QueryGeneratorFactory",
+            "ReaderFactory",
         ),
+        "m3retriever.readers.base": ("Reader", "ReadDocument", "Section", "TextBuilder", "UnreadableFile"),
         "m3retriever.cli.registry": ("CommandLine", "command_config"),
         "m3retriever.encoders.base": ("Encoder", "LengthNormalizedEncoder", "EncoderOptions", "EncoderSpec"),
         "m3retriever.types": ("Encoding", "SparseVector", "LengthStats", "Distance", "SparseKind"),
         "m3retriever.rerankers.base": ("Reranker", "RerankerOptions", "RerankerSpec"),
         "m3retriever.ingest": ("text_id",),
-        "m3retriever.metadata": ("hit_metadata", "clean_metadata", "SCORES_KEY", "MATCHED_TERMS_KEY"),
+        "m3retriever.metadata": ("hit_metadata", "clean_metadata", "SCORES_KEY", "MATCHED_TERMS_KEY", "CONFIDENCE_KEY"),
         "m3retriever.validation": (
             "check_query", "check_doc_id", "check_field", "check_source", "MAX_QUERY_CHARS",
             "MAX_ID_CHARS", "MAX_SOURCE_CHARS", "MAX_METADATA_DEPTH", "INT64_MIN", "INT64_MAX",

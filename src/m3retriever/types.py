@@ -275,9 +275,17 @@ class StageScores:
             search rescored the fused candidates by it.
         multivector_rank: Rank after that rescoring (the order the reranker reads).
         rerank_logit: Raw cross-encoder logit.
-        rerank: ``sigmoid(rerank_logit)``, the calibrated relevance in [0, 1].
+        rerank: ``sigmoid(rerank_logit)``, the model's own probability (not calibrated on any
+            collection: see ``confidence``).
         rerank_rank: Rank by the cross-encoder alone.
-        final: The score the hit is ordered by.
+        confidence: How likely the hit is relevant, in [0, 1], comparable across queries and
+            collections: the rerank logit through the collection's calibration
+            (``sigmoid(confidence_slope * rerank_logit + confidence_bias)``, fitted on labelled
+            queries; ``m3retriever tune`` refits it). ``None`` where no reranker read the hit.
+        final: The score the hit is ordered by. It is relative to this result list (the
+            rerank and fused scores min-max scaled over the candidates and interpolated), so
+            the top hit is near 1 whether or not it is relevant: read ``confidence`` for
+            "how sure".
         final_rank: Final 1-based rank.
         relevance_rank: Rank by ``final`` alone, before ``max_per_doc``/``mmr`` reordered the
             hits (``None`` when neither is set).
@@ -300,6 +308,7 @@ class StageScores:
     rerank_logit: float | None = None
     rerank: float | None = None
     rerank_rank: int | None = None
+    confidence: float | None = None
     final: float = 0.0
     final_rank: int = 0
     relevance_rank: int | None = None
@@ -363,8 +372,13 @@ class Hit:
 
     @property
     def score(self) -> float:
-        """The final score (the one the hits are ordered by)."""
+        """The final score (the one the hits are ordered by; relative to this result list)."""
         return self.scores.final
+
+    @property
+    def confidence(self) -> float | None:
+        """How likely this hit is relevant, in [0, 1] (:attr:`StageScores.confidence`)."""
+        return self.scores.confidence
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly representation."""
@@ -375,6 +389,7 @@ class Hit:
             "text": self.text,
             "source": self.source,
             "metadata": dict(self.metadata),
+            "confidence": self.confidence,
             "scores": self.scores.as_dict(),
             "matched_terms": list(self.matched_terms),
             "matches": [m.as_dict() for m in self.matches],

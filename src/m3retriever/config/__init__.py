@@ -71,7 +71,7 @@ class SearchConfig:
         rerank_weight: Weight of the rerank score in the final score, against the fused score
             (both min-max normalised over the candidates); 1.0 = rerank alone. ``None``: the
             profile's tuned value, else 1.
-        min_score: Minimum calibrated rerank score (sigmoid of the logit) a hit needs; when
+        min_score: Minimum ``confidence`` (the calibrated rerank probability) a hit needs; when
             none reaches it the result is empty and flagged "no confident match".
         hnsw_ef: HNSW beam for the dense branch (``None`` or 0: ``max(128, 2 * prefetch_limit)``).
         exact: Search exactly instead of through HNSW.
@@ -103,6 +103,16 @@ class SearchConfig:
             is weak for this query counts less in the fusion. The weights used are on each
             result (``SearchResult.branch_weights``). ``None``: the profile's, else off (measured
             level with the fixed weights on the collections here: docs/benchmarks.md).
+        rerank_window: What the reranker reads of a chunk longer than its pairs
+            (:mod:`m3retriever.search.reading`): ``"first"`` its start, ``"match"`` the window
+            holding most of the query's words, ``"maxp"`` the best of up to 4 windows spread
+            over the chunk (up to 4 pairs per chunk). ``None``: the profile's, else ``"match"``.
+        confidence_slope: Calibration of ``confidence`` from the rerank logit:
+            ``sigmoid(confidence_slope * logit + confidence_bias)`` (Platt scaling; more than 0,
+            at most 100). ``None``: the collection's (``tune`` fits it on labelled queries),
+            else the profile's (fitted for its reranker), else 1.
+        confidence_bias: The calibration's shift (-100 to 100; ``None``: as ``confidence_slope``,
+            else 0).
     """
 
     top_k: int = 10
@@ -129,6 +139,9 @@ class SearchConfig:
     multivector_depth: int | None = _by_profile(100)
     expand: int = 0
     adaptive: bool | None = _by_profile(False)
+    rerank_window: Literal["first", "match", "maxp"] | None = _by_profile("match")
+    confidence_slope: float | None = _by_profile(1.0)
+    confidence_bias: float | None = _by_profile(0.0)
 
     def __post_init__(self) -> None:
         for name, (low, high, optional) in INT_FIELDS.items():
@@ -144,8 +157,26 @@ class SearchConfig:
             raise ConfigError(f"search.multivector_rescore must be true or false, got {self.multivector_rescore!r}")
         if self.fusion not in ("rrf", "dbsf", None):
             raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
+        _check_calibration(self.confidence_slope, self.confidence_bias)
+        if self.rerank_window not in ("first", "match", "maxp", None):
+            raise ConfigError(
+                f"search.rerank_window must be 'first', 'match' or 'maxp', got {self.rerank_window!r}"
+            )
         for name, top in FLOAT_FIELDS.items():
             object.__setattr__(self, name, check_float(name, getattr(self, name), top))
+
+
+def _check_calibration(slope: object, bias: object) -> None:
+    """``confidence_slope`` in (0, 100] and ``confidence_bias`` in [-100, 100], or unset."""
+    for name, value, low in (("confidence_slope", slope, 0.0), ("confidence_bias", bias, -100.0)):
+        if value is None:
+            continue
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if number is None or not low <= number <= 100.0 or (name == "confidence_slope" and number <= 0):
+            raise ConfigError(
+                f"search.{name} must be a number {'above 0' if low == 0 else 'from -100'} and at most 100, "
+                f"got {value!r:.40} (refit it with `m3retriever tune --save` on labelled queries)"
+            )
 
 
 @dataclass(frozen=True)

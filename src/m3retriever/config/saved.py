@@ -32,7 +32,7 @@ TUNED = (
     "rerank_weight",
 )
 """The search defaults ``tune --save`` decides (it keeps the others a collection has)."""
-SEARCH_SAVABLE = (*TUNED, "hnsw_ef", "oversampling", "rescore", "adaptive")
+SEARCH_SAVABLE = (*TUNED, "hnsw_ef", "oversampling", "rescore", "adaptive", "rerank_window", "confidence_slope", "confidence_bias")
 SAVABLE = (*SEARCH_SAVABLE, "query_instruction")
 """The settings a collection can keep as its own defaults."""
 

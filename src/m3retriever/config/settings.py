@@ -39,6 +39,9 @@ class SearchSettings(SearchConfig):
     multivector_rescore: bool
     multivector_depth: int
     adaptive: bool
+    rerank_window: Literal["first", "match", "maxp"]
+    confidence_slope: float
+    confidence_bias: float
 
     def __post_init__(self) -> None:
         super().__post_init__()

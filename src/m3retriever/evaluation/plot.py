@@ -11,7 +11,8 @@ __all__ = ["plot_report"]
 
 
 def plot_report(report: Any, path: str | Path) -> Path:
-    """Draw a grouped bar plot of the metrics per stage of ``report`` into a PNG.
+    """Draw a grouped bar plot of the metrics per stage of ``report`` into a PNG, beside the
+    reliability diagram of the reranked hits' confidence when the report has one.
 
     Args:
         report: An :class:`~m3retriever.evaluation.report.EvalReport`.
@@ -24,7 +25,13 @@ def plot_report(report: Any, path: str | Path) -> Path:
     mpl.use("Agg")
     plt = require("matplotlib.pyplot", package="matplotlib", extra="eval", purpose="plotting")
     stages, metrics = report.stages, report.metrics
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(stages), 3.6), dpi=110)
+    calibration = getattr(report, "calibration", None)
+    width_in = 1.6 + 1.3 * len(stages)
+    if calibration:
+        fig, (ax, rel) = plt.subplots(1, 2, figsize=(width_in + 3.8, 3.6), dpi=110, width_ratios=[width_in, 3.4])
+        _reliability_panel(rel, calibration)
+    else:
+        fig, ax = plt.subplots(figsize=(width_in, 3.6), dpi=110)
     width = 0.8 / max(1, len(metrics))
     for j, m in enumerate(metrics):
         xs = [i + (j - (len(metrics) - 1) / 2) * width for i in range(len(stages))]
@@ -41,3 +48,20 @@ def plot_report(report: Any, path: str | Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _reliability_panel(ax: Any, calibration: dict[str, Any]) -> None:
+    """The reliability diagram: each bin's share of relevant hits against its mean confidence
+    (the diagonal is perfect calibration), point sizes by hits in the bin."""
+    bins = calibration["bins"]
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+    xs = [b["mean_confidence"] for b in bins]
+    ys = [b["relevant_share"] for b in bins]
+    total = max(1, sum(b["count"] for b in bins))
+    ax.plot(xs, ys, marker="o", linewidth=1)
+    ax.scatter(xs, ys, s=[8 + 200 * b["count"] / total for b in bins], alpha=0.4)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (bin mean)", fontsize=7)
+    ax.set_ylabel("share relevant", fontsize=7)
+    ax.set_title(f"reliability (ECE {calibration['ece']:.3f}, {calibration['count']} hits)", fontsize=8)

@@ -38,6 +38,9 @@ class EvalReport:
             (:meth:`.stats.Versus.as_dict`: delta, paired randomisation and t-test p-values).
         branch_weights: ``{stage: {branch: {"mean", "min", "max"}}}``: the RRF weight each
             branch had in the fusion over the queries (adaptive search weighs them per query).
+        calibration: How far the reranked hits' ``confidence`` matches how often they are
+            relevant: ``{"ece", "count", "bins": [{"low", "high", "count", "mean_confidence",
+            "relevant_share"}]}`` (the reliability diagram; ``None`` without a rerank stage).
     """
 
     dataset: str
@@ -54,6 +57,7 @@ class EvalReport:
     protocol: str = ""
     versus: list[dict[str, Any]] = field(default_factory=list)
     branch_weights: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
 
     @property
     def best_stage(self) -> str:
@@ -77,6 +81,7 @@ class EvalReport:
             "protocol": self.protocol,
             "versus_best_branch": self.versus,
             "branch_weights": self.branch_weights,
+            "calibration": self.calibration,
         }
         if with_runs:
             out["runs"] = self.runs
@@ -113,7 +118,26 @@ class EvalReport:
         return "\n".join(lines + self._versus_lines())
 
     def _versus_lines(self) -> list[str]:
-        return ([""] if self.versus else []) + versus_lines(self.versus, self.metrics[0]) + self._weight_lines()
+        return (
+            ([""] if self.versus else [])
+            + versus_lines(self.versus, self.metrics[0])
+            + self._weight_lines()
+            + self._calibration_lines()
+        )
+
+    def _calibration_lines(self) -> list[str]:
+        c = self.calibration
+        if not c:
+            return []
+        bins = "; ".join(
+            f"[{b['low']:.1f}, {b['high']:.1f}) {b['count']} hits: confidence {b['mean_confidence']:.2f}, "
+            f"relevant {b['relevant_share']:.2f}"
+            for b in c["bins"]
+        )
+        return [
+            f"confidence of the reranked hits: expected calibration error {c['ece']:.4f} over {c['count']} hits "
+            f"(reliability diagram in results.png); per bin: {bins}"
+        ]
 
     def _weight_lines(self) -> list[str]:
         adaptive = " (adapted per query)" if self.settings.get("adaptive") else ""

@@ -29,6 +29,7 @@ from m3retriever.errors import InputError
 from m3retriever.evaluation.protocol import apply_protocol, progress_bar
 from m3retriever.evaluation.report import EvalReport, Run
 from m3retriever.evaluation.stats import versus_best_branch
+from m3retriever.labelled.calibration import reliability
 from m3retriever.labelled.metrics import DEFAULT_METRICS, compare, per_query
 from m3retriever.types import Hit
 
@@ -115,6 +116,8 @@ class StageTiming:
     total_ms: float = 0.0
     weights: dict[str, list[float]] = field(default_factory=dict, repr=False)
     """Each branch's RRF weight in each query's fusion (several branches only)."""
+    confidences: dict[str, list[tuple[str, float]]] = field(default_factory=dict, repr=False)
+    """Each query's hits as (doc id, confidence), where a reranker gave them one."""
 
     def weight_summary(self) -> dict[str, dict[str, float]]:
         """Per branch: the mean, smallest and largest weight over the queries."""
@@ -137,6 +140,7 @@ def _run_stage(
     per: Run = {}
     t: dict[str, list[float]] = {"encode": [], "search": [], "rerank": [], "total": []}
     weights: dict[str, list[float]] = {}
+    confidences: dict[str, list[tuple[str, float]]] = {}
     for start in range(0, len(qids), batch_size):
         batch = qids[start : start + batch_size]
         results = retriever.search_batch([queries[q] for q in batch], **opts)
@@ -150,13 +154,14 @@ def _run_stage(
             for key in t:
                 if key in res.timings_ms:
                     t[key].append(float(res.timings_ms[key]))
+            confidences[q] = [(h.doc_id, h.confidence) for h in res.hits if h.confidence is not None]
             if len(res.branch_weights) > 1:
                 for b, w in res.branch_weights.items():
                     weights.setdefault(b, []).append(float(w))
         if bar is not None:
             bar.update(len(batch))
     medians = {f"{k}_ms": statistics.median(v) if v else 0.0 for k, v in t.items()}
-    return per, StageTiming(**medians, weights=weights)
+    return per, StageTiming(**medians, weights=weights, confidences={q: c for q, c in confidences.items() if c})
 
 
 def stage_runs(
@@ -290,4 +295,22 @@ def evaluate(
         timings_ms={s: _medians(t) for s, t in timings.items()}, settings=_report_settings(retriever, depth, rerank_depth),
         branch_weights={s: t.weight_summary() for s, t in timings.items() if t.weights},
         runs=runs, protocol=protocol, versus=[v.as_dict() for v in versus],
+        calibration=_calibration(timings, judged, keep_self_matches),
     )
+
+
+def _calibration(
+    timings: Mapping[str, StageTiming], judged: Mapping[str, Mapping[str, int]], keep_self_matches: bool
+) -> dict[str, Any] | None:
+    """The reliability diagram and expected calibration error of the reranked hits'
+    confidences (:func:`~m3retriever.labelled.calibration.reliability`); ``None`` without them."""
+    pairs = [
+        (conf, judged[q].get(doc, 0) > 0)
+        for t in timings.values()
+        for q, hits in t.confidences.items()
+        for doc, conf in hits
+        if keep_self_matches or doc != q
+    ]
+    if not pairs:
+        return None
+    return reliability([c for c, _ in pairs], [y for _, y in pairs]).as_dict()

@@ -28,12 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from m3retriever.config.saved import TUNED
 from m3retriever.errors import InputError
 from m3retriever.evaluation.protocol import describe, drop_self_matches
 from m3retriever.evaluation.runner import hits_to_ranking, ranking_to_scores
 from m3retriever.evaluation.tune_sweep import BRANCHES, RANK_DEPTH, BranchCache, Sweep
+from m3retriever.labelled.calibration import fit_platt, reliability
 from m3retriever.labelled.metrics import DEFAULT_METRICS, score
+from m3retriever.search.stage_scores import calibrated
 
 __all__ = ["TuneResult", "tune", "BranchCache", "default_weight_grid"]
 
@@ -74,6 +78,9 @@ class TuneResult:
     verified: dict[str, Any] | None = None
     seconds: float = 0.0
     protocol: str = ""
+    calibration: dict[str, Any] | None = None
+    """The confidence calibration fitted on the best setting's reranked candidates: slope, bias,
+    pairs, positives, and the expected calibration error (in-sample) before and after."""
 
     def top(self, n: int = 15) -> list[dict[str, Any]]:
         return sorted(self.rows, key=lambda r: -r[self.metric])[:n]
@@ -91,6 +98,14 @@ class TuneResult:
             lines += ["", "latency through the pipeline (single queries):", self.latency_markdown()]
         if self.verified:
             lines += ["", f"best setting re-run through the pipeline: {json.dumps(self.verified)}"]
+        if self.calibration:
+            c = self.calibration
+            lines += [
+                "",
+                f"confidence calibration: confidence_slope={c['slope']:.4f}, confidence_bias={c['bias']:.4f} "
+                f"(fitted on {c['pairs']} reranked candidates, {c['positives']} relevant; expected "
+                f"calibration error {c['ece_before']:.4f} with the settings in force, {c['ece_after']:.4f} fitted)",
+            ]
         return "\n".join(lines)
 
     def markdown_rows(self, rows: Sequence[Mapping[str, Any]]) -> str:
@@ -118,6 +133,7 @@ class TuneResult:
             "rows": self.rows,
             "seconds": self.seconds,
             "protocol": self.protocol,
+            "calibration": self.calibration,
         }
 
     def write(self, out_dir: str | Path) -> list[Path]:
@@ -315,11 +331,40 @@ def tune(
     latency = _pipeline_latency(retriever, queries, latency_queries, prefetch_limits, rerank_depths if has_rr else None)
     verified = _verify(retriever, queries, judged, best, metric, RANK_DEPTH, keep_self_matches) if verify else None
     default = sweep.configured(rows, rerank=sweep.resolved.rerank)
+    reranked = [r for r in rows if r["rerank"]]
+    # Fitted on the best reranking setting's candidates (the best row itself when it reranks).
+    calibration = _calibrate(sweep, max(reranked, key=lambda r: r[metric])) if reranked else None
     if save:
         opts = {k: v for k, v in _search_options(best).items() if k != "rerank"}
         kept = {k: v for k, v in retriever.search_defaults.items() if k not in TUNED}  # hnsw_ef, oversampling...
+        if calibration:
+            kept.update(confidence_slope=calibration["slope"], confidence_bias=calibration["bias"])
         retriever.save_search_defaults({**kept, "fusion": "rrf", **opts})
     return TuneResult(
         metric=metric, n_queries=len(queries), rows=rows, best=best, default=default, latency_ms=latency,
         verified=verified, seconds=time.perf_counter() - t_start, protocol=describe(keep_self_matches, len(cache.self_matched())),
+        calibration=calibration,
     )
+
+
+def _calibrate(sweep: Sweep, best: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Fit the confidence calibration on the best setting's reranked candidates
+    (:func:`~m3retriever.labelled.calibration.fit_platt`); ``None`` with a warning when the
+    labels cannot support a fit (no relevant candidate, or no other)."""
+    logits, labels = sweep.calibration_pairs(best)
+    try:
+        fitted = fit_platt(logits, labels)
+    except InputError as exc:
+        logger.warning("tune: confidence calibration not fitted: %s", exc)
+        return None
+    s = sweep.resolved
+    before = reliability(calibrated(np.asarray(logits), s.confidence_slope, s.confidence_bias), labels)
+    after = reliability(fitted.apply(logits), labels)
+    return {
+        "slope": fitted.slope,
+        "bias": fitted.bias,
+        "pairs": fitted.pairs,
+        "positives": fitted.positives,
+        "ece_before": before.ece,
+        "ece_after": after.ece,
+    }

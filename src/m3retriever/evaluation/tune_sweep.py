@@ -16,6 +16,8 @@ from m3retriever.evaluation.runner import ranking_to_scores
 from m3retriever.labelled.metrics import score
 from m3retriever.search import minmax
 from m3retriever.search.adaptive import adapted_weights
+from m3retriever.search.matching import Matcher, analyzer_of
+from m3retriever.search.reading import read_and_score
 
 __all__ = ["BRANCHES", "RANK_DEPTH", "BranchCache", "Sweep"]
 
@@ -72,6 +74,7 @@ class BranchCache:
             bar.close()
         self.rerank_pairs = 0
         self.rerank_seconds = 0.0
+        self.window = retriever.search_settings().rerank_window
 
     def fuse(
         self, q: str, k: int, weights: Sequence[float], prefetch: int, adaptive: bool = False
@@ -104,7 +107,10 @@ class BranchCache:
         missing = [p for p in pids if p not in c.logits]
         if missing and self.retriever.reranker is not None:
             t0 = time.perf_counter()
-            values = self.retriever.reranker.score(c.text, [c.texts[p] for p in missing])
+            # Read as the search reads them (the configured rerank window).
+            matcher = Matcher(c.text, analyzer_of(self.retriever.encoders.bm25))
+            texts = [c.texts[p] for p in missing]
+            values = read_and_score(self.retriever.reranker, c.text, texts, self.window, matcher).logits
             self.rerank_seconds += time.perf_counter() - t0
             self.rerank_pairs += len(missing)
             c.logits.update({p: float(v) for p, v in zip(missing, values)})
@@ -276,6 +282,22 @@ class Sweep:
                     rows.append(self.row(fr["rrf_k"], w, fr["prefetch_limit"], ro, fused))
                     bar.update()
         return rows
+
+    def calibration_pairs(self, row: Mapping[str, Any]) -> tuple[list[float], list[bool]]:
+        """(rerank logit, relevant) of every candidate a reranking row's setting reranks, over
+        every query (self-matches left out unless kept)."""
+        w = (row["dense_weight"], row["sparse_weight"], row["bm25_weight"])
+        fused = self.fuse_all(row["rrf_k"], w, row["prefetch_limit"])
+        logits: list[float] = []
+        labels: list[bool] = []
+        for q in self.qids:
+            head = [p for p, _ in fused[q][: row["rerank_depth"]]]
+            doc, judged = self.cache.doc_of(q), self.judged.get(q, {})
+            for p, logit in zip(head, self.cache.logits(q, head)):
+                if self.keep_self_matches or doc[p] != q:
+                    logits.append(float(logit))
+                    labels.append(judged.get(doc[p], 0) > 0)
+        return logits, labels
 
     def configured(self, rows: Sequence[dict[str, Any]], *, rerank: bool) -> dict[str, Any] | None:
         """The row with the retriever's configured settings (``None`` if it was not swept)."""

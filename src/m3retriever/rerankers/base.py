@@ -16,7 +16,11 @@ __all__ = [
     "PAIR_SPECIAL_TOKENS",
     "query_budget",
     "cut_to_tokens",
+    "TokenSpans",
 ]
+
+TokenSpans = list[tuple[int, int]]
+"""Character spans of a text's tokens (special tokens left out), in order."""
 
 # How a (query, passage) pair is fitted into a cross-encoder's maximum length: the query keeps
 # up to query_budget() tokens (three quarters of the pair, as BAAI's own FlagEmbedding reranker
@@ -116,3 +120,27 @@ class Reranker(abc.ABC):
         Implementations should sort pairs by length internally to limit padding and
         must return scores in the caller's order.
         """
+
+    def token_spans(self, texts: Sequence[str]) -> list[TokenSpans] | None:
+        """Character spans of each text's tokens in this reranker's tokenizer, uncut.
+
+        The search uses them to choose which part of a passage longer than a pair a pair reads
+        (``search.rerank_window``). ``None`` (this default) says the reranker does not tell:
+        such a reranker is handed whole passages and reads them as it always does (from
+        their start).
+        """
+        return None
+
+    def passage_budget(self, query: str) -> int | None:
+        """Tokens of a passage that fit in one pair with ``query`` (``None`` when
+        :meth:`token_spans` does not tell).
+
+        The pair's maximum length less its special tokens and the query's tokens (cut to
+        :func:`query_budget`).
+        """
+        spans = self.token_spans([query])
+        if spans is None:
+            return None
+        spec = self.spec
+        query_tokens = min(len(spans[0]), spec.max_query_length or query_budget(spec.max_length))
+        return max(1, spec.max_length - PAIR_SPECIAL_TOKENS - query_tokens)

@@ -21,12 +21,14 @@ from m3retriever.rerankers.base import (
     Reranker,
     RerankerOptions,
     RerankerSpec,
+    TokenSpans,
     cut_to_tokens,
     query_budget,
 )
 from m3retriever.runtime.cache import SharedModels
 from m3retriever.runtime.device import resolve_device
 from m3retriever.runtime.hub import resolve_model_dir
+from m3retriever.runtime.texts import check_texts
 
 __all__ = ["CrossEncoderReranker", "DEFAULT_MODEL"]
 
@@ -174,6 +176,14 @@ class CrossEncoderReranker(Reranker):
         scores = np.empty(len(items), dtype=np.float32)
         scores[np.asarray(order)] = sorted_scores
         return scores
+
+    def token_spans(self, texts: Sequence[str]) -> list[TokenSpans]:
+        """Character spans of each text's tokens (uncut; special tokens left out)."""
+        items = check_texts(texts, "texts")
+        model, call_lock = self._load()
+        with call_lock:
+            encoded = model.tokenizer(items, add_special_tokens=False, return_offsets_mapping=True)
+        return [[(int(a), int(b)) for a, b in offsets if b > a] for offsets in encoded["offset_mapping"]]
 
     def _cut_query(self, tokenizer: Any, query: str) -> str:
         """``query`` cut to its budget of tokens inside a pair (see :func:`~m3retriever.rerankers.base.query_budget`)."""

@@ -17,6 +17,7 @@ from m3retriever.rerankers.base import (
     Reranker,
     RerankerOptions,
     RerankerSpec,
+    TokenSpans,
     cut_to_tokens,
     query_budget,
 )
@@ -126,6 +127,15 @@ class OnnxCrossEncoderReranker(Reranker):
                 if self._loaded is None:
                     self._loaded = load_tokenizer(self._dir / "tokenizer.json")
         return self._loaded
+
+    def token_spans(self, texts: Sequence[str]) -> list[TokenSpans]:
+        """Character spans of each text's tokens (uncut; special tokens left out)."""
+        items = check_texts(texts, "texts")
+        tokenizer = self._tokenizer()
+        with self._truncation_lock:
+            tokenizer.no_truncation()
+            encodings = tokenizer.encode_batch(items, add_special_tokens=False)
+        return [[(a, b) for a, b in e.offsets if b > a] for e in encodings]
 
     def _encode_pairs(self, query: str, passages: list[str]) -> list["TokEncoding"]:
         tokenizer = self._tokenizer()

@@ -19,7 +19,8 @@ from m3retriever.rerankers.base import Reranker
 from m3retriever.search.adaptive import adapted_weights
 from m3retriever.search.diversity import diversify_records
 from m3retriever.search.matching import Matcher, analyzer_of
-from m3retriever.search.stage_scores import FUSED, Scores, hit_stage_scores
+from m3retriever.search.reading import read_and_score
+from m3retriever.search.stage_scores import FUSED, Scores, calibrated, hit_stage_scores
 
 # Re-exported: imported from here by the evaluation and by users.
 from m3retriever.search.stage_scores import minmax as minmax
@@ -329,16 +330,16 @@ class Searcher:
             name: {r.id: (i + 1, r.score) for i, r in enumerate(tie_break(lst))} for name, lst in branch_lists.items()
         }
         n_query_vectors = len(qv.multivector[row]) if s.multivector_rescore else 0
-        scores, order = self._score(query, fused, branch_lists, s, single, n_query_vectors)
-        if s.min_score is not None and scores.probs is not None:
-            order = [i for i in order if scores.probs[i] >= s.min_score]
+        matcher = self._matcher(query)
+        scores, order = self._score(query, fused, branch_lists, s, single, matcher, n_query_vectors)
+        if s.min_score is not None and scores.confidence is not None:
+            order = [i for i in order if scores.confidence[i] >= s.min_score]
             if not order:
                 return SearchResult(query, [], no_confident_match=True)
         if s.max_per_doc is not None or s.mmr is not None:
             relevance = scores.relevance if scores.relevance is not None else scores.final
             scores.relevance_rank = {i: rank for rank, i in enumerate(order, 1)}
             order, scores.doc_best = diversify_records(order, fused, relevance, s.max_per_doc, s.mmr)
-        matcher = self._matcher(query)
         hits = []
         for final_rank, i in enumerate(order[: s.top_k], 1):
             rec = fused[i]
@@ -355,13 +356,16 @@ class Searcher:
         branch_lists: Mapping[str, list[ScoredRecord]],
         s: SearchSettings,
         single: bool,
+        matcher: Matcher,
         n_query_vectors: int = 0,
     ) -> tuple[Scores, list[int]]:
         """The candidates' scores, and their final order (reranked when configured).
 
         With ``n_query_vectors`` (multivector rescoring), the candidates' engine scores are
         MaxSim sums over that many query vectors; they are reported divided by it (as
-        FlagEmbedding's ``colbert_score``) and are the first-stage relevance.
+        FlagEmbedding's ``colbert_score``) and are the first-stage relevance. The reranker reads
+        each candidate through ``s.rerank_window`` (:mod:`.reading`), finding the query's words
+        with ``matcher``.
         """
         engine = np.array([r.score for r in fused], dtype=np.float64)
         multivector: np.ndarray | None = None
@@ -381,10 +385,8 @@ class Searcher:
             )
             relevance = -engine if lower_is_better else engine
         if s.rerank and self.reranker is not None and fused:
-            logits = np.asarray(
-                self.reranker.score(query, [str(r.payload.get("text", "")) for r in fused]),
-                dtype=np.float64,
-            )
+            texts = [str(r.payload.get("text", "")) for r in fused]
+            logits = read_and_score(self.reranker, query, texts, s.rerank_window, matcher).logits
             probs = sigmoid(logits)
             rerank_rank: dict[int, int] = {}
             for rank, idx in enumerate(sorted(range(len(fused)), key=lambda i: (-logits[i], i))):
@@ -392,7 +394,11 @@ class Searcher:
             w = s.rerank_weight
             final = probs if w >= 1.0 else w * minmax(logits) + (1.0 - w) * minmax(relevance)
             order = sorted(range(len(fused)), key=lambda i: (-final[i], i))
-            return Scores(fused_scores, final, multivector, logits, probs, rerank_rank, relevance=final), order
+            confidence = calibrated(logits, s.confidence_slope, s.confidence_bias)
+            return (
+                Scores(fused_scores, final, multivector, logits, probs, confidence, rerank_rank, relevance=final),
+                order,
+            )
         first = multivector if multivector is not None else engine
         return Scores(fused_scores, first, multivector, relevance=relevance), list(range(len(fused)))
 

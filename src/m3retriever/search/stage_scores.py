@@ -15,7 +15,7 @@ import numpy as np
 from m3retriever.store.schema import BM25, DENSE, DENSE2, SPARSE, ScoredRecord
 from m3retriever.types import StageScores
 
-__all__ = ["FUSED", "Scores", "hit_stage_scores", "sigmoid", "minmax", "tie_break"]
+__all__ = ["FUSED", "Scores", "hit_stage_scores", "sigmoid", "calibrated", "minmax", "tie_break"]
 
 FUSED = "fused"
 """Stage name of the fused ranking fetched on its own (beside a multivector-rescored one)."""
@@ -30,6 +30,11 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     ex = np.exp(x[~pos])
     out[~pos] = ex / (1.0 + ex)
     return out
+
+
+def calibrated(logits: np.ndarray, slope: float, bias: float) -> np.ndarray:
+    """Confidence from rerank logits: ``sigmoid(slope * logit + bias)`` (Platt scaling)."""
+    return sigmoid(slope * np.asarray(logits, dtype=np.float64) + bias)
 
 
 def tie_break(records: Sequence[ScoredRecord]) -> list[ScoredRecord]:
@@ -65,6 +70,7 @@ class Scores:
     multivector: np.ndarray | None = None
     logits: np.ndarray | None = None
     probs: np.ndarray | None = None
+    confidence: np.ndarray | None = None
     rerank_rank: dict[int, int] = field(default_factory=dict)
     relevance: np.ndarray | None = None
     relevance_rank: dict[int, int] = field(default_factory=dict)
@@ -106,6 +112,7 @@ def hit_stage_scores(
         rerank_logit=float(scores.logits[i]) if scores.logits is not None else None,
         rerank=float(scores.probs[i]) if scores.probs is not None else None,
         rerank_rank=scores.rerank_rank.get(i),
+        confidence=float(scores.confidence[i]) if scores.confidence is not None else None,
         final=float(scores.final[i]),
         final_rank=final_rank,
         relevance_rank=scores.relevance_rank.get(i),

@@ -54,7 +54,8 @@ def hit_to_document(hit: Hit) -> LCDocument:
     ``Document.id`` is the chunk id; ``metadata`` is the user metadata plus ``doc_id`` (the
     parent document: :meth:`M3RetrieverLangChain.get_document` returns it whole),
     ``source``, ``chunk_index``, ``m3r_scores`` (every stage's score and rank, ``final``
-    included) and, when known, ``m3r_matched_terms``. A hit searched with ``expand`` has its
+    included) and, when known, ``m3r_confidence`` (how likely the hit is relevant, in [0, 1],
+    comparable across queries) and ``m3r_matched_terms``. A hit searched with ``expand`` has its
     passage (the chunk and its neighbours, merged) as ``page_content`` and the chunk's own
     span in it under :data:`CONTEXT_KEY`.
     """

@@ -31,7 +31,7 @@ from m3retriever import (
     StoredDocument,
     parse_filter,
 )
-from m3retriever.plugin import MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
+from m3retriever.plugin import CONFIDENCE_KEY, MATCHED_TERMS_KEY, SCORES_KEY, clean_metadata, hit_metadata
 
 __all__ = [
     "M3RetrieverLlamaIndex",
@@ -60,7 +60,7 @@ CHUNKS_KEY = "m3r_chunks"
 ``[chunk_index, start, end]`` in its text."""
 
 # Kept out of the text the LLM and embedding models see (they stay on node.metadata).
-_HIDDEN_KEYS = ["chunk_index", SCORES_KEY, MATCHED_TERMS_KEY, REF_DOC_ID_KEY, CONTEXT_KEY, CHUNKS_KEY]
+_HIDDEN_KEYS = ["chunk_index", SCORES_KEY, CONFIDENCE_KEY, MATCHED_TERMS_KEY, REF_DOC_ID_KEY, CONTEXT_KEY, CHUNKS_KEY]
 
 
 def hit_to_node(hit: Hit) -> NodeWithScore:
@@ -68,13 +68,15 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
 
     The ``TextNode`` keeps the chunk id (``node.node_id == hit.id``) and text; its metadata is
     the user metadata plus ``doc_id``, ``source``, ``chunk_index``, ``m3r_scores`` (every
-    stage's score and rank) and, when known, ``m3r_matched_terms``. The node's ``SOURCE``
+    stage's score and rank) and, when known, ``m3r_confidence`` (how likely the hit is relevant,
+    in [0, 1], comparable across queries) and ``m3r_matched_terms``. The node's ``SOURCE``
     relationship (``node.ref_doc_id``) is the ingested LlamaIndex ``ref_doc_id`` if the chunk
     came from a node, else the document id; its ``PARENT`` relationship is the stored
     document (``M3RetrieverLlamaIndex.get_document(node.parent_node.node_id)`` returns it
     whole). A hit searched with ``expand`` has its passage (the chunk and its neighbours,
     merged) as text and the chunk's own span in it under :data:`CONTEXT_KEY`. ``score`` is
-    ``hit.scores.final``.
+    ``hit.scores.final`` (the ordering score, relative to the result list; the confidence
+    comparable across queries is ``m3r_confidence``).
     """
     metadata = hit_metadata(hit)
     ref = hit.metadata.get(REF_DOC_ID_KEY)

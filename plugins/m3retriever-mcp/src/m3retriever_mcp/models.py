@@ -255,9 +255,19 @@ class StageScoresOut(BaseModel):
     )
     multivector_rank: int | None = Field(default=None, description="Rank after the MaxSim rescoring.")
     rerank_logit: float | None = Field(description="Raw cross-encoder logit.")
-    rerank: float | None = Field(description="Calibrated relevance in [0, 1]: sigmoid(rerank_logit).")
+    rerank: float | None = Field(description="sigmoid(rerank_logit): the model's own probability, not calibrated.")
     rerank_rank: int | None
-    final: float = Field(description="The score hits are ordered by.")
+    confidence: float | None = Field(
+        default=None,
+        description=(
+            "How likely the passage is relevant, in [0, 1], comparable across queries and collections "
+            "(the rerank logit through the collection's calibration); null where no reranker read it."
+        ),
+    )
+    final: float = Field(
+        description="The score hits are ordered by, relative to this result list (the top hit is near 1 "
+        "whether or not it is relevant: read confidence for how sure)."
+    )
     final_rank: int
     relevance_rank: int | None = Field(
         default=None, description="Rank by relevance alone, before max_per_doc/mmr reordered the hits."
@@ -285,6 +295,10 @@ class HitOut(BaseModel):
     chunk_index: int = Field(description="Position of the chunk in its document, from 0.")
     id: str = Field(description="The chunk's point id.")
     metadata: dict[str, Any] = Field(description="The document's metadata.")
+    confidence: float | None = Field(
+        default=None,
+        description="How likely the passage is relevant, in [0, 1] (scores.confidence); null where no reranker read it.",
+    )
     scores: StageScoresOut
     matched_terms: list[str] = Field(description="The query's words found in the passage (whole words, lowercased).")
     matches: list[MatchOut] = Field(

@@ -43,7 +43,10 @@ def summarize(result: SearchResult, min_score: float | None) -> str:
     lines = [f'{len(result.hits)} result(s) for "{result.query}":']
     for hit in result.hits:
         s = hit.scores
-        head = f"\n[{s.final_rank}] doc_id={hit.doc_id} chunk={hit.chunk_index} score={_fmt(s.final)}"
+        head = f"\n[{s.final_rank}] doc_id={hit.doc_id} chunk={hit.chunk_index}"
+        if s.confidence is not None:
+            head += f" confidence={s.confidence:.2f}"
+        head += f" score={_fmt(s.final)}"
         if s.rerank is not None:
             head += f" rerank={_fmt(s.rerank)}"
         if s.multivector is not None:
