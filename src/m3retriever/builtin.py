@@ -1,4 +1,4 @@
-"""Built-in encoders and rerankers: a plugin module like a third party's, with the same hooks.
+"""Built-in encoders, rerankers and file readers: a plugin module like a third party's, with the same hooks.
 
 :mod:`m3retriever.plugins` registers it by import under the name ``"builtin"`` (not through
 an entry point), so the built-ins are there even in a source checkout that is not installed,
@@ -11,6 +11,7 @@ from typing import Callable
 
 from m3retriever.encoders.base import Encoder, EncoderOptions
 from m3retriever.hookspecs import hookimpl
+from m3retriever.readers.base import Reader
 from m3retriever.rerankers.base import Reranker, RerankerOptions
 
 
@@ -80,3 +81,66 @@ def register_rerankers(
     """Register the built-in rerankers."""
     register("cross-encoder", _cross_encoder)
     register("onnx-cross-encoder", _onnx_cross_encoder)
+
+
+def _text_reader() -> Reader:
+    from m3retriever.readers.text import read_text
+
+    return read_text
+
+
+def _markdown_reader() -> Reader:
+    from m3retriever.readers.text import read_markdown
+
+    return read_markdown
+
+
+def _html_reader() -> Reader:
+    from m3retriever.readers.html import _lxml_html, read_html
+
+    _lxml_html()  # a missing library is reported once, naming the extra
+    return read_html
+
+
+def _pdf_reader() -> Reader:
+    from m3retriever._deps import require
+    from m3retriever.readers.pdf import read_pdf
+
+    require("pypdf", package="pypdf", extra="pdf", purpose="Reading PDF files")
+    return read_pdf
+
+
+def _docx_reader() -> Reader:
+    from m3retriever._deps import require
+    from m3retriever.readers.docx import read_docx
+
+    require("docx", package="python-docx", extra="docx", purpose="Reading Word (.docx) files")
+    return read_docx
+
+
+def _notebook_reader() -> Reader:
+    from m3retriever.readers.notebook import read_notebook
+
+    return read_notebook
+
+
+def _rst_reader() -> Reader:
+    from m3retriever._deps import require
+    from m3retriever.readers.rst import read_rst
+
+    require("docutils", package="docutils", extra="rst", purpose="Reading reStructuredText files")
+    return read_rst
+
+
+@hookimpl
+def register_readers(register: Callable[[str, Callable[[], Reader]], None]) -> None:
+    """Register the built-in file readers, by suffix."""
+    register(".txt", _text_reader)
+    register(".md", _markdown_reader)
+    register(".markdown", _markdown_reader)
+    register(".html", _html_reader)
+    register(".htm", _html_reader)
+    register(".pdf", _pdf_reader)
+    register(".docx", _docx_reader)
+    register(".ipynb", _notebook_reader)
+    register(".rst", _rst_reader)

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import pluggy
 
+from m3retriever.readers.base import ReaderFactory
+
 if TYPE_CHECKING:
     from m3retriever.cli.registry import CommandLine
     from m3retriever.encoders.base import Encoder, EncoderOptions
@@ -39,10 +41,12 @@ __all__ = [
     "RerankerFactory",
     "AdapterFactory",
     "QueryGeneratorFactory",
+    "ReaderFactory",
     "register_encoders",
     "register_rerankers",
     "register_adapters",
     "register_query_generators",
+    "register_readers",
     "register_commands",
 ]
 
@@ -125,6 +129,20 @@ def register_query_generators(register: Callable[[str, "QueryGeneratorFactory"],
             a sequence of ``(query, doc_id)`` pairs (an LLM that writes a question a chunk
             answers, for example). m3retriever ships none: a generator that needs a network
             or a large model belongs in its own plugin.
+    """
+
+
+@hookspec
+def register_readers(register: Callable[[str, ReaderFactory], None]) -> None:
+    """Register file readers (what ``m3retriever ingest FOLDER`` reads each file with).
+
+    Args:
+        register: Call ``register(suffix, factory)`` once per file suffix read, the suffix
+            lower case with its dot (``".pdf"``). ``factory()`` returns the reader: a callable
+            that takes the file's :class:`~pathlib.Path` and returns a sequence of
+            :class:`~m3retriever.readers.base.ReadDocument` (text, title, metadata,
+            structure), raising an exception naming the problem for a file it cannot read.
+            Import the reader's libraries in the factory, not at the top of the plugin module.
     """
 
 

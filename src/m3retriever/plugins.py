@@ -36,6 +36,8 @@ __all__ = [
     "reranker_factories",
     "adapter_factories",
     "query_generator_factories",
+    "reader_factories",
+    "reader_owners",
     "get_adapter",
     "plugin_commands",
     "PluginInfo",
@@ -321,6 +323,16 @@ def adapter_factories() -> Factories:
 def query_generator_factories() -> Factories:
     """All registered synthetic query generator factories by name."""
     return _collect("register_query_generators")
+
+
+def reader_factories() -> Factories:
+    """All registered file reader factories by suffix (lower case, with its dot)."""
+    return {suffix.lower(): factory for suffix, factory in _collect("register_readers").items()}
+
+
+def reader_owners() -> dict[str, str]:
+    """The plugin that registers each file suffix's reader."""
+    return {suffix.lower(): owner for suffix, owner in _collect_owned("register_readers")[1].items()}
 
 
 def plugin_commands() -> dict[str, tuple[str, Any]]:

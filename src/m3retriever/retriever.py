@@ -25,8 +25,9 @@ from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
 from m3retriever.ingest import Ingestor, IngestReport, point_id, text_id
 from m3retriever.ingest.chunking import ChunkingConfig
-from m3retriever.ingest.roots import ingest_root, keep_old_sources, record_root
+from m3retriever.ingest.roots import ingest_root, ingest_roots, keep_old_sources, record_root
 from m3retriever.ingest.sources import DocumentStream, read_beir_corpus, read_folder, read_jsonl, source_kind
+from m3retriever.ingest.sync import delete_documents, only_folder, orphan_notes, stale_documents
 from m3retriever.maintenance.info import collection_info
 from m3retriever.opening import OpenedCollection, open_collection
 from m3retriever.opening import stored_multivector as stored_multivector
@@ -205,12 +206,23 @@ class Retriever:
                 "ingest() takes an iterable of documents (a list, a generator...), got "
                 f"{type(documents).__name__}; wrap a single document in a list"
             )
+        return self._write(documents, show_progress=show_progress, on_progress=on_progress)
+
+    def _write(
+        self,
+        documents: Iterable[Document | Mapping[str, Any]],
+        *,
+        show_progress: bool | None = None,
+        on_progress: Callable[[IngestReport], None] | None = None,
+        root: str | None = None,
+        claim: bool = False,
+    ) -> IngestReport:
         total = len(documents) if isinstance(documents, Sized) else None
         progress = self.config.show_progress if show_progress is None else show_progress
         with self.opened.write_lock:
             return self._ingestor.ingest(
                 documents, show_progress=progress, total=total, before_write=self._ensure_collection,
-                on_progress=on_progress,
+                on_progress=on_progress, root=root, claim=claim,
             )
 
     def add_texts(
@@ -241,36 +253,60 @@ class Retriever:
         return self.ingest(docs)
 
     def ingest_path(
-        self, path: str | Path, *, show_progress: bool | None = None, strict: bool = False
+        self,
+        path: str | Path,
+        *,
+        show_progress: bool | None = None,
+        strict: bool = False,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        sync: bool = False,
     ) -> IngestReport:
-        """Ingest a folder of .txt/.md files, a JSONL file, or a BEIR dataset folder.
+        """Ingest a folder of documents (every file a reader reads: text, Markdown, HTML, PDF,
+        Word, notebooks, reStructuredText...), a JSONL file, or a BEIR dataset folder.
 
         Sources are stored relative to the folder ingested (a JSONL record without its own
         ``source``: the file's name), and the folder, made absolute, is recorded in the
-        collection's metadata (:mod:`m3retriever.ingest.roots`).
+        collection's metadata (:mod:`m3retriever.ingest.roots`) and with each chunk written.
 
         Args:
             path: The folder or file.
             show_progress: Show a progress bar (default: ``config.show_progress``).
             strict: For a folder, check every file first and fail on the first that cannot be
-                read (not UTF-8, permission denied) or is longer than ``max_document_chars``,
-                instead of skipping it with a warning (and listing it in ``skipped_files``).
+                read (corrupt, not UTF-8, permission denied) or is longer than
+                ``max_document_chars``, instead of skipping it with a warning (and listing it in
+                ``skipped_files``).
+            include: For a folder: glob patterns of the files to take (default: all), matched
+                against their path relative to the folder (:mod:`m3retriever.ingest.globs`).
+            exclude: For a folder: glob patterns of files to leave out.
+            sync: For a folder: make the collection equal the folder: also delete the
+                documents earlier ingests read from this folder whose file is gone or left out
+                (:mod:`m3retriever.ingest.sync`); ``removed`` counts them.
 
         Returns:
-            The report; ``skipped_files`` lists the folder's files that were skipped, with why.
+            The report; for a folder, ``files`` counts its files per suffix (read, skipped and
+            why), ``skipped_files`` lists the skipped ones and ``notes`` what a reader could not
+            read in a file it read.
 
         Raises:
             InputError: if the path is missing or of the wrong kind, a JSONL record or file is
-                malformed, or (``strict``) a file of the folder cannot be read or is too long.
+                malformed, ``include``/``exclude``/``sync`` is given for something else than a
+                folder, or (``strict``) a file of the folder cannot be read or is too long.
         """
+        from m3retriever.ingest.folder import FolderTally
+        from m3retriever.ingest.globs import FileFilter
+
         p = Path(path)
-        skipped: list[str] = []
         kind = source_kind(p)
+        if kind != "folder" and (include or exclude or sync):
+            raise InputError(f"{path}: include/exclude patterns and sync apply to folders; pass a folder")
+        tally = FolderTally()
         docs: DocumentStream
         if kind == "beir":
             docs = read_beir_corpus(p)
         elif kind == "folder":
-            docs = read_folder(p, strict=strict, skipped=skipped, max_chars=self.config.max_document_chars)
+            picked = FileFilter.of(include, exclude)
+            docs = read_folder(p, strict=strict, max_chars=self.config.max_document_chars, files=picked, tally=tally)
         else:
             docs = read_jsonl(p)
         tenant = self.scope.tenant if self.scope is not None else None
@@ -280,10 +316,22 @@ class Retriever:
                     batch, self.store, self.collection, lambda doc_id: point_id(doc_id, 0, tenant), self._ingestor.digest
                 )
             )
-        report = self.ingest(docs, show_progress=show_progress)
+        root = ingest_root(p, kind)
+        folder_root = str(root) if kind == "folder" else None
+        report = self._write(docs, show_progress=show_progress, root=folder_root, claim=sync)
         if self.store.has_collection(self.collection):
-            record_root(self.store, self.collection, ingest_root(p, kind), kind, tenant)
-        return replace(report, skipped_files=tuple(skipped))
+            record_root(self.store, self.collection, root, kind, tenant)
+        if sync and folder_root is not None and self.store.has_collection(self.collection):
+            with self.opened.write_lock:
+                unmarked = only_folder(ingest_roots(self.store, self.collection), folder_root, tenant)
+                orphans: dict[str, list[str]] = {}
+                stale = stale_documents(
+                    self.store, self.collection, folder_root, tally, self.scope, unmarked=unmarked, orphans=orphans
+                )
+                chunks = delete_documents(self.store, self.collection, stale, self.scope)
+            report = replace(report, removed=len(stale), chunks_deleted=report.chunks_deleted + chunks)
+            tally.notes.extend(orphan_notes(orphans))
+        return replace(report, skipped_files=tuple(sorted(tally.skipped)), files=tally.files(), notes=tuple(tally.notes))
 
     # -- search ----------------------------------------------------------------------
     def search_settings(self, **options: Any) -> SearchSettings:

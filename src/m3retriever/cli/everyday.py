@@ -41,6 +41,7 @@ def _parse_filter_arg(raw: str | None) -> Any:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from m3retriever.ingest import IngestInterrupted
+    from m3retriever.ingest.globs import FileFilter
     from m3retriever.ingest.sources import source_kind
     from m3retriever.retriever import Retriever
 
@@ -48,10 +49,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         cfg = command_config(args, show_progress=not args.quiet, max_document_chars=args.max_document_chars)
         for path in args.paths:  # a typo in a path is reported before the store is opened or created
-            source_kind(path)
+            if source_kind(path) != "folder" and (args.include or args.exclude or args.sync):
+                raise InputError(f"{path}: --include, --exclude and --sync apply to folders; pass a folder")
+        FileFilter.of(args.include, args.exclude)  # a bad pattern too
         with Retriever(cfg) as r:
             for path in args.paths:
-                report = r.ingest_path(path, strict=args.strict)
+                report = r.ingest_path(
+                    path, strict=args.strict, include=args.include, exclude=args.exclude, sync=args.sync
+                )
                 saved += report.documents
                 _print_ingest_report(path, report)
             r.optimize()
@@ -66,15 +71,31 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _print_ingest_report(path: str, report: IngestReport) -> None:
+    removed = f", {report.removed} removed (their file left the folder)" if report.removed else ""
     _out(
         f"{path}: {report.documents} documents ({report.added} added, {report.updated} "
-        f"updated, {report.skipped} unchanged), {report.chunks_written} chunks written, "
+        f"updated, {report.skipped} unchanged{removed}), {report.chunks_written} chunks written, "
         f"{report.chunks_deleted} stale chunks removed in {report.seconds:.1f}s"
     )
-    if report.skipped_files:
-        _out(f"{path}: skipped {len(report.skipped_files)} files:")
-        for entry in report.skipped_files:
+    if report.files:
+        _out(f"{path}: files by suffix:")
+        for count in report.files:
+            why = "; ".join(f"{n} {reason}" for reason, n in count.reasons)
+            skipped = f", {count.skipped} skipped ({why})" if count.skipped else ""
+            _out(f"  {count.suffix or '(no suffix)'}: {count.read} read{skipped}")
+    listed = [entry for entry in report.skipped_files if not _summarised(entry)]
+    if listed:
+        _out(f"{path}: skipped {len(listed)} files:")
+        for entry in listed:
             _out(f"  {entry}")
+    for note in report.notes:
+        _out(f"{path}: note: {note}")
+
+
+def _summarised(entry: str) -> bool:
+    """Whether a skipped file's reason is one the per-suffix counts say in full (no reader,
+    left out by a pattern): those files are not listed one by one."""
+    return any(f": {reason}" in entry for reason in ("no reader for ", "excluded by '", "matches no --include"))
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -235,7 +256,8 @@ def register_commands(cli: CommandLine) -> None:
     """Declare ``ingest``, ``search``, ``delete``, ``serve-mcp``, ``plugins`` and ``demo``."""
     data = ("store", "model", "tenant")
     cli.command(
-        "ingest", cmd_ingest, help="ingest folders of .txt/.md, JSONL files or BEIR corpora",
+        "ingest", cmd_ingest, help="ingest folders of documents (text, Markdown, HTML, PDF, Word, notebooks, "
+        "reStructuredText), JSONL files or BEIR corpora",
         options=(*data, "index"), arguments=_ingest_arguments,
     )
     cli.command("search", cmd_search, help="search and print hits with per-stage scores", options=data,
@@ -253,6 +275,17 @@ def _json_argument(p: argparse.ArgumentParser) -> None:
 
 def _ingest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+")
+    p.add_argument(
+        "--include", action="append", metavar="GLOB",
+        help="folders: take only files matching GLOB (repeatable; '*.md' matches at any depth, 'docs/**/*.pdf' "
+        "a path relative to the folder)",
+    )
+    p.add_argument("--exclude", action="append", metavar="GLOB", help="folders: leave out files matching GLOB (repeatable)")
+    p.add_argument(
+        "--sync", action="store_true",
+        help="folders: make the collection equal the folder: also delete the documents read from this folder "
+        "earlier whose file is gone or left out (safe to interrupt and re-run)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--strict",

@@ -53,6 +53,7 @@ from m3retriever.ingest.run import (
     write_groups,
 )
 from m3retriever.ingest.sources import coerce_document
+from m3retriever.ingest.sync import ROOT_FIELD
 from m3retriever.store.kept import add_length_stats, length_stats, tenant_length_stats
 from m3retriever.store.schema import Store, StoredPoint
 from m3retriever.tenancy import Scope, check_tenant_value
@@ -195,6 +196,8 @@ class Ingestor:
         total: int | None = None,
         before_write: Callable[[], None] | None = None,
         on_progress: Callable[[IngestReport], None] | None = None,
+        root: str | None = None,
+        claim: bool = False,
     ) -> IngestReport:
         """Ingest documents (``Document`` objects or mappings); see the module docstring.
 
@@ -211,6 +214,11 @@ class Ingestor:
                 is touched (the retriever creates its collection there).
             on_progress: Called with the report so far after each write (and each batch of
                 unchanged documents), in the ingesting thread.
+            root: The folder the documents were read from (absolute), stored with their
+                chunks as ``ingest_root`` (what a sync deletes by).
+            claim: Rewrite an unchanged document stored with another ``root`` (or none), so
+                that it carries this one (a sync of a moved folder, or of a collection written
+                before roots were stored).
         """
         start = time.perf_counter()
         validated = False
@@ -229,7 +237,7 @@ class Ingestor:
                     if before_write is not None:
                         before_write()
                         before_write = None
-                    self._ingest_batch(docs, run)
+                    self._ingest_batch(docs, run, root, claim)
                 except InputError as exc:
                     if run.report.documents:
                         which = "before this batch " if run.report.documents == done else ""
@@ -282,14 +290,14 @@ class Ingestor:
         if not any(c.isalnum() for c in doc.text) and not self.encoders.chunking_encoder.token_offsets(doc.text):
             raise _no_tokens(doc)
 
-    def _ingest_batch(self, docs: Sequence[Document], run: IngestRun) -> None:
+    def _ingest_batch(self, docs: Sequence[Document], run: IngestRun, root: str | None, claim: bool) -> None:
         """Write a batch: its unchanged documents are counted at once, the others are encoded
         and written in groups of about ``write_seconds`` of encoding, each counted once it is
         in the store."""
         first = {d.doc_id: point_id(d.doc_id, 0, self._tenant) for d in docs}
         existing = {r.id: r.payload for r in self.store.retrieve(self.collection, list(first.values()))}
         digests = {d.doc_id: content_hash(d, self._salt) for d in docs}
-        unchanged = self._unchanged(first, digests, existing)
+        unchanged = self._unchanged(first, digests, existing, root if claim else None)
         todo: list[tuple[Document, str, list[Chunk]]] = []
         for doc in docs:
             if doc.doc_id in unchanged:
@@ -302,7 +310,7 @@ class Ingestor:
             run.add(IngestReport(documents=len(unchanged), skipped=len(unchanged)))
         for group in write_groups(todo, lambda item: len(item[2]), self._pacer.target):
             began = time.perf_counter()
-            points, lengths = self._encode(group)
+            points, lengths = self._encode(group, root)
             self._pacer.record(len(points), time.perf_counter() - began)
             # Chunks are written in one update operation, so a document without chunk 0 has no
             # chunks at all: only documents that had a chunk 0 can have stale chunks.
@@ -322,13 +330,17 @@ class Ingestor:
                     )
                 )
 
-    def _unchanged(self, first: dict[str, str], digests: dict[str, str], existing: dict[str, Any]) -> set[str]:
+    def _unchanged(
+        self, first: dict[str, str], digests: dict[str, str], existing: dict[str, Any], root: str | None
+    ) -> set[str]:
         """Ids of the documents whose chunk 0 (point id ``first[doc_id]``, stored payload in
-        ``existing``) has the same content hash and whose stored chunk count is the
-        ``n_chunks`` it records (one store call for the whole batch)."""
+        ``existing``) has the same content hash (and ``root``, when given) and whose stored
+        chunk count is the ``n_chunks`` it records (one store call for the whole batch)."""
         expected: dict[str, int] = {}
         for doc_id, chunk0 in first.items():
             payload = existing.get(chunk0)
+            if root is not None and payload is not None and payload.get(ROOT_FIELD) != root:
+                continue
             if payload is not None and payload.get("content_hash") == digests[doc_id]:
                 expected[doc_id] = int(payload.get("n_chunks", -1))
         if not expected:
@@ -338,7 +350,7 @@ class Ingestor:
         return {doc_id for doc_id, n in expected.items() if stored.get(doc_id) == n}
 
     def _encode(
-        self, todo: Sequence[tuple[Document, str, list[Chunk]]]
+        self, todo: Sequence[tuple[Document, str, list[Chunk]]], root: str | None = None
     ) -> tuple[list[StoredPoint], dict[str, LengthStats]]:
         """Encode every chunk of ``todo`` and build its points (nothing is written).
 
@@ -373,6 +385,8 @@ class Ingestor:
                     "metadata": dict(doc.metadata),
                     "content_hash": digest,
                 }
+                if root is not None:
+                    payload[ROOT_FIELD] = root
                 points.append(
                     StoredPoint(
                         id=point_id(doc.doc_id, c.chunk_index, self._tenant),

@@ -12,9 +12,27 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-__all__ = ["IngestReport", "IngestInterrupted", "IngestRun", "WritePacer", "batched", "sigint_deferred", "write_groups"]
+__all__ = ["FileCount", "IngestReport", "IngestInterrupted", "IngestRun", "WritePacer", "batched", "sigint_deferred", "write_groups"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FileCount:
+    """The files of one suffix that a folder ingest met.
+
+    Attributes:
+        suffix: The suffix, lower case with its dot (``""`` for files without one).
+        read: Files read into documents.
+        skipped: Files not read.
+        reasons: ``(reason, files)`` for the skipped ones (``("no reader for .png", 3)``,
+            ``("excluded by '*.log'", 2)``, ``("unreadable", 1)``...), most files first.
+    """
+
+    suffix: str
+    read: int = 0
+    skipped: int = 0
+    reasons: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -30,8 +48,14 @@ class IngestReport:
         chunks_written: Chunks encoded and upserted.
         chunks_deleted: Stale chunks removed.
         seconds: Wall time.
-        skipped_files: ``"path: reason"`` for each file a folder ingest skipped (unreadable,
-            longer than ``max_document_chars``, or empty).
+        skipped_files: ``"path: reason"`` for each file a folder ingest skipped (no reader
+            for its suffix, excluded, unreadable, longer than ``max_document_chars``, or empty).
+        files: A folder ingest's files per suffix: read, skipped and why (every file of the
+            folder is in one of them).
+        notes: ``"path: problem"`` for what a reader could not read in a file it read (a PDF
+            page without a text layer).
+        removed: Documents deleted by a sync (``sync=True``, ``--sync``) because their file
+            left the folder (their chunks are counted in ``chunks_deleted``).
     """
 
     documents: int = 0
@@ -42,6 +66,9 @@ class IngestReport:
     chunks_deleted: int = 0
     seconds: float = 0.0
     skipped_files: tuple[str, ...] = ()
+    files: tuple[FileCount, ...] = ()
+    notes: tuple[str, ...] = ()
+    removed: int = 0
 
     def __add__(self, other: "IngestReport") -> "IngestReport":
         return IngestReport(

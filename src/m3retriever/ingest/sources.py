@@ -1,14 +1,16 @@
-"""Read documents from folders of .txt/.md files, JSONL files and BEIR corpora."""
+"""Read documents from JSONL files and BEIR corpora (folders: :mod:`m3retriever.ingest.folder`)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
+from typing import Any, Iterator, Literal, Mapping
 
 from m3retriever.errors import InputError
-from m3retriever.ingest.text_files import ReadError, TextReader, count_lines, open_text, read_text_file
+from m3retriever.ingest.folder import TEXT_SUFFIXES, read_folder
+from m3retriever.ingest.stream import DocumentStream
+from m3retriever.ingest.text_files import TextReader, count_lines, open_text
 from m3retriever.types import Document
 from m3retriever.validation import MAX_METADATA_DEPTH, check_doc_id, check_metadata, check_source, check_text
 
@@ -22,12 +24,10 @@ __all__ = [
     "TextReader",
     "iter_jsonl_objects",
     "coerce_document",
+    "TEXT_SUFFIXES",
 ]
 
 logger = logging.getLogger(__name__)
-
-TEXT_SUFFIXES = (".txt", ".md", ".markdown")
-
 
 _JSON_TYPES = {
     dict: "an object",
@@ -53,7 +53,7 @@ def source_kind(path: str | Path) -> Literal["beir", "folder", "jsonl"]:
     if p.is_file() and (p.name.endswith(".jsonl") or p.name.endswith(".jsonl.gz")):
         return "jsonl"
     if p.exists():
-        raise InputError(f"{path}: pass a folder of .txt/.md files, a .jsonl(.gz) file or a BEIR folder")
+        raise InputError(f"{path}: pass a folder of documents, a .jsonl(.gz) file or a BEIR folder")
     raise InputError(f"{path} does not exist")
 
 
@@ -136,146 +136,6 @@ def iter_jsonl_objects(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]
                     f'{{"doc_id": "1", "text": "..."}}, got {_json_type(obj)}'
                 )
             yield where, obj
-
-
-class DocumentStream(Iterator[Document]):
-    """Documents read lazily from a folder or a file, with ``len()`` the number expected (files
-    or lines, counted before any is read), so that a progress bar has a total.
-
-    The count drops as files are skipped; blank lines of a JSONL file are counted in it.
-    """
-
-    def __init__(self, count: Callable[[], int | None]) -> None:
-        self._count = count
-        self._expected: int | None = None
-        self._docs: Iterator[Document] = iter(())
-
-    def _read(self, docs: Iterable[Document]) -> DocumentStream:
-        self._docs = iter(docs)
-        return self
-
-    def __next__(self) -> Document:
-        return next(self._docs)
-
-    def __iter__(self) -> DocumentStream:
-        return self
-
-    def __len__(self) -> int:
-        if self._expected is None:
-            self._expected = self._count() or 0
-        return self._expected
-
-    def _one_less(self) -> None:
-        self._expected = max(0, len(self) - 1)
-
-    def map_batches(self, fn: Callable[[list[Document]], list[Document]], size: int = 256) -> DocumentStream:
-        """The same stream (its ``len()`` included) with its documents passed through ``fn``
-        ``size`` at a time, as iterated; ``fn`` returns one document for each it is given."""
-        docs = self._docs
-
-        def mapped() -> Iterator[Document]:
-            batch: list[Document] = []
-            for doc in docs:
-                batch.append(doc)
-                if len(batch) >= size:
-                    yield from fn(batch)
-                    batch = []
-            if batch:
-                yield from fn(batch)
-
-        self._docs = mapped()
-        return self
-
-
-def read_folder(
-    folder: str | Path,
-    *,
-    suffixes: tuple[str, ...] = TEXT_SUFFIXES,
-    strict: bool = False,
-    skipped: list[str] | None = None,
-    max_chars: int | None = None,
-) -> DocumentStream:
-    """One document per text file under ``folder`` (recursively, sorted), read as iterated.
-
-    The doc id and the ``source`` are the path relative to ``folder``, with ``/`` between its
-    parts (``tutorial/query-params.md``, however ``folder`` was written: relative, with
-    ``..``, through a symbolic link); metadata holds the file name and suffix.
-    Empty files are skipped; so are files that cannot be read (not UTF-8, permission denied)
-    and files longer than ``max_chars``, unless ``strict``. Each skip is logged as a warning.
-
-    Args:
-        folder: The folder to read.
-        suffixes: File suffixes to read (lower case).
-        strict: Check every file before the first document is handed out, and raise on the
-            first that cannot be read or is too long, instead of skipping it.
-        skipped: A list that receives ``"path: reason"`` for every skipped file.
-        max_chars: Longest text accepted, in characters (``None``: no limit).
-
-    Raises:
-        InputError: if the folder doesn't exist or holds no matching file, or (with
-            ``strict``, on the first iteration) naming the first file that cannot be read or
-            is too long.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"{folder} is not a directory; pass a folder of {', '.join(suffixes)} files")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-    if not files:
-        raise InputError(f"{folder} holds no {', '.join(suffixes)} files")
-    stream = DocumentStream(lambda: len(files))
-    return stream._read(_read_files(root, files, stream, strict, skipped, max_chars))
-
-
-def _read_files(
-    root: Path,
-    files: list[Path],
-    stream: DocumentStream,
-    strict: bool,
-    skipped: list[str] | None,
-    max_chars: int | None,
-) -> Iterator[Document]:
-    if strict:
-        for path in files:  # every file is checked before anything is written
-            _read_strict(path, max_chars)
-    for path in files:
-        try:
-            text = read_text_file(path, max_chars)
-        except ReadError as exc:
-            if strict:  # the file changed since it was checked
-                raise _strict_error(exc, "") from None
-            _skip(path, exc.what, skipped, stream)
-            continue
-        if not text.strip():
-            _skip(path, "empty file", skipped, stream)
-            continue
-        relative = path.relative_to(root).as_posix()
-        yield Document(
-            text=text,
-            doc_id=relative,
-            metadata={"file_name": path.name, "suffix": path.suffix.lower()},
-            source=relative,
-        )
-
-
-def _read_strict(path: Path, max_chars: int | None) -> None:
-    try:
-        read_text_file(path, max_chars)
-    except ReadError as exc:
-        raise _strict_error(exc, " Nothing of the folder was written.") from None
-
-
-def _strict_error(exc: ReadError, written: str) -> InputError:
-    return InputError(
-        f"{exc}; or remove it from the folder.{written} Without strict/--strict, unreadable "
-        "and too long files are skipped and listed."
-    )
-
-
-def _skip(path: Path, reason: str, skipped: list[str] | None, stream: DocumentStream) -> None:
-    logger.warning("skipping %s: %s", path, reason)
-    stream._one_less()
-    if skipped is not None:
-        skipped.append(f"{path}: {reason}")
 
 
 def _jsonl_metadata(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
