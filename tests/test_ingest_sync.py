@@ -193,3 +193,19 @@ def test_cli_sync_reports_the_removed_documents(tmp_path: Path, config_file: Pat
     assert main([*argv, "--sync"]) == 0
     out = capsys.readouterr().out
     assert f"{folder}: 5 documents (2 added, 1 updated, 2 unchanged, 3 removed (their file left the folder))" in out
+
+
+def test_a_tenant_s_sync_deletes_only_that_tenant_s_documents(tmp_path: Path, make_retriever, tiny_settings):
+    folder = make_folder(tmp_path / "docs")
+    r = make_retriever(**{**tiny_settings, "tenant_field": "tenant"})
+    acme, globex = r.scoped("acme"), r.scoped("globex")
+    acme.ingest_path(folder)
+    globex.ingest_path(folder)  # the same folder, the same doc ids, another tenant
+    (folder / "notes.txt").unlink()
+    report = acme.ingest_path(folder, sync=True)
+    assert (report.skipped, report.removed) == (5, 1)
+    tenants = {}
+    for p in r.store.scroll(r.collection, None):
+        tenants.setdefault(p.payload["metadata"]["tenant"], set()).add(p.payload["doc_id"])
+    assert "notes.txt" not in tenants["acme"] and "notes.txt" in tenants["globex"]
+    assert tenants["globex"] - tenants["acme"] == {"notes.txt"}
