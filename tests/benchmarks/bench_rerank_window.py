@@ -106,11 +106,14 @@ def _qrels(path: Path) -> dict[str, dict[str, int]]:
     return dict(out)
 
 
-def load(data: Path, name: str) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
-    """``(docs, queries, qrels)`` of a collection name (see the module's description)."""
+def load(
+    data: Path, name: str, split: str = "test"
+) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
+    """``(docs, queries, qrels)`` of a collection name (see the module's description), the
+    queries of qrels ``split``."""
     if name.startswith("xquad-long/"):
         lang = name.split("/", 1)[1]
-        docs, queries, qrels = load(data, f"xquad-r/{lang}")
+        docs, queries, qrels = load(data, f"xquad-r/{lang}", split)
         paragraphs: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for doc_id, text in docs.items():
             head, sentence = doc_id.rsplit("-", 1)
@@ -123,7 +126,7 @@ def load(data: Path, name: str) -> tuple[dict[str, str], dict[str, str], dict[st
     for d in _jsonl(root / "corpus.jsonl.gz"):
         title = str(d.get("title") or "").strip()
         docs[str(d["_id"])] = f"{title}\n\n{d['text']}" if title else str(d["text"])
-    qrels = _qrels(root / "qrels" / "test.tsv.gz")
+    qrels = _qrels(root / "qrels" / f"{split}.tsv.gz")
     queries = {str(q["_id"]): str(q["text"]) for q in _jsonl(root / "queries.jsonl.gz") if str(q["_id"]) in qrels}
     return docs, queries, qrels
 

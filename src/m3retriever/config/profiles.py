@@ -106,8 +106,10 @@ PROFILES: dict[str, Profile] = {
         # Rerank weight: the largest (of 0.2/0.3/0.5) not below the fused list on SciFact train,
         # where the web-trained MiniLM alone is worse than fusion; QA collections gain from it.
         # bge-small without its query instruction (dense 0.754 vs 0.747 with it on SciFact
-        # train); rerank pairs cut to 128 tokens (same quality as 512 at the tuned weight, ~4x
-        # faster on CPU).
+        # train); rerank pairs of 128 tokens reading the window of a chunk that holds the
+        # query's words (`rerank_window = "match"`, the default: on SciFact test the reranker
+        # alone gains +0.049 nDCG@10 over reading each chunk's first 128 tokens, level with
+        # 512-token pairs at a third of their cost; docs/benchmarks.md, "What the reranker reads").
         settings={
             "dense_encoder": "onnx-dense",
             "sparse_encoder": "splade",
@@ -123,6 +125,11 @@ PROFILES: dict[str, Profile] = {
                 "bm25_weight": 0.5,
                 "rerank_weight": 0.3,
                 "rerank_depth": 10,
+                # The reranker's logit through Platt scaling fitted on SciFact train (8,090
+                # reranked candidates, `match` windows; tests/benchmarks/bench_calibration.py):
+                # held-back errors in docs/benchmarks.md, "Confidence".
+                "confidence_slope": 0.394,
+                "confidence_bias": -2.339,
             },
         },
     ),
