@@ -25,6 +25,8 @@ from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
 from m3retriever.ingest import Ingestor, IngestReport, point_id, text_id
 from m3retriever.ingest.chunking import ChunkingConfig
+from m3retriever.ingest.folder import FolderTally
+from m3retriever.ingest.globs import FileFilter
 from m3retriever.ingest.roots import ingest_root, ingest_roots, keep_old_sources, record_root
 from m3retriever.ingest.sources import DocumentStream, read_beir_corpus, read_folder, read_jsonl, source_kind
 from m3retriever.ingest.sync import delete_documents, only_folder, orphan_notes, stale_documents
@@ -293,9 +295,6 @@ class Retriever:
                 malformed, ``include``/``exclude``/``sync`` is given for something else than a
                 folder, or (``strict``) a file of the folder cannot be read or is too long.
         """
-        from m3retriever.ingest.folder import FolderTally
-        from m3retriever.ingest.globs import FileFilter
-
         p = Path(path)
         kind = source_kind(p)
         if kind != "folder" and (include or exclude or sync):
@@ -321,17 +320,23 @@ class Retriever:
         report = self._write(docs, show_progress=show_progress, root=folder_root, claim=sync)
         if self.store.has_collection(self.collection):
             record_root(self.store, self.collection, root, kind, tenant)
-        if sync and folder_root is not None and self.store.has_collection(self.collection):
-            with self.opened.write_lock:
-                unmarked = only_folder(ingest_roots(self.store, self.collection), folder_root, tenant)
-                orphans: dict[str, list[str]] = {}
-                stale = stale_documents(
-                    self.store, self.collection, folder_root, tally, self.scope, unmarked=unmarked, orphans=orphans
-                )
-                chunks = delete_documents(self.store, self.collection, stale, self.scope)
-            report = replace(report, removed=len(stale), chunks_deleted=report.chunks_deleted + chunks)
-            tally.notes.extend(orphan_notes(orphans))
+            if sync and folder_root is not None:
+                report = self._sync_folder(report, folder_root, tally)
         return replace(report, skipped_files=tuple(sorted(tally.skipped)), files=tally.files(), notes=tuple(tally.notes))
+
+    def _sync_folder(self, report: IngestReport, root: str, tally: FolderTally) -> IngestReport:
+        """Delete the documents stored from folder ``root`` that its read (``tally``) no longer
+        holds (:mod:`m3retriever.ingest.sync`); ``report`` with them counted."""
+        tenant = self.scope.tenant if self.scope is not None else None
+        with self.opened.write_lock:
+            unmarked = only_folder(ingest_roots(self.store, self.collection), root, tenant)
+            orphans: dict[str, list[str]] = {}
+            stale = stale_documents(
+                self.store, self.collection, root, tally, self.scope, unmarked=unmarked, orphans=orphans
+            )
+            chunks = delete_documents(self.store, self.collection, stale, self.scope)
+        tally.notes.extend(orphan_notes(orphans))
+        return replace(report, removed=len(stale), chunks_deleted=report.chunks_deleted + chunks)
 
     # -- search ----------------------------------------------------------------------
     def search_settings(self, **options: Any) -> SearchSettings:

@@ -115,7 +115,25 @@ def read_folder(
 
         readers = dict(reader_factories())
     tally = tally if tally is not None else FolderTally()
-    pick = files or FileFilter()
+    todo = _files_to_read(root, files or FileFilter(), readers, tally)
+    if not todo:
+        raise InputError(
+            f"{folder} holds no file that a reader reads ({len(tally.skipped)} other files); readers exist for "
+            f"{', '.join(sorted(readers))} (see 'm3retriever plugins')"
+        )
+    stream = DocumentStream(lambda: len(todo))
+    reading = _Reading(root, readers, max_chars, tally, stream)
+    docs = reading.documents(todo, strict)
+    if skipped is not None:
+        docs = _copy_skipped(docs, tally, skipped)
+    return stream._read(docs)
+
+
+def _files_to_read(
+    root: Path, pick: FileFilter, readers: Mapping[str, object], tally: FolderTally
+) -> list[tuple[Path, str, str]]:
+    """``(path, relative path, suffix)`` of the files under ``root`` to read, sorted; the others
+    are counted as skipped in ``tally`` (left out by ``pick``, or no reader for their suffix)."""
     todo: list[tuple[Path, str, str]] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root).as_posix()
@@ -130,17 +148,7 @@ def read_folder(
             tally.skip(path, suffix, kind, kind)
             continue
         todo.append((path, relative, suffix))
-    if not todo:
-        raise InputError(
-            f"{folder} holds no file that a reader reads ({len(tally.skipped)} other files); readers exist for "
-            f"{', '.join(sorted(readers))} (see 'm3retriever plugins')"
-        )
-    stream = DocumentStream(lambda: len(todo))
-    reading = _Reading(root, readers, max_chars, tally, stream)
-    docs = reading.documents(todo, strict)
-    if skipped is not None:
-        docs = _copy_skipped(docs, tally, skipped)
-    return stream._read(docs)
+    return todo
 
 
 def _copy_skipped(docs: Iterator[Document], tally: FolderTally, skipped: list[str]) -> Iterator[Document]:
