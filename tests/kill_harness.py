@@ -1,7 +1,8 @@
 """The kill -9 harness: every write command of the embedded store run as a real child process
 and killed mid-write (used by tests/test_durability_kill.py and tests/benchmarks/kill_table.py).
 
-Method. Each write command (ingest, delete, copy, restore into a new collection, restore
+Method. Each write command (ingest, ingest --sync of a folder that changed since it was
+ingested, delete, copy, restore into a new collection, restore
 --overwrite, add-branch, renormalize, ``defaults set``, ``tune --save``) runs as the real CLI in
 a child process (``python -c CHILD <m3retriever arguments>``), on a fresh copy of one small
 store built once per module (the tiny random BGE-M3 as an int8 ONNX export, profile
@@ -133,6 +134,7 @@ class World:
     base: Path  # the store every run starts from (a copy of it)
     snapshot: Path  # of the base collection with extra documents (restore --overwrite differs)
     new_docs: Path  # JSONL ingested by the ingest command
+    folder: Path  # a folder ingested into the base store, then changed: what ingest --sync syncs
     queries: Path  # labelled queries for tune
     model: Path  # the ONNX export: the collection's encoders and add-branch's dense2 model
 
@@ -159,12 +161,23 @@ def build_world(root: Path, m3_onnx: Path) -> World:
     with open_collection(load_config(env={}, location=str(extra), **settings), must_exist=True) as collection:
         snapshot_collection(collection, snap)
     shutil.rmtree(extra)
+    folder = root / "folder"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"f{i:02d}.md").write_text(f"# File {i}\n\n" + " ".join(f"word{(i * 5 + j) % 61}" for j in range(25 + 5 * (i % 4))))
+    with Retriever(load_config(env={}, location=str(base), **settings)) as r:
+        r.ingest_path(folder)
+    for i in range(4):  # deleted, edited, added: the sync deletes, rewrites and writes
+        (folder / f"f{i:02d}.md").unlink()
+    (folder / "f04.md").write_text("# File 4, edited\n\nIts new text about otters and herons.")
+    for i in range(12, 16):
+        (folder / f"f{i:02d}.md").write_text(f"# File {i}\n\n" + " ".join(f"word{(i * 3 + j) % 61}" for j in range(40)))
     new_docs = root / "new.jsonl"
     new_docs.write_text("".join(json.dumps(_doc(i, 30 + 10 * (i % 5))) + "\n" for i in range(20, 44)))
     queries = root / "queries.jsonl"
     labels = [("term3 item2", ["d2"]), ("term10 item9", ["d9"]), ("Document 12", ["d12"])]
     queries.write_text("".join(json.dumps({"query": q, "relevant": d}) + "\n" for q, d in labels))
-    return World(root, config, base, snap, new_docs, queries, m3_onnx)
+    return World(root, config, base, snap, new_docs, folder, queries, m3_onnx)
 
 
 # ------------------------------------------------------------------------------------------
@@ -218,6 +231,7 @@ COMMANDS = [
         (("store", COLLECTION),),
         True,
     ),
+    Command("ingest --sync", lambda w, r: ["ingest", *_cfg(w, r), "--quiet", "--sync", str(w.folder)], (("store", COLLECTION),), False),
 ]
 
 
