@@ -36,7 +36,7 @@ from m3retriever_langchain.plugin import make_langchain_retriever  # noqa: E402
 
 SCORE_KEYS = {
     "dense", "dense_rank", "sparse", "sparse_rank", "bm25", "bm25_rank", "dense2", "dense2_rank", "fused", "fused_rank",
-    "multivector", "multivector_rank", "rerank_logit", "rerank", "rerank_rank", "final", "final_rank", "relevance_rank", "doc_best_rank",
+    "multivector", "multivector_rank", "rerank_logit", "rerank", "rerank_rank", "confidence", "final", "final_rank", "relevance_rank", "doc_best_rank",
 }
 
 
@@ -83,6 +83,8 @@ def _check_document(doc: LCDocument, corpus: dict[str, dict]) -> None:
     scores = md["m3r_scores"]
     assert set(scores) == SCORE_KEYS
     assert scores["rerank"] == pytest.approx(1 / (1 + math.exp(-scores["rerank_logit"])))
+    # the calibrated confidence, comparable across queries, beside the relative ordering score
+    assert md["m3r_confidence"] == scores["confidence"] and 0.0 <= md["m3r_confidence"] <= 1.0
 
 
 def test_documents_carry_chunk_id_metadata_and_scores(corpus_retriever, corpus_docs):

@@ -38,7 +38,7 @@ from m3retriever_llamaindex.plugin import make_llamaindex_retriever  # noqa: E40
 
 SCORE_KEYS = {
     "dense", "dense_rank", "sparse", "sparse_rank", "bm25", "bm25_rank", "dense2", "dense2_rank", "fused", "fused_rank",
-    "multivector", "multivector_rank", "rerank_logit", "rerank", "rerank_rank", "final", "final_rank", "relevance_rank", "doc_best_rank",
+    "multivector", "multivector_rank", "rerank_logit", "rerank", "rerank_rank", "confidence", "final", "final_rank", "relevance_rank", "doc_best_rank",
 }
 
 
@@ -64,10 +64,12 @@ def _check_node(nws: NodeWithScore, *, corpus: dict[str, dict]) -> None:
     assert set(md["m3r_scores"]) == SCORE_KEYS
     assert nws.score == md["m3r_scores"]["final"]
     assert md["m3r_scores"]["rerank"] == pytest.approx(1 / (1 + math.exp(-md["m3r_scores"]["rerank_logit"])))
+    # the calibrated confidence, comparable across queries, beside the relative ordering score
+    assert md["m3r_confidence"] == md["m3r_scores"]["confidence"] and 0.0 <= md["m3r_confidence"] <= 1.0
     assert node.ref_doc_id == md["doc_id"]
     # Scores stay out of what the LLM reads; user metadata, doc_id and source stay in.
     llm_text = node.get_content(metadata_mode=MetadataMode.LLM)
-    assert "m3r_scores" not in llm_text and "rerank_logit" not in llm_text
+    assert "m3r_scores" not in llm_text and "rerank_logit" not in llm_text and "m3r_confidence" not in llm_text
     assert f"doc_id: {md['doc_id']}" in llm_text and f"lang: {doc['metadata']['lang']}" in llm_text
 
 

@@ -206,6 +206,7 @@ async def _check_read_only_server(session: ClientSession, corpus_size: int) -> N
         assert isinstance(scores["final"], float)
         assert scores["fused"] is not None and scores["fused_rank"] >= 1
         assert scores["rerank_logit"] is not None and 0.0 <= scores["rerank"] <= 1.0
+        assert hit["confidence"] == scores["confidence"] and 0.0 <= hit["confidence"] <= 1.0
         assert isinstance(hit["matched_terms"], list)
         assert [m["term"] for m in hit["matches"]] == hit["matched_terms"]
         for m in hit["matches"]:  # the query's words, with where they are in the passage
