@@ -135,6 +135,15 @@ def test_include_and_exclude_pick_files_and_say_why_the_others_were_left_out(tmp
     assert "apply to folders" in capsys.readouterr().err
 
 
+def test_a_broken_link_is_counted_not_ignored(tmp_path: Path):
+    (tmp_path / "a.md").write_text("# A\n\nText.\n")
+    (tmp_path / "gone.md").symlink_to(tmp_path / "nowhere.md")
+    tally = FolderTally()
+    assert [d.doc_id for d in read_folder(tmp_path, tally=tally)] == ["a.md"]
+    assert tally.skipped == [f"{tmp_path / 'gone.md'}: a symbolic link to nothing"]
+    assert [(c.suffix, c.read, c.skipped, c.reasons) for c in tally.files()] == [(".md", 1, 1, (("broken link", 1),))]
+
+
 def test_a_folder_with_nothing_readable_says_what_it_holds(tmp_path: Path):
     (tmp_path / "a.png").write_bytes(PNG)
     with pytest.raises(

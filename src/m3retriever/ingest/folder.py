@@ -135,12 +135,16 @@ def _files_to_read(
     """``(path, relative path, suffix)`` of the files under ``root`` to read, sorted; the others
     are counted as skipped in ``tally`` (left out by ``pick``, or no reader for their suffix)."""
     todo: list[tuple[Path, str, str]] = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if not p.is_dir()):
         relative = path.relative_to(root).as_posix()
         suffix = path.suffix.lower()
         refusal = pick.refusal(relative)
         if refusal is not None:
             tally.skip(path, suffix, refusal, refusal)
+            continue
+        if not path.is_file():  # a broken symbolic link, a socket, a pipe
+            kind = "broken link" if path.is_symlink() else "not a file"
+            tally.skip(path, suffix, kind, "a symbolic link to nothing" if path.is_symlink() else "not a regular file")
             continue
         tally.selected.add(relative)
         if suffix not in readers:
