@@ -74,6 +74,49 @@ def test_match_window_holds_the_most_distinct_words(n, budget, mark_at) -> None:
     assert distinct(a) == best
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(2, 200),
+    budget=st.integers(1, 60),
+    mark_at=st.lists(st.tuples(st.integers(0, 199), st.sampled_from("abcd")), min_size=1, max_size=15),
+    sentence_at=st.lists(st.integers(1, 199), max_size=30),
+)
+def test_a_sentence_anchored_match_window_starts_a_sentence_and_holds_the_most_words(
+    n, budget, mark_at, sentence_at
+) -> None:
+    spans = [(2 * i, 2 * i + 1) for i in range(n)]
+    marks = [(2 * i, 2 * i + 1, k) for i, k in mark_at if i < n]
+    sentences = sorted({0, *(i for i in sentence_at if i < n)})
+    ((a, b),) = windows(spans, budget, "match", marks, sentences=sentences)
+    assert b - a == min(budget, n)
+    candidates = [s for s in sentences if s <= max(0, n - budget)] + [max(0, n - budget)]
+    assert a in candidates
+
+    def distinct(start: int) -> int:
+        return len({k for i, k in mark_at if i < n and start <= i < start + budget})
+
+    assert distinct(a) == max(distinct(s) for s in candidates)
+
+
+def test_sentence_starts() -> None:
+    from m3retriever.rerankers.windows import sentence_starts
+
+    text = "First one. Second one!\nThird line\n\n- a bullet e.g. here 3.5 units"
+    spans = _spans(text)
+    starts = [text[spans[i][0] : spans[i][1]] for i in sentence_starts(text, spans)]
+    assert starts == ["First", "Second", "Third", "-"]
+
+
+def test_a_match_window_begins_at_the_sentence_holding_the_words() -> None:
+    from m3retriever.rerankers.windows import sentence_starts
+
+    text = " ".join(f"w{i}." for i in range(60)) + " The needle is here and then " + " ".join(f"v{i}" for i in range(60))
+    spans = _spans(text)
+    marks = [(m.start(), m.end(), "needle") for m in re.finditer("needle", text)]
+    ((a, b),) = windows(spans, 20, "match", marks, sentences=sentence_starts(text, spans))
+    assert window_text(text, spans, (a, b)).startswith("The needle is here")
+
+
 def test_match_window_without_any_word_reads_the_start() -> None:
     spans = _spans(" ".join(f"w{i}" for i in range(100)))
     assert windows(spans, 10, "match", []) == [(0, 10)]

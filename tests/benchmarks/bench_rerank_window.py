@@ -55,13 +55,14 @@ from m3retriever.runtime.wheels import bge_small_onnx_dir
 from m3retriever.search.matching import Matcher, word_spans
 from m3retriever.search.reading import read_and_score
 
-STRATEGIES: dict[str, tuple[str, int, int]] = {
-    # name: (window strategy, pair max length, max windows)
-    "first-128": ("first", 128, 1),
-    "match-128": ("match", 128, 1),
-    "maxp2-128": ("maxp", 128, 2),
-    "maxp4-128": ("maxp", 128, 4),
-    "first-512": ("first", 512, 1),
+STRATEGIES: dict[str, tuple[str, int, int, str]] = {
+    # name: (window strategy, pair max length, max windows, where a match window begins)
+    "first-128": ("first", 128, 1, "sentence"),
+    "match-128": ("match", 128, 1, "sentence"),
+    "match-centred-128": ("match", 128, 1, "centre"),
+    "maxp2-128": ("maxp", 128, 2, "sentence"),
+    "maxp4-128": ("maxp", 128, 4, "sentence"),
+    "first-512": ("first", 512, 1, "sentence"),
 }
 BASE = "first-128"
 RERANK_WEIGHT = 0.3
@@ -197,7 +198,7 @@ def evaluate(
     budget = max((rerankers[128].passage_budget(q) or 0) for q in queries.values())
     long_chunks = sum(1 for s in spans if len(s) > budget)
     runs: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for label, (strategy, length, windows) in STRATEGIES.items():
+    for label, (strategy, length, windows, anchor) in STRATEGIES.items():
         if not long_chunks and label != BASE:
             # Every chunk fits a 128-token pair: every strategy reads the same pairs.
             runs[label] = runs[BASE]
@@ -207,7 +208,7 @@ def evaluate(
         for qid, q in queries.items():
             cand = candidates[qid]
             texts = [chunks[i][1] for i, _ in cand]
-            reading = read_and_score(reranker, q, texts, strategy, Matcher(q, analyze), windows)  # type: ignore[arg-type]
+            reading = read_and_score(reranker, q, texts, strategy, Matcher(q, analyze), windows, anchor)  # type: ignore[arg-type]
             first = np.array([s for _, s in cand])
             final = RERANK_WEIGHT * _minmax(reading.logits) + (1 - RERANK_WEIGHT) * _minmax(first)
             order = sorted(range(len(cand)), key=lambda j: (-reading.logits[j], j))
@@ -254,13 +255,13 @@ def _time(
     """Median reranker ms per query of each strategy, without the logit cache."""
     out = {}
     sample = list(queries.items())[:n]
-    for label, (strategy, length, windows) in STRATEGIES.items():
+    for label, (strategy, length, windows, anchor) in STRATEGIES.items():
         inner = rerankers[length].inner
         times = []
         for qid, q in sample:
             texts = [chunks[i][1] for i, _ in candidates[qid]]
             t0 = time.perf_counter()
-            read_and_score(inner, q, texts, strategy, Matcher(q, analyze), windows)  # type: ignore[arg-type]
+            read_and_score(inner, q, texts, strategy, Matcher(q, analyze), windows, anchor)  # type: ignore[arg-type]
             times.append((time.perf_counter() - t0) * 1000)
         out[label] = statistics.median(times)
     return out
@@ -291,9 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--depth", type=int, default=10, help="candidates reranked (the profile's rerank_depth)")
     ap.add_argument("--time-queries", type=int, default=50)
     ap.add_argument("--max-queries", type=int, help="the first N queries only (a quick look)")
+    ap.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), help="(default: all)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    if args.strategies:
+        for label in list(STRATEGIES):
+            if label not in args.strategies and label != BASE:
+                del STRATEGIES[label]
     rerankers = {n: CachedReranker(OnnxCrossEncoderReranker(RerankerOptions(max_length=n))) for n in (128, 512)}
     rows: list[dict[str, Any]] = []
     for name in args.collections:

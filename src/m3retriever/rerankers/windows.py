@@ -7,8 +7,10 @@ character is rewritten):
 
 * ``first``: the window at its start (what a pair cut at its maximum length reads).
 * ``match``: the one window holding the most of the query's words (each word counted once,
-  then more occurrences; the earliest window among equals, so a passage without any of the
-  query's words is read from its start). One pair per passage, as ``first``.
+  then more occurrences). Given the passage's sentence starts (:func:`sentence_starts`) the
+  window begins at one of them, the one with the least text before its first word among equals;
+  without them it is centred on its words. A passage whose first window is as good, or that has
+  none of the query's words, is read from its start. One pair per passage, as ``first``.
 * ``maxp``: up to ``max_windows`` windows spread evenly over the passage (the first and the
   last among them); the passage's score is its best window's (MaxP, Dai & Callan 2019). Up to
   ``max_windows`` pairs per long passage.
@@ -25,7 +27,7 @@ from typing import Literal, Sequence
 
 from m3retriever.rerankers.base import TokenSpans
 
-__all__ = ["WindowStrategy", "WINDOW_STRATEGIES", "Mark", "windows", "window_text"]
+__all__ = ["WindowStrategy", "WINDOW_STRATEGIES", "Mark", "windows", "window_text", "sentence_starts"]
 
 WindowStrategy = Literal["first", "match", "maxp"]
 WINDOW_STRATEGIES: tuple[str, ...] = ("first", "match", "maxp")
@@ -40,6 +42,7 @@ def windows(
     strategy: WindowStrategy,
     marks: Sequence[Mark] = (),
     max_windows: int = 4,
+    sentences: Sequence[int] | None = None,
 ) -> list[tuple[int, int]]:
     """The token windows ``[start, end)`` a passage is read through.
 
@@ -49,6 +52,8 @@ def windows(
         strategy: ``first``, ``match`` or ``maxp`` (see the module's description).
         marks: Where the query's words occur (``match`` only).
         max_windows: Most windows ``maxp`` reads (at least 1).
+        sentences: Tokens that begin a sentence or a line (:func:`sentence_starts`); with
+            them a ``match`` window begins at one of them, else it is centred on its words.
 
     Returns:
         One window (``first``, ``match``, or any passage of at most ``budget`` tokens), or up
@@ -59,7 +64,10 @@ def windows(
     if n <= budget:
         return [(0, n)]
     if strategy == "match":
-        start = _best_start(spans, budget, marks)
+        if sentences is None:
+            start = _best_start(spans, budget, marks)
+        else:
+            start = _best_sentence_start(spans, budget, marks, sentences)
         return [(start, start + budget)]
     if strategy == "maxp":
         last = n - budget
@@ -67,6 +75,23 @@ def windows(
         starts = sorted({round(i * last / (k - 1)) for i in range(k)}) if k > 1 else [0]
         return [(s, s + budget) for s in starts]
     return [(0, budget)]
+
+
+def sentence_starts(text: str, spans: TokenSpans) -> list[int]:
+    """The tokens of ``text`` that begin a sentence or a line: the first token, and each token
+    after a line break, after a token ending in ``.``, ``!`` or ``?`` followed by white space
+    and a word that is not lower case (so "e.g. here" goes on), or after an ideographic full
+    stop, exclamation or question mark."""
+    out = [0] if spans else []
+    for i in range(1, len(spans)):
+        gap = text[spans[i - 1][1] : spans[i][0]]
+        ended = text[spans[i - 1][1] - 1] in _ENDS and gap[:1].isspace() and not text[spans[i][0]].islower()
+        if "\n" in gap or ended or text[spans[i - 1][1] - 1] in "\u3002\uff01\uff1f":
+            out.append(i)
+    return out
+
+
+_ENDS = ".!?"
 
 
 def window_text(text: str, spans: TokenSpans, window: tuple[int, int]) -> str:
@@ -106,3 +131,22 @@ def _best_start(spans: TokenSpans, budget: int, marks: Sequence[Mark]) -> int:
     first, last = held[0], held[-1]
     centred = (first + last + 1) // 2 - budget // 2
     return max(max(0, last - budget + 1), min(centred, first, last_start))
+
+
+def _best_sentence_start(spans: TokenSpans, budget: int, marks: Sequence[Mark], sentences: Sequence[int]) -> int:
+    """The first token of the window of ``budget`` tokens that begins a sentence (or the last
+    window) and holds the most distinct marked words, then the most marks, then the one whose
+    first mark is closest to its start; the passage's start when it is as good as any."""
+    if not marks:
+        return 0
+    starts = [a for a, _ in spans]
+    at = sorted((max(0, bisect.bisect_right(starts, a) - 1), key) for a, _, key in marks)
+    last_start = len(spans) - budget
+    best, best_score = 0, (-1, -1, 0)
+    for start in sorted({0, last_start, *(s for s in sentences if s <= last_start)}):
+        inside = [(i, key) for i, key in at if start <= i < start + budget]
+        lead = inside[0][0] - start if inside else budget
+        score = (len({key for _, key in inside}), len(inside), -lead)
+        if score[:2] > best_score[:2] or (score[:2] == best_score[:2] and best != 0 and score > best_score):
+            best, best_score = start, score
+    return best

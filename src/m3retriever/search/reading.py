@@ -13,12 +13,12 @@ whole chunks as it always does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
 from m3retriever.rerankers.base import Reranker
-from m3retriever.rerankers.windows import Mark, WindowStrategy, window_text, windows
+from m3retriever.rerankers.windows import Mark, WindowStrategy, sentence_starts, window_text, windows
 from m3retriever.search.matching import Matcher
 
 __all__ = ["Reading", "read_and_score", "MAXP_WINDOWS"]
@@ -49,6 +49,7 @@ def read_and_score(
     strategy: WindowStrategy,
     matcher: Matcher | None = None,
     max_windows: int = MAXP_WINDOWS,
+    anchor: Literal["sentence", "centre"] = "sentence",
 ) -> Reading:
     """Score ``texts`` against ``query`` reading each through ``strategy``'s window(s).
 
@@ -60,6 +61,8 @@ def read_and_score(
         matcher: Finds the query's words in a text (``match``; ``None``: no words known, so
             ``match`` reads each chunk's start).
         max_windows: Most windows ``maxp`` reads of one chunk.
+        anchor: Where a ``match`` window begins: at a sentence or line start (``sentence``), or
+            where its words are centred (``centre``, for comparison).
     """
     whole = [(0, len(t)) for t in texts]
     budget = reranker.passage_budget(query) if strategy != "first" and texts else None
@@ -71,8 +74,10 @@ def read_and_score(
     owner: list[int] = []
     read: list[tuple[int, int]] = []
     for i, (text, token_spans) in enumerate(zip(texts, spans)):
-        marks = _marks(matcher, text) if strategy == "match" and len(token_spans) > budget else ()
-        for window in windows(token_spans, budget, strategy, marks, max_windows):
+        long_match = strategy == "match" and len(token_spans) > budget
+        marks = _marks(matcher, text) if long_match else ()
+        sentences = sentence_starts(text, token_spans) if long_match and anchor == "sentence" else None
+        for window in windows(token_spans, budget, strategy, marks, max_windows, sentences):
             piece = window_text(text, token_spans, window)
             start = 0 if window[0] == 0 else token_spans[window[0]][0]
             pairs.append(piece)
