@@ -35,12 +35,15 @@ def test_ingest_search_info_delete(config_file, corpus_dir, capsys):
 
     assert main(["search", "capital of France", "--config", str(config_file), "-k", "3"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:8] == ["#", "doc_id", "dense", "sparse", "bm25", "fused", "rerank", "final"]
+    assert table[0].split()[:9] == ["#", "doc_id", "dense", "sparse", "bm25", "fused", "rerank", "conf", "final"]
     assert len(table) == 2 + 3
+    confidences = [float(row.split()[7]) for row in table[2:]]
+    assert all(0.0 <= c <= 1.0 for c in confidences)
 
     assert main(["search", "capital", "--config", str(config_file), "--json", "--no-rerank", "-k", "2"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["hits"]) == 2 and data["hits"][0]["scores"]["rerank"] is None
+    assert data["hits"][0]["confidence"] is None  # no reranker read it
     assert data["hits"][0]["scores"]["fused_rank"] == 1
 
     assert main(["search", "capital", "--config", str(config_file), "--min-score", "1.0"]) == 0

@@ -101,11 +101,10 @@ def test_hits_carry_the_calibrated_confidence_and_min_score_reads_it(make_retrie
 
 
 def test_eval_reports_calibration_and_tune_saves_a_fitted_one(tmp_path, make_retriever) -> None:
-    from test_evaluation import write_beir
-
     from m3retriever.evaluation.runner import evaluate, ingest_corpus
     from m3retriever.evaluation.tune import tune
     from m3retriever.labelled.data import load_beir
+    from test_evaluation import write_beir
 
     pytest.importorskip("ranx")
     data = load_beir(write_beir(tmp_path / "ds", gz=False), "test")

@@ -8,7 +8,8 @@ ONNX) through :func:`m3retriever.search.reading.read_and_score`, the function th
 calls. Strategies:
 
 * ``first-128``: pairs of 128 tokens reading each chunk's start (the ``small`` profile before);
-* ``match-128``: the 128-token pair reads the window holding most of the query's words;
+* ``match-128``: the 128-token pair reads the window holding most of the query's words,
+  centred on them (the default); ``match-sentence-128`` begins that window at a sentence start;
 * ``maxp2-128`` / ``maxp4-128``: the best of up to 2 / 4 windows spread over the chunk;
 * ``first-512``: pairs of 512 tokens (the whole chunk, as the ``bge-m3`` profiles read).
 
@@ -57,12 +58,12 @@ from m3retriever.search.reading import read_and_score
 
 STRATEGIES: dict[str, tuple[str, int, int, str]] = {
     # name: (window strategy, pair max length, max windows, where a match window begins)
-    "first-128": ("first", 128, 1, "sentence"),
-    "match-128": ("match", 128, 1, "sentence"),
-    "match-centred-128": ("match", 128, 1, "centre"),
-    "maxp2-128": ("maxp", 128, 2, "sentence"),
-    "maxp4-128": ("maxp", 128, 4, "sentence"),
-    "first-512": ("first", 512, 1, "sentence"),
+    "first-128": ("first", 128, 1, "centre"),
+    "match-128": ("match", 128, 1, "centre"),
+    "match-sentence-128": ("match", 128, 1, "sentence"),
+    "maxp2-128": ("maxp", 128, 2, "centre"),
+    "maxp4-128": ("maxp", 128, 4, "centre"),
+    "first-512": ("first", 512, 1, "centre"),
 }
 BASE = "first-128"
 RERANK_WEIGHT = 0.3

@@ -105,7 +105,7 @@ class SearchConfig:
             level with the fixed weights on the collections here: docs/benchmarks.md).
         rerank_window: What the reranker reads of a chunk longer than its pairs
             (:mod:`m3retriever.search.reading`): ``"first"`` its start, ``"match"`` the window
-            beginning a sentence that holds most of the query's words, ``"maxp"`` the best of up to 4 windows spread
+            holding most of the query's words (centred on them), ``"maxp"`` the best of up to 4 windows spread
             over the chunk (up to 4 pairs per chunk). ``None``: the profile's, else ``"match"``.
         confidence_slope: Calibration of ``confidence`` from the rerank logit:
             ``sigmoid(confidence_slope * logit + confidence_bias)`` (Platt scaling; more than 0,

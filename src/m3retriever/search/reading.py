@@ -49,7 +49,7 @@ def read_and_score(
     strategy: WindowStrategy,
     matcher: Matcher | None = None,
     max_windows: int = MAXP_WINDOWS,
-    anchor: Literal["sentence", "centre"] = "sentence",
+    anchor: Literal["sentence", "centre"] = "centre",
 ) -> Reading:
     """Score ``texts`` against ``query`` reading each through ``strategy``'s window(s).
 
@@ -61,8 +61,10 @@ def read_and_score(
         matcher: Finds the query's words in a text (``match``; ``None``: no words known, so
             ``match`` reads each chunk's start).
         max_windows: Most windows ``maxp`` reads of one chunk.
-        anchor: Where a ``match`` window begins: at a sentence or line start (``sentence``), or
-            where its words are centred (``centre``, for comparison).
+        anchor: Where a ``match`` window lies: centred on the query's words it holds
+            (``centre``), or beginning at a sentence or line start (``sentence``; measured below
+            ``centre`` on SciFact and on the demo's README chunk, kept for comparison in
+            ``tests/benchmarks/bench_rerank_window.py``).
     """
     whole = [(0, len(t)) for t in texts]
     budget = reranker.passage_budget(query) if strategy != "first" and texts else None
