@@ -128,7 +128,7 @@ def test_read_folder(tmp_path):
     (tmp_path / "empty.txt").write_text("  ")
     docs = list(read_folder(tmp_path))
     assert [d.doc_id for d in docs] == ["a.md", "sub/b.txt"]
-    assert docs[1].metadata == {"file_name": "b.txt", "suffix": ".txt"}
+    assert docs[1].metadata == {"file_name": "b.txt", "suffix": ".txt", "folders": ["sub"]}
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(InputError, match="not UTF-8"):
         list(read_folder(tmp_path, strict=True))

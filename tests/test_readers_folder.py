@@ -87,8 +87,14 @@ def test_a_mixed_folder_ingests_with_a_report_per_suffix_and_every_readable_file
         "suffix": ".pdf",
         "pages": 4,
         "title": "Retrieval notes",
+        "folders": [],
     }
-    assert stored["guide/intro.md"]["metadata"] == {"file_name": "intro.md", "suffix": ".md"}  # as before readers
+    assert stored["guide/intro.md"]["metadata"] == {
+        "file_name": "intro.md",
+        "suffix": ".md",
+        "folders": ["guide"],
+        "title": "Intro",
+    }  # an earlier version's collection gets folders and title in place (test_document_filters)
     again = r.ingest_path(folder)
     assert (again.documents, again.skipped, again.chunks_written) == (5, 5, 0)
 

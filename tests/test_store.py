@@ -315,7 +315,9 @@ def test_translation_of_collection_points_and_records():
     assert planned.vectors == {DENSE: ("vector_params", 4, "dot", True)}
     assert planned.sparse[BM25] == ("sparse_params", True, True)
     assert (planned.quantization, planned.payload_on_disk, planned.hnsw[1]) == (("quantization", "binary"), True, 32)
-    assert [f for f, _ in models.indexes] == ["doc_id", "source", "content_hash", "metadata.lang", "doc_id", "chunk_index"]
+    assert [f for f, _ in models.indexes] == [
+        "doc_id", "source", "content_hash", "metadata.folders", "metadata.suffix", "metadata.lang", "doc_id", "chunk_index"
+    ]
     assert models.indexes[-1][1] == ("index_type", "integer")
     assert tr.collection(CollectionSpec(name="y", dense_dim=None, sparse=False)).vectors == {}
     [point] = tr.points([StoredPoint(id="i", payload={"a": 1}, dense=[1, 2], bm25=SparseVector((3,), (1.0,)))])

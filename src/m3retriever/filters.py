@@ -6,7 +6,10 @@ Build filters from the classes below or from a plain mapping with :func:`parse_f
     parse_filter({"lang": "en", "year": {"gte": 2020}, "tag": {"any": ["a", "b"]}})
 
 Field names refer to user metadata keys; ``doc_id``, ``source`` and ``chunk_index`` refer to
-the document's id, its source and the chunk's position. Filters are translated to each store's native filter by the store layer.
+the document's id, its source and the chunk's position. A folder ingest stores ``folders``,
+``suffix`` and ``title`` with each document (:mod:`m3retriever.ingest.document_fields`)::
+
+    parse_filter({"folders": "guide/api", "suffix": {"any": [".md", ".html"]}}) Filters are translated to each store's native filter by the store layer.
 """
 
 from __future__ import annotations
@@ -42,6 +45,19 @@ def payload_key(field: str) -> str:
 
 def _check_field(field: object) -> str:
     return check_field(field)
+
+
+def _check_folder(field: str, value: Scalar) -> None:
+    """A ``folders`` value must be written as a folder ingest stores it (``guide/api``)."""
+    if field != "folders" or not isinstance(value, str):
+        return
+    clean = "/".join(p for p in value.split("/") if p not in ("", "."))
+    if value != clean or not clean:
+        raise InputError(
+            f"filter on 'folders': {value!r} is not written as a folder ingest stores folders; write the "
+            f"path relative to the ingested folder with '/' between names, no leading './' or '/' and no "
+            f"trailing '/' (e.g. {clean or 'guide/api'!r})"
+        )
 
 
 def _check_scalar(field: str, value: object) -> Scalar:
@@ -82,6 +98,7 @@ class Eq(_Combinable):
     def __post_init__(self) -> None:
         _check_field(self.field)
         _check_scalar(self.field, self.value)
+        _check_folder(self.field, self.value)
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,8 @@ class AnyOf(_Combinable):
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
             raise InputError(f"AnyOf({field!r}, ...) needs a list of values, got {values!r}")
         vals = tuple(_check_scalar(field, v) for v in values)
+        for v in vals:
+            _check_folder(field, v)
         if not vals:
             raise InputError(f"AnyOf({field!r}, []) matches nothing; pass at least one value")
         kinds = {type(v) for v in vals}

@@ -25,6 +25,7 @@ from m3retriever.errors import InputError
 from m3retriever.filters import AnyOf, Filter, parse_filter
 from m3retriever.ingest import Ingestor, IngestReport, point_id, text_id
 from m3retriever.ingest.chunking import ChunkingConfig
+from m3retriever.ingest.document_fields import add_document_fields, warn_if_missing
 from m3retriever.ingest.folder import FolderTally
 from m3retriever.ingest.globs import FileFilter
 from m3retriever.ingest.roots import ingest_root, ingest_roots, keep_old_sources, record_root
@@ -310,6 +311,14 @@ class Retriever:
             docs = read_jsonl(p)
         tenant = self.scope.tenant if self.scope is not None else None
         if self.store.has_collection(self.collection):  # sources stored as typed by older versions
+            if kind == "folder":  # fields an earlier version did not store, added in place
+                within = self.scope.filter if self.scope is not None else None
+                first = lambda doc_id: point_id(doc_id, 0, tenant)  # noqa: E731
+                docs = docs.map_batches(
+                    lambda batch: add_document_fields(
+                        batch, self.store, self.collection, first, self._ingestor.digest, within
+                    )
+                )
             docs = docs.map_batches(
                 lambda batch: keep_old_sources(
                     batch, self.store, self.collection, lambda doc_id: point_id(doc_id, 0, tenant), self._ingestor.digest
@@ -381,6 +390,7 @@ class Retriever:
             if not self.store.has_collection(self.collection):
                 return [SearchResult(q, []) for q in queries]
             self._ensure_collection()
+        warn_if_missing(self.store, self.collection, flt)
         corpus = self.scope.filter if self.scope is not None else None
         results = self._searcher.search_many(list(queries), resolved, flt, idf_corpus=corpus)
         if resolved.expand:

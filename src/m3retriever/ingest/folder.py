@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from m3retriever.errors import InputError, MissingDependencyError
+from m3retriever.ingest.document_fields import FOLDERS, folders_of
 from m3retriever.ingest.globs import FileFilter
 from m3retriever.ingest.run import FileCount
 from m3retriever.ingest.stream import DocumentStream
@@ -86,7 +87,8 @@ def read_folder(
     The doc id and the ``source`` are the path relative to ``folder``, with ``/`` between its
     parts (``tutorial/query-params.md``, however ``folder`` was written); a file a reader reads
     into several documents gives ``path#1``, ``path#2``... Metadata holds the file name, the
-    suffix and what the reader adds (``title``, a PDF's ``pages``...).
+    suffix, the folders the file lies in, its title when its reader found one and what the
+    reader adds (a PDF's ``pages``...): see :mod:`m3retriever.ingest.document_fields`.
     A file is skipped, with a warning, when no reader reads its suffix, the patterns leave it
     out, it cannot be read (corrupt, not UTF-8, permission denied, its reader's library
     missing), it is longer than ``max_chars`` or it holds no text; with ``strict``, a file that
@@ -204,7 +206,9 @@ class _Reading:
             for doc in docs:
                 self.tally.notes.extend(f"{path}: {problem}" for problem in doc.problems)
             for doc_id, doc in zip(ids, docs):
-                meta = {"file_name": path.name, "suffix": suffix, **dict(doc.metadata)}
+                meta = {"file_name": path.name, "suffix": suffix, **dict(doc.metadata), FOLDERS: folders_of(relative)}
+                if doc.title and "title" not in meta:
+                    meta["title"] = doc.title
                 yield Document(text=doc.text, doc_id=doc_id, metadata=meta, source=relative)
 
     def _reader(self, suffix: str) -> Reader:

@@ -24,13 +24,25 @@ from m3retriever.errors import InputError
 from m3retriever.store.schema import Store
 from m3retriever.types import Document
 
-__all__ = ["INGEST_ROOTS", "MAX_ROOTS", "ingest_root", "ingest_roots", "keep_old_sources", "record_root"]
+__all__ = [
+    "INGEST_ROOTS",
+    "MAX_ROOTS",
+    "FIELDS_VERSION",
+    "ingest_root",
+    "ingest_roots",
+    "keep_old_sources",
+    "record_root",
+]
 
 INGEST_ROOTS = "ingest_roots"
-"""Metadata key: a list of ``{"path", "kind", "at"[, "tenant"]}``, oldest first."""
+"""Metadata key: a list of ``{"path", "kind", "at"[, "tenant"][, "document_fields"]}``, oldest first."""
 
 MAX_ROOTS = 32
 """Most roots kept; an ingest of a root already listed moves it to the end."""
+
+FIELDS_VERSION = 1
+"""Recorded with a folder's root (key ``document_fields``): its documents were written with
+the fields of :mod:`m3retriever.ingest.document_fields` (``folders``, ``title``...)."""
 
 
 def ingest_root(path: str | Path, kind: Literal["beir", "folder", "jsonl"]) -> Path:
@@ -58,6 +70,8 @@ def record_root(
     }
     if tenant is not None:
         entry["tenant"] = tenant
+    if kind == "folder":
+        entry["document_fields"] = FIELDS_VERSION
     with store.mutex:
         kept = [e for e in ingest_roots(store, name) if (e.get("path"), e.get("tenant")) != (entry["path"], tenant)]
         store.set_metadata(name, {INGEST_ROOTS: (kept + [entry])[-MAX_ROOTS:]})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DENSE", "SPARSE", "BM25", "MULTIVECTOR", "DENSE2", "INDEXED_FIELDS"]
+__all__ = ["DENSE", "SPARSE", "BM25", "MULTIVECTOR", "DENSE2", "INDEXED_FIELDS", "DOCUMENT_INDEXED_FIELDS"]
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -13,3 +13,6 @@ DENSE2 = "dense2"  # the optional extra dense branch (a fine-tuned model, for ex
 
 # Keyword payload indexes created on every collection.
 INDEXED_FIELDS = ("doc_id", "source", "content_hash")
+# Keyword payload indexes, also on every collection, on what a folder ingest stores to filter by
+# (m3retriever.ingest.document_fields); a collection created before has none: filters still work.
+DOCUMENT_INDEXED_FIELDS = ("metadata.folders", "metadata.suffix")

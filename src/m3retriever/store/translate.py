@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
 import numpy as np
 
 from m3retriever.filters import Filter, FilterBuilder, payload_key, translate
+from m3retriever.store.names import DOCUMENT_INDEXED_FIELDS
 from m3retriever.store.schema import (
     BM25,
     DENSE,
@@ -142,7 +143,8 @@ class Translator:
         if spec.bm25:
             sparse[BM25] = k.sparse_params(True, disk)
         tenant = payload_key(spec.tenant_field) if spec.tenant_field else None
-        keywords = INDEXED_FIELDS + tuple(payload_key(f) for f in spec.indexed_fields)
+        own = tuple(payload_key(f) for f in spec.indexed_fields)
+        keywords = INDEXED_FIELDS + tuple(f for f in DOCUMENT_INDEXED_FIELDS if f not in own) + own
         indexes = tuple((f, k.index_type("keyword")) for f in keywords if f != tenant)
         if tenant is not None:
             indexes += ((tenant, k.index_type("tenant")),)
