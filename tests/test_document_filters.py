@@ -159,6 +159,28 @@ def test_a_collection_from_an_earlier_version_gets_the_fields_on_re_ingest_witho
     assert r.ingest_path(folder).skipped == len(FILES)  # and unchanged from then on
 
 
+def test_a_tenant_s_re_ingest_adds_the_fields_to_its_own_documents_only(make_retriever, folder, tiny_settings):
+    r = make_retriever(**{**tiny_settings, "tenant_field": "tenant"})
+    acme, globex = r.scoped("acme"), r.scoped("globex")
+    for scoped in (acme, globex):
+        scoped.ingest(
+            [
+                Document(
+                    text=(folder / n).read_text(encoding="utf-8"),
+                    doc_id=n,
+                    metadata={"file_name": Path(n).name, "suffix": Path(n).suffix},
+                    source=n,
+                )
+                for n in FILES
+            ]
+        )
+    report = acme.ingest_path(folder)
+    assert (report.skipped, report.chunks_written) == (len(FILES), 0)
+    assert _found(acme, {"folders": "guide/api"}) == {n for n in FILES if n.startswith("guide/api/")}
+    assert _found(globex, {"folders": "guide"}) == set()  # globex's documents untouched
+    assert _found(globex, {"suffix": ".txt"}) == {"notes.txt", "guide/api/limits.txt"}
+
+
 _NAME = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1, max_size=12
 ).filter(lambda s: s not in (".", ".."))
