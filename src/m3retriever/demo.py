@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 from m3retriever.config.profiles import get_profile
 from m3retriever.display import format_hits
 from m3retriever.errors import InputError
+from m3retriever.ingest.globs import FileFilter
 from m3retriever.ingest.sources import read_folder
 from m3retriever.types import Document
 
@@ -22,6 +23,10 @@ DEFAULT_QUERIES = (
     "What happens when a second process opens the same embedded store?",
     "How do I write a plugin that adds an encoder?",
 )
+
+
+DEMO_LEFT_OUT = ("benchmarks.md",)
+"""Files of ``docs/`` the demo does not ingest."""
 
 
 def find_project_docs() -> list[Path]:
@@ -43,7 +48,9 @@ def _corpus(corpus: str | None) -> list[Document]:
             "cannot find the project's docs/ folder; run the demo from a checkout of m3retriever "
             "or pass --corpus FOLDER"
         )
-    docs = list(read_folder(paths[0]))
+    # benchmarks.md is left out: it quotes the demo's own queries beside their results, so it
+    # would answer them with tables about them.
+    docs = list(read_folder(paths[0], files=FileFilter.of(exclude=DEMO_LEFT_OUT)))
     readme = paths[1]
     docs.append(Document(readme.read_text(encoding="utf-8"), "README.md", {"file_name": "README.md", "suffix": ".md"}, str(readme)))
     return docs
@@ -61,7 +68,7 @@ def run_demo(
     Args:
         profile: Profile to use (``small`` works on any machine with PyPI).
         location: Store directory (default: a fresh temporary directory).
-        corpus: Folder of .txt/.md files (default: the project's docs and README).
+        corpus: Folder of documents (default: the project's docs but :data:`DEMO_LEFT_OUT`, and README).
         queries: Queries to run (default: a few questions about the project).
         out: Where lines are written.
     """
