@@ -136,3 +136,38 @@ def test_a_small_profile_search_imports_no_torch(tmp_path: Path) -> None:
         assert result == {"code": 0, "heavy": []}
         assert hits[0]["source"] == "cats.md" and {h["source"] for h in hits} == {"cats.md", "sub/markets.md"}
     assert len(list((tmp_path / "onnx-cache").iterdir())) == 2  # dense encoder and reranker
+
+
+def test_temporary_graphs_of_killed_writers_are_removed_by_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer killed with SIGKILL leaves its temporary graph; the next process that writes a
+    graph into the cache removes such files once old, and never a live writer's or a new one."""
+    from m3retriever.runtime.onnx import get_onnx_session
+    from m3retriever.runtime.onnx_cache import ABANDONED_AFTER_S, remove_abandoned
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old = cache / f".model-abc.{dead}.0123abcd.tmp.onnx"
+    fresh = cache / f".model-abc.{dead}.4567abcd.tmp.onnx"
+    live = cache / f".model-abc.{os.getppid()}.89abcdef.tmp.onnx"
+    other = cache / "notes.tmp.onnx"
+    for path in (old, fresh, live, other):
+        path.write_bytes(b"partial graph")
+    stale = os.path.getmtime(old) - ABANDONED_AFTER_S - 5
+    for path in (old, live, other):
+        os.utime(path, (stale, stale))
+
+    source = _need(wheels.msmarco_reranker_onnx_dir) / "model.onnx"
+    model = tmp_path / "m" / "model.onnx"
+    model.parent.mkdir()
+    shutil.copyfile(source, model)
+    monkeypatch.setenv("M3R_ONNX_CACHE", str(cache))
+    get_onnx_session(model, "cpu")
+    left = {p.name for p in cache.iterdir()}
+    assert old.name not in left, "a dead writer's old temporary graph is removed"
+    assert {fresh.name, live.name, other.name} <= left, "a recent one, a live writer's and other files stay"
+    assert len(left - {fresh.name, live.name, other.name}) == 1, "and the new graph is written"
+    assert remove_abandoned(tmp_path / "missing") == []

@@ -14,7 +14,7 @@ import numpy as np
 
 from m3retriever.errors import ConfigError
 from m3retriever.runtime.cache import SharedModels
-from m3retriever.runtime.onnx_cache import optimized_path, temporary_path
+from m3retriever.runtime.onnx_cache import optimized_path, remove_abandoned, temporary_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime
@@ -139,6 +139,7 @@ def _cached_session(model: Path, cached: Path, providers: list[Any]) -> "onnxrun
     tmp = temporary_path(cached)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(cached.parent)
         session = ort.InferenceSession(str(model), sess_options=_session_options(save_to=tmp), providers=providers)
         os.replace(tmp, cached)
         return session

@@ -5,7 +5,9 @@ folding, node fusions, the CPU's blocked layouts): about 0.2 s for each of the s
 profile's int8 models on 2 cores, paid by every command-line search. The first session of a
 model writes its optimised graph here (``SessionOptions.optimized_model_filepath``, to a
 temporary file moved into place, so a reader never sees half a file); later processes load
-that graph with optimisation off (docs/benchmarks.md, "Cold command-line search").
+that graph with optimisation off (docs/benchmarks.md, "Cold command-line search"). A writer
+killed with SIGKILL leaves its temporary file; the next writer removes such files once their
+process is gone and they are ten minutes old (:func:`remove_abandoned`).
 
 The file name is keyed by what decides the optimised graph: the model file (its resolved
 path, size and modification time, as Python keys its bytecode cache: hashing 33 MB of model
@@ -24,10 +26,12 @@ import hashlib
 import json
 import os
 import platform
+import re
+import time
 import uuid
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "cache_dir", "optimized_path", "temporary_path"]
+__all__ = ["CACHE_ENV", "cache_dir", "optimized_path", "temporary_path", "remove_abandoned"]
 
 CACHE_ENV = "M3R_ONNX_CACHE"
 MAX_CACHED_BYTES = 1 << 30
@@ -81,3 +85,47 @@ def optimized_path(model_path: Path, level: str) -> Path | None:
 def temporary_path(final: Path) -> Path:
     """A fresh file name beside ``final`` to write to before moving it into place."""
     return final.with_name(f".{final.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.onnx")
+
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp\.onnx$")
+ABANDONED_AFTER_S = 600.0
+"""A temporary graph whose writer is gone is removed once it is this old (a process id can be
+reused, and a slow writer on a busy machine takes seconds)."""
+
+
+def remove_abandoned(folder: Path, now: float | None = None) -> list[Path]:
+    """Remove the temporary graphs in ``folder`` left by writers that no longer run (a process
+    killed with SIGKILL never reaches its own clean-up), once :data:`ABANDONED_AFTER_S` old.
+
+    Only files named as :func:`temporary_path` names them are touched; returns those removed.
+    """
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = _TEMPORARY.match(path.name)
+        if match is None or _running(int(match.group(1))):
+            continue
+        try:
+            if now - path.lstat().st_mtime >= ABANDONED_AFTER_S and path.is_file():
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id runs (one of another user's counts as running)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
