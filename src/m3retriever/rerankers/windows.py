@@ -113,9 +113,7 @@ def _best_start(spans: TokenSpans, budget: int, marks: Sequence[Mark]) -> int:
     """
     if not marks:
         return 0
-    starts = [a for a, _ in spans]
-    # Each mark at the index of the token it starts in (a word may begin inside a token).
-    at = sorted((max(0, bisect.bisect_right(starts, a) - 1), key) for a, _, key in marks)
+    at = _mark_tokens(spans, marks)
     n = len(spans)
     last_start = n - budget
     best, best_score = 0, (-1, -1)
@@ -139,8 +137,7 @@ def _best_sentence_start(spans: TokenSpans, budget: int, marks: Sequence[Mark], 
     first mark is closest to its start; the passage's start when it is as good as any."""
     if not marks:
         return 0
-    starts = [a for a, _ in spans]
-    at = sorted((max(0, bisect.bisect_right(starts, a) - 1), key) for a, _, key in marks)
+    at = _mark_tokens(spans, marks)
     last_start = len(spans) - budget
     best, best_score = 0, (-1, -1, 0)
     for start in sorted({0, last_start, *(s for s in sentences if s <= last_start)}):
@@ -150,3 +147,10 @@ def _best_sentence_start(spans: TokenSpans, budget: int, marks: Sequence[Mark], 
         if score[:2] > best_score[:2] or (score[:2] == best_score[:2] and best != 0 and score > best_score):
             best, best_score = start, score
     return best
+
+
+def _mark_tokens(spans: TokenSpans, marks: Sequence[Mark]) -> list[tuple[int, str]]:
+    """Each mark as (index of the token it starts in, its key), in order (a word may begin
+    inside a token)."""
+    starts = [a for a, _ in spans]
+    return sorted((max(0, bisect.bisect_right(starts, a) - 1), key) for a, _, key in marks)
