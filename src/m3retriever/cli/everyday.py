@@ -40,6 +40,7 @@ def _parse_filter_arg(raw: str | None) -> Any:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from m3retriever.distributed.arguments import check_ray_arguments, ingest_path_with_ray
     from m3retriever.ingest import IngestInterrupted
     from m3retriever.ingest.globs import FileFilter
     from m3retriever.ingest.sources import source_kind
@@ -52,11 +53,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             if source_kind(path) != "folder" and (args.include or args.exclude or args.sync):
                 raise InputError(f"{path}: --include, --exclude and --sync apply to folders; pass a folder")
         FileFilter.of(args.include, args.exclude)  # a bad pattern too
+        check_ray_arguments(args)
         with Retriever(cfg) as r:
             for path in args.paths:
-                report = r.ingest_path(
-                    path, strict=args.strict, include=args.include, exclude=args.exclude, sync=args.sync
-                )
+                if args.ray is not None:
+                    report = ingest_path_with_ray(r, path, args)
+                else:
+                    report = r.ingest_path(
+                        path, strict=args.strict, include=args.include, exclude=args.exclude, sync=args.sync
+                    )
                 saved += report.documents
                 _print_ingest_report(path, report)
             r.optimize()
@@ -300,6 +305,9 @@ def _ingest_arguments(p: argparse.ArgumentParser) -> None:
         help="longest document accepted, in characters (default: max_document_chars of the configuration, "
         "2000000; also M3R_MAX_DOCUMENT_CHARS)",
     )
+    from m3retriever.distributed.arguments import add_ray_arguments
+
+    add_ray_arguments(p)
 
 
 def _search_arguments(p: argparse.ArgumentParser) -> None:

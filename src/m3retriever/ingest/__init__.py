@@ -35,14 +35,14 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping, Sequence, Sized
 
 from m3retriever.branches import EncoderSet, without_parameters
 from m3retriever.errors import InputError
 from m3retriever.filters import And, AnyOf, Eq, Filter, Not, Range
-from m3retriever.ingest.chunking import ChunkingConfig, chunk_text
+from m3retriever.ingest.chunking import ChunkingConfig
+from m3retriever.ingest.points import PointBuilder, no_tokens, point_id
 from m3retriever.ingest.run import (
     IngestInterrupted,
     IngestReport,
@@ -62,27 +62,6 @@ from m3retriever.types import Chunk, Document, LengthStats
 __all__ = ["IngestReport", "IngestInterrupted", "point_id", "check_unscoped", "text_id", "content_hash", "batched", "Ingestor"]
 
 logger = logging.getLogger(__name__)
-
-_NAMESPACE = uuid.UUID("6f1c8a52-4d0e-5b7a-9c3e-2a1d0b9e7f10")
-
-
-def point_id(doc_id: str, chunk_index: int, tenant: str | None = None) -> str:
-    """The point id of a chunk: UUIDv5 of (doc id, chunk index), and of the tenant when the
-    collection is partitioned (so tenants' equal doc ids stay apart).
-
-    Unambiguous: a tenant holds no control character (checked here), so the first ``\\x1e``
-    ends it, and the chunk index, a whole number, follows the last ``\\x1f``. An unscoped
-    ingest into a partitioned collection refuses doc ids holding ``\\x1e``
-    (:func:`check_unscoped`), so its ids never equal a tenant's either.
-
-    Raises:
-        InputError: ``tenant`` holds a control character.
-    """
-    if tenant is not None:
-        check_tenant_value(tenant)
-        return str(uuid.uuid5(_NAMESPACE, f"{tenant}\x1e{doc_id}\x1f{chunk_index}"))
-    return str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x1f{chunk_index}"))
-
 
 def check_unscoped(doc: Document, tenant_field: str, where: str) -> None:
     """Refuse a document that an unscoped ingest into a collection partitioned by
@@ -168,6 +147,7 @@ class Ingestor:
         self.dense_dim = dense_dim
         self.max_document_chars = max_document_chars
         self._pacer = WritePacer(self.write_seconds, self.first_write_chunks)
+        self.builder = PointBuilder(encoders, chunking, collection, dense_dim, self._tenant)
         # BM25's parameters stay out of the salt: a collection upgraded by ``renormalize`` (which
         # rewrites those vectors in place) keeps skipping its unchanged documents, and a real
         # change of them is refused by the fingerprint.
@@ -186,7 +166,7 @@ class Ingestor:
 
     def chunk(self, doc: Document) -> list[Chunk]:
         """Cut a document into chunks with the encoder's tokenizer."""
-        return chunk_text(doc.doc_id, doc.text, self.encoders.chunking_encoder.token_offsets, self.chunking)
+        return self.builder.chunk(doc)
 
     def ingest(
         self,
@@ -233,7 +213,7 @@ class Ingestor:
             for batch in batched(documents, self.doc_batch):
                 done = run.report.documents
                 try:
-                    docs = batch if validated else self._coerce_batch(batch, done, seen)
+                    docs = batch if validated else self.coerce_batch(batch, done, seen)
                     if before_write is not None:
                         before_write()
                         before_write = None
@@ -262,12 +242,18 @@ class Ingestor:
         Raises:
             InputError: naming the first invalid document.
         """
-        docs = self._coerce_batch(documents, 0, set())
+        docs = self.coerce_batch(documents, 0, set())
         for doc in docs:
             self._check_has_tokens(doc)
         return docs
 
-    def _coerce_batch(self, batch: Sequence[Any], offset: int, seen: set[str]) -> list[Document]:
+    def coerce_batch(self, batch: Sequence[Any], offset: int, seen: set[str]) -> list[Document]:
+        """Validate a batch (``offset``: the number of documents before it, for messages;
+        ``seen``: the ids met so far, to refuse a repeated one), stamped with the scope's tenant.
+
+        Raises:
+            InputError: naming the first invalid or repeated document.
+        """
         docs = []
         for i, item in enumerate(batch):
             where = f"document #{offset + i}"
@@ -288,47 +274,78 @@ class Ingestor:
     def _check_has_tokens(self, doc: Document) -> None:
         # Any letter or digit gives a token; only texts of symbols/controls need a look.
         if not any(c.isalnum() for c in doc.text) and not self.encoders.chunking_encoder.token_offsets(doc.text):
-            raise _no_tokens(doc)
+            raise no_tokens(doc)
 
     def _ingest_batch(self, docs: Sequence[Document], run: IngestRun, root: str | None, claim: bool) -> None:
         """Write a batch: its unchanged documents are counted at once, the others are encoded
         and written in groups of about ``write_seconds`` of encoding, each counted once it is
         in the store."""
+        todo, updated, skipped = self.select(docs, root, claim)
+        if skipped:
+            run.add(IngestReport(documents=skipped, skipped=skipped))
+        for group in write_groups(self.builder.chunked(todo), lambda item: len(item[2]), self._pacer.target):
+            began = time.perf_counter()
+            points, lengths = self.builder.encode(group, self.length_totals(), root)
+            self._pacer.record(len(points), time.perf_counter() - began)
+            with sigint_deferred():  # Ctrl-C waits until the group is written and counted
+                run.add(self.write_group(points, lengths, [(d.doc_id, len(c)) for d, _, c in group], updated))
+
+    def select(
+        self, docs: Sequence[Document], root: str | None = None, claim: bool = False
+    ) -> tuple[list[tuple[Document, str]], set[str], int]:
+        """What of a validated batch needs writing (one ``retrieve`` and at most one
+        ``count_by_value``).
+
+        Returns:
+            ``(document, content hash)`` of each new or changed document, in order; the ids of
+            the changed ones (a chunk 0 is stored: stale chunks may follow it); and how many
+            documents are unchanged.
+        """
         first = {d.doc_id: point_id(d.doc_id, 0, self._tenant) for d in docs}
         existing = {r.id: r.payload for r in self.store.retrieve(self.collection, list(first.values()))}
         digests = {d.doc_id: content_hash(d, self._salt) for d in docs}
         unchanged = self._unchanged(first, digests, existing, root if claim else None)
-        todo: list[tuple[Document, str, list[Chunk]]] = []
-        for doc in docs:
-            if doc.doc_id in unchanged:
-                continue
-            chunks = self.chunk(doc)
-            if not chunks:
-                raise _no_tokens(doc)
-            todo.append((doc, digests[doc.doc_id], chunks))
-        if unchanged:
-            run.add(IngestReport(documents=len(unchanged), skipped=len(unchanged)))
-        for group in write_groups(todo, lambda item: len(item[2]), self._pacer.target):
-            began = time.perf_counter()
-            points, lengths = self._encode(group, root)
-            self._pacer.record(len(points), time.perf_counter() - began)
-            # Chunks are written in one update operation, so a document without chunk 0 has no
-            # chunks at all: only documents that had a chunk 0 can have stale chunks.
-            updated = [(doc.doc_id, len(chunks)) for doc, _, chunks in group if first[doc.doc_id] in existing]
-            with sigint_deferred():  # Ctrl-C waits until the group is written and counted
-                self.store.upsert(self.collection, points)
-                if lengths:
-                    add_length_stats(self.store, self.collection, lengths, self._tenant)
-                deleted = self._delete_stale(updated)
-                run.add(
-                    IngestReport(
-                        documents=len(group),
-                        added=len(group) - len(updated),
-                        updated=len(updated),
-                        chunks_written=len(points),
-                        chunks_deleted=deleted,
-                    )
-                )
+        todo = [(d, digests[d.doc_id]) for d in docs if d.doc_id not in unchanged]
+        # Chunks are written in one update operation, so a document without chunk 0 has no
+        # chunks at all: only documents that had a chunk 0 can have stale chunks.
+        updated = {d.doc_id for d, _ in todo if first[d.doc_id] in existing}
+        return todo, updated, len(unchanged)
+
+    def write_group(
+        self,
+        points: Sequence[StoredPoint],
+        lengths: Mapping[str, LengthStats],
+        docs: Sequence[tuple[str, int]],
+        updated: set[str],
+        *,
+        upserted: bool = False,
+    ) -> IngestReport:
+        """Write one encoded group: upsert its points (unless ``upserted``: a worker wrote them
+        already), add its length totals, delete its changed documents' stale chunks.
+
+        Args:
+            points: The group's points.
+            lengths: Their own length totals.
+            docs: ``(doc id, n_chunks)`` of each document of the group.
+            updated: The ids of the changed documents (of this group or more).
+            upserted: The points are in the store already.
+
+        Returns:
+            What was written, for the run's report.
+        """
+        if not upserted:
+            self.store.upsert(self.collection, points)
+        if lengths:
+            add_length_stats(self.store, self.collection, lengths, self._tenant)
+        changed = [(doc_id, n) for doc_id, n in docs if doc_id in updated]
+        deleted = self._delete_stale(changed)
+        return IngestReport(
+            documents=len(docs),
+            added=len(docs) - len(changed),
+            updated=len(changed),
+            chunks_written=sum(n for _, n in docs),
+            chunks_deleted=deleted,
+        )
 
     def _unchanged(
         self, first: dict[str, str], digests: dict[str, str], existing: dict[str, Any], root: str | None
@@ -349,59 +366,7 @@ class Ingestor:
         stored = self.store.count_by_value(self.collection, "doc_id", list(expected), within)
         return {doc_id for doc_id, n in expected.items() if stored.get(doc_id) == n}
 
-    def _encode(
-        self, todo: Sequence[tuple[Document, str, list[Chunk]]], root: str | None = None
-    ) -> tuple[list[StoredPoint], dict[str, LengthStats]]:
-        """Encode every chunk of ``todo`` and build its points (nothing is written).
-
-        Returns:
-            The points, and their own length totals (per length-normalised branch; empty when
-            there is none).
-        """
-        texts = [c.text for _, _, chunks in todo for c in chunks]
-        vectors = self.encoders.encode_document(texts, self._length_totals())
-        if len(vectors) != len(texts):
-            raise InputError(
-                f"encoder returned {len(vectors)} vectors for {len(texts)} chunks; check the encoder plugin"
-            )
-        if vectors.dense is not None and self.dense_dim is not None and vectors.dense.shape[1] != self.dense_dim:
-            raise InputError(
-                f"the dense encoder returned {vectors.dense.shape[1]}-d vectors but collection "
-                f"{self.collection!r} holds {self.dense_dim}-d vectors; nothing was written. Use "
-                "the encoder the collection was built with, or another collection."
-            )
-        points: list[StoredPoint] = []
-        row = 0
-        for doc, digest, chunks in todo:
-            for c in chunks:
-                payload = {
-                    "text": c.text,
-                    "doc_id": doc.doc_id,
-                    "chunk_index": c.chunk_index,
-                    "n_chunks": len(chunks),
-                    "start": c.start,
-                    "end": c.end,
-                    "source": doc.source,
-                    "metadata": dict(doc.metadata),
-                    "content_hash": digest,
-                }
-                if root is not None:
-                    payload[ROOT_FIELD] = root
-                points.append(
-                    StoredPoint(
-                        id=point_id(doc.doc_id, c.chunk_index, self._tenant),
-                        payload=payload,
-                        dense=vectors.dense[row].tolist() if vectors.dense is not None else None,
-                        sparse=vectors.sparse[row] if vectors.sparse is not None else None,
-                        bm25=vectors.bm25[row] if vectors.bm25 is not None else None,
-                        multivector=vectors.multivector[row] if vectors.multivector is not None else None,
-                        dense2=vectors.dense2[row].tolist() if vectors.dense2 is not None else None,
-                    )
-                )
-                row += 1
-        return points, dict(vectors.lengths)
-
-    def _length_totals(self) -> Mapping[str, LengthStats]:
+    def length_totals(self) -> Mapping[str, LengthStats]:
         """The totals a batch is normalised with: the tenant's, else the collection's."""
         if not self.encoders.length_normalized():
             return {}
@@ -421,10 +386,6 @@ class Ingestor:
         if n_stale:
             self.store.delete_by_filter(self.collection, stale)
         return n_stale
-
-
-def _no_tokens(doc: Document) -> InputError:
-    return InputError(f"document {doc.doc_id!r} has no tokens after tokenization; give it real text")
 
 
 def _stale_chunks(updated: Sequence[tuple[str, int]]) -> Filter:
