@@ -321,8 +321,10 @@ def test_markdown_sections_are_spans_of_the_file_s_own_text(tmp_path: Path):
     (tmp_path / "guide.md").write_text(text)
     (doc,) = read_file(tmp_path / "guide.md")
     assert doc.text == text and doc.metadata == {} and doc.title == "Guide"
-    spans = {s.headings: text[s.start : s.end] for s in doc.structure}
+    spans = {s.headings: text[s.start : s.end] for s in doc.structure if s.kind == "section"}
     assert spans == {("Guide",): text, ("Guide", "Setup"): "## Setup\n\nSteps.\n"}
+    (code,) = [s for s in doc.structure if s.kind == "code"]  # the fenced block, kept whole by the chunker
+    assert text[code.start : code.end] == "```\n# not a heading\n```" and code.headings == ("Guide",)
 
 
 def test_text_builder_sections_nest_and_close_at_their_level():

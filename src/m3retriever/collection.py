@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from m3retriever.branches import EncoderSet
 from m3retriever.config.settings import Settings
+from m3retriever.ingest.headers import FINGERPRINT_KEY as CHUNK_HEADERS
 from m3retriever.rerankers.base import Reranker
 from m3retriever.store.index_settings import INDEX_SETTINGS
 from m3retriever.store.schema import CollectionSpec
@@ -47,6 +48,8 @@ def collection_spec(encoders: EncoderSet, config: Settings) -> CollectionSpec:
     fingerprint = encoders.fingerprint()
     if dense is not None and dist != dense.spec.distance:
         fingerprint["distance"] = dist
+    if config.chunk_headers != "off":  # absent otherwise: collections without them keep their fingerprint
+        fingerprint[CHUNK_HEADERS] = config.chunk_headers
     return CollectionSpec(
         name=config.collection,
         dense_dim=(encoders.dims or dense.spec.dense_dim) if dense is not None else None,

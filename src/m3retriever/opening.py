@@ -19,6 +19,7 @@ from m3retriever.config.resolution import follow_collection, resolve
 from m3retriever.config.saved import as_values, check_saved, load_saved
 from m3retriever.config.settings import SearchSettings, Settings
 from m3retriever.errors import CollectionNotFoundError, StoreError
+from m3retriever.ingest.headers import FINGERPRINT_KEY as CHUNK_HEADERS
 from m3retriever.store import open_store
 from m3retriever.store.kept import set_search_defaults
 from m3retriever.store.schema import COPYING_KEY, MULTIVECTOR, Store
@@ -151,7 +152,8 @@ def open_collection(
     """
     opened = store or open_configured_store(config, client, must_exist=must_exist)
     try:
-        followed = follow_collection(config, stored_multivector(opened, config.collection))
+        fingerprint = opened.collection_fingerprint(config.collection)
+        followed = follow_collection(config, stored_multivector(opened, config.collection), stored_headers(fingerprint))
         saved = load_saved(opened, config.collection) if with_saved else {}
         built = load_built(opened, config.collection)
         settings = resolve(followed, saved=saved, built=built)
@@ -160,7 +162,7 @@ def open_collection(
             opened.close()
         raise
     # ... and pinned: a new collection gets the multivector setting its encoders are built with.
-    given = follow_collection(followed, settings.multivector)
+    given = follow_collection(followed, settings.multivector, settings.chunk_headers)
     return OpenedCollection(opened, given, settings, saved, built, owns_store=store is None)
 
 
@@ -169,6 +171,15 @@ def stored_multivector(store: Store, collection: str) -> bool | None:
     exist)."""
     fingerprint = store.collection_fingerprint(collection)
     return None if fingerprint is None else MULTIVECTOR in fingerprint
+
+
+def stored_headers(fingerprint: Mapping[str, Any] | None) -> str | None:
+    """The chunk headers a collection's vectors were encoded with (``None``: no collection;
+    ``"off"`` for one whose fingerprint names none, built before the setting or with it off)."""
+    if fingerprint is None:
+        return None
+    value = fingerprint.get(CHUNK_HEADERS, "off")
+    return value if isinstance(value, str) else "off"
 
 
 def open_configured_store(config: Config, client: Any = None, *, must_exist: bool = False) -> Store:

@@ -113,6 +113,7 @@ class Retriever:
             max_document_chars=c.max_document_chars,
             scope=self.scope,
             tenant_field=c.tenant_field,
+            headers=c.chunk_headers,
         )
         self._searcher = Searcher(
             self.store,

@@ -10,6 +10,7 @@ import numpy as np
 __all__ = [
     "SparseVector",
     "Encoding",
+    "Section",
     "LengthStats",
     "Document",
     "Chunk",
@@ -136,6 +137,31 @@ class LengthStats:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A span of a document's text: what a file reader found there (:mod:`m3retriever.readers`)
+    and what the chunker cuts by (:mod:`m3retriever.ingest.chunking`).
+
+    Attributes:
+        kind: ``"section"`` (the text under a heading, up to the next heading), ``"page"`` (a
+            PDF page), ``"cell"`` (a notebook cell), ``"code"`` or ``"table"``.
+        start: Offset of its first character in the document's text.
+        end: Offset just after its last character.
+        headings: The heading path it lies under, outermost first (``("Tutorial", "Query
+            Parameters")``); for a ``"section"``, ending with its own heading.
+        page: The page number (from 1) of a ``"page"``.
+        label: More about it: a notebook cell's type (``"markdown"``, ``"code"``), a heading's
+            level as text.
+    """
+
+    kind: str
+    start: int
+    end: int
+    headings: tuple[str, ...] = ()
+    page: int | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
 class Document:
     """A document to ingest.
 
@@ -144,12 +170,17 @@ class Document:
         doc_id: Stable identifier; re-ingesting the same id replaces the document.
         metadata: JSON-serialisable user metadata, stored with every chunk and filterable.
         source: Where the text came from (a path, URL, dataset name).
+        structure: Its sections, pages, cells, code blocks and tables, spans of ``text`` in
+            text order (a folder ingest takes them from the file readers). With them, chunks
+            are cut at headings first and record their heading path and pages; without them
+            (the default), by token count alone.
     """
 
     text: str
     doc_id: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
+    structure: tuple[Section, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,6 +193,9 @@ class Chunk:
         text: The chunk's text (a slice of the document).
         start: Character offset of the chunk in the document.
         end: Character offset one past the chunk's last character.
+        headings: The heading path the chunk lies under, outermost first (empty for a document
+            without structure).
+        pages: The PDF pages the chunk spans (empty when the document has no pages).
     """
 
     doc_id: str
@@ -169,6 +203,8 @@ class Chunk:
     text: str
     start: int
     end: int
+    headings: tuple[str, ...] = ()
+    pages: tuple[int, ...] = ()
 
 
 class ChunkSpan(NamedTuple):
@@ -357,6 +393,9 @@ class Hit:
             in :attr:`text`, to highlight or cite them (:mod:`m3retriever.search.matching`).
         context: The chunk with its neighbouring chunks merged into one passage (search option
             ``expand``); ``None`` when not asked for.
+        headings: The heading path the chunk lies under (:attr:`Chunk.headings`; empty for
+            a document ingested without structure).
+        pages: The PDF pages the chunk spans (:attr:`Chunk.pages`).
     """
 
     id: str
@@ -369,6 +408,8 @@ class Hit:
     matched_terms: tuple[str, ...] = ()
     context: Passage | None = None
     matches: tuple[MatchedTerm, ...] = ()
+    headings: tuple[str, ...] = ()
+    pages: tuple[int, ...] = ()
 
     @property
     def score(self) -> float:
@@ -394,6 +435,8 @@ class Hit:
             "matched_terms": list(self.matched_terms),
             "matches": [m.as_dict() for m in self.matches],
             "context": self.context.as_dict() if self.context is not None else None,
+            "headings": list(self.headings),
+            "pages": list(self.pages),
         }
 
 

@@ -233,6 +233,15 @@ class Config:
         distance: Distance of the dense vector (``None``: the one the encoder declares).
         chunk_tokens: Tokens per chunk.
         chunk_overlap: Tokens shared by consecutive chunks.
+        chunk_headers: What the encoders read in front of a chunk's text (never stored in
+            it): ``"structured"`` puts the document's title and the chunk's heading path
+            (``Tutorial > Query Parameters``) in front of the chunks of documents with a
+            structure (read from files: a folder ingest); ``"all"`` in front of every chunk
+            of a document with a title or a structure (a JSONL title too); ``"off"``: none.
+            ``None``: what an existing collection was built with (``"off"`` for one built
+            before the setting), else the profile's, else ``"structured"``. Part of the
+            collection's fingerprint when not ``"off"``: changing it needs a re-ingest. The
+            chunks of a document that can get a header hold at most ``max_length`` - 36 tokens.
         indexed_fields: Metadata keys to index for fast filtering.
         expected_chunks: How many chunks the collection is expected to hold; picks the index
             settings below when they are unset (see :func:`auto_index_settings`).
@@ -296,6 +305,7 @@ class Config:
     distance: Literal["cosine", "dot", "euclid", "manhattan"] | None = None
     chunk_tokens: int = 512
     chunk_overlap: int = 64
+    chunk_headers: Literal["off", "structured", "all"] | None = _by_profile("structured")
     indexed_fields: tuple[str, ...] = ()
     expected_chunks: int | None = None
     quantization: Literal["none", "scalar", "binary", "turbo"] | None = _by_profile(

@@ -132,21 +132,26 @@ def check_rescoring(collection: str, stored: bool, rescore: bool | None) -> None
         )
 
 
-def follow_collection(config: Config, multivector: bool | None) -> Config:
+def follow_collection(config: Config, multivector: bool | None, chunk_headers: str | None = None) -> Config:
     """``config`` with its unset collection-level settings taken from the collection as built.
 
-    ``multivector`` left unset follows an existing collection, so a collection built with or
-    without the multivectors opens with the same configuration, whatever the profile's
-    default for new collections (explicit > the collection's > the profile's > false).
+    ``multivector`` and ``chunk_headers`` left unset follow an existing collection, so a
+    collection built with or without the multivectors (or the chunk headers) opens with the
+    same configuration, whatever the profile's default for new collections (explicit > the
+    collection's > the profile's > the field's default).
 
     Args:
         config: The configuration as given.
         multivector: Whether the existing collection stores the multivectors (``None``: no
             collection yet).
+        chunk_headers: The chunk headers its vectors were encoded with (``None``: no
+            collection yet).
     """
-    if multivector is None or config.multivector is not None:
-        return config
-    return replace(config, multivector=multivector)
+    if multivector is not None and config.multivector is None:
+        config = replace(config, multivector=multivector)
+    if chunk_headers is not None and config.chunk_headers is None:
+        config = replace(config, chunk_headers=chunk_headers)  # type: ignore[arg-type]
+    return config
 
 
 def _own(config: Config, saved: Mapping[str, Any]) -> Config:

@@ -66,6 +66,7 @@ class Settings(Config):
     hnsw_m: int
     hnsw_ef_construct: int
     multivector: bool
+    chunk_headers: Literal["off", "structured", "all"]
     search: SearchSettings
 
     def __post_init__(self) -> None:

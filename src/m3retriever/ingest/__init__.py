@@ -115,6 +115,8 @@ class Ingestor:
         scope: The tenant every document is written to (``None``: no tenant).
         tenant_field: Without ``scope``: the metadata key partitioning the collection by tenant
             (``None``: not partitioned); each document is checked with :func:`check_unscoped`.
+        headers: The chunk headers the encoders read (``chunk_headers``: ``"off"``,
+            ``"structured"``, ``"all"``; :mod:`m3retriever.ingest.headers`).
 
     Attributes:
         write_seconds: About how much encoding one write holds (what an interrupt can lose).
@@ -135,6 +137,7 @@ class Ingestor:
         max_document_chars: int | None = None,
         scope: Scope | None = None,
         tenant_field: str | None = None,
+        headers: str = "off",
     ) -> None:
         self.scope = scope
         self._tenant = scope.tenant if scope is not None else None
@@ -147,7 +150,7 @@ class Ingestor:
         self.dense_dim = dense_dim
         self.max_document_chars = max_document_chars
         self._pacer = WritePacer(self.write_seconds, self.first_write_chunks)
-        self.builder = PointBuilder(encoders, chunking, collection, dense_dim, self._tenant)
+        self.builder = PointBuilder(encoders, chunking, collection, dense_dim, self._tenant, headers)
         # BM25's parameters stay out of the salt: a collection upgraded by ``renormalize`` (which
         # rewrites those vectors in place) keeps skipping its unchanged documents, and a real
         # change of them is refused by the fingerprint.

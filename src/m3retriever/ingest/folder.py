@@ -209,7 +209,7 @@ class _Reading:
                 meta = {"file_name": path.name, "suffix": suffix, **dict(doc.metadata), FOLDERS: folders_of(relative)}
                 if doc.title and "title" not in meta:
                     meta["title"] = doc.title
-                yield Document(text=doc.text, doc_id=doc_id, metadata=meta, source=relative)
+                yield Document(doc.text, doc_id, meta, relative, doc.structure)
 
     def _reader(self, suffix: str) -> Reader:
         if suffix not in self._built:

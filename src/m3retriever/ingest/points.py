@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 from m3retriever.branches import EncoderSet
 from m3retriever.errors import InputError
 from m3retriever.ingest.chunking import ChunkingConfig, chunk_text
+from m3retriever.ingest.headers import chunk_fields, chunking_for, encoder_text
 from m3retriever.ingest.sync import ROOT_FIELD
 from m3retriever.store.schema import StoredPoint
 from m3retriever.tenancy import check_tenant_value
@@ -55,6 +56,7 @@ class PointBuilder:
         collection: The collection's name (for messages).
         dense_dim: Dense size of the collection; encoder output of another size is refused.
         tenant: The tenant the points belong to (``None``: no tenant), part of their ids.
+        headers: The chunk headers the encoders read (setting ``chunk_headers``).
     """
 
     def __init__(
@@ -64,7 +66,9 @@ class PointBuilder:
         collection: str,
         dense_dim: int | None = None,
         tenant: str | None = None,
+        headers: str = "off",
     ) -> None:
+        self.headers = headers
         self.encoders = encoders
         self.chunking = chunking
         self.collection = collection
@@ -73,7 +77,9 @@ class PointBuilder:
 
     def chunk(self, doc: Document) -> list[Chunk]:
         """Cut a document into chunks with the encoder's tokenizer."""
-        return chunk_text(doc.doc_id, doc.text, self.encoders.chunking_encoder.token_offsets, self.chunking)
+        offsets = self.encoders.chunking_encoder.token_offsets
+        chunking = chunking_for(doc, self.headers, self.chunking, self.encoders.max_length)
+        return chunk_text(doc.doc_id, doc.text, offsets, chunking, doc.structure)
 
     def chunked(self, docs: Sequence[tuple[Document, str]]) -> list[tuple[Document, str, list[Chunk]]]:
         """``(document, content hash, chunks)`` of each ``(document, content hash)``.
@@ -103,7 +109,8 @@ class PointBuilder:
             The points, and their own length totals (per length-normalised branch; empty when
             there is none).
         """
-        texts = [c.text for _, _, chunks in todo for c in chunks]
+        offsets = self.encoders.chunking_encoder.token_offsets
+        texts = [encoder_text(doc, c, self.headers, offsets) for doc, _, chunks in todo for c in chunks]
         vectors = self.encoders.encode_document(texts, totals)
         if len(vectors) != len(texts):
             raise InputError(
@@ -122,7 +129,10 @@ class PointBuilder:
                 points.append(
                     StoredPoint(
                         id=point_id(doc.doc_id, c.chunk_index, self.tenant),
-                        payload=_payload(doc, digest, c, len(chunks), root),
+                        payload={
+                            **_payload(doc, digest, c, len(chunks), root),
+                            **chunk_fields(doc, c, self.headers, offsets),
+                        },
                         dense=vectors.dense[row].tolist() if vectors.dense is not None else None,
                         sparse=vectors.sparse[row] if vectors.sparse is not None else None,
                         bm25=vectors.bm25[row] if vectors.bm25 is not None else None,

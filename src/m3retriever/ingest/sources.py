@@ -9,6 +9,7 @@ from typing import Any, Iterator, Literal, Mapping
 
 from m3retriever.errors import InputError
 from m3retriever.ingest.folder import TEXT_SUFFIXES, read_folder
+from m3retriever.ingest.sections import check_structure
 from m3retriever.ingest.stream import DocumentStream
 from m3retriever.ingest.text_files import TextReader, count_lines, open_text
 from m3retriever.types import Document
@@ -91,11 +92,13 @@ def coerce_document(item: Any, *, where: str = "input", max_chars: int | None = 
         )
     doc_id = check_doc_id(doc.doc_id, where)
     where = f"{where} (doc_id {doc_id!r:.80})"
+    text = check_text(doc.text, where, max_chars)
     return Document(
-        text=check_text(doc.text, where, max_chars),
+        text=text,
         doc_id=doc_id,
         metadata=check_metadata(doc.metadata, where),
         source=check_source(doc.source, where),
+        structure=check_structure(doc.structure, len(text), where),
     )
 
 

@@ -39,6 +39,7 @@ from m3retriever.components import encoders_for
 from m3retriever.config import refuse_tenant
 from m3retriever.errors import CollectionNotFoundError, ConfigError
 from m3retriever.ingest import batched
+from m3retriever.ingest.headers import stored_encoder_text
 from m3retriever.opening import OpenedCollection
 from m3retriever.store.index_settings import INDEX_SETTINGS, adopt_index_settings
 from m3retriever.store.kept import set_fingerprint
@@ -163,7 +164,7 @@ def _build(store: Store, encoders: EncoderSet, spec: CollectionSpec, build: str,
     store.ensure_collection(replace(spec, name=build, fingerprint={**spec.fingerprint, _BUILDING: True}))
     done = 0
     for page in batched(store.scroll(spec.name, with_vectors=True, batch=batch), batch):
-        texts = [str(r.payload.get("text", "")) for r in page]
+        texts = [stored_encoder_text(r.payload) for r in page]  # with its header, as ingest read it
         vectors = encoders.encode_dense2(texts)
         store.upsert(build, [_point(r, vectors[i].tolist()) for i, r in enumerate(page)])
         done += len(page)

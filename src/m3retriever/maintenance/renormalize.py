@@ -40,6 +40,7 @@ from m3retriever.config.checks import check_tenant
 from m3retriever.config.settings import Settings
 from m3retriever.errors import ConfigError
 from m3retriever.ingest import batched
+from m3retriever.ingest.headers import stored_encoder_text
 from m3retriever.opening import OpenedCollection
 from m3retriever.store.kept import (
     length_stats,
@@ -266,8 +267,8 @@ def _check_upgradable(
 
 
 def _text(record: ScoredRecord) -> str:
-    text = record.payload.get("text")
-    return text if isinstance(text, str) else ""
+    """What ingest encoded of the chunk: its text, after its header when it has one."""
+    return stored_encoder_text(record.payload)
 
 
 def _rewritten(record: ScoredRecord, new: Mapping[str, SparseVector]) -> StoredPoint:

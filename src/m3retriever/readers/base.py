@@ -8,31 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
+from m3retriever.types import Section
+
 __all__ = ["Section", "ReadDocument", "Reader", "ReaderFactory", "TextBuilder", "UnreadableFile"]
-
-
-@dataclass(frozen=True)
-class Section:
-    """A span of a read document's text.
-
-    Attributes:
-        kind: ``"section"`` (the text under a heading, up to the next heading), ``"page"`` (a
-            PDF page), ``"cell"`` (a notebook cell), ``"code"`` or ``"table"``.
-        start: Offset of its first character in :attr:`ReadDocument.text`.
-        end: Offset just after its last character.
-        headings: The heading path it lies under, outermost first (``("Tutorial", "Query
-            Parameters")``); for a ``"section"``, ending with its own heading.
-        page: The page number (from 1) of a ``"page"``.
-        label: More about it: a notebook cell's type (``"markdown"``, ``"code"``), a heading's
-            level as text.
-    """
-
-    kind: str
-    start: int
-    end: int
-    headings: tuple[str, ...] = ()
-    page: int | None = None
-    label: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,16 +31,22 @@ def read_markdown(path: Path) -> Sequence[ReadDocument]:
 
 
 def markdown_sections(text: str) -> tuple[Section, ...]:
-    """The heading sections of Markdown ``text`` (spans of ``text`` itself)."""
+    """The heading sections and fenced code blocks of Markdown ``text`` (spans of ``text``
+    itself)."""
     opened: list[tuple[int, int, tuple[str, ...]]] = []
     path: list[tuple[int, str]] = []
     sections: list[Section] = []
     offset = 0
-    fenced = False
+    fenced: int | None = None  # where the open fence started
     for line in text.splitlines(keepends=True):
         if _FENCE.match(line):
-            fenced = not fenced
-        match = None if fenced else _ATX.match(line.rstrip("\n"))
+            if fenced is None:
+                fenced = offset
+            else:
+                end = offset + len(line.rstrip("\n"))
+                sections.append(Section("code", fenced, end, tuple(name for _, name in path)))
+                fenced = None
+        match = None if fenced is not None else _ATX.match(line.rstrip("\n"))
         if match:
             level = len(match.group(1))
             while opened and opened[-1][0] >= level:

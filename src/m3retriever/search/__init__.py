@@ -417,6 +417,8 @@ class Searcher:
             scores=scores,
             matched_terms=tuple(m.term for m in matches),
             matches=matches,
+            headings=tuple(str(h) for h in p.get("headings") or ()),
+            pages=tuple(int(n) for n in p.get("pages") or ()),
         )
 
     def _matcher(self, query: str) -> Matcher:

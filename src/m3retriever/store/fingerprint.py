@@ -29,6 +29,8 @@ def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: 
         wanted: The configured encoders' fingerprint.
     """
     old, new = _flatten(dict(stored)), _flatten(dict(wanted))
+    # Chunk headers are recorded only when on (m3retriever.ingest.headers.FINGERPRINT_KEY).
+    old, new = {"chunk_headers": "off", **old}, {"chunk_headers": "off", **new}
     keys = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
     diffs = [f"{key}: built with {old.get(key, '(unset)')!r}, configured {new.get(key, '(unset)')!r}" for key in keys]
     if diffs:
@@ -39,6 +41,13 @@ def check_fingerprint(name: str, where: str, stored: Mapping[str, Any], wanted: 
                 "needs a re-ingest. Leave `multivector` unset (it follows the collection), or "
                 "ingest into another collection (or delete this one and ingest again) with the "
                 "`multivector` setting you want."
+            )
+        elif keys == ["chunk_headers"]:
+            fix = (
+                "Only the chunk headers differ: the vectors were encoded with the other setting, so "
+                "changing it needs a re-ingest. Leave `chunk_headers` unset (it follows the "
+                "collection), or ingest into another collection (or delete this one and ingest "
+                "again) with the `chunk_headers` you want."
             )
         elif all(key.split(".")[0] == DENSE2 for key in keys):
             fix = (
