@@ -167,3 +167,31 @@ def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingDependencyError, match=r"m3retriever\[ray\]"):
         ray_module()
+
+
+def test_a_jsonl_file_is_read_on_the_cluster_as_a_plain_ingest_reads_it(tmp_path: Path, tiny_settings: dict) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    lines = [
+        f'{{"_id": "d{i}", "title": "Title {i}", "text": "Body of document {i}.", "year": {2000 + i}}}'
+        for i in range(6)
+    ]
+    corpus.write_text("\n".join(lines) + "\n")
+    with _retriever(tmp_path / "plain", tiny_settings) as r:
+        r.ingest_path(corpus)
+    with _retriever(tmp_path / "ray", tiny_settings) as r:
+        assert ray_ingest(r, [corpus], RayOptions(actors=1)).documents == 6
+    plain, built = read_collection(tmp_path / "plain", "c"), read_collection(tmp_path / "ray", "c")
+    assert built is not None and same_collection(built, plain)
+
+
+def test_a_ray_dataset_of_documents_is_ingested_as_the_same_list_is(tmp_path: Path, tiny_settings: dict) -> None:
+    docs = [
+        {"doc_id": f"d{i}", "text": f"Document {i} about item{i} and term{i % 3}.", "metadata": {"i": i}, "source": "s"}
+        for i in range(6)
+    ]
+    with _retriever(tmp_path / "plain", tiny_settings) as r:
+        r.ingest(docs)
+    with _retriever(tmp_path / "ray", tiny_settings) as r:
+        assert ray_ingest(r, ray.data.from_items(docs), RayOptions(actors=1)).documents == 6
+    plain, built = read_collection(tmp_path / "plain", "c"), read_collection(tmp_path / "ray", "c")
+    assert built is not None and same_collection(built, plain)

@@ -106,8 +106,8 @@ def _ingest_path(
 ) -> IngestReport:
     kind = source_kind(path)  # a typo fails before the cluster is joined
     ray = connect(options.address)
-    root = ingest_root(path, kind)
-    dataset = read_path(ray, root, retriever.config.max_document_chars)
+    root = ingest_root(path, kind)  # the folder the sources are relative to
+    dataset = read_path(ray, path.resolve(), retriever.config.max_document_chars)
     driver = _Driver(retriever, ray, options, str(root) if kind == "folder" else None)
     report = driver.run(dataset_documents(dataset, retriever._ingestor.doc_batch), show, on_progress)
     if retriever.store.has_collection(retriever.collection):
