@@ -169,6 +169,8 @@ def test_html_keeps_the_main_content_and_drops_the_site_chrome(tmp_path: Path):
     assert sections[("Query parameters", "Optional parameters")].startswith("Optional parameters\n\nThe top_k")
     table = next(s for s in doc.structure if s.kind == "table")
     assert doc.text[table.start : table.end] == "Name | Default\n\ntop_k | 10"
+    code = next(s for s in doc.structure if s.kind == "code")  # a <pre>, kept whole by the chunker
+    assert doc.text[code.start : code.end] == 'r.search("rank fusion",\n         top_k=5)'
 
 
 def test_html_without_main_drops_chrome_by_role_and_class(tmp_path: Path):

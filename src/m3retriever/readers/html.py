@@ -108,7 +108,8 @@ class _Walker:
             self.builder.heading(int(heading.group(1)), el.text_content())
         elif tag == "pre":
             self.flush()
-            self.builder.block(el.text_content())
+            start, _ = self.builder.block(el.text_content())
+            self.builder.span("code", start)  # kept whole by the chunker where it fits
         elif tag == "table":
             self.flush()
             start = self.builder.length
