@@ -240,6 +240,28 @@ def test_local_rrf_in_tune_matches_the_engine(tmp_path, make_retriever):
             )
 
 
+def test_local_zscore_in_tune_matches_the_search(tmp_path, make_retriever):
+    """Under search.fusion = "zscore" tune's sweep fuses the cached branch rankings as the search
+    fuses their own lists: same candidates, same fused scores, same order."""
+    from m3retriever.evaluation.tune import BranchCache
+
+    root = write_beir(tmp_path / "ds", gz=False)
+    data = load_beir(root, "test")
+    r = make_retriever(bm25=True, multivector=False)
+    r.ingest_path(root)
+    cache = BranchCache(r, data.queries, depth=12)
+    for w in ((1.0, 1.0, 1.0), (1.0, 0.5, 2.0)):
+        for adaptive in (False, True):
+            for q, text in data.queries.items():
+                res = r.search(
+                    text, top_k=12, prefetch_limit=12, rerank=False, fusion="zscore", adaptive=adaptive,
+                    dense_weight=w[0], sparse_weight=w[1], bm25_weight=w[2],
+                )  # fmt: skip
+                local = cache.fuse(q, 10, w, 12, adaptive, "zscore")
+                assert [h.id for h in res.hits] == [k for k, _ in local[: len(res.hits)]]
+                assert [h.scores.fused for h in res.hits] == pytest.approx([s for _, s in local][: len(res.hits)], rel=1e-4)
+
+
 def test_tune_sweeps_and_verifies(tmp_path, make_retriever):
     from m3retriever.evaluation.tune import default_weight_grid, tune
 

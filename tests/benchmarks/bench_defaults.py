@@ -67,11 +67,20 @@ CANDIDATES: list[tuple[str, int, Any, float]] = [
 ]
 # The same, with the weights adapted per query (search.adaptive, m3retriever.search.adaptive)
 ADAPTIVE = {"k10 1/.5/.5 rw.3", "k10 1/.5/.5 rw.5", "k60 1/.5/.5 rw.3", "k60 1/1/1 rw.2"}
+# Fused by standardised scores (search.fusion = "zscore", m3retriever.search.fusion; no k)
+ZSCORE: list[tuple[str, int, Any, float]] = [
+    ("zscore 1/.5/.5 rw.2", 0, (1.0, 0.5, 0.5), 0.2),
+    ("zscore 1/.5/.5 rw.3", 0, (1.0, 0.5, 0.5), 0.3),
+    ("zscore 1/.5/.5 rw.5", 0, (1.0, 0.5, 0.5), 0.5),
+    ("zscore 1/.25/.25 rw.3", 0, (1.0, 0.25, 0.25), 0.3),
+    ("zscore 1/.25/.5 rw.3", 0, (1.0, 0.25, 0.5), 0.3),
+    ("zscore 1/1/1 rw.3", 0, (1.0, 1.0, 1.0), 0.3),
+]
 
 
 def _cache_path_data(cache: BranchCache) -> dict[str, Any]:
     return {
-        q: {"text": c.text, "branches": c.branches, "texts": dict(c.texts), "logits": dict(c.logits)}
+        q: {"text": c.text, "branches": c.branches, "scores": c.scores, "texts": dict(c.texts), "logits": dict(c.logits)}
         for q, c in cache.queries.items()
     }  # fmt: skip
 
@@ -80,17 +89,18 @@ def load_cache(retriever: Any, queries: Mapping[str, str], path: Path | None) ->
     """The branch rankings (and logits computed so far) from ``path``, else fetched."""
     if path is not None and path.exists():
         raw = json.loads(path.read_text())
-        if set(raw) == set(queries):
+        if set(raw) == set(queries) and all("scores" in v for v in raw.values()):
             cache = BranchCache.__new__(BranchCache)
             cache.retriever, cache.depth, cache.rerank_pairs, cache.rerank_seconds = retriever, DEPTH, 0, 0.0
             from m3retriever.evaluation.tune_sweep import _QueryCache
 
             cache.queries = {
                 q: _QueryCache(v["text"], {b: [(p, d) for p, d in lst] for b, lst in v["branches"].items()},
-                               dict(v["texts"]), dict(v["logits"]))
+                               dict(v["texts"]), dict(v["logits"]), dict(v["scores"]))
                 for q, v in raw.items()
             }  # fmt: skip
             cache.present = [b for b in BRANCHES if b in next(iter(cache.queries.values())).branches]
+            cache.lower_is_better = ()  # the small profile's dense model: cosine
             return cache
     return BranchCache(retriever, queries, DEPTH, progress=True)
 
@@ -120,11 +130,17 @@ def branch_runs(cache: BranchCache) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def candidate_runs(
-    cache: BranchCache, k: int, w: Sequence[float], rw: float, depth: int = 10, adaptive: bool = False
+    cache: BranchCache,
+    k: int,
+    w: Sequence[float],
+    rw: float,
+    depth: int = 10,
+    adaptive: bool = False,
+    fusion: str = "rrf",
 ) -> tuple[dict, dict]:
     fused, rerank = {}, {}
     for q in cache.queries:
-        f = cache.fuse(q, k, w, DEPTH, adaptive)
+        f = cache.fuse(q, k, w, DEPTH, adaptive, fusion)
         fused[q] = ranking_to_scores(_final_ranking(cache, q, f, 0, None, DEPTH))
         rerank[q] = ranking_to_scores(_final_ranking(cache, q, f, depth, rw, DEPTH))
     return fused, rerank
@@ -140,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-queries", type=int, default=None)
     ap.add_argument("--out", help="markdown file for the table")
     ap.add_argument("--json-out", help="JSON file with every candidate's figures")
+    ap.add_argument(
+        "--only", help="comma-separated parts of the candidates' names to run (e.g. 'k10 1/.5/.5 rw.3,zscore')"
+    )
     args = ap.parse_args(argv)
     data = load_dataset(args.dataset, split=args.split, max_queries=args.max_queries)
     queries = {q: t for q, t in data.queries.items() if q in data.qrels}
@@ -151,15 +170,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         branches = {b: per_query(qrels, drop_self_matches(run)) for b, run in branch_runs(cache).items()}
         agree = agreement_weights(cache)
         rows, figures = [], {}
-        runs = [(name, k, w, rw, False) for name, k, w, rw in CANDIDATES]
-        runs += [(name + " adaptive", k, w, rw, True) for name, k, w, rw in CANDIDATES if name in ADAPTIVE]
-        for name, k, w, rw, adaptive in runs:
+        runs = [(name, k, w, rw, False, "rrf") for name, k, w, rw in CANDIDATES]
+        runs += [(name + " adaptive", k, w, rw, True, "rrf") for name, k, w, rw in CANDIDATES if name in ADAPTIVE]
+        runs += [(name, k, w, rw, False, "zscore") for name, k, w, rw in ZSCORE]
+        if args.only:
+            runs = [r for r in runs if any(part in r[0] for part in args.only.split(","))]
+        for name, k, w, rw, adaptive, fusion in runs:
             weights = agree if w == "agree" else w
-            fused, rerank = candidate_runs(cache, k, weights, rw, adaptive=adaptive)
+            fused, rerank = candidate_runs(cache, k, weights, rw, adaptive=adaptive, fusion=fusion)
             pq = {**branches, "fused": per_query(qrels, drop_self_matches(fused)),
                   "rerank": per_query(qrels, drop_self_matches(rerank))}  # fmt: skip
             vs = {v.stage: v for v in versus_best_branch(pq)}
-            p_rf = paired_randomisation([pq["rerank"][q] for q in sorted(qrels)], [pq["fused"][q] for q in sorted(qrels)])
+            p_rf = paired_randomisation(
+                [pq["rerank"][q] for q in sorted(qrels)], [pq["fused"][q] for q in sorted(qrels)]
+            )
             figures[name] = {"weights": weights, "rrf_k": k, "rerank_weight": rw,
                              **{s: v.as_dict() for s, v in vs.items()}, "p_rerank_vs_fused": p_rf}  # fmt: skip
             f, rr = vs["fused"], vs["rerank"]

@@ -58,8 +58,11 @@ class SearchConfig:
         prefetch_limit: Candidates each branch (dense, sparse, BM25) contributes to fusion
             (``None``: the collection's saved default, else the profile's, else 100).
         rerank_depth: Fused candidates passed to the reranker (``None``: the profile's, else 50).
-        fusion: ``"rrf"`` or ``"dbsf"`` (``None``: the collection's saved default, else the
-            profile's, else ``"rrf"``).
+        fusion: ``"rrf"`` (the engine's weighted reciprocal rank fusion), ``"zscore"`` (each
+            branch's scores standardised over its own list, weighted and summed:
+            :mod:`m3retriever.search.fusion`; not with ``multivector_rescore``) or ``"dbsf"``
+            (the engine's score fusion, unweighted) (``None``: the collection's saved default,
+            else the profile's, else ``"rrf"``).
         rrf_k: RRF's k, always sent explicitly (``None``: the profile's, else 60; Qdrant's own
             default is 2).
         dense_weight: RRF weight of the dense branch (``None``: the profile's, else 1).
@@ -118,7 +121,7 @@ class SearchConfig:
     top_k: int = 10
     prefetch_limit: int | None = _by_profile(100)
     rerank_depth: int | None = _by_profile(50)
-    fusion: Literal["rrf", "dbsf"] | None = _by_profile("rrf")
+    fusion: Literal["rrf", "zscore", "dbsf"] | None = _by_profile("rrf")
     rrf_k: int | None = _by_profile(60)
     dense_weight: float | None = _by_profile(1.0)
     sparse_weight: float | None = _by_profile(1.0)
@@ -149,19 +152,19 @@ class SearchConfig:
         if self.hnsw_ef == 0:
             object.__setattr__(self, "hnsw_ef", None)  # 0 means the default, as None does
         for name in ("rerank", "exact", "stage_scores", "rescore", "adaptive"):
-            if not isinstance(getattr(self, name), bool) and not (name in ("rescore", "adaptive") and getattr(self, name) is None):
+            if not isinstance(getattr(self, name), bool) and not (
+                name in ("rescore", "adaptive") and getattr(self, name) is None
+            ):
                 raise ConfigError(f"search.{name} must be true or false, got {getattr(self, name)!r}")
         if self.oversampling is not None and check_float("oversampling", self.oversampling, 100.0) < 1.0:  # type: ignore[operator]
             raise ConfigError(f"search.oversampling must be between 1 and 100, got {self.oversampling!r}")
         if self.multivector_rescore is not None and not isinstance(self.multivector_rescore, bool):
             raise ConfigError(f"search.multivector_rescore must be true or false, got {self.multivector_rescore!r}")
-        if self.fusion not in ("rrf", "dbsf", None):
-            raise ConfigError(f"search.fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
+        if self.fusion not in ("rrf", "zscore", "dbsf", None):
+            raise ConfigError(f"search.fusion must be 'rrf', 'zscore' or 'dbsf', got {self.fusion!r}")
         _check_calibration(self.confidence_slope, self.confidence_bias)
         if self.rerank_window not in ("first", "match", "maxp", None):
-            raise ConfigError(
-                f"search.rerank_window must be 'first', 'match' or 'maxp', got {self.rerank_window!r}"
-            )
+            raise ConfigError(f"search.rerank_window must be 'first', 'match' or 'maxp', got {self.rerank_window!r}")
         for name, top in FLOAT_FIELDS.items():
             object.__setattr__(self, name, check_float(name, getattr(self, name), top))
 
@@ -286,9 +289,7 @@ class Config:
         lambda c: c.dense_model if c.sparse_encoder == c.dense_encoder else None,
         follows="sparse_encoder",
     )
-    bm25: bool | None = _by_profile(
-        lambda c: c.lexical_encoder not in (None, "", "none"), follows="lexical_encoder"
-    )
+    bm25: bool | None = _by_profile(lambda c: c.lexical_encoder not in (None, "", "none"), follows="lexical_encoder")
     lexical_encoder: str | None = _by_profile("bm25", component=True)
     dense2_encoder: str | None = None
     dense2_model: str | None = None
@@ -341,7 +342,6 @@ class Config:
         """The :class:`~m3retriever.config.profiles.Profile` named by :attr:`profile` (``bge-m3``
         when unset; the resolved configuration names the one in force)."""
         return get_profile(self.profile or DEFAULT_PROFILE)
-
 
 
 def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:

@@ -19,7 +19,16 @@ from m3retriever.errors import ConfigError
 
 __all__ = ["BUILT", "Source", "resolve", "sources", "follow_collection", "check_rescoring"]
 
-BUILT = ("dense_encoder", "dense_model", "sparse_encoder", "sparse_model", "bm25", "lexical_encoder", "dims", "distance")
+BUILT = (
+    "dense_encoder",
+    "dense_model",
+    "sparse_encoder",
+    "sparse_model",
+    "bm25",
+    "lexical_encoder",
+    "dims",
+    "distance",
+)
 """The settings that shape a collection's vectors, kept with it (besides its profile) and used
 when a configuration leaves them unset."""
 
@@ -109,6 +118,12 @@ def resolve(
     if s.multivector_rescore is None:
         s = replace(s, multivector_rescore=bool(top.multivector))
     check_rescoring(top.collection, bool(top.multivector), s.multivector_rescore)
+    if s.fusion == "zscore" and s.multivector_rescore:
+        raise ConfigError(
+            "search.fusion 'zscore' fuses the branches' own rankings outside the engine, and "
+            "multivector (MaxSim) rescoring reads the engine's fused candidates: set "
+            "search.fusion = 'rrf' to rescore, or turn search.multivector_rescore off"
+        )
     return Settings.of(replace(top, search=s))
 
 

@@ -26,7 +26,7 @@ class SearchSettings(SearchConfig):
 
     prefetch_limit: int
     rerank_depth: int
-    fusion: Literal["rrf", "dbsf"]
+    fusion: Literal["rrf", "zscore", "dbsf"]
     rrf_k: int
     dense_weight: float
     sparse_weight: float

@@ -339,7 +339,9 @@ def tune(
         kept = {k: v for k, v in retriever.search_defaults.items() if k not in TUNED}  # hnsw_ef, oversampling...
         if calibration:
             kept.update(confidence_slope=calibration["slope"], confidence_bias=calibration["bias"])
-        retriever.save_search_defaults({**kept, "fusion": "rrf", **opts})
+        # The sweep fused as the search does under zscore, else by weighted RRF (dbsf too).
+        fused_by = "zscore" if sweep.resolved.fusion == "zscore" else "rrf"
+        retriever.save_search_defaults({**kept, "fusion": fused_by, **opts})
     return TuneResult(
         metric=metric, n_queries=len(queries), rows=rows, best=best, default=default, latency_ms=latency,
         verified=verified, seconds=time.perf_counter() - t_start, protocol=describe(keep_self_matches, len(cache.self_matched())),

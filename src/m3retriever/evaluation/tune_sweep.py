@@ -11,11 +11,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from m3retriever.collection import collection_spec
 from m3retriever.evaluation.protocol import drop_self_matches, progress_bar
 from m3retriever.evaluation.runner import ranking_to_scores
 from m3retriever.labelled.metrics import score
 from m3retriever.search import minmax
 from m3retriever.search.adaptive import adapted_weights
+from m3retriever.search.fusion import LOWER_IS_BETTER, zscore_fuse
 from m3retriever.search.matching import Matcher, analyzer_of
 from m3retriever.search.reading import read_and_score
 
@@ -35,6 +37,7 @@ class _QueryCache:
     branches: dict[str, list[tuple[int, str]]]  # branch -> [(point id, doc id)] best first
     texts: dict[int, str]
     logits: dict[int, float] = field(default_factory=dict)
+    scores: dict[str, list[float]] = field(default_factory=dict)  # branch -> its scores, same order
 
 
 class BranchCache:
@@ -47,9 +50,9 @@ class BranchCache:
         self.depth = depth
         enc = retriever.encoders
         self.present = [b for b, e in zip(BRANCHES, (enc.dense, enc.sparse, enc.bm25)) if e is not None]
-        self.queries: dict[str, _QueryCache] = {
-            q: _QueryCache(t, {}, {}) for q, t in queries.items()
-        }
+        distance = collection_spec(enc, retriever.settings).distance
+        self.lower_is_better = ("dense",) if distance in LOWER_IS_BETTER else ()
+        self.queries: dict[str, _QueryCache] = {q: _QueryCache(t, {}, {}) for q, t in queries.items()}
         qids = list(queries)
         for b in self.present:
             opts = {f"{x}_weight": (1.0 if x == b else 0.0) for x in BRANCHES}
@@ -68,6 +71,7 @@ class BranchCache:
                 for q, res in zip(batch, results):
                     c = self.queries[q]
                     c.branches[b] = [(h.id, h.doc_id) for h in res.hits]
+                    c.scores[b] = [h.scores.final for h in res.hits]
                     for h in res.hits:
                         c.texts[h.id] = h.text
                 bar.update(len(batch))
@@ -77,13 +81,18 @@ class BranchCache:
         self.window = retriever.search_settings().rerank_window
 
     def fuse(
-        self, q: str, k: int, weights: Sequence[float], prefetch: int, adaptive: bool = False
+        self, q: str, k: int, weights: Sequence[float], prefetch: int, adaptive: bool = False, fusion: str = "rrf"
     ) -> list[tuple[int, float]]:
-        """Weighted RRF of the branch rankings cut at ``prefetch``: [(point id, score)] best
-        first (``adaptive``: the weights adapted to the query as the search adapts them)."""
+        """The branch rankings cut at ``prefetch`` and fused as the search fuses them (weighted
+        RRF, or ``zscore``: :func:`~m3retriever.search.fusion.zscore_fuse`, which has no k):
+        [(point id, score)] best first (``adaptive``: the weights adapted to the query as the
+        search adapts them)."""
         c = self.queries[q]
         if adaptive:
             weights = self.adapted(q, weights, prefetch)
+        if fusion == "zscore":
+            lists = {b: list(zip((pid for pid, _ in c.branches[b][:prefetch]), c.scores[b])) for b in c.branches}
+            return zscore_fuse(lists, dict(zip(BRANCHES, weights)), self.lower_is_better)
         scores: dict[int, float] = {}
         for b, w in zip(BRANCHES, weights):
             if w <= 0 or b not in c.branches:
@@ -198,7 +207,8 @@ class Sweep:
     def fuse_all(self, k: int, w: Sequence[float], pf: int) -> dict[str, Any]:
         """Each query's fused candidates for one fusion setting."""
         adaptive = bool(getattr(self.resolved, "adaptive", False))
-        return {q: self.cache.fuse(q, k, w, pf, adaptive) for q in self.qids}
+        fusion = str(getattr(self.resolved, "fusion", "rrf"))
+        return {q: self.cache.fuse(q, k, w, pf, adaptive, fusion) for q in self.qids}
 
     def row(
         self, k: int, w: Sequence[float], pf: int, ro: tuple[int, float] | None, fused: Mapping[str, Any]
@@ -257,9 +267,7 @@ class Sweep:
             rows += self._rerank_rows(self._rerank_candidates(fusion_rows, top_settings), rerank_opts)
         return rows
 
-    def _rerank_candidates(
-        self, fusion_rows: list[dict[str, Any]], top_settings: int | None
-    ) -> list[dict[str, Any]]:
+    def _rerank_candidates(self, fusion_rows: list[dict[str, Any]], top_settings: int | None) -> list[dict[str, Any]]:
         """The best ``top_settings`` fusion rows, and the configured setting's row."""
         ranked = sorted(fusion_rows, key=lambda r: -r[self.metric])
         chosen = ranked if top_settings is None else ranked[: max(1, top_settings)]

@@ -18,6 +18,7 @@ from m3retriever.filters import Filter
 from m3retriever.rerankers.base import Reranker
 from m3retriever.search.adaptive import adapted_weights
 from m3retriever.search.diversity import diversify_records
+from m3retriever.search.fusion import LOWER_IS_BETTER, zscore_fuse
 from m3retriever.search.matching import Matcher, analyzer_of
 from m3retriever.search.reading import read_and_score
 from m3retriever.search.stage_scores import FUSED, Scores, calibrated, hit_stage_scores
@@ -41,6 +42,12 @@ CHARS_PER_TOKEN = 32
 
 TIE_MARGIN = 8
 """Extra fused candidates fetched beyond the depth, so ties at the cut are broken by id."""
+
+NOT_SEARCHED = -1
+"""Where a query's main request is when no branch can search it (its layout's ``first``)."""
+
+FUSED_HERE = -2
+"""Where a query's main request is when ``zscore`` fuses its branches' own rankings: none."""
 
 
 def branch_weights(s: SearchSettings) -> dict[str, float]:
@@ -179,9 +186,9 @@ class Searcher:
         t_enc = time.perf_counter()
         with span("query"):
             per_row = [self._branches(qv, row, s) for row in range(len(queries))]
-            own = self._own_lists(per_row, s, flt, idf_corpus) if s.adaptive else {}
+            own = self._own_lists(per_row, s, flt, idf_corpus) if s.adaptive or s.fusion == "zscore" else {}
             t_own = time.perf_counter()
-            for row, lists in own.items():
+            for row, lists in own.items() if s.adaptive else ():
                 per_row[row] = _adapted(per_row[row], lists)
             requests, layout = self._requests(qv, per_row, s, flt, idf_corpus, known=own)
             results = self.store.query(self.collection, requests) if requests else []
@@ -193,14 +200,17 @@ class Searcher:
         out = []
         for row in range(len(queries)):
             first, names = layout[row]
-            if first < 0:
+            if first == NOT_SEARCHED:
                 total = timings["encode"] + timings["search"]
                 out.append(SearchResult(cut[row], [], timings_ms={**timings, "rerank": 0.0, "total": total}))
                 continue
             weights = {b.name: b.weight for b in per_row[row]}
             t_r0 = time.perf_counter()
             with span("rerank", {"m3retriever.query_index": row, **weight_attributes(weights)}):
-                result = self._row_result(cut[row], qv, row, results, requests[first], first, names, own, s)
+                if first == FUSED_HERE:
+                    result = self._zscore_result(cut[row], qv, row, own[row], weights, s)
+                else:
+                    result = self._row_result(cut[row], qv, row, results, requests[first], first, names, own, s)
             rerank = (time.perf_counter() - t_r0) * 1000
             total = timings["encode"] + timings["search"] + rerank
             row_timings = {**timings, "rerank": rerank, "total": total}
@@ -235,9 +245,15 @@ class Searcher:
         self, per_row: Sequence[Sequence[Branch]], s: SearchSettings, flt: Filter | None, idf_corpus: Filter | None
     ) -> dict[int, dict[str, list[ScoredRecord]]]:
         """Each branch's own ranking of each query searched by several branches (one store
-        call): what :mod:`.adaptive` weighs the branches by, and their stage scores."""
+        call): what :mod:`.adaptive` weighs the branches by, what ``zscore`` fuses, and their
+        stage scores."""
         rows = [row for row, branches in enumerate(per_row) if len(branches) > 1]
-        requests = [self._branch_request(b, s, flt, idf_corpus) for row in rows for b in per_row[row]]
+        vectors: tuple[str, ...] = (DENSE,) if s.fusion == "zscore" and s.mmr is not None else ()
+        requests = [
+            replace(self._branch_request(b, s, flt, idf_corpus), with_vectors=vectors)
+            for row in rows
+            for b in per_row[row]
+        ]
         results = iter(self.store.query(self.collection, requests) if requests else [])
         return {row: {b.name: next(results) for b in per_row[row]} for row in rows}
 
@@ -264,7 +280,8 @@ class Searcher:
         Returns:
             ``(requests, layout)``: per query, ``(first, names)`` where ``requests[first]`` is
             its main request (fused, or with ``multivector_rescore`` fused then rescored by
-            MaxSim; ``first`` is -1 when no branch can search it) and the requests for stage
+            MaxSim; ``first`` is :data:`NOT_SEARCHED` when no branch can search it, and
+            :data:`FUSED_HERE` when ``zscore`` fuses the branches' own rankings, in ``known``) and the requests for stage
             scores follow it, one per name in ``names`` (:data:`FUSED`: the fused ranking
             on its own, beside a rescored one; else a branch name, unless ``known`` has that
             query's branch rankings already).
@@ -278,14 +295,17 @@ class Searcher:
         layout: list[tuple[int, list[str]]] = []
         for row, branches in enumerate(per_row):
             if not branches:
-                layout.append((-1, []))
+                layout.append((NOT_SEARCHED, []))
+                continue
+            if s.fusion == "zscore" and row in (known or {}):
+                layout.append((FUSED_HERE, []))  # fused from the branches' own rankings
                 continue
             with_vectors: tuple[str, ...] = (DENSE,) if s.mmr is not None else ()  # MMR compares them
             first = len(requests)
             fused = HybridQuery(
                 branches=tuple(branches),
                 limit=depth + TIE_MARGIN,
-                fusion=s.fusion,
+                fusion="rrf" if s.fusion == "zscore" else s.fusion,  # zscore: a lone branch, unfused
                 rrf_k=rrf_k,
                 filter=flt,
                 hnsw_ef=hnsw_ef,
@@ -308,6 +328,23 @@ class Searcher:
                     names.append(b.name)
             layout.append((first, names))
         return requests, layout
+
+    def _zscore_result(
+        self,
+        query: str,
+        qv: Any,
+        row: int,
+        lists: Mapping[str, list[ScoredRecord]],
+        weights: Mapping[str, float],
+        s: SearchSettings,
+    ) -> SearchResult:
+        """One query's result fused from its branches' own rankings by standardised scores
+        (:func:`.fusion.zscore_fuse`)."""
+        lower = (DENSE,) if self.distance in LOWER_IS_BETTER else ()
+        records = {r.id: r for lst in lists.values() for r in lst}
+        fused = zscore_fuse({n: [(r.id, r.score) for r in lst] for n, lst in lists.items()}, weights, lower)
+        main = [replace(records[i], score=score) for i, score in fused[: candidate_depth(s) + TIE_MARGIN]]
+        return self._finish(query, qv, row, main, lists if s.stage_scores else {}, s, single=False)
 
     def _finish(
         self,
