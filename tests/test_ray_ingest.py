@@ -170,12 +170,13 @@ def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_jsonl_file_is_read_on_the_cluster_as_a_plain_ingest_reads_it(tmp_path: Path, tiny_settings: dict) -> None:
-    corpus = tmp_path / "corpus.jsonl"
+    corpus = tmp_path / "docs.jsonl"  # not corpus.jsonl: its folder would read as a BEIR corpus
     lines = [
         f'{{"_id": "d{i}", "title": "Title {i}", "text": "Body of document {i}.", "year": {2000 + i}}}'
         for i in range(6)
     ]
     corpus.write_text("\n".join(lines) + "\n")
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "not a document"}\n')  # beside it, not read
     with _retriever(tmp_path / "plain", tiny_settings) as r:
         r.ingest_path(corpus)
     with _retriever(tmp_path / "ray", tiny_settings) as r:

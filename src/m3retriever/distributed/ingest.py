@@ -188,7 +188,7 @@ class _Driver:
         limit = self.plan.actors * self.options.in_flight
         seen: set[str] = set()
         read = 0
-        for batch in batches:
+        for batch in self._unwrapped(batches):
             docs = self.ingestor.coerce_batch(batch, read, seen)
             read += len(docs)
             if pool is None and not self.ingestor.store.has_collection(self.ingestor.collection):
@@ -209,6 +209,17 @@ class _Driver:
         while pending:
             self._write(self._next(pool), run)
             pending -= 1
+
+    def _unwrapped(self, batches: Iterator[list[Any]]) -> Iterator[list[Any]]:
+        """``batches``, with a read task's error of ours (a malformed JSONL line) raised as
+        itself."""
+        try:
+            yield from batches
+        except self.ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, M3RetrieverError):
+                raise cause from None
+            raise
 
     def _next(self, pool: Any) -> GroupResult:
         """The next finished group, with an actor's error turned into the library's."""
