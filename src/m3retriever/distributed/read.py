@@ -5,6 +5,7 @@ driver in batches."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,15 +17,14 @@ READ_BATCH = 256
 """Documents per block a read task yields."""
 
 
-def _as_row(doc: Document) -> str:
-    return json.dumps(
-        {"doc_id": doc.doc_id, "text": doc.text, "metadata": dict(doc.metadata), "source": doc.source},
-        ensure_ascii=False,
-    )
+def _as_row(doc: Document) -> bytes:
+    # Pickled whole: every field a reader fills (a Markdown file's heading structure too)
+    # reaches the driver as a local ingest's reader gives it. Only our own read tasks write it.
+    return pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _read_blocks(batch: dict[str, Any], max_chars: int | None) -> Iterator[dict[str, Any]]:
-    """A Ray Data generator: the documents of each path in ``batch["path"]``, as JSON rows in
+    """A Ray Data generator: the documents of each path in ``batch["path"]``, pickled, in
     blocks of :data:`READ_BATCH`."""
     import numpy as np
 
@@ -39,7 +39,7 @@ def _read_blocks(batch: dict[str, Any], max_chars: int | None) -> Iterator[dict[
             if kind == "folder"
             else read_jsonl(path)
         )
-        rows: list[str] = []
+        rows: list[bytes] = []
         for doc in docs:
             rows.append(_as_row(doc))
             if len(rows) >= READ_BATCH:
@@ -52,7 +52,7 @@ def _read_blocks(batch: dict[str, Any], max_chars: int | None) -> Iterator[dict[
 def read_path(ray: Any, path: str | Path, max_chars: int | None) -> Any:
     """A Ray Dataset of the documents at ``path`` (a folder, a JSONL file or a BEIR folder),
     read in a Ray task on the cluster (the path must be readable there: a shared file system),
-    one JSON string per row in column ``doc``. The read task asks for no CPU, so that it runs
+    one pickled :class:`~m3retriever.types.Document` per row in column ``doc``. The read task asks for no CPU, so that it runs
     beside encoding actors that take every CPU."""
     items = ray.data.from_items([{"path": str(path)}])
     return items.map_batches(_read_blocks, fn_kwargs={"max_chars": max_chars}, batch_size=1, num_cpus=0)
@@ -61,10 +61,18 @@ def read_path(ray: Any, path: str | Path, max_chars: int | None) -> Any:
 def dataset_documents(dataset: Any, batch: int) -> Iterator[list[Any]]:
     """The rows of a Ray Dataset in lists of ``batch``: mappings with ``text``, ``doc_id`` (or
     ``id``/``_id``) and optional ``metadata``/``source``, or a ``doc`` column of JSON strings
-    (what :func:`read_path` gives)."""
+    of such mappings (or of pickled documents: what :func:`read_path` gives)."""
     for block in dataset.iter_batches(batch_size=batch, batch_format="pandas"):
-        records = block.to_dict("records")
-        yield [json.loads(r["doc"]) if set(r) == {"doc"} and isinstance(r["doc"], str) else _plain(r) for r in records]
+        yield [_document(r) for r in block.to_dict("records")]
+
+
+def _document(record: dict[str, Any]) -> Any:
+    if set(record) == {"doc"}:
+        if isinstance(record["doc"], bytes):
+            return pickle.loads(record["doc"])  # noqa: S301 - written by read_path's own tasks
+        if isinstance(record["doc"], str):
+            return json.loads(record["doc"])
+    return _plain(record)
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:
