@@ -112,17 +112,14 @@ def encoder_text(doc: Document, chunk: Chunk, mode: str, token_offsets: Callable
     return with_header(chunk_header(doc, chunk, mode, token_offsets), chunk.text)
 
 
-def chunk_fields(
-    doc: Document, chunk: Chunk, mode: str, token_offsets: Callable[[str], list[tuple[int, int]]]
-) -> dict[str, Any]:
+def chunk_fields(doc: Document, chunk: Chunk, header: str | None) -> dict[str, Any]:
     """What a chunk's payload records of its place in the document: ``title`` (the document's,
     or ``None``), ``headings`` (its heading path, a list), ``pages`` (the PDF pages it spans,
-    only when it has some) and ``header`` (what the encoders read in front of it, only when
-    they read one)."""
+    only when it has some) and ``header`` (its :func:`chunk_header`, what the encoders read in
+    front of it, only when they read one)."""
     fields: dict[str, Any] = {"title": _title(doc), "headings": list(chunk.headings)}
     if chunk.pages:
         fields["pages"] = list(chunk.pages)
-    header = chunk_header(doc, chunk, mode, token_offsets)
     if header is not None:
         fields["header"] = header
     return fields

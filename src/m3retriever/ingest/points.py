@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 from m3retriever.branches import EncoderSet
 from m3retriever.errors import InputError
 from m3retriever.ingest.chunking import ChunkingConfig, chunk_text
-from m3retriever.ingest.headers import chunk_fields, chunking_for, encoder_text
+from m3retriever.ingest.headers import chunk_fields, chunk_header, chunking_for, with_header
 from m3retriever.ingest.sync import ROOT_FIELD
 from m3retriever.store.schema import StoredPoint
 from m3retriever.tenancy import check_tenant_value
@@ -110,7 +110,10 @@ class PointBuilder:
             there is none).
         """
         offsets = self.encoders.chunking_encoder.token_offsets
-        texts = [encoder_text(doc, c, self.headers, offsets) for doc, _, chunks in todo for c in chunks]
+        # Each chunk's header once: what the encoders read in front of it, and what its payload keeps.
+        flat = [(doc, c) for doc, _, chunks in todo for c in chunks]
+        headers = [chunk_header(doc, c, self.headers, offsets) for doc, c in flat]
+        texts = [with_header(h, c.text) for h, (_, c) in zip(headers, flat)]
         vectors = self.encoders.encode_document(texts, totals)
         if len(vectors) != len(texts):
             raise InputError(
@@ -131,7 +134,7 @@ class PointBuilder:
                         id=point_id(doc.doc_id, c.chunk_index, self.tenant),
                         payload={
                             **_payload(doc, digest, c, len(chunks), root),
-                            **chunk_fields(doc, c, self.headers, offsets),
+                            **chunk_fields(doc, c, headers[row]),
                         },
                         dense=vectors.dense[row].tolist() if vectors.dense is not None else None,
                         sparse=vectors.sparse[row] if vectors.sparse is not None else None,
