@@ -147,7 +147,6 @@ class Ingestor:
         self.encoders = encoders
         self.chunking = chunking
         self.doc_batch = doc_batch
-        self.dense_dim = dense_dim
         self.max_document_chars = max_document_chars
         self._pacer = WritePacer(self.write_seconds, self.first_write_chunks)
         self.builder = PointBuilder(encoders, chunking, collection, dense_dim, self._tenant, headers)
