@@ -281,8 +281,8 @@ class Searcher:
             ``(requests, layout)``: per query, ``(first, names)`` where ``requests[first]`` is
             its main request (fused, or with ``multivector_rescore`` fused then rescored by
             MaxSim; ``first`` is :data:`NOT_SEARCHED` when no branch can search it, and
-            :data:`FUSED_HERE` when ``zscore`` fuses the branches' own rankings, in ``known``) and the requests for stage
-            scores follow it, one per name in ``names`` (:data:`FUSED`: the fused ranking
+            :data:`FUSED_HERE` when ``zscore`` fuses the branches' own rankings, in ``known``)
+            and the requests for stage scores follow it, one per name in ``names`` (:data:`FUSED`: the fused ranking
             on its own, beside a rescored one; else a branch name, unless ``known`` has that
             query's branch rankings already).
         """
@@ -418,7 +418,7 @@ class Searcher:
                 single
                 and self.encoders.dense is not None
                 and DENSE in branch_lists
-                and (self.distance in ("euclid", "manhattan"))
+                and self.distance in LOWER_IS_BETTER
             )
             relevance = -engine if lower_is_better else engine
         if s.rerank and self.reranker is not None and fused:
