@@ -216,9 +216,7 @@ class _Driver:
         try:
             yield from batches
         except self.ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, M3RetrieverError):
-                raise cause from None
+            _raise_ours(exc)
             raise
 
     def _next(self, pool: Any) -> GroupResult:
@@ -228,9 +226,7 @@ class _Driver:
             result: GroupResult = pool.get_next_unordered()
             return result
         except exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, M3RetrieverError):
-                raise cause from None
+            _raise_ours(exc)
             raise RayIngestError(f"an encoding actor failed: {exc}; {_RESUME}") from exc
         except exceptions.RayActorError as exc:
             raise RayIngestError(f"an encoding actor died more often than it is restarted ({exc}); {_RESUME}") from exc
@@ -245,3 +241,11 @@ class _Driver:
 
 
 _RESUME = "what was reported written is stored: run the same ingest again to resume"
+
+
+def _raise_ours(exc: BaseException) -> None:
+    """Raise the library's own error a Ray task failed with (its ``cause``), as itself; return
+    when the task failed with something else."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, M3RetrieverError):
+        raise cause from None
