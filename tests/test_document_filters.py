@@ -135,11 +135,10 @@ def test_a_folder_ingested_before_the_fields_gets_a_warning_naming_the_fix(inges
     assert ingested.store.metadata(ingested.collection)[INGEST_ROOTS][-1]["document_fields"] == 1
 
 
-def test_a_collection_from_an_earlier_version_gets_the_fields_on_re_ingest_without_encoding(make_retriever, folder):
-    """Documents stored as an earlier version stored them (no folders, no Markdown title) get
-    the fields in place on a re-ingest of the folder: nothing encoded, all skipped as unchanged."""
-    r = make_retriever()
-    old = [  # exactly what read_folder produced before
+def _as_read_before(folder: Path) -> list[Document]:
+    """The folder's documents exactly as read_folder produced them before the document fields
+    (no folders, no Markdown title)."""
+    return [
         Document(
             text=(folder / name).read_text(encoding="utf-8"),
             doc_id=name,
@@ -148,7 +147,13 @@ def test_a_collection_from_an_earlier_version_gets_the_fields_on_re_ingest_witho
         )
         for name in FILES
     ]
-    r.ingest(old)
+
+
+def test_a_collection_from_an_earlier_version_gets_the_fields_on_re_ingest_without_encoding(make_retriever, folder):
+    """Documents stored as an earlier version stored them (no folders, no Markdown title) get
+    the fields in place on a re-ingest of the folder: nothing encoded, all skipped as unchanged."""
+    r = make_retriever()
+    r.ingest(_as_read_before(folder))
     chunks = r.count()
     assert _found(r, {"folders": "guide"}) == set()
     report = r.ingest_path(folder)
@@ -163,17 +168,7 @@ def test_a_tenant_s_re_ingest_adds_the_fields_to_its_own_documents_only(make_ret
     r = make_retriever(**{**tiny_settings, "tenant_field": "tenant"})
     acme, globex = r.scoped("acme"), r.scoped("globex")
     for scoped in (acme, globex):
-        scoped.ingest(
-            [
-                Document(
-                    text=(folder / n).read_text(encoding="utf-8"),
-                    doc_id=n,
-                    metadata={"file_name": Path(n).name, "suffix": Path(n).suffix},
-                    source=n,
-                )
-                for n in FILES
-            ]
-        )
+        scoped.ingest(_as_read_before(folder))
     report = acme.ingest_path(folder)
     assert (report.skipped, report.chunks_written) == (len(FILES), 0)
     assert _found(acme, {"folders": "guide/api"}) == {n for n in FILES if n.startswith("guide/api/")}
